@@ -1,0 +1,1 @@
+"""logs-gateway: real-time log gateway, gRPC ingest and Server-Sent Events egress."""

@@ -1,0 +1,1 @@
+"""Transports: gRPC servicers and aiohttp handlers that adapt the core."""

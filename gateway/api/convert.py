@@ -1,0 +1,97 @@
+"""Entries in and out of their wire forms: protobuf messages and JSON objects."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from logs_gateway.v1 import logs_pb2 as pb
+
+from gateway.core.broker import Gap
+from gateway.core.errors import GatewayError, invalid
+from gateway.core.events import Attributes, Entry, Event, decode_data, level_severity, parse_time
+
+MAX_ATTRIBUTES = 128
+
+
+def entry_from_proto(msg: pb.LogEntry) -> Entry | GatewayError:
+    severity = int(msg.severity_number)
+    if not severity and msg.severity_text:
+        try:
+            severity = level_severity(msg.severity_text)
+        except ValueError as e:
+            return invalid(str(e))
+    if len(msg.attributes) > MAX_ATTRIBUTES:
+        return invalid(f"more than {MAX_ATTRIBUTES} attributes")
+    if len(msg.trace_id) not in (0, 16) or len(msg.span_id) not in (0, 8):
+        return invalid("trace_id must be 16 bytes and span_id 8 bytes, or both empty")
+    attributes: Attributes = {}
+    for name, value in msg.attributes.items():
+        kind = value.WhichOneof("value")
+        if kind is None:
+            return invalid(f"attribute {name!r} has no value")
+        attributes[name] = getattr(value, kind)
+    return Entry(
+        channel=msg.channel,
+        time_ns=msg.time_unix_nano,
+        severity=severity,
+        message=msg.body,
+        source=msg.source,
+        attributes=attributes,
+        trace_id=msg.trace_id.hex(),
+        span_id=msg.span_id.hex(),
+    )
+
+
+def attribute_to_proto(value: str | int | float | bool) -> pb.AttributeValue:
+    if isinstance(value, bool):
+        return pb.AttributeValue(bool_value=value)
+    if isinstance(value, int):
+        return pb.AttributeValue(int_value=value)
+    if isinstance(value, float):
+        return pb.AttributeValue(double_value=value)
+    return pb.AttributeValue(string_value=value)
+
+
+def entry_from_json(obj: Any) -> Entry | GatewayError:
+    """An entry of POST /api/logs/publish: channel, message, optional level, attributes,
+    source, time (RFC 3339 `...Z` with microseconds)."""
+    if not isinstance(obj, dict):
+        return invalid("each entry must be a JSON object")
+    channel, message = obj.get("channel"), obj.get("message")
+    if not isinstance(channel, str):
+        return invalid("'channel' must be a string")
+    if not isinstance(message, str):
+        return invalid("'message' must be a string")
+    try:
+        severity = level_severity(obj.get("level") or "info")
+        time_ns = parse_time(obj["time"]) if obj.get("time") else 0
+    except (ValueError, TypeError, AttributeError) as e:
+        return invalid(str(e) if isinstance(e, ValueError) else "'level'/'time' must be strings")
+    attributes = obj.get("attributes") or {}
+    if not isinstance(attributes, dict) or len(attributes) > MAX_ATTRIBUTES:
+        return invalid(f"'attributes' must be an object of at most {MAX_ATTRIBUTES} values")
+    if not all(isinstance(v, str | int | float | bool) for v in attributes.values()):
+        return invalid("attribute values must be strings, numbers or booleans")
+    source = obj.get("source") or ""
+    if not isinstance(source, str):
+        return invalid("'source' must be a string")
+    return Entry(channel, time_ns, severity, message, source, attributes)
+
+
+def event_to_proto(cursor: str, item: Event | Gap) -> pb.LogEvent:
+    if isinstance(item, Gap):
+        gap = pb.Gap(channel=item.channel, lost=item.lost, reason=item.reason)
+        return pb.LogEvent(cursor=cursor, gap=gap)
+    doc = decode_data(item.data)
+    entry = pb.LogEntry(
+        channel=doc["channel"],
+        time_unix_nano=parse_time(doc["time"]),
+        severity_number=doc["severity"],
+        severity_text=doc["level"],
+        body=doc["message"],
+        attributes={k: attribute_to_proto(v) for k, v in doc["attributes"].items()},
+        trace_id=bytes.fromhex(doc.get("trace_id", "")),
+        span_id=bytes.fromhex(doc.get("span_id", "")),
+        source=doc["source"],
+    )
+    return pb.LogEvent(cursor=cursor, entry=pb.StoredEntry(offset=item.offset, entry=entry))

@@ -1,0 +1,185 @@
+"""gRPC servicers: LogIngest.Publish (bidi stream of batches) and LogStream.Subscribe."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+from typing import Any, NoReturn
+
+import grpc
+from logs_gateway.v1 import logs_pb2 as pb
+from logs_gateway.v1 import logs_pb2_grpc as pb_grpc
+
+from gateway.api.convert import entry_from_proto, event_to_proto
+from gateway.core.broker import Broker, Gap, Replay
+from gateway.core.channels import parse_pattern
+from gateway.core.cursor import decode_cursor, encode_cursor
+from gateway.core.errors import Code, GatewayError, invalid
+from gateway.core.events import Event, level_severity
+from gateway.core.hub import Hub
+from gateway.core.ingest import BatchOutcome, Ingest
+from gateway.core.subscription import EventSubscription
+from gateway.core.tokens import Principal, Verifier
+
+log = logging.getLogger("logs_gateway.grpc")
+
+_STATUS = {code.value[0]: code for code in grpc.StatusCode}
+MAX_PRODUCER_ID = 128
+
+
+def grpc_status(error: GatewayError) -> grpc.StatusCode:
+    return _STATUS[error.code.grpc_code]
+
+
+async def abort(context: grpc.aio.ServicerContext[Any, Any], error: GatewayError) -> NoReturn:
+    await context.abort(grpc_status(error), error.message)
+    raise AssertionError("unreachable: abort raises")
+
+
+async def authenticate(
+    verifier: Verifier, context: grpc.aio.ServicerContext[Any, Any]
+) -> Principal:
+    """The caller's Principal from `authorization: Bearer <jwt>` metadata, or abort."""
+    header = dict(context.invocation_metadata() or ()).get("authorization", "")
+    token = header[7:] if isinstance(header, str) and header[:7].lower() == "bearer " else None
+    try:
+        return verifier.verify(token)
+    except GatewayError as e:
+        log.info("grpc auth refused", extra={"reason": e.reason, "peer": context.peer()})
+        await abort(context, e)
+
+
+def ack(sequence: int, batch: BatchOutcome) -> pb.PublishAck:
+    results = [
+        pb.EntryResult(offset=o.offset, cursor=o.cursor)
+        if o.error is None
+        else pb.EntryResult(code=o.error.code.grpc_code, message=o.error.message)
+        for o in batch.outcomes
+    ]
+    return pb.PublishAck(sequence=sequence, results=results, duplicate=batch.duplicate)
+
+
+class Stopping:
+    """Set when the gateway drains; open streams end at their next batch boundary."""
+
+    def __init__(self) -> None:
+        self.event = asyncio.Event()
+
+    @property
+    def is_set(self) -> bool:
+        return self.event.is_set()
+
+
+class LogIngestServicer(pb_grpc.LogIngestServicer):
+    def __init__(self, verifier: Verifier, ingest: Ingest, stopping: Stopping) -> None:
+        self._verifier = verifier
+        self._ingest = ingest
+        self._stopping = stopping
+
+    async def Publish(
+        self,
+        request_iterator: AsyncIterator[pb.PublishRequest],
+        context: grpc.aio.ServicerContext[pb.PublishRequest, pb.PublishAck],
+    ) -> AsyncIterator[pb.PublishAck]:
+        principal = await authenticate(self._verifier, context)
+        if self._stopping.is_set:
+            await abort(context, GatewayError(Code.UNAVAILABLE, "gateway is draining; reconnect"))
+        while (request := await self._next(context, principal)) is not None:
+            if len(request.producer_id) > MAX_PRODUCER_ID:
+                await abort(context, invalid(f"producer_id longer than {MAX_PRODUCER_ID}"))
+            items = [entry_from_proto(e) for e in request.entries]
+            key = (request.producer_id, request.sequence) if request.producer_id else None
+            try:
+                batch = await self._ingest.publish(principal, items, key)
+            except GatewayError as e:
+                await abort(context, e)
+            yield ack(request.sequence, batch)
+
+    async def _next(
+        self, context: grpc.aio.ServicerContext[Any, Any], principal: Principal
+    ) -> pb.PublishRequest | None:
+        """The next request; None at the end of the stream; aborts on drain or expiry."""
+        read = asyncio.ensure_future(context.read())
+        stop = asyncio.ensure_future(self._stopping.event.wait())
+        timeout = max(0.0, principal.expires_at - time.time())
+        try:
+            done, _ = await asyncio.wait(
+                {read, stop}, timeout=timeout, return_when="FIRST_COMPLETED"
+            )
+        finally:
+            stop.cancel()
+        if read not in done:
+            read.cancel()
+            if stop in done:
+                await abort(
+                    context, GatewayError(Code.UNAVAILABLE, "gateway is draining; reconnect")
+                )
+            await abort(context, GatewayError(Code.UNAUTHENTICATED, "token expired; reconnect"))
+        request = read.result()
+        if request is grpc.aio.EOF:
+            return None
+        assert isinstance(request, pb.PublishRequest)
+        return request
+
+
+class LogStreamServicer(pb_grpc.LogStreamServicer):
+    def __init__(
+        self, verifier: Verifier, broker: Broker, hub: Hub, stopping: Stopping, queue_limit: int
+    ) -> None:
+        self._verifier = verifier
+        self._broker = broker
+        self._hub = hub
+        self._stopping = stopping
+        self._queue_limit = queue_limit
+
+    async def Subscribe(
+        self,
+        request: pb.SubscribeRequest,
+        context: grpc.aio.ServicerContext[pb.SubscribeRequest, pb.LogEvent],
+    ) -> AsyncIterator[pb.LogEvent]:
+        principal = await authenticate(self._verifier, context)
+        try:
+            patterns = tuple(parse_pattern(c) for c in request.channels)
+            if not patterns:
+                raise invalid("name at least one channel")
+            for p in patterns:
+                principal.check_subscribe(p)
+            floor = level_severity(request.min_level) if request.min_level else 0
+        except ValueError as e:
+            await abort(context, invalid(str(e)))
+        except GatewayError as e:
+            await abort(context, e)
+        sub = EventSubscription(
+            self._hub.next_id(), patterns, floor, principal.subject, self._queue_limit
+        )
+        try:
+            self._hub.add(sub, expires_at=principal.expires_at)
+        except GatewayError as e:
+            await abort(context, e)
+        try:
+            cursor = decode_cursor(request.cursor)
+            replay = await self._broker.replay(patterns, cursor) if cursor else None
+            self._hub.start(sub, replay or Replay(), cursor.seq if cursor else 0)
+            async for item in _drain(sub):
+                seq = getattr(item, "seq", 0)
+                yield event_to_proto(encode_cursor(self._broker.epoch, seq) if seq else "", item)
+            reason = sub.done.result()
+            if reason == "error":
+                await abort(context, GatewayError(Code.UNAUTHENTICATED, "token expired; reconnect"))
+            if reason in ("shutdown", "slow_consumer"):
+                await abort(context, GatewayError(Code.UNAVAILABLE, f"stream ended: {reason}"))
+        finally:
+            self._hub.remove(sub)
+
+
+async def _drain(sub: EventSubscription) -> AsyncIterator[Event | Gap]:
+    """Queue items until the subscription is done."""
+    while not sub.done.done():
+        get = asyncio.ensure_future(sub.queue.get())
+        await asyncio.wait((get, sub.done), return_when="FIRST_COMPLETED")
+        if not get.done():
+            get.cancel()
+            return
+        yield get.result()

@@ -1,0 +1,61 @@
+"""HTTP side of credentials: where a token is read from, and errors turned into responses."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from gateway.core.errors import Code, GatewayError
+from gateway.core.tokens import Principal, Verifier
+
+COOKIE = "logs_gateway_token"
+log = logging.getLogger("logs_gateway.http")
+
+
+def bearer_token(request: web.Request, *, allow_cookie: bool) -> str | None:
+    """The request's token: `Authorization: Bearer`, else (for GET streams) the cookie.
+
+    Publishing and admin calls take only the header, so a cookie a browser sends on its
+    own can never be used to write (no CSRF).
+    """
+    header = request.headers.get("Authorization", "")
+    if header[:7].lower() == "bearer ":
+        return header[7:].strip()
+    if allow_cookie:
+        return request.cookies.get(COOKIE)
+    return None
+
+
+def authenticate(request: web.Request, verifier: Verifier, *, allow_cookie: bool) -> Principal:
+    try:
+        return verifier.verify(bearer_token(request, allow_cookie=allow_cookie))
+    except GatewayError as e:
+        log.info("http auth refused", extra={"reason": e.reason, "path": request.path})
+        raise
+
+
+def error_response(error: GatewayError) -> web.Response:
+    """The one mapping from GatewayError to an HTTP response."""
+    body = {"error": {"code": error.code.slug, "message": error.message}}
+    response = web.json_response(body, status=error.code.http_status)
+    if error.code is Code.UNAUTHENTICATED:
+        description = error.message.replace('"', "'")
+        response.headers["WWW-Authenticate"] = (
+            f'Bearer error="invalid_token", error_description="{description}"'
+        )
+    if error.code is Code.RATE_LIMITED:
+        response.headers["Retry-After"] = "1"
+    return response
+
+
+@web.middleware
+async def errors_middleware(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Turn every GatewayError a handler raises into its response, in one place."""
+    try:
+        return await handler(request)
+    except GatewayError as e:
+        return error_response(e)

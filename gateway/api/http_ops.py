@@ -1,0 +1,94 @@
+"""Operations endpoints: /health, /ready, /admin/logs/stats and the dev-only /test/logs."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+
+from aiohttp import web
+
+from gateway.api.http_auth import authenticate
+from gateway.core.broker import Broker
+from gateway.core.channels import parse_channel
+from gateway.core.errors import invalid
+from gateway.core.events import Entry, level_severity
+from gateway.core.hub import Hub
+from gateway.core.ingest import Ingest
+from gateway.core.tokens import Principal, Verifier
+
+DEFAULT_TEST_CHANNEL = "logs:etl:workspace123:workflow456"
+_TEST_MESSAGES = (
+    ("info", "test entry: extract started"),
+    ("debug", "test entry: read 1,024 rows from source"),
+    ("warn", "test entry: slow query took 2.4 s"),
+    ("error", "test entry: load step failed, will retry"),
+)
+
+
+class OpsHandlers:
+    def __init__(
+        self,
+        verifier: Verifier,
+        broker: Broker,
+        hub: Hub,
+        ingest: Ingest,
+        draining: Callable[[], bool],
+    ) -> None:
+        self._verifier = verifier
+        self._broker = broker
+        self._hub = hub
+        self._ingest = ingest
+        self._draining = draining
+        self._started = time.time()
+
+    async def health(self, request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    async def ready(self, request: web.Request) -> web.Response:
+        broker_ok = await self._broker.ready()
+        ok = broker_ok and not self._draining()
+        body = {
+            "ready": ok,
+            "broker": "ok" if broker_ok else "unavailable",
+            "draining": self._draining(),
+        }
+        return web.json_response(body, status=200 if ok else 503)
+
+    async def stats(self, request: web.Request) -> web.Response:
+        authenticate(request, self._verifier, allow_cookie=False).require_admin()
+        hub = self._hub.stats()
+        return web.json_response(
+            {
+                "uptime_seconds": round(time.time() - self._started, 1),
+                "epoch": self._broker.epoch,
+                "channels": self._broker.channel_count(),
+                "connections": hub["connections"],
+                "subscribers_per_channel": hub["subscribers_per_channel"],
+                "entries_stored": self._ingest.stored.total,
+                "entries_refused": self._ingest.refused.total,
+                "entries_per_second": self._ingest.stored.rate(),
+                "deliveries": hub["deliveries"],
+            }
+        )
+
+    async def test_logs(self, request: web.Request) -> web.Response:
+        """Dev mode: publish `count` sample entries to `channel` (default the ETL seed)."""
+        channel = parse_channel(request.query.get("channel", DEFAULT_TEST_CHANNEL))
+        try:
+            count = int(request.query.get("count", "1"))
+        except ValueError:
+            raise invalid("'count' must be a whole number") from None
+        if not 1 <= count <= 1000:
+            raise invalid("'count' must be between 1 and 1000")
+        entries = [_sample(channel, i) for i in range(count)]
+        dev = Principal("dev-test", (), (), True, time.time() + 60, "")
+        batch = await self._ingest.publish(dev, entries)
+        return web.json_response(
+            {"channel": channel, "offsets": [o.offset for o in batch.outcomes]}
+        )
+
+
+def _sample(channel: str, i: int) -> Entry:
+    level, message = random.choice(_TEST_MESSAGES)  # noqa: S311 (sample data)
+    return Entry(channel, time.time_ns(), level_severity(level), message, "test", {"n": i})

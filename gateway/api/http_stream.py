@@ -1,0 +1,154 @@
+"""GET /api/logs/stream: Server-Sent Events for one or more channels (DESIGN §6)."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from gateway.api.http_auth import authenticate
+from gateway.core import sse
+from gateway.core.broker import Broker, Replay
+from gateway.core.channels import Pattern, parse_pattern
+from gateway.core.cursor import Cursor, decode_cursor, encode_cursor
+from gateway.core.errors import invalid
+from gateway.core.events import level_severity
+from gateway.core.hub import Hub
+from gateway.core.subscription import StreamSubscription
+from gateway.core.tokens import Principal, Verifier
+
+SSE_HEADERS = {
+    "Content-Type": "text/event-stream",
+    "Cache-Control": "no-cache",
+    "X-Accel-Buffering": "no",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class StreamSettings:
+    retry_ms: int = 3000
+    max_channels: int = 32
+    max_buffer: int = 1024 * 1024
+
+
+class TransportSink:
+    """Writes straight to the connection, framing each write as one HTTP/1.1 chunk.
+
+    The response headers (and chunked encoding) are set up by aiohttp in `prepare`; after
+    that, fan-out bytes skip aiohttp's writer so a write costs one transport call.
+    """
+
+    def __init__(self, transport: asyncio.Transport, chunked: bool) -> None:
+        self._transport = transport
+        self._chunked = chunked
+
+    def write(self, data: bytes) -> None:
+        if self._transport.is_closing():
+            return
+        if self._chunked:
+            self._transport.write(b"%x\r\n%b\r\n" % (len(data), data))
+        else:
+            self._transport.write(data)
+
+    def pending_bytes(self) -> int:
+        return self._transport.get_write_buffer_size()
+
+    def abort(self) -> None:
+        self._transport.abort()
+
+
+def parse_channels(text: str, max_channels: int) -> tuple[Pattern, ...]:
+    names = list(dict.fromkeys(c.strip() for c in text.split(",") if c.strip()))
+    if not names:
+        raise invalid("query parameter 'channels' must name at least one channel")
+    if len(names) > max_channels:
+        raise invalid(f"{len(names)} channels requested; at most {max_channels} per connection")
+    return tuple(parse_pattern(n) for n in names)
+
+
+def parse_level(text: str | None) -> int:
+    if not text:
+        return 0
+    try:
+        return level_severity(text)
+    except ValueError as e:
+        raise invalid(str(e)) from None
+
+
+def request_cursor(request: web.Request) -> Cursor | None:
+    """Where to resume: `last_event_id` in the query (must be valid), else the
+    `Last-Event-ID` header (a malformed one starts live rather than failing the browser)."""
+    explicit = request.query.get("last_event_id")
+    if explicit:
+        cursor = decode_cursor(explicit)
+        if cursor is None:
+            raise invalid(f"last_event_id {explicit[:80]!r} is not a cursor this gateway issued")
+        return cursor
+    return decode_cursor(request.headers.get("Last-Event-ID"))
+
+
+class StreamHandler:
+    def __init__(
+        self, verifier: Verifier, broker: Broker, hub: Hub, settings: StreamSettings
+    ) -> None:
+        self._verifier = verifier
+        self._broker = broker
+        self._hub = hub
+        self._settings = settings
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        principal = authenticate(request, self._verifier, allow_cookie=True)
+        patterns = parse_channels(request.query.get("channels", ""), self._settings.max_channels)
+        return await self.serve(
+            request, principal, patterns, parse_level(request.query.get("level"))
+        )
+
+    async def serve(
+        self,
+        request: web.Request,
+        principal: Principal,
+        patterns: tuple[Pattern, ...],
+        min_severity: int,
+    ) -> web.StreamResponse:
+        """Stream `patterns` to this request; the proxy routes call this too."""
+        for pattern in patterns:
+            principal.check_subscribe(pattern)
+        cursor = request_cursor(request)
+        transport = request.transport
+        if transport is None:
+            raise asyncio.CancelledError  # the client is already gone
+        sink = TransportSink(transport, chunked=request.version >= (1, 1))
+        sub = StreamSubscription(
+            self._hub.next_id(),
+            patterns,
+            min_severity,
+            f"{principal.subject}/{principal.token_id}",
+            sink,
+            self._settings.max_buffer,
+        )
+        self._hub.add(sub, expires_at=principal.expires_at)
+        try:
+            return await self._stream(request, sub, cursor)
+        finally:
+            self._hub.remove(sub)
+
+    async def _stream(
+        self, request: web.Request, sub: StreamSubscription, cursor: Cursor | None
+    ) -> web.StreamResponse:
+        head = await self._broker.head()
+        epoch = self._broker.epoch
+        response = web.StreamResponse(headers=SSE_HEADERS)
+        response.force_close()
+        await response.prepare(request)
+        ready = {"connection": sub.id, "channels": [p.text for p in sub.patterns]}
+        # A live-only start gets the head as its cursor, so a reconnect misses nothing.
+        ready_id = None if cursor else encode_cursor(epoch, head)
+        await response.write(sse.frame("ready", ready, ready_id, self._settings.retry_ms))
+        if cursor is None:
+            self._hub.start(sub, Replay(), head)
+        else:
+            replay = await self._broker.replay(sub.patterns, cursor)
+            self._hub.start(sub, replay, cursor.seq if cursor.epoch == epoch else 0)
+        await sub.done
+        return response

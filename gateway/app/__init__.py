@@ -1,0 +1,1 @@
+"""Configuration, wiring, lifecycle and the command line."""

@@ -1,0 +1,257 @@
+"""One configuration object, built from flags and LOGS_GATEWAY_* variables, validated at start.
+
+Every setting is a row of SETTINGS: its flag, its variable, its default and how its text is
+read. A bad value stops the start with a message naming the setting and the value.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+ENV_PREFIX = "LOGS_GATEWAY_"
+
+
+class ConfigError(ValueError):
+    """A setting has a bad value; the message names both."""
+
+
+def _port(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise ValueError("must be a port number 0-65535")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise ValueError("must be a whole number of at least 1")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise ValueError("must be a number greater than 0")
+    return value
+
+
+def _bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError("must be true or false")
+
+
+def _leeway(text: str) -> float:
+    value = float(text)
+    if not 0 <= value <= 30:
+        raise ValueError("must be between 0 and 30 seconds")
+    return value
+
+
+def _secret(text: str) -> str:
+    if len(text.encode()) < 32:
+        raise ValueError("must be at least 32 bytes (generate one with: openssl rand -hex 32)")
+    return text
+
+
+def _existing_file(text: str) -> str:
+    if text and not Path(text).is_file():
+        raise ValueError("no such file")
+    return text
+
+
+def _broker(text: str) -> str:
+    if text == "memory":
+        return text
+    url = urlparse(text)
+    if url.scheme not in ("redis", "rediss") or not url.hostname:
+        raise ValueError("must be 'memory' or a URL redis://HOST:PORT/DB")
+    return text
+
+
+def _level(text: str) -> str:
+    if text.lower() not in ("debug", "info", "warning", "error"):
+        raise ValueError("must be debug, info, warning or error")
+    return text.lower()
+
+
+def _log_format(text: str) -> str:
+    if text not in ("json", "text"):
+        raise ValueError("must be json or text")
+    return text
+
+
+def _origins(text: str) -> str:
+    for origin in filter(None, (o.strip() for o in text.split(","))):
+        url = urlparse(origin)
+        if origin == "*" or url.scheme not in ("http", "https") or not url.netloc or url.path:
+            raise ValueError(f"{origin!r} is not an origin like https://app.example.com")
+    return text
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    name: str
+    default: Any
+    cast: Callable[[str], Any]
+    help: str
+    secret: bool = False
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    @property
+    def env(self) -> str:
+        return ENV_PREFIX + self.name.upper()
+
+
+SETTINGS = (
+    Setting("host", "127.0.0.1", str, "address both servers bind"),
+    Setting("http_port", 3002, _port, "HTTP port (SSE, publish, page, health)"),
+    Setting("grpc_port", 50051, _port, "gRPC port (ingest, subscribe)"),
+    Setting("dev", False, _bool, "dev mode: random secret if none, printed tokens, /test/logs"),
+    Setting("jwt_secret", "", _secret, "HS256 shared secret (>= 32 bytes)", secret=True),
+    Setting("jwt_public_keys", "", _existing_file, "PEM or JWKS file of verification keys"),
+    Setting("jwt_private_key", "", _existing_file, "PEM private key the CLI signs tokens with"),
+    Setting("jwt_issuer", "logs-gateway", str, "required `iss` claim"),
+    Setting("jwt_audience", "logs-gateway", str, "required `aud` claim"),
+    Setting("jwt_leeway", 5.0, _leeway, "clock skew allowed on exp/iat, seconds (<= 30)"),
+    Setting("broker", "memory", _broker, "'memory' or redis://HOST:PORT/DB"),
+    Setting("history_entries", 1000, _positive_int, "entries kept per channel"),
+    Setting("history_seconds", 600.0, _positive_float, "seconds an entry is kept"),
+    Setting("max_entry_bytes", 65536, _positive_int, "largest entry (message + attributes)"),
+    Setting(
+        "max_message_bytes", 4 * 1024 * 1024, _positive_int, "largest gRPC message / HTTP body"
+    ),
+    Setting("max_batch_entries", 1000, _positive_int, "most entries in one publish batch"),
+    Setting("max_channels", 32, _positive_int, "channels per SSE connection"),
+    Setting("max_connections_per_token", 16, _positive_int, "open streams per token"),
+    Setting(
+        "send_buffer_bytes",
+        1024 * 1024,
+        _positive_int,
+        "unsent bytes per SSE connection before it is dropped",
+    ),
+    Setting("heartbeat_seconds", 15.0, _positive_float, "SSE `: ping` interval"),
+    Setting("retry_ms", 3000, _positive_int, "SSE `retry:` sent to browsers"),
+    Setting("grace_seconds", 10.0, _positive_float, "drain time on SIGTERM"),
+    Setting("cors_origins", "", _origins, "comma-separated origins allowed to read cross-origin"),
+    Setting("log_level", "info", _level, "debug, info, warning or error"),
+    Setting("log_format", "json", _log_format, "json or text"),
+)
+AUTH_SETTINGS = (
+    "jwt_secret",
+    "jwt_public_keys",
+    "jwt_private_key",
+    "jwt_issuer",
+    "jwt_audience",
+    "jwt_leeway",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    host: str
+    http_port: int
+    grpc_port: int
+    dev: bool
+    jwt_secret: str
+    jwt_public_keys: str
+    jwt_private_key: str
+    jwt_issuer: str
+    jwt_audience: str
+    jwt_leeway: float
+    broker: str
+    history_entries: int
+    history_seconds: float
+    max_entry_bytes: int
+    max_message_bytes: int
+    max_batch_entries: int
+    max_channels: int
+    max_connections_per_token: int
+    send_buffer_bytes: int
+    heartbeat_seconds: float
+    retry_ms: int
+    grace_seconds: float
+    cors_origins: str
+    log_level: str
+    log_format: str
+
+    @property
+    def has_verify_key(self) -> bool:
+        return bool(self.jwt_secret or self.jwt_public_keys)
+
+    def masked(self) -> dict[str, Any]:
+        """Effective values with secrets hidden (for `logs-gateway config` and logs)."""
+        out = {}
+        for s in SETTINGS:
+            value = getattr(self, s.name)
+            out[s.name] = "***" if s.secret and value else value
+        return out
+
+
+def add_arguments(parser: argparse.ArgumentParser, names: tuple[str, ...] | None = None) -> None:
+    """Add the flags of `names` (default: all settings); defaults come later, from env."""
+    for s in SETTINGS:
+        if names is not None and s.name not in names:
+            continue
+        if s.cast is _bool:
+            parser.add_argument(
+                s.flag, dest=s.name, action="store_const", const="true", default=None, help=s.help
+            )
+        else:
+            parser.add_argument(
+                s.flag,
+                dest=s.name,
+                default=None,
+                metavar="VALUE",
+                help=f"{s.help} (env {s.env}, default {s.default!r})",
+            )
+
+
+def load(args: argparse.Namespace | None = None, env: Mapping[str, str] | None = None) -> Config:
+    """Flags win over environment variables, which win over defaults."""
+    env = os.environ if env is None else env
+    values: dict[str, Any] = {}
+    for s in SETTINGS:
+        flag_value = getattr(args, s.name, None) if args is not None else None
+        if flag_value is not None:
+            values[s.name] = _cast(s, flag_value, s.flag)
+        elif s.env in env:
+            values[s.name] = _cast(s, env[s.env], s.env)
+        else:
+            values[s.name] = s.default
+    unknown = sorted(k for k in env if k.startswith(ENV_PREFIX) and k not in _KNOWN_ENV)
+    if unknown:
+        raise ConfigError(f"unknown setting {unknown[0]}; see `logs-gateway serve --help`")
+    return Config(**values)
+
+
+_KNOWN_ENV = {s.env for s in SETTINGS} | {
+    # read by the client verbs, not the server
+    "LOGS_GATEWAY_TOKEN",
+    "LOGS_GATEWAY_URL",
+    "LOGS_GATEWAY_GRPC_TARGET",
+}
+
+
+def _cast(setting: Setting, text: str, where: str) -> Any:
+    try:
+        return setting.cast(text)
+    except ValueError as e:
+        shown = "***" if setting.secret else repr(text)
+        reason = str(e)
+        if "invalid literal" in reason or "could not convert" in reason:
+            reason = "must be a number"
+        raise ConfigError(f"{where}={shown}: {reason}") from None

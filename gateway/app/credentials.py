@@ -1,0 +1,103 @@
+"""Keys from configuration: the verifier the servers use and the signer the CLI uses."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from dataclasses import replace
+from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
+
+from gateway.app.config import Config, ConfigError
+from gateway.core.tokens import (
+    Signer,
+    Verifier,
+    key_id,
+    load_private_key,
+    load_public_keys,
+    public_jwk,
+)
+
+MISSING_KEY = (
+    "no token key configured: set LOGS_GATEWAY_JWT_SECRET (HS256, >= 32 bytes) or "
+    "LOGS_GATEWAY_JWT_PUBLIC_KEYS (PEM/JWKS file; make one with `logs-gateway keys generate`), "
+    "or run with --dev for a throwaway key"
+)
+
+
+def with_dev_secret(config: Config) -> Config:
+    """Dev mode keeps a configured key, else makes a random secret for this run."""
+    if config.has_verify_key:
+        return config
+    return replace(config, jwt_secret=secrets.token_hex(32))
+
+
+def verifier(config: Config) -> Verifier:
+    if not config.has_verify_key:
+        raise ConfigError(MISSING_KEY)
+    try:
+        keys = load_public_keys(Path(config.jwt_public_keys)) if config.jwt_public_keys else {}
+    except (ValueError, OSError) as e:
+        raise ConfigError(f"LOGS_GATEWAY_JWT_PUBLIC_KEYS={config.jwt_public_keys!r}: {e}") from None
+    return Verifier(
+        secret=config.jwt_secret.encode() if config.jwt_secret else None,
+        public_keys=keys,
+        issuer=config.jwt_issuer,
+        audience=config.jwt_audience,
+        leeway=config.jwt_leeway,
+    )
+
+
+def signer(config: Config) -> Signer:
+    """Sign with the private key if one is configured, else with the HS256 secret."""
+    if config.jwt_private_key:
+        try:
+            key = load_private_key(Path(config.jwt_private_key))
+        except (ValueError, OSError) as e:
+            raise ConfigError(
+                f"LOGS_GATEWAY_JWT_PRIVATE_KEY={config.jwt_private_key!r}: {e}"
+            ) from None
+        return Signer(
+            private_key=key,
+            kid=key_id(key.public_key()),
+            issuer=config.jwt_issuer,
+            audience=config.jwt_audience,
+        )
+    if config.jwt_secret:
+        return Signer(
+            secret=config.jwt_secret.encode(),
+            issuer=config.jwt_issuer,
+            audience=config.jwt_audience,
+        )
+    raise ConfigError(
+        "no signing key configured: set LOGS_GATEWAY_JWT_SECRET or LOGS_GATEWAY_JWT_PRIVATE_KEY"
+    )
+
+
+def generate_keys(directory: Path) -> tuple[Path, Path, str]:
+    """Write a new Ed25519 key pair: `<kid>.key.pem` (0600) and `<kid>.pub.pem`, and add the
+    public key to `jwks.json` so the gateway can verify old and new keys during rotation."""
+    directory.mkdir(parents=True, exist_ok=True)
+    key = ed25519.Ed25519PrivateKey.generate()
+    kid = key_id(key.public_key())
+    private_path = directory / f"{kid}.key.pem"
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    fd = os.open(private_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(pem)
+    public_path = directory / f"{kid}.pub.pem"
+    public_path.write_bytes(
+        key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    jwks_path = directory / "jwks.json"
+    jwks = json.loads(jwks_path.read_text()) if jwks_path.exists() else {"keys": []}
+    jwks["keys"].append(public_jwk(key.public_key(), kid))
+    jwks_path.write_text(json.dumps(jwks, indent=2) + "\n")
+    return private_path, jwks_path, kid

@@ -1,0 +1,214 @@
+"""The lifecycle owner: builds the pieces, serves gRPC and HTTP on one loop, drains on stop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from dataclasses import dataclass
+
+import grpc
+from aiohttp import web
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from logs_gateway.v1 import logs_pb2_grpc as pb_grpc
+
+from gateway.api.grpc_services import LogIngestServicer, LogStreamServicer, Stopping
+from gateway.api.http_auth import errors_middleware
+from gateway.api.http_ops import OpsHandlers
+from gateway.api.http_publish import PublishHandler
+from gateway.api.http_stream import StreamHandler, StreamSettings
+from gateway.app import credentials
+from gateway.app.config import Config, ConfigError
+from gateway.core.broker import Broker
+from gateway.core.broker_memory import MemoryBroker
+from gateway.core.hub import Hub
+from gateway.core.ingest import Ingest, Limits
+
+log = logging.getLogger("logs_gateway")
+SERVICES = ("logs_gateway.v1.LogIngest", "logs_gateway.v1.LogStream")
+SHUTDOWN = {"reason": "server draining; reconnect", "retry_ms": 1000}
+
+
+def make_broker(config: Config) -> Broker:
+    if config.broker == "memory":
+        return MemoryBroker(max_entries=config.history_entries, max_age=config.history_seconds)
+    raise ConfigError(
+        f"LOGS_GATEWAY_BROKER={config.broker!r}: the Redis broker is not available yet"
+    )
+
+
+@dataclass
+class Ports:
+    http: int
+    grpc: int
+
+
+class Gateway:
+    """Owns the broker, hub, both servers and their shutdown order."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.verifier = credentials.verifier(config)
+        self.broker = make_broker(config)
+        self.hub = Hub(
+            epoch=lambda: self.broker.epoch, max_per_owner=config.max_connections_per_token
+        )
+        self.broker.add_listener(self.hub.deliver)
+        self.ingest = Ingest(self.broker, Limits(config.max_entry_bytes, config.max_batch_entries))
+        self.stopping = Stopping()
+        self.health = health.aio.HealthServicer()
+        self._grpc: grpc.aio.Server | None = None
+        self._runner: web.AppRunner | None = None
+        self._heartbeats: asyncio.Task[None] | None = None
+        self._stopped = False
+        self.ports = Ports(0, 0)
+
+    # -- start --------------------------------------------------------------------------
+
+    async def start(self) -> Ports:
+        self.ports = Ports(await self._start_http(), await self._start_grpc())
+        self._heartbeats = asyncio.create_task(
+            self.hub.run_heartbeats(self.config.heartbeat_seconds)
+        )
+        for name in ("", *SERVICES):
+            await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        log.info(
+            "logs-gateway started",
+            extra={
+                "http_port": self.ports.http,
+                "grpc_port": self.ports.grpc,
+                "broker": self.config.broker.split("@")[-1],
+                "dev": self.config.dev,
+            },
+        )
+        return self.ports
+
+    async def _start_grpc(self) -> int:
+        c = self.config
+        server = grpc.aio.server(
+            options=[
+                ("grpc.max_receive_message_length", c.max_message_bytes),
+                ("grpc.max_send_message_length", c.max_message_bytes),
+                ("grpc.keepalive_permit_without_calls", 1),
+                ("grpc.http2.min_ping_interval_without_data_ms", 5000),
+            ]
+        )
+        pb_grpc.add_LogIngestServicer_to_server(
+            LogIngestServicer(self.verifier, self.ingest, self.stopping), server
+        )
+        pb_grpc.add_LogStreamServicer_to_server(
+            LogStreamServicer(
+                self.verifier, self.broker, self.hub, self.stopping, queue_limit=10_000
+            ),
+            server,
+        )
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
+        reflection.enable_server_reflection(
+            (*SERVICES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+        )
+        port: int = server.add_insecure_port(f"{_grpc_host(c.host)}:{c.grpc_port}")
+        if port == 0:
+            raise OSError(f"cannot bind gRPC port {c.host}:{c.grpc_port}")
+        await server.start()
+        self._grpc = server
+        return port
+
+    async def _start_http(self) -> int:
+        app = self.http_app()
+        runner = web.AppRunner(
+            app,
+            handler_cancellation=True,
+            shutdown_timeout=self.config.grace_seconds,
+            access_log=None,
+        )
+        await runner.setup()
+        site = web.TCPSite(runner, self.config.host, self.config.http_port, backlog=4096)
+        await site.start()
+        self._runner = runner
+        return int(runner.addresses[0][1])
+
+    def http_app(self) -> web.Application:
+        c = self.config
+        app = web.Application(middlewares=[errors_middleware], client_max_size=c.max_message_bytes)
+        stream = StreamHandler(
+            self.verifier,
+            self.broker,
+            self.hub,
+            StreamSettings(c.retry_ms, c.max_channels, c.send_buffer_bytes),
+        )
+        publish = PublishHandler(self.verifier, self.ingest, c.max_message_bytes)
+        ops = OpsHandlers(
+            self.verifier, self.broker, self.hub, self.ingest, lambda: self.stopping.is_set
+        )
+        app.router.add_get("/api/logs/stream", stream.handle)
+        app.router.add_post("/api/logs/publish", publish.handle)
+        app.router.add_get("/health", ops.health)
+        app.router.add_get("/ready", ops.ready)
+        app.router.add_get("/admin/logs/stats", ops.stats)
+        if c.dev:
+            app.router.add_route("*", "/test/logs", ops.test_logs)
+        return app
+
+    # -- stop ---------------------------------------------------------------------------
+
+    async def stop(self) -> None:
+        """Drain within the grace period. Safe to call twice."""
+        if self._stopped:
+            return
+        self._stopped = True
+        grace = self.config.grace_seconds
+        log.info(
+            "draining", extra={"grace_seconds": grace, "sse_connections": self.hub.subscriptions}
+        )
+        # 1. Probes and load balancers see us leave before anything is refused.
+        await self.health.enter_graceful_shutdown()
+        # 2. Publish streams finish the batch in hand, are acked, then end with UNAVAILABLE.
+        self.stopping.event.set()
+        # 3. SSE clients get a last `shutdown` event and reconnect elsewhere.
+        self.hub.close_all(SHUTDOWN, "shutdown")
+        # 4. Both servers stop accepting and wait for their handlers, bounded by the grace.
+        await asyncio.gather(self._stop_grpc(grace), self._stop_http())
+        # 5. Background work, then the broker last: nothing is using it any more.
+        if self._heartbeats is not None:
+            self._heartbeats.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._heartbeats
+        await self.broker.close()
+        log.info("stopped")
+
+    async def _stop_grpc(self, grace: float) -> None:
+        if self._grpc is not None:
+            await self._grpc.stop(grace)
+
+    async def _stop_http(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+
+def _grpc_host(host: str) -> str:
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
+
+
+async def serve(config: Config, on_ready: object = None) -> None:
+    """Run until SIGTERM or SIGINT, then drain; a second signal stops at once."""
+    gateway = Gateway(config)
+    await gateway.start()
+    if callable(on_ready):
+        on_ready(gateway)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    main = asyncio.current_task()
+
+    def on_signal() -> None:
+        if stop.is_set() and main is not None:
+            main.cancel()
+        stop.set()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, on_signal)
+    try:
+        await stop.wait()
+    finally:
+        await gateway.stop()

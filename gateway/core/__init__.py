@@ -1,0 +1,1 @@
+"""The domain: channels, tokens, events, brokers and fan-out. Imports neither grpc nor aiohttp."""

@@ -1,0 +1,105 @@
+"""Log entries as accepted, and events as stored (an entry with its place in history).
+
+An event is encoded to its JSON line once, when it is stored; every reader (SSE fan-out,
+history replay, Redis) then reuses those bytes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+# OpenTelemetry severity ranges: TRACE 1-4, DEBUG 5-8, INFO 9-12, WARN 13-16, ERROR 17-20,
+# FATAL 21-24. A level name stands for the lowest number of its range.
+LEVELS = ("trace", "debug", "info", "warn", "error", "fatal")
+_ALIASES = {"warning": "warn", "critical": "fatal", "err": "error", "panic": "fatal"}
+MAX_SEVERITY = 24
+
+Attributes = dict[str, str | int | float | bool]
+
+
+def level_name(severity: int) -> str:
+    """Level name of an OpenTelemetry severity number (0, unspecified, counts as info)."""
+    if severity <= 0:
+        return "info"
+    return LEVELS[min(severity, MAX_SEVERITY) - 1 >> 2]
+
+
+def level_severity(name: str) -> int:
+    """Lowest severity number of a level name; raises ValueError for an unknown name."""
+    key = _ALIASES.get(name.strip().lower(), name.strip().lower())
+    if key not in LEVELS:
+        raise ValueError(f"unknown level {name!r}; use one of {', '.join(LEVELS)}")
+    return LEVELS.index(key) * 4 + 1
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """A validated log entry, as a publisher sent it."""
+
+    channel: str
+    time_ns: int
+    severity: int
+    message: str
+    source: str
+    attributes: Attributes
+    trace_id: str = ""
+    span_id: str = ""
+
+    @property
+    def level(self) -> str:
+        return level_name(self.severity)
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """A stored entry: `offset` counts within its channel, `seq` across the whole broker."""
+
+    channel: str
+    offset: int
+    seq: int
+    severity: int
+    data: bytes  # the one-line JSON form, shared by every reader
+
+
+def encode_data(entry: Entry, offset: int) -> bytes:
+    """The JSON line of a stored entry (the SSE `data` and the Redis payload)."""
+    doc: dict[str, Any] = {
+        "channel": entry.channel,
+        "offset": offset,
+        "time": format_time(entry.time_ns),
+        "level": entry.level,
+        "severity": entry.severity,
+        "message": entry.message,
+        "source": entry.source,
+        "attributes": entry.attributes,
+    }
+    if entry.trace_id:
+        doc["trace_id"] = entry.trace_id
+        doc["span_id"] = entry.span_id
+    return orjson.dumps(doc)
+
+
+def make_event(entry: Entry, offset: int, seq: int) -> Event:
+    return Event(entry.channel, offset, seq, entry.severity, encode_data(entry, offset))
+
+
+def decode_data(data: bytes) -> dict[str, Any]:
+    doc: dict[str, Any] = orjson.loads(data)
+    return doc
+
+
+def format_time(time_ns: int) -> str:
+    """RFC 3339 UTC with microseconds, e.g. 2026-11-27T01:02:03.123456Z."""
+    seconds, nanos = divmod(time_ns, 1_000_000_000)
+    stamp = dt.datetime.fromtimestamp(seconds, dt.UTC).replace(microsecond=nanos // 1000)
+    return stamp.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_time(text: str) -> int:
+    """Inverse of format_time (microsecond precision)."""
+    stamp = dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=dt.UTC)
+    return int(stamp.timestamp()) * 1_000_000_000 + stamp.microsecond * 1000

@@ -1,0 +1,173 @@
+"""The fan-out: routes each new event to the subscriptions of its channel.
+
+The broker hands new events to `deliver` in seq order. The hub only queues them; once per
+loop turn `_flush` walks the queued runs (consecutive events of one channel), encodes each
+run once per severity floor in use, and gives every subscriber the same bytes. Each
+subscriber then does one write for everything it is owed this turn.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+from gateway.core import sse
+from gateway.core.broker import Replay
+from gateway.core.errors import Code, GatewayError
+from gateway.core.events import Event
+from gateway.core.subscription import Subscription
+
+
+class Hub:
+    def __init__(
+        self, *, epoch: Callable[[], str], max_per_owner: int = 16, max_channel_cache: int = 100_000
+    ) -> None:
+        self._epoch = epoch
+        self._subs: set[Subscription] = set()
+        # channel -> subscriptions matching it; filled on first sight of a channel.
+        self._routes: dict[str, list[Subscription]] = {}
+        self._runs: list[tuple[str, list[Event]]] = []
+        self._scheduled = False
+        self._per_owner: Counter[str] = Counter()
+        self._max_per_owner = max_per_owner
+        self._max_channel_cache = max_channel_cache
+        self._ids = itertools.count(1)
+        self.delivered = 0
+
+    def next_id(self) -> str:
+        return f"c{next(self._ids)}"
+
+    # -- subscriptions ----------------------------------------------------------------
+
+    def add(self, sub: Subscription, expires_at: float | None = None) -> None:
+        """Register `sub` for live events (held until `start`); enforces the owner limit."""
+        if self._per_owner[sub.owner] >= self._max_per_owner:
+            raise GatewayError(
+                Code.RATE_LIMITED,
+                f"this token already has {self._max_per_owner} open streams",
+                reason="connections",
+            )
+        self._per_owner[sub.owner] += 1
+        self._subs.add(sub)
+        for channel, route in self._routes.items():
+            if sub.matches(channel):
+                route.append(sub)
+                sub.channels.add(channel)
+        if expires_at is not None:  # wall-clock time, as in the token's `exp`
+            delay = max(0.0, expires_at - time.time())
+            sub.expiry = asyncio.get_running_loop().call_later(delay, self._expire, sub)
+
+    def start(self, sub: Subscription, replay: Replay, after: int) -> None:
+        """Send the replay, then switch `sub` to live delivery."""
+        sub.start(self._epoch().encode(), replay.gaps, replay.events, after)
+
+    def remove(self, sub: Subscription) -> None:
+        """Forget `sub` at once; safe to call twice."""
+        if sub not in self._subs:
+            return
+        self._subs.discard(sub)
+        self._per_owner[sub.owner] -= 1
+        if not self._per_owner[sub.owner]:
+            del self._per_owner[sub.owner]
+        if sub.expiry is not None:
+            sub.expiry.cancel()
+        for channel in sub.channels:
+            route = self._routes[channel]
+            route.remove(sub)
+            if not route:
+                del self._routes[channel]
+        sub.finish("closed")
+
+    def _route(self, channel: str) -> list[Subscription]:
+        route = self._routes.get(channel)
+        if route is None:
+            route = [s for s in self._subs if s.matches(channel)]
+            for sub in route:
+                sub.channels.add(channel)
+            if route or len(self._routes) < self._max_channel_cache:
+                self._routes[channel] = route
+        return route
+
+    def _expire(self, sub: Subscription) -> None:
+        sub.close({"reason": "token_expired", "message": "token expired; reconnect"}, "error")
+
+    # -- delivery ---------------------------------------------------------------------
+
+    def deliver(self, events: list[Event]) -> None:
+        """Broker listener: queue events for this loop turn's flush."""
+        runs = self._runs
+        for event in events:
+            if runs and runs[-1][0] == event.channel:
+                runs[-1][1].append(event)
+            else:
+                runs.append((event.channel, [event]))
+        if not self._scheduled:
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._scheduled = False
+        runs, self._runs = self._runs, []
+        epoch = self._epoch().encode()
+        dirty: list[Subscription] = []
+        for channel, events in runs:
+            route = self._route(channel)
+            if not route:
+                continue
+            chunk_for = _RunChunks(epoch, events)
+            for sub in route:
+                if sub.offer(events, chunk_for):
+                    dirty.append(sub)
+            self.delivered += len(events) * len(route)
+        for sub in dirty:
+            sub.flush()
+
+    # -- housekeeping -----------------------------------------------------------------
+
+    def heartbeat(self) -> None:
+        for sub in list(self._subs):
+            sub.heartbeat()
+
+    async def run_heartbeats(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            self.heartbeat()
+
+    def close_all(self, data: Any, event: str) -> None:
+        """Send every subscriber a last event and end its stream (drain)."""
+        for sub in list(self._subs):
+            sub.close(data, event)
+
+    @property
+    def subscriptions(self) -> int:
+        return len(self._subs)
+
+    def stats(self) -> dict[str, Any]:
+        per_channel = {c: len(r) for c, r in self._routes.items() if r}
+        return {
+            "connections": len(self._subs),
+            "owners": len(self._per_owner),
+            "subscribers_per_channel": per_channel,
+            "deliveries": self.delivered,
+        }
+
+
+class _RunChunks:
+    """The SSE bytes of one run, encoded once per severity floor that a subscriber uses."""
+
+    __slots__ = ("_cache", "_epoch", "_events")
+
+    def __init__(self, epoch: bytes, events: list[Event]) -> None:
+        self._epoch = epoch
+        self._events = events
+        self._cache: dict[int, bytes] = {}
+
+    def __call__(self, floor: int) -> bytes:
+        chunk = self._cache.get(floor)
+        if chunk is None:
+            chunk = self._cache[floor] = sse.log_frames(self._epoch, self._events, floor)
+        return chunk

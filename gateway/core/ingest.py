@@ -1,0 +1,118 @@
+"""The publish path shared by gRPC and HTTP: check each entry, store the good ones, answer.
+
+A bad or forbidden entry is refused on its own; the rest of its batch and of its stream go
+on. Checks depend only on the token and the entry, so a batch resent after a reconnect gets
+the same answer, and the broker's de-duplication returns the same offsets.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import orjson
+
+from gateway.core.broker import Broker, DedupKey
+from gateway.core.channels import parse_channel, parse_pattern
+from gateway.core.cursor import encode_cursor
+from gateway.core.errors import Code, GatewayError, invalid
+from gateway.core.events import MAX_SEVERITY, Entry
+from gateway.core.meter import Meter
+from gateway.core.tokens import Principal
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    max_entry_bytes: int = 64 * 1024
+    max_batch_entries: int = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """One entry's answer: stored at `offset` (error is None), or refused."""
+
+    offset: int = 0
+    cursor: str = ""
+    error: GatewayError | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BatchOutcome:
+    outcomes: list[Outcome]
+    duplicate: bool
+
+
+class Ingest:
+    def __init__(self, broker: Broker, limits: Limits) -> None:
+        self._broker = broker
+        self._limits = limits
+        self.stored = Meter()
+        self.refused = Meter()
+
+    async def publish(
+        self,
+        principal: Principal,
+        items: Sequence[Entry | GatewayError],
+        key: DedupKey | None = None,
+    ) -> BatchOutcome:
+        """Store every acceptable entry of a batch; one Outcome per item, in order.
+
+        `items` holds entries, or the error a transport found while decoding one.
+        """
+        if len(items) > self._limits.max_batch_entries:
+            error = GatewayError(
+                Code.TOO_LARGE,
+                f"batch has {len(items)} entries; at most {self._limits.max_batch_entries}",
+            )
+            return BatchOutcome([Outcome(error=error)] * len(items), duplicate=False)
+        checked = [self._check(principal, item, i) for i, item in enumerate(items)]
+        accepted = [c for c in checked if isinstance(c, Entry)]
+        appended = await self._broker.append(accepted, key)
+        if not appended.duplicate:
+            self.stored.add(len(accepted))
+            self.refused.add(len(checked) - len(accepted))
+        stored = iter(appended.events)
+        epoch = self._broker.epoch
+        outcomes = []
+        for c in checked:
+            if isinstance(c, Entry):
+                event = next(stored)
+                outcomes.append(Outcome(event.offset, encode_cursor(epoch, event.seq)))
+            else:
+                outcomes.append(Outcome(error=c))
+        return BatchOutcome(outcomes, appended.duplicate)
+
+    def _check(
+        self, principal: Principal, item: Entry | GatewayError, index: int
+    ) -> Entry | GatewayError:
+        if isinstance(item, GatewayError):
+            return item
+        try:
+            parse_channel(item.channel)
+            principal.check_publish(parse_pattern(item.channel))
+            check_entry(item, self._limits.max_entry_bytes)
+        except GatewayError as e:
+            return GatewayError(e.code, f"entry {index}: {e.message}", reason=e.reason)
+        if item.time_ns == 0 or not item.source:
+            return Entry(
+                item.channel,
+                item.time_ns or time.time_ns(),
+                item.severity,
+                item.message,
+                item.source or principal.subject,
+                item.attributes,
+                item.trace_id,
+                item.span_id,
+            )
+        return item
+
+
+def check_entry(entry: Entry, max_bytes: int) -> None:
+    if not entry.message.strip():
+        raise invalid("message is empty")
+    if not 0 <= entry.severity <= MAX_SEVERITY:
+        raise invalid(f"severity {entry.severity} is outside 0-{MAX_SEVERITY}")
+    size = len(entry.message.encode("utf-8", "replace")) + len(orjson.dumps(entry.attributes))
+    if size > max_bytes:
+        raise GatewayError(Code.TOO_LARGE, f"entry is {size} bytes; at most {max_bytes}")

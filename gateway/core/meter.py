@@ -1,0 +1,30 @@
+"""A rate meter over the last minute, in one-second buckets (for /admin/logs/stats)."""
+
+from __future__ import annotations
+
+import time
+
+WINDOW = 60
+
+
+class Meter:
+    def __init__(self) -> None:
+        self.total = 0
+        self._buckets = [0] * WINDOW
+        self._second = int(time.monotonic())
+
+    def add(self, n: int = 1) -> None:
+        self._advance()
+        self._buckets[self._second % WINDOW] += n
+        self.total += n
+
+    def rate(self) -> float:
+        """Events per second over the last full minute (or since start, if shorter)."""
+        self._advance()
+        return sum(self._buckets) / WINDOW
+
+    def _advance(self) -> None:
+        now = int(time.monotonic())
+        for second in range(self._second + 1, min(now, self._second + WINDOW) + 1):
+            self._buckets[second % WINDOW] = 0
+        self._second = max(self._second, now)

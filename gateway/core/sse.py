@@ -1,0 +1,38 @@
+"""Server-Sent Events encoding (DESIGN §6). Pure functions: event in, bytes out.
+
+`data` is always one line of JSON (JSON escapes CR and LF), and ids and event names come
+from the gateway itself, so no log content can forge or split an event.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import orjson
+
+from gateway.core.events import Event
+
+PING = b": ping\n\n"
+
+
+def frame(event: str, data: Any, event_id: str | None = None, retry_ms: int | None = None) -> bytes:
+    """One SSE event whose data is `data` as one line of JSON."""
+    head = b"retry: %d\n" % retry_ms if retry_ms is not None else b""
+    if event_id is not None:
+        head += b"id: %s\n" % _field(event_id).encode()
+    return b"%sevent: %s\ndata: %s\n\n" % (head, _field(event).encode(), orjson.dumps(data))
+
+
+def log_frame(epoch: bytes, event: Event) -> bytes:
+    """The `log` event of a stored entry; its id is the broker-wide resume cursor."""
+    return b"id: %s-%d\nevent: log\ndata: %s\n\n" % (epoch, event.seq, event.data)
+
+
+def log_frames(epoch: bytes, events: Iterable[Event], min_severity: int = 0) -> bytes:
+    return b"".join(log_frame(epoch, e) for e in events if e.severity >= min_severity)
+
+
+def _field(value: str) -> str:
+    """Field values must not hold line breaks (they would start a new field)."""
+    return value.replace("\r", "").replace("\n", "").replace("\0", "")

@@ -1,0 +1,180 @@
+"""One subscriber's state: what it follows, what it is owed, and where its bytes go."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Protocol
+
+from gateway.core import sse
+from gateway.core.broker import Gap
+from gateway.core.channels import Pattern
+from gateway.core.events import Event
+
+# Chunk of SSE bytes for the events of one run, filtered by a minimum severity; computed
+# once per run and severity, then shared by every subscriber that asks for it.
+ChunkFor = Callable[[int], bytes]
+
+
+class Sink(Protocol):
+    """Where an SSE subscription's bytes go (an HTTP connection)."""
+
+    def write(self, data: bytes) -> None: ...
+
+    def pending_bytes(self) -> int:
+        """Bytes accepted by write() but not yet sent to the peer."""
+        ...
+
+    def abort(self) -> None:
+        """Drop the connection now, discarding what is unsent."""
+        ...
+
+
+class Subscription:
+    """Base: a set of patterns and a severity floor, replay first, then live."""
+
+    def __init__(
+        self, sub_id: str, patterns: tuple[Pattern, ...], min_severity: int, owner: str
+    ) -> None:
+        self.id = sub_id
+        self.patterns = patterns
+        self.min_severity = min_severity
+        self.owner = owner
+        self.replaying = True
+        self.held: list[Event] = []
+        self.done: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self.delivered = 0
+        self.expiry: asyncio.TimerHandle | None = None
+        self.channels: set[str] = set()  # hub routes this subscription is on
+
+    def matches(self, channel: str) -> bool:
+        return any(p.matches(channel) for p in self.patterns)
+
+    def finish(self, reason: str) -> None:
+        if not self.done.done():
+            self.done.set_result(reason)
+
+    def offer(self, events: list[Event], chunk_for: ChunkFor) -> bool:
+        """Take a run of live events; True if the subscriber now has something to flush."""
+        raise NotImplementedError
+
+    def flush(self) -> None:
+        """Send what offer() queued (once per loop turn)."""
+
+    def start(self, epoch: bytes, replay_gaps: list[Gap], replay: list[Event], after: int) -> None:
+        """Send the replay, then the live events held meanwhile that it did not cover."""
+        raise NotImplementedError
+
+    def heartbeat(self) -> None:
+        """Keep the connection open through idle proxies."""
+
+    def close(self, data: object, event: str) -> None:
+        """Send a last event and end the subscription."""
+        raise NotImplementedError
+
+
+class StreamSubscription(Subscription):
+    """An SSE subscriber: receives shared, pre-encoded bytes, one write per loop turn."""
+
+    def __init__(
+        self,
+        sub_id: str,
+        patterns: tuple[Pattern, ...],
+        min_severity: int,
+        owner: str,
+        sink: Sink,
+        max_buffer: int,
+    ) -> None:
+        super().__init__(sub_id, patterns, min_severity, owner)
+        self.sink = sink
+        self.max_buffer = max_buffer
+        self.owed: list[bytes] = []
+
+    def offer(self, events: list[Event], chunk_for: ChunkFor) -> bool:
+        if self.replaying:
+            self.held.extend(events)
+            return False
+        chunk = chunk_for(self.min_severity)
+        if not chunk:
+            return False
+        self.owed.append(chunk)
+        self.delivered += len(events)
+        return len(self.owed) == 1
+
+    def flush(self) -> None:
+        owed = self.owed
+        data = owed[0] if len(owed) == 1 else b"".join(owed)
+        owed.clear()
+        self._send(data)
+
+    def _send(self, data: bytes) -> None:
+        if self.done.done():
+            return
+        # Slow-consumer policy: a connection whose unsent bytes are past the bound is
+        # dropped; the client reconnects with Last-Event-ID and resumes from history.
+        if self.sink.pending_bytes() > self.max_buffer:
+            self.sink.abort()
+            self.finish("slow_consumer")
+            return
+        self.sink.write(data)
+
+    def start(self, epoch: bytes, replay_gaps: list[Gap], replay: list[Event], after: int) -> None:
+        parts = [
+            sse.frame("gap", {"channel": g.channel, "lost": g.lost, "reason": g.reason})
+            for g in replay_gaps
+        ]
+        last = replay[-1].seq if replay else after
+        held = [e for e in self.held if e.seq > last]
+        parts.append(sse.log_frames(epoch, replay, self.min_severity))
+        parts.append(sse.log_frames(epoch, held, self.min_severity))
+        self.delivered += len(replay) + len(held)
+        self.held = []
+        self.replaying = False
+        data = b"".join(parts)
+        if data:
+            self._send(data)
+
+    def heartbeat(self) -> None:
+        self._send(sse.PING)
+
+    def close(self, data: object, event: str) -> None:
+        if not self.done.done():
+            self.sink.write(sse.frame(event, data))
+            self.finish(event)
+
+
+class EventSubscription(Subscription):
+    """A gRPC subscriber: receives events through a bounded queue."""
+
+    def __init__(
+        self, sub_id: str, patterns: tuple[Pattern, ...], min_severity: int, owner: str, limit: int
+    ) -> None:
+        super().__init__(sub_id, patterns, min_severity, owner)
+        self.queue: asyncio.Queue[Event | Gap] = asyncio.Queue()
+        self.limit = limit
+
+    def offer(self, events: list[Event], chunk_for: ChunkFor) -> bool:
+        if self.replaying:
+            self.held.extend(events)
+        else:
+            self._put([e for e in events if e.severity >= self.min_severity])
+        return False
+
+    def _put(self, items: list[Event] | list[Gap]) -> None:
+        if self.queue.qsize() + len(items) > self.limit:
+            self.finish("slow_consumer")
+            return
+        for item in items:
+            self.queue.put_nowait(item)
+        self.delivered += len(items)
+
+    def start(self, epoch: bytes, replay_gaps: list[Gap], replay: list[Event], after: int) -> None:
+        last = replay[-1].seq if replay else after
+        self._put(replay_gaps)
+        self._put([e for e in replay if e.severity >= self.min_severity])
+        self._put([e for e in self.held if e.seq > last and e.severity >= self.min_severity])
+        self.held = []
+        self.replaying = False
+
+    def close(self, data: object, event: str) -> None:
+        self.finish(event)

@@ -1,0 +1,199 @@
+"""Shared test helpers: real gateways on free ports, real signed tokens, real clients."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import grpc
+import httpx
+import pytest
+from logs_gateway.v1 import logs_pb2 as pb
+from logs_gateway.v1 import logs_pb2_grpc as pb_grpc
+
+from gateway.app import config as cfg
+from gateway.app.server import Gateway
+from gateway.core.tokens import Signer
+
+SECRET = "test-secret-" + "x" * 40
+ISSUER = AUDIENCE = "logs-gateway"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def signer() -> Signer:
+    return Signer(secret=SECRET.encode(), issuer=ISSUER, audience=AUDIENCE)
+
+
+def make_config(**overrides: Any) -> cfg.Config:
+    """A test configuration: test secret, free ports, short timings."""
+    base = cfg.load(env={})
+    values: dict[str, Any] = {
+        "jwt_secret": SECRET,
+        "http_port": 0,
+        "grpc_port": 0,
+        "heartbeat_seconds": 15.0,
+        "grace_seconds": 5.0,
+        "dev": True,
+    }
+    values.update(overrides)
+    return replace(base, **values)
+
+
+@dataclass
+class Running:
+    """A gateway under test and ready-made clients for it."""
+
+    http: str
+    grpc_target: str
+    signer: Signer
+    gateway: Gateway | None = None
+    process: subprocess.Popen[bytes] | None = None
+    channels: list[grpc.aio.Channel] = field(default_factory=list)
+
+    def token(self, subject: str = "tester", **rights: Any) -> str:
+        return self.signer.mint(subject, **rights)
+
+    def headers(self, token: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {token}"}
+
+    def ingest(self, token: str) -> tuple[pb_grpc.LogIngestStub, list[tuple[str, str]]]:
+        channel = grpc.aio.insecure_channel(self.grpc_target)
+        self.channels.append(channel)
+        return pb_grpc.LogIngestStub(channel), [("authorization", f"Bearer {token}")]
+
+    async def publish(
+        self, token: str, batches: list[list[pb.LogEntry]], producer: str = "p1", first_seq: int = 1
+    ) -> list[pb.PublishAck]:
+        """Publish batches on one stream; return the acks."""
+        stub, metadata = self.ingest(token)
+        requests = [
+            pb.PublishRequest(producer_id=producer, sequence=first_seq + i, entries=b)
+            for i, b in enumerate(batches)
+        ]
+        call = stub.Publish(iter(requests), metadata=metadata)
+        return [ack async for ack in call]
+
+    async def close(self) -> None:
+        for channel in self.channels:
+            await channel.close()
+
+
+def entry(channel: str, message: str, level: int = 9, **attributes: Any) -> pb.LogEntry:
+    values = {
+        k: pb.AttributeValue(string_value=v)
+        if isinstance(v, str)
+        else pb.AttributeValue(int_value=v)
+        for k, v in attributes.items()
+    }
+    return pb.LogEntry(channel=channel, body=message, severity_number=level, attributes=values)  # type: ignore[arg-type]
+
+
+@contextlib.asynccontextmanager
+async def running_gateway(**overrides: Any) -> AsyncIterator[Running]:
+    """A Gateway in this test's event loop, on free ports."""
+    config = make_config(**overrides)
+    gateway = Gateway(config)
+    ports = await gateway.start()
+    run = Running(
+        http=f"http://127.0.0.1:{ports.http}",
+        grpc_target=f"127.0.0.1:{ports.grpc}",
+        signer=Signer(secret=SECRET.encode(), issuer=ISSUER, audience=AUDIENCE),
+        gateway=gateway,
+    )
+    try:
+        yield run
+    finally:
+        await run.close()
+        await gateway.stop()
+
+
+@pytest.fixture
+async def gw() -> AsyncIterator[Running]:
+    async with running_gateway() as run:
+        yield run
+
+
+def wait_http(url: str, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(url + "/health", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"gateway at {url} did not become healthy")
+        time.sleep(0.05)
+
+
+@contextlib.contextmanager
+def gateway_process(*extra: str, env: dict[str, str] | None = None) -> Iterator[Running]:
+    """A real `logs-gateway serve` process on free ports; SIGTERM and wait on exit."""
+    http_port, grpc_port = free_port(), free_port()
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith(cfg.ENV_PREFIX)} | {
+        "LOGS_GATEWAY_JWT_SECRET": SECRET,
+        "LOGS_GATEWAY_GRACE_SECONDS": "5",
+    }
+    full_env |= env or {}
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gateway",
+            "serve",
+            "--http-port",
+            str(http_port),
+            "--grpc-port",
+            str(grpc_port),
+            *extra,
+        ],
+        env=full_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    run = Running(
+        http=f"http://127.0.0.1:{http_port}",
+        grpc_target=f"127.0.0.1:{grpc_port}",
+        signer=Signer(secret=SECRET.encode(), issuer=ISSUER, audience=AUDIENCE),
+        process=process,
+    )
+    try:
+        wait_http(run.http)
+        yield run
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+@pytest.fixture(scope="module")
+def gw_process() -> Iterator[Running]:
+    with gateway_process() as run:
+        yield run
+
+
+async def wait_for(predicate: Any, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError("condition not met in time")
+        await asyncio.sleep(0.01)

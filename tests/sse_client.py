@@ -1,0 +1,66 @@
+"""A test SSE reader on a third-party parser (httpx-sse), so we test the wire, not ourselves."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from httpx_sse import ServerSentEvent, aconnect_sse
+
+
+@dataclass
+class Event:
+    event: str
+    id: str
+    data: Any
+
+
+class Stream:
+    """An open SSE connection; `next()` returns the next event (pings skipped)."""
+
+    def __init__(self, events: AsyncIterator[ServerSentEvent], response: httpx.Response) -> None:
+        self._events = events
+        self.response = response
+        self.last_id = ""
+
+    async def next(self, timeout: float = 5.0) -> Event:
+        sse = await asyncio.wait_for(anext(self._events), timeout)
+        if sse.id:
+            self.last_id = sse.id
+        data = json.loads(sse.data) if sse.data else None
+        return Event(sse.event, sse.id, data)
+
+    async def take(self, n: int, kind: str = "log", timeout: float = 5.0) -> list[Event]:
+        """The next `n` events of `kind`, skipping others."""
+        out: list[Event] = []
+        while len(out) < n:
+            event = await self.next(timeout)
+            if event.event == kind:
+                out.append(event)
+        return out
+
+
+@contextlib.asynccontextmanager
+async def open_stream(
+    base: str,
+    channels: str,
+    token: str | None,
+    *,
+    last_event_id: str | None = None,
+    params: dict[str, str] | None = None,
+    path: str = "/api/logs/stream",
+) -> AsyncIterator[Stream]:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    if last_event_id:
+        headers["Last-Event-ID"] = last_event_id
+    query = {"channels": channels, **(params or {})}
+    async with (
+        httpx.AsyncClient(timeout=httpx.Timeout(10, read=None)) as client,
+        aconnect_sse(client, "GET", base + path, params=query, headers=headers) as source,
+    ):
+        yield Stream(source.aiter_sse(), source.response)

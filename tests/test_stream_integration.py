@@ -1,0 +1,120 @@
+"""A real `logs-gateway serve` process: publish over gRPC, receive over SSE."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from tests.conftest import Running, entry
+from tests.sse_client import open_stream
+
+ETL = "logs:etl:workspace123:workflow456"
+FAAS = "logs:faas:workspace123:function789"
+OTHER = "logs:etl:workspace999:workflow1"
+
+
+async def test_headers_and_ready_frame(gw_process: Running) -> None:
+    token = gw_process.token(subscribe=[ETL])
+    async with open_stream(gw_process.http, ETL, token) as stream:
+        headers = stream.response.headers
+        assert headers["content-type"] == "text/event-stream"
+        assert headers["cache-control"] == "no-cache"
+        assert headers["x-accel-buffering"] == "no"
+        assert "content-encoding" not in headers
+        ready = await stream.next()
+        assert ready.event == "ready"
+        assert ready.data["channels"] == [ETL]
+        assert ready.data["connection"]
+
+
+async def test_order_offsets_multichannel_and_patterns(gw_process: Running) -> None:
+    sub = gw_process.token(subscribe=["logs:*:workspace123:>"])
+    pub = gw_process.token("etl-service", publish=["logs:>"])
+    async with (
+        open_stream(gw_process.http, f"{ETL},{FAAS}", sub) as both,
+        open_stream(gw_process.http, "logs:*:workspace123:>", sub) as pattern,
+    ):
+        await both.next()
+        await pattern.next()
+        batches = [
+            [entry(ETL, f"etl {i}"), entry(FAAS, f"faas {i}"), entry(OTHER, f"x {i}")]
+            for i in range(5)
+        ]
+        acks = await gw_process.publish(pub, batches, producer="order-test")
+        assert [a.sequence for a in acks] == [1, 2, 3, 4, 5]
+        assert all(r.code == 0 for a in acks for r in a.results)
+        for stream in (both, pattern):
+            events = await stream.take(10)
+            assert [e.data["message"] for e in events] == [
+                m for i in range(5) for m in (f"etl {i}", f"faas {i}")
+            ]
+            etl_offsets = [e.data["offset"] for e in events if e.data["channel"] == ETL]
+            assert etl_offsets == sorted(etl_offsets)
+            assert len(set(etl_offsets)) == 5
+            assert all(e.data["source"] == "etl-service" for e in events)
+            ids = [e.id for e in events]
+            assert len(set(ids)) == 10
+
+
+async def test_level_filter(gw_process: Running) -> None:
+    sub = gw_process.token(subscribe=[ETL])
+    pub = gw_process.token(publish=[ETL])
+    async with open_stream(gw_process.http, ETL, sub, params={"level": "warn"}) as stream:
+        await stream.next()
+        await gw_process.publish(
+            pub,
+            [
+                [
+                    entry(ETL, "debug", 5),
+                    entry(ETL, "warn", 13),
+                    entry(ETL, "info", 9),
+                    entry(ETL, "error", 17),
+                ]
+            ],
+            producer="lvl",
+        )
+        events = await stream.take(2)
+        assert [e.data["level"] for e in events] == ["warn", "error"]
+
+
+async def test_message_cannot_forge_events(gw_process: Running) -> None:
+    sub = gw_process.token(subscribe=[ETL])
+    pub = gw_process.token(publish=[ETL])
+    evil = "line one\n\nevent: ready\ndata: x\r\nid: 999\r\n\r\n"
+    async with open_stream(gw_process.http, ETL, sub) as stream:
+        await stream.next()
+        await gw_process.publish(
+            pub, [[entry(ETL, evil, key="a\nb"), entry(ETL, "after")]], producer="forge"
+        )
+        first = await stream.next()
+        second = await stream.next()
+        assert (first.event, first.data["message"], first.data["attributes"]["key"]) == (
+            "log",
+            evil,
+            "a\nb",
+        )
+        assert (second.event, second.data["message"]) == ("log", "after")
+
+
+@pytest.mark.parametrize(
+    ("query", "status", "needle"),
+    [
+        ("channels=", 400, "at least one channel"),
+        ("channels=logs:etl:bad%20name:x", 400, "segment"),
+        ("channels=logs:etl:workspace1234:x", 403, "logs:etl:workspace1234:x"),
+        ("channels=logs:>", 403, "logs:>"),
+        (f"channels={ETL}&level=loud", 400, "unknown level"),
+        (f"channels={ETL}&last_event_id=garbage", 400, "last_event_id"),
+    ],
+)
+def test_stream_errors(gw_process: Running, query: str, status: int, needle: str) -> None:
+    token = gw_process.token(subscribe=["logs:etl:workspace123:>"])
+    r = httpx.get(f"{gw_process.http}/api/logs/stream?{query}", headers=gw_process.headers(token))
+    assert r.status_code == status
+    assert needle in r.json()["error"]["message"]
+
+
+def test_stream_requires_token(gw_process: Running) -> None:
+    r = httpx.get(f"{gw_process.http}/api/logs/stream?channels={ETL}")
+    assert r.status_code == 401
+    assert r.headers["www-authenticate"].startswith("Bearer")
