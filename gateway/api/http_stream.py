@@ -16,6 +16,7 @@ from gateway.core.errors import invalid
 from gateway.core.events import level_severity
 from gateway.core.hub import Hub
 from gateway.core.subscription import StreamSubscription
+from gateway.core.tally import ByteCount
 from gateway.core.tokens import Principal, Verifier
 
 SSE_HEADERS = {
@@ -39,13 +40,15 @@ class TransportSink:
     that, fan-out bytes skip aiohttp's writer so a write costs one transport call.
     """
 
-    def __init__(self, transport: asyncio.Transport, chunked: bool) -> None:
+    def __init__(self, transport: asyncio.Transport, chunked: bool, sent: ByteCount) -> None:
         self._transport = transport
         self._chunked = chunked
+        self._sent = sent
 
     def write(self, data: bytes) -> None:
         if self._transport.is_closing():
             return
+        self._sent.total += len(data)
         if self._chunked:
             self._transport.write(b"%x\r\n%b\r\n" % (len(data), data))
         else:
@@ -90,12 +93,18 @@ def request_cursor(request: web.Request) -> Cursor | None:
 
 class StreamHandler:
     def __init__(
-        self, verifier: Verifier, broker: Broker, hub: Hub, settings: StreamSettings
+        self,
+        verifier: Verifier,
+        broker: Broker,
+        hub: Hub,
+        settings: StreamSettings,
+        sent: ByteCount | None = None,
     ) -> None:
         self._verifier = verifier
         self._broker = broker
         self._hub = hub
         self._settings = settings
+        self.sent = sent or ByteCount()  # bytes the fan-out wrote, for /metrics
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         principal = authenticate(request, self._verifier, allow_cookie=True)
@@ -118,7 +127,7 @@ class StreamHandler:
         transport = request.transport
         if transport is None:
             raise asyncio.CancelledError  # the client is already gone
-        sink = TransportSink(transport, chunked=request.version >= (1, 1))
+        sink = TransportSink(transport, request.version >= (1, 1), self.sent)
         sub = StreamSubscription(
             self._hub.next_id(),
             patterns,

@@ -9,6 +9,8 @@ from typing import Any
 
 import orjson
 
+from gateway.api import request_ids
+
 # Attributes every LogRecord has; anything else was passed with `extra=` and is logged.
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
 
@@ -22,6 +24,9 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
+        request_id = request_ids.current.get()
+        if request_id:  # the request or gRPC call this line was written for
+            doc["request_id"] = request_id
         doc.update({k: v for k, v in record.__dict__.items() if k not in _STANDARD})
         if record.exc_info:
             doc["exception"] = self.formatException(record.exc_info)

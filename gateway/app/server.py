@@ -14,17 +14,21 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from logs_gateway.v1 import logs_pb2_grpc as pb_grpc
 
+from gateway.api.grpc_access import CallLog
 from gateway.api.grpc_services import LogIngestServicer, LogStreamServicer, Stopping
+from gateway.api.http_access import access_log_middleware
 from gateway.api.http_auth import errors_middleware
+from gateway.api.http_metrics import MetricsHandler
 from gateway.api.http_ops import OpsHandlers
 from gateway.api.http_publish import PublishHandler
 from gateway.api.http_stream import StreamHandler, StreamSettings
-from gateway.app import credentials
+from gateway.app import credentials, metrics
 from gateway.app.config import Config, ConfigError
 from gateway.core.broker import Broker
 from gateway.core.broker_memory import MemoryBroker
 from gateway.core.hub import Hub
 from gateway.core.ingest import Ingest, Limits
+from gateway.core.tally import ByteCount
 
 log = logging.getLogger("logs_gateway")
 SERVICES = ("logs_gateway.v1.LogIngest", "logs_gateway.v1.LogStream")
@@ -59,6 +63,19 @@ class Gateway:
         self.ingest = Ingest(self.broker, Limits(config.max_entry_bytes, config.max_batch_entries))
         self.stopping = Stopping()
         self.health = health.aio.HealthServicer()
+        self.sse_bytes = ByteCount()
+        self.grpc_calls = CallLog()
+        self.metrics = metrics.build_registry(
+            metrics.Sources(
+                self.hub,
+                self.ingest,
+                self.broker,
+                self.verifier,
+                self.sse_bytes,
+                self.grpc_calls,
+                lambda: self.stopping.is_set,
+            )
+        )
         self._grpc: grpc.aio.Server | None = None
         self._runner: web.AppRunner | None = None
         self._heartbeats: asyncio.Task[None] | None = None
@@ -88,12 +105,13 @@ class Gateway:
     async def _start_grpc(self) -> int:
         c = self.config
         server = grpc.aio.server(
+            interceptors=[self.grpc_calls],
             options=[
                 ("grpc.max_receive_message_length", c.max_message_bytes),
                 ("grpc.max_send_message_length", c.max_message_bytes),
                 ("grpc.keepalive_permit_without_calls", 1),
                 ("grpc.http2.min_ping_interval_without_data_ms", 5000),
-            ]
+            ],
         )
         pb_grpc.add_LogIngestServicer_to_server(
             LogIngestServicer(self.verifier, self.ingest, self.stopping), server
@@ -131,12 +149,16 @@ class Gateway:
 
     def http_app(self) -> web.Application:
         c = self.config
-        app = web.Application(middlewares=[errors_middleware], client_max_size=c.max_message_bytes)
+        app = web.Application(
+            middlewares=[access_log_middleware, errors_middleware],
+            client_max_size=c.max_message_bytes,
+        )
         stream = StreamHandler(
             self.verifier,
             self.broker,
             self.hub,
             StreamSettings(c.retry_ms, c.max_channels, c.send_buffer_bytes),
+            self.sse_bytes,
         )
         publish = PublishHandler(self.verifier, self.ingest, c.max_message_bytes)
         ops = OpsHandlers(
@@ -147,6 +169,7 @@ class Gateway:
         app.router.add_get("/health", ops.health)
         app.router.add_get("/ready", ops.ready)
         app.router.add_get("/admin/logs/stats", ops.stats)
+        app.router.add_get("/metrics", MetricsHandler(self.metrics).handle)
         if c.dev:
             app.router.add_route("*", "/test/logs", ops.test_logs)
         return app

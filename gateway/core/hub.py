@@ -20,6 +20,7 @@ from gateway.core.broker import Replay
 from gateway.core.errors import Code, GatewayError
 from gateway.core.events import Event
 from gateway.core.subscription import Subscription
+from gateway.core.tally import HubCounts
 
 
 class Hub:
@@ -37,6 +38,7 @@ class Hub:
         self._max_channel_cache = max_channel_cache
         self._ids = itertools.count(1)
         self.delivered = 0
+        self.counts = HubCounts()
 
     def next_id(self) -> str:
         return f"c{next(self._ids)}"
@@ -63,6 +65,7 @@ class Hub:
 
     def start(self, sub: Subscription, replay: Replay, after: int) -> None:
         """Send the replay, then switch `sub` to live delivery."""
+        self.counts.add_gaps(replay.gaps)
         sub.start(self._epoch().encode(), replay.gaps, replay.events, after)
 
     def remove(self, sub: Subscription) -> None:
@@ -81,6 +84,8 @@ class Hub:
             if not route:
                 del self._routes[channel]
         sub.finish("closed")
+        # A handler cancelled by its client's disconnect cancels `done` with it.
+        self.counts.ended["closed" if sub.done.cancelled() else sub.done.result()] += 1
 
     def _route(self, channel: str) -> list[Subscription]:
         route = self._routes.get(channel)
@@ -145,6 +150,10 @@ class Hub:
     @property
     def subscriptions(self) -> int:
         return len(self._subs)
+
+    def count_by_transport(self) -> Counter[str]:
+        """Open subscriptions per transport ("sse", "grpc"); read by /metrics at scrape."""
+        return Counter(sub.transport for sub in self._subs)
 
     def stats(self) -> dict[str, Any]:
         per_channel = {c: len(r) for c, r in self._routes.items() if r}

@@ -19,6 +19,7 @@ from gateway.core.cursor import encode_cursor
 from gateway.core.errors import Code, GatewayError, invalid
 from gateway.core.events import MAX_SEVERITY, Entry
 from gateway.core.meter import Meter
+from gateway.core.tally import IngestCounts
 from gateway.core.tokens import Principal
 
 
@@ -49,6 +50,7 @@ class Ingest:
         self._limits = limits
         self.stored = Meter()
         self.refused = Meter()
+        self.counts = IngestCounts()
 
     async def publish(
         self,
@@ -60,15 +62,21 @@ class Ingest:
 
         `items` holds entries, or the error a transport found while decoding one.
         """
+        started = time.perf_counter()
         if len(items) > self._limits.max_batch_entries:
             error = GatewayError(
                 Code.TOO_LARGE,
                 f"batch has {len(items)} entries; at most {self._limits.max_batch_entries}",
             )
+            self.counts.record(items, [error] * len(items), False, time.perf_counter() - started)
             return BatchOutcome([Outcome(error=error)] * len(items), duplicate=False)
         checked = [self._check(principal, item, i) for i, item in enumerate(items)]
         accepted = [c for c in checked if isinstance(c, Entry)]
-        appended = await self._broker.append(accepted, key)
+        try:
+            appended = await self._broker.append(accepted, key)
+        except Exception:
+            self.counts.broker_errors += 1
+            raise
         if not appended.duplicate:
             self.stored.add(len(accepted))
             self.refused.add(len(checked) - len(accepted))
@@ -81,6 +89,7 @@ class Ingest:
                 outcomes.append(Outcome(event.offset, encode_cursor(epoch, event.seq)))
             else:
                 outcomes.append(Outcome(error=c))
+        self.counts.record(items, checked, appended.duplicate, time.perf_counter() - started)
         return BatchOutcome(outcomes, appended.duplicate)
 
     def _check(

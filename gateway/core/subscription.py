@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 from gateway.core import sse
 from gateway.core.broker import Gap
@@ -32,6 +32,8 @@ class Sink(Protocol):
 
 class Subscription:
     """Base: a set of patterns and a severity floor, replay first, then live."""
+
+    transport: ClassVar[str] = ""  # the metrics label of the connections of this kind
 
     def __init__(
         self, sub_id: str, patterns: tuple[Pattern, ...], min_severity: int, owner: str
@@ -75,6 +77,8 @@ class Subscription:
 
 class StreamSubscription(Subscription):
     """An SSE subscriber: receives shared, pre-encoded bytes, one write per loop turn."""
+
+    transport = "sse"
 
     def __init__(
         self,
@@ -145,6 +149,8 @@ class StreamSubscription(Subscription):
 
 class EventSubscription(Subscription):
     """A gRPC subscriber: receives events through a bounded queue."""
+
+    transport = "grpc"
 
     def __init__(
         self, sub_id: str, patterns: tuple[Pattern, ...], min_severity: int, owner: str, limit: int

@@ -11,6 +11,7 @@ import hashlib
 import json
 import time
 import uuid
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,6 +85,7 @@ class Verifier:
         self._issuer = issuer
         self._audience = audience
         self._leeway = min(leeway, MAX_LEEWAY)
+        self.refusals: Counter[str] = Counter()  # by GatewayError.reason, for /metrics
 
     @property
     def algorithms(self) -> list[str]:
@@ -94,6 +96,13 @@ class Verifier:
 
     def verify(self, token: str | None) -> Principal:
         """Return the token's Principal or raise GatewayError(UNAUTHENTICATED)."""
+        try:
+            return self._verify(token)
+        except GatewayError as e:
+            self.refusals[e.reason] += 1
+            raise
+
+    def _verify(self, token: str | None) -> Principal:
         if not token:
             raise unauthenticated("missing bearer token", "missing")
         if len(token) > MAX_TOKEN_BYTES:

@@ -1,0 +1,121 @@
+"""A gRPC server interceptor: an id for each call's log lines, open calls per method for
+/metrics, and one log line when a call ends (method, status, duration; never metadata)."""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import grpc
+
+from gateway.api import request_ids
+
+log = logging.getLogger("logs_gateway.grpc")
+# Probes and tools: a successful call is logged at debug only.
+QUIET_SERVICES = ("grpc.health.v1.", "grpc.reflection.")
+_FACTORIES = {
+    (False, False): ("unary_unary", grpc.unary_unary_rpc_method_handler),
+    (False, True): ("unary_stream", grpc.unary_stream_rpc_method_handler),
+    (True, False): ("stream_unary", grpc.stream_unary_rpc_method_handler),
+    (True, True): ("stream_stream", grpc.stream_stream_rpc_method_handler),
+}
+
+
+class CallLog(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+    """Wraps every async handler; `open` counts calls in progress by method name."""
+
+    def __init__(self) -> None:
+        self.open: Counter[str] = Counter()
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[Any], Awaitable[Any]],
+        details: grpc.HandlerCallDetails,
+    ) -> Any:
+        handler = await continuation(details)
+        if handler is None:
+            return None
+        attr, factory = _FACTORIES[handler.request_streaming, handler.response_streaming]
+        behavior = getattr(handler, attr)
+        method = details.method.rsplit(".", 1)[-1]  # "/pkg.Service/Method" -> "Service/Method"
+        metadata = dict(details.invocation_metadata or ())
+        if inspect.isasyncgenfunction(behavior):
+            wrapped: Any = self._wrap_stream(behavior, details.method, method, metadata)
+        elif inspect.iscoroutinefunction(behavior):
+            wrapped = self._wrap_call(behavior, details.method, method, metadata)
+        else:
+            return handler
+        return factory(
+            wrapped,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+    def _wrap_stream(
+        self, behavior: Any, full: str, method: str, metadata: dict[str, Any]
+    ) -> Callable[[Any, Any], AsyncIterator[Any]]:
+        async def stream(request: Any, context: Any) -> AsyncIterator[Any]:
+            started = self._begin(method, metadata)
+            outcome = "CANCELLED"
+            try:
+                async for response in behavior(request, context):
+                    yield response
+                outcome = "OK"
+            except Exception:
+                outcome = "UNKNOWN"
+                raise
+            finally:
+                self._end(full, method, context, outcome, started)
+
+        return stream
+
+    def _wrap_call(
+        self, behavior: Any, full: str, method: str, metadata: dict[str, Any]
+    ) -> Callable[[Any, Any], Awaitable[Any]]:
+        async def call(request: Any, context: Any) -> Any:
+            started = self._begin(method, metadata)
+            outcome = "CANCELLED"
+            try:
+                response = await behavior(request, context)
+                outcome = "OK"
+                return response
+            except Exception:
+                outcome = "UNKNOWN"
+                raise
+            finally:
+                self._end(full, method, context, outcome, started)
+
+        return call
+
+    def _begin(self, method: str, metadata: dict[str, Any]) -> float:
+        incoming = metadata.get("x-request-id")
+        request_ids.adopt(incoming if isinstance(incoming, str) else None)
+        self.open[method] += 1
+        return time.monotonic()
+
+    def _end(self, full: str, method: str, context: Any, outcome: str, started: float) -> None:
+        self.open[method] -= 1
+        code = _status_name(context) or outcome  # an abort sets the code before raising
+        quiet = full.lstrip("/").startswith(QUIET_SERVICES) and code == "OK"
+        log.log(
+            logging.DEBUG if quiet else logging.INFO,
+            "grpc call",
+            extra={
+                "method": method,
+                "code": code,
+                "duration_ms": round((time.monotonic() - started) * 1000, 1),
+            },
+        )
+
+
+def _status_name(context: Any) -> str | None:
+    code = context.code()
+    if isinstance(code, grpc.StatusCode):
+        return str(code.name)
+    if isinstance(code, int):
+        return next((c.name for c in grpc.StatusCode if c.value[0] == code), None)
+    return None

@@ -1,0 +1,185 @@
+"""Prometheus metrics, read from the core's plain counters when /metrics is scraped.
+
+The fan-out and publish paths only bump integers (gateway.core.tally); this collector turns
+them into metric families on each scrape, so a busy gateway pays for metrics per scrape,
+not per event. Each gateway has its own registry (several can share a test process).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+
+from prometheus_client import (
+    CollectorRegistry,
+    GCCollector,
+    PlatformCollector,
+    ProcessCollector,
+)
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+
+from gateway.api.grpc_access import CallLog
+from gateway.core.broker import Broker
+from gateway.core.hub import Hub
+from gateway.core.ingest import Ingest
+from gateway.core.tally import ByteCount
+from gateway.core.tokens import Verifier
+
+PREFIX = "logs_gateway_"
+TRANSPORTS = ("sse", "grpc")
+STREAMING_METHODS = ("LogIngest/Publish", "LogStream/Subscribe")
+
+
+@dataclass(frozen=True, slots=True)
+class Sources:
+    """The live objects whose counters the collector reads."""
+
+    hub: Hub
+    ingest: Ingest
+    broker: Broker
+    verifier: Verifier
+    sse_bytes: ByteCount
+    grpc_calls: CallLog
+    draining: Callable[[], bool]
+
+
+def build_registry(sources: Sources) -> CollectorRegistry:
+    """A registry with the gateway's metrics and the standard process_* / python_* ones."""
+    registry = CollectorRegistry()
+    registry.register(GatewayCollector(sources))
+    ProcessCollector(registry=registry)
+    PlatformCollector(registry=registry)
+    GCCollector(registry=registry)
+    return registry
+
+
+class GatewayCollector:
+    def __init__(self, sources: Sources) -> None:
+        self._s = sources
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self._streams()
+        yield from self._entries()
+        yield from self._failures()
+
+    def _streams(self) -> Iterator[Metric]:
+        s = self._s
+        by_transport = s.hub.count_by_transport()
+        yield _gauge("sse_connections", "Open SSE connections.", by_transport["sse"])
+        yield _labelled(
+            GaugeMetricFamily,
+            "subscriptions",
+            "Open live subscriptions (SSE connections and gRPC Subscribe streams).",
+            ("transport",),
+            [((t,), by_transport[t]) for t in TRANSPORTS],
+        )
+        open_calls = dict.fromkeys(STREAMING_METHODS, 0) | s.grpc_calls.open
+        yield _labelled(
+            GaugeMetricFamily,
+            "grpc_streams",
+            "gRPC calls in progress.",
+            ("method",),
+            [((m,), n) for m, n in open_calls.items()],
+        )
+        yield _gauge("channels", "Channels holding history.", s.broker.channel_count())
+        yield _gauge(
+            "subscribed_channels",
+            "Channels with at least one live subscriber.",
+            len(s.hub.stats()["subscribers_per_channel"]),
+        )
+        yield _gauge("draining", "1 while the gateway drains.", int(s.draining()))
+
+    def _entries(self) -> Iterator[Metric]:
+        s = self._s
+        counts = s.ingest.counts
+        yield _labelled(
+            CounterMetricFamily,
+            "entries_received",
+            "Entries published, by service (capped; rest 'other') and outcome.",
+            ("service", "outcome"),
+            counts.entries.items(),
+        )
+        yield _counter(
+            "entries_delivered",
+            "Live entries handed to subscribers (entry x subscriber).",
+            s.hub.delivered,
+        )
+        yield _counter("sse_bytes_sent", "Bytes written to SSE connections.", s.sse_bytes.total)
+        latency = HistogramMetricFamily(
+            PREFIX + "publish_latency_seconds",
+            "Seconds from a batch reaching the publish path to its answer (ack).",
+            buckets=[(_le(bound), n) for bound, n in counts.latency.cumulative()],
+            sum_value=counts.latency.sum,
+        )
+        yield latency
+
+    def _failures(self) -> Iterator[Metric]:
+        s = self._s
+        ended = s.hub.counts.ended
+        yield _labelled(
+            CounterMetricFamily,
+            "streams_ended",
+            "Subscriptions ended, by reason (closed, slow_consumer, shutdown, error).",
+            ("reason",),
+            [((r,), n) for r, n in ended.items()],
+        )
+        yield _counter(
+            "slow_consumer_drops",
+            "Subscriptions dropped because their send buffer was full.",
+            ended["slow_consumer"],
+        )
+        gaps = s.hub.counts
+        yield _labelled(
+            CounterMetricFamily,
+            "gaps",
+            "Gap events sent on resume (history trimmed, or reset).",
+            ("reason",),
+            [((r,), n) for r, n in gaps.gaps.items()],
+        )
+        yield _labelled(
+            CounterMetricFamily,
+            "gap_entries",
+            "Entries that gap events reported lost.",
+            ("reason",),
+            [((r,), n) for r, n in gaps.lost.items()],
+        )
+        yield _labelled(
+            CounterMetricFamily,
+            "auth_failures",
+            "Tokens refused, by reason (missing, expired, bad_signature, ...).",
+            ("reason",),
+            [((r,), n) for r, n in s.verifier.refusals.items()],
+        )
+        yield _counter(
+            "broker_errors", "Broker failures on the publish path.", s.ingest.counts.broker_errors
+        )
+
+
+def _gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:
+    return GaugeMetricFamily(PREFIX + name, doc, value=value)
+
+
+def _counter(name: str, doc: str, value: float) -> CounterMetricFamily:
+    return CounterMetricFamily(PREFIX + name, doc, value=value)
+
+
+def _labelled(
+    kind: type[GaugeMetricFamily] | type[CounterMetricFamily],
+    name: str,
+    doc: str,
+    labels: tuple[str, ...],
+    values: Iterable[tuple[tuple[str, ...], float]],
+) -> Metric:
+    family = kind(PREFIX + name, doc, labels=labels)
+    for label_values, value in sorted(values):
+        family.add_metric(list(label_values), value)
+    return family
+
+
+def _le(bound: float) -> str:
+    return "+Inf" if bound == float("inf") else repr(bound)

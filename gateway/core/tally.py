@@ -1,0 +1,132 @@
+"""Plain counters the core keeps for /metrics: an integer add on the hot paths, read at scrape.
+
+No metrics library here. The app's Prometheus collector reads these when it is scraped, so
+the fan-out pays nothing per event per subscriber and the publish path one update per batch.
+Every label value is bounded: outcomes and reasons come from fixed code paths, and service
+names (a channel's second segment) are capped, the rest folded into "other".
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections import Counter
+from collections.abc import Iterable, Sequence
+
+from gateway.core.broker import Gap
+from gateway.core.errors import GatewayError
+from gateway.core.events import Entry
+
+OTHER = "other"
+UNKNOWN = "unknown"
+MAX_SERVICES = 32
+# Publish-to-ack seconds: tens of microseconds in memory, milliseconds through Redis.
+LATENCY_BOUNDS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
+
+
+class LabelCap:
+    """Keeps at most `limit` distinct values of a label; any later value reads as "other"."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._known: set[str] = set()
+
+    def label(self, value: str, *, admit: bool) -> str:
+        """`value` if known, or newly admitted while there is room; else "other".
+
+        Only values seen on stored entries are admitted, so refused traffic (which anyone
+        with a token can make up) cannot use up the room.
+        """
+        if value in self._known:
+            return value
+        if admit and len(self._known) < self._limit:
+            self._known.add(value)
+            return value
+        return OTHER
+
+
+class Histogram:
+    """Counts per fixed bucket plus a running sum, like a Prometheus histogram."""
+
+    def __init__(self, bounds: Sequence[float]) -> None:
+        self.bounds = tuple(bounds)
+        self._counts = [0] * (len(self.bounds) + 1)  # the last one is +Inf
+        self.sum = 0.0
+
+    def observe(self, value: float) -> None:
+        self._counts[bisect.bisect_left(self.bounds, value)] += 1
+        self.sum += value
+
+    def cumulative(self) -> list[tuple[float, int]]:
+        """(upper bound, observations <= bound) for every bound, ending with +Inf."""
+        out, total = [], 0
+        for bound, count in zip((*self.bounds, float("inf")), self._counts, strict=True):
+            total += count
+            out.append((bound, total))
+        return out
+
+
+def service_of(channel: str) -> str:
+    """The service segment of `logs:{service}:...`, or "unknown" for a malformed name."""
+    parts = channel.split(":", 2)
+    return parts[1] if len(parts) > 2 and parts[1] else UNKNOWN
+
+
+class IngestCounts:
+    """What the publish path accepted and refused, by service and outcome, and how fast."""
+
+    def __init__(self, max_services: int = MAX_SERVICES) -> None:
+        self.entries: Counter[tuple[str, str]] = Counter()  # (service, outcome) -> entries
+        self.latency = Histogram(LATENCY_BOUNDS)
+        self.broker_errors = 0
+        self._services = LabelCap(max_services)
+
+    def record(
+        self,
+        items: Sequence[Entry | GatewayError],
+        checked: Sequence[Entry | GatewayError],
+        duplicate: bool,
+        seconds: float,
+    ) -> None:
+        """Count one answered batch: `checked` is the verdict on each of `items`."""
+        self.latency.observe(seconds)
+        outcome = "duplicate" if duplicate else "stored"
+        accepted = Counter(c.channel for c in checked if isinstance(c, Entry))
+        for channel, n in accepted.items():
+            self.entries[self._service(channel, admit=not duplicate), outcome] += n
+        if accepted.total() < len(checked):
+            self._record_refused(items, checked)
+
+    def _record_refused(
+        self, items: Sequence[Entry | GatewayError], checked: Sequence[Entry | GatewayError]
+    ) -> None:
+        for item, verdict in zip(items, checked, strict=True):
+            if isinstance(verdict, GatewayError):
+                channel = item.channel if isinstance(item, Entry) else ""
+                self.entries[self._service(channel, admit=False), verdict.code.slug] += 1
+
+    def _service(self, channel: str, *, admit: bool) -> str:
+        service = service_of(channel)
+        return service if service == UNKNOWN else self._services.label(service, admit=admit)
+
+
+class HubCounts:
+    """How subscriptions ended (by reason) and the gaps their replays reported."""
+
+    def __init__(self) -> None:
+        self.ended: Counter[str] = Counter()  # "closed", "slow_consumer", "shutdown", ...
+        self.gaps: Counter[str] = Counter()  # gap events sent, by reason
+        self.lost: Counter[str] = Counter()  # entries those gaps reported lost, by reason
+
+    def add_gaps(self, gaps: Iterable[Gap]) -> None:
+        for gap in gaps:
+            self.gaps[gap.reason] += 1
+            self.lost[gap.reason] += gap.lost
+
+
+class ByteCount:
+    """A running byte total shared by many writers (every SSE connection of a gateway)."""
+
+    __slots__ = ("total",)
+
+    def __init__(self) -> None:
+        self.total = 0
