@@ -7,7 +7,9 @@ read. A bad value stops the start with a message naming the setting and the valu
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,10 +17,28 @@ from typing import Any
 from urllib.parse import urlparse
 
 ENV_PREFIX = "LOGS_GATEWAY_"
+_LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_HOSTNAME = re.compile(rf"(?=.{{1,253}}$){_LABEL}(\.{_LABEL})*")
 
 
 class ConfigError(ValueError):
     """A setting has a bad value; the message names both."""
+
+
+def _host(text: str) -> str:
+    """An IP address or a DNS name, so a typo fails here rather than at bind time."""
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        if not _HOSTNAME.fullmatch(text):
+            raise ValueError("must be an IP address (e.g. 0.0.0.0) or a host name") from None
+    return text
+
+
+def _non_empty(text: str) -> str:
+    if not text.strip():
+        raise ValueError("must not be empty")
+    return text
 
 
 def _port(text: str) -> int:
@@ -117,15 +137,15 @@ class Setting:
 
 
 SETTINGS = (
-    Setting("host", "127.0.0.1", str, "address both servers bind"),
+    Setting("host", "127.0.0.1", _host, "address both servers bind"),
     Setting("http_port", 3002, _port, "HTTP port (SSE, publish, page, health)"),
     Setting("grpc_port", 50051, _port, "gRPC port (ingest, subscribe)"),
     Setting("dev", False, _bool, "dev mode: random secret if none, printed tokens, /test/logs"),
     Setting("jwt_secret", "", _secret, "HS256 shared secret (>= 32 bytes)", secret=True),
     Setting("jwt_public_keys", "", _existing_file, "PEM or JWKS file of verification keys"),
     Setting("jwt_private_key", "", _existing_file, "PEM private key the CLI signs tokens with"),
-    Setting("jwt_issuer", "logs-gateway", str, "required `iss` claim"),
-    Setting("jwt_audience", "logs-gateway", str, "required `aud` claim"),
+    Setting("jwt_issuer", "logs-gateway", _non_empty, "required `iss` claim"),
+    Setting("jwt_audience", "logs-gateway", _non_empty, "required `aud` claim"),
     Setting("jwt_leeway", 5.0, _leeway, "clock skew allowed on exp/iat, seconds (<= 30)"),
     Setting("broker", "memory", _broker, "'memory' or redis://HOST:PORT/DB"),
     Setting("history_entries", 1000, _positive_int, "entries kept per channel"),
