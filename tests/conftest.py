@@ -9,9 +9,11 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -26,6 +28,8 @@ from gateway.core.tokens import Signer
 
 SECRET = "test-secret-" + "x" * 40
 ISSUER = AUDIENCE = "logs-gateway"
+# The private redis-server fixture (tests/redis_server.py) for the Redis broker tests.
+pytest_plugins = ["tests.redis_server"]
 
 
 def free_port() -> int:
@@ -63,6 +67,7 @@ class Running:
     signer: Signer
     gateway: Gateway | None = None
     process: subprocess.Popen[bytes] | None = None
+    output: Path | None = None  # a process's folder holding its `stdout` and `stderr`
     channels: list[grpc.aio.Channel] = field(default_factory=list)
 
     def token(self, subject: str = "tester", **rights: Any) -> str:
@@ -142,35 +147,28 @@ def wait_http(url: str, timeout: float = 15.0) -> None:
 
 
 @contextlib.contextmanager
-def gateway_process(*extra: str, env: dict[str, str] | None = None) -> Iterator[Running]:
-    """A real `logs-gateway serve` process on free ports; SIGTERM and wait on exit."""
-    http_port, grpc_port = free_port(), free_port()
+def gateway_process(
+    *extra: str, env: dict[str, str] | None = None, ports: tuple[int, int] | None = None
+) -> Iterator[Running]:
+    """A real `logs-gateway serve` process on free ports (or the given (http, grpc) ports,
+    to restart a gateway where it was); SIGTERM and wait on exit."""
+    http_port, grpc_port = ports or (free_port(), free_port())
     full_env = {k: v for k, v in os.environ.items() if not k.startswith(cfg.ENV_PREFIX)} | {
         "LOGS_GATEWAY_JWT_SECRET": SECRET,
         "LOGS_GATEWAY_GRACE_SECONDS": "5",
     }
     full_env |= env or {}
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gateway",
-            "serve",
-            "--http-port",
-            str(http_port),
-            "--grpc-port",
-            str(grpc_port),
-            *extra,
-        ],
-        env=full_env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
+    command = [sys.executable, "-m", "gateway", "serve"]
+    command += ["--http-port", str(http_port), "--grpc-port", str(grpc_port), *extra]
+    logs = Path(tempfile.mkdtemp(prefix="logs-gateway-"))
+    with (logs / "stdout").open("wb") as stdout, (logs / "stderr").open("wb") as stderr:
+        process = subprocess.Popen(command, env=full_env, stdout=stdout, stderr=stderr)
     run = Running(
         http=f"http://127.0.0.1:{http_port}",
         grpc_target=f"127.0.0.1:{grpc_port}",
         signer=Signer(secret=SECRET.encode(), issuer=ISSUER, audience=AUDIENCE),
         process=process,
+        output=logs,
     )
     try:
         wait_http(run.http)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any, NoReturn
 
 import grpc
@@ -47,7 +48,7 @@ async def authenticate(
     try:
         return verifier.verify(token)
     except GatewayError as e:
-        log.info("grpc auth refused", extra={"reason": e.reason, "peer": context.peer()})
+        log.info("grpc auth refused", extra={"reason": e.reason})
         await abort(context, e)
 
 
@@ -65,11 +66,44 @@ class Stopping:
     """Set when the gateway drains; open streams end at their next batch boundary."""
 
     def __init__(self) -> None:
-        self.event = asyncio.Event()
+        self.is_set = False
+        self._future: asyncio.Future[None] | None = None
+        self._streams = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
 
-    @property
-    def is_set(self) -> bool:
-        return self.event.is_set()
+    def future(self) -> asyncio.Future[None]:
+        """One shared future that completes on drain (waiting on it costs no task)."""
+        if self._future is None:
+            self._future = asyncio.get_running_loop().create_future()
+            if self.is_set:
+                self._future.set_result(None)
+        return self._future
+
+    def set(self) -> None:
+        self.is_set = True
+        if self._future is not None and not self._future.done():
+            self._future.set_result(None)
+
+    @contextlib.contextmanager
+    def stream(self) -> Iterator[None]:
+        """Count an open publish stream, so a drain can wait for its last ack."""
+        self._streams += 1
+        self._idle.clear()
+        try:
+            yield
+        finally:
+            self._streams -= 1
+            if not self._streams:
+                self._idle.set()
+
+    async def streams_ended(self, timeout: float) -> bool:
+        """Wait until every publish stream has answered its last batch and ended."""
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
 
 
 class LogIngestServicer(pb_grpc.LogIngestServicer):
@@ -86,30 +120,38 @@ class LogIngestServicer(pb_grpc.LogIngestServicer):
         principal = await authenticate(self._verifier, context)
         if self._stopping.is_set:
             await abort(context, GatewayError(Code.UNAVAILABLE, "gateway is draining; reconnect"))
-        while (request := await self._next(context, principal)) is not None:
-            if len(request.producer_id) > MAX_PRODUCER_ID:
-                await abort(context, invalid(f"producer_id longer than {MAX_PRODUCER_ID}"))
-            items = [entry_from_proto(e) for e in request.entries]
-            key = (request.producer_id, request.sequence) if request.producer_id else None
-            try:
-                batch = await self._ingest.publish(principal, items, key)
-            except GatewayError as e:
-                await abort(context, e)
-            yield ack(request.sequence, batch)
+        requests = aiter(request_iterator)
+        with self._stopping.stream():
+            while (request := await self._next(requests, context, principal)) is not None:
+                yield await self._publish(principal, request, context)
+
+    async def _publish(
+        self,
+        principal: Principal,
+        request: pb.PublishRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> pb.PublishAck:
+        if len(request.producer_id) > MAX_PRODUCER_ID:
+            await abort(context, invalid(f"producer_id longer than {MAX_PRODUCER_ID} characters"))
+        items = [entry_from_proto(e) for e in request.entries]
+        key = (request.producer_id, request.sequence) if request.producer_id else None
+        try:
+            batch = await self._ingest.publish(principal, items, key)
+        except GatewayError as e:
+            await abort(context, e)
+        return ack(request.sequence, batch)
 
     async def _next(
-        self, context: grpc.aio.ServicerContext[Any, Any], principal: Principal
+        self,
+        requests: AsyncIterator[pb.PublishRequest],
+        context: grpc.aio.ServicerContext[Any, Any],
+        principal: Principal,
     ) -> pb.PublishRequest | None:
         """The next request; None at the end of the stream; aborts on drain or expiry."""
-        read = asyncio.ensure_future(context.read())
-        stop = asyncio.ensure_future(self._stopping.event.wait())
+        read = asyncio.ensure_future(anext(requests, None))
+        stop = self._stopping.future()
         timeout = max(0.0, principal.expires_at - time.time())
-        try:
-            done, _ = await asyncio.wait(
-                {read, stop}, timeout=timeout, return_when="FIRST_COMPLETED"
-            )
-        finally:
-            stop.cancel()
+        done, _ = await asyncio.wait((read, stop), timeout=timeout, return_when="FIRST_COMPLETED")
         if read not in done:
             read.cancel()
             if stop in done:
@@ -117,10 +159,7 @@ class LogIngestServicer(pb_grpc.LogIngestServicer):
                     context, GatewayError(Code.UNAVAILABLE, "gateway is draining; reconnect")
                 )
             await abort(context, GatewayError(Code.UNAUTHENTICATED, "token expired; reconnect"))
-        request = read.result()
-        if request is grpc.aio.EOF:
-            return None
-        assert isinstance(request, pb.PublishRequest)
+        request: pb.PublishRequest | None = read.result()
         return request
 
 

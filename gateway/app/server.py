@@ -23,6 +23,7 @@ from gateway.api.http_ops import OpsHandlers
 from gateway.api.http_publish import PublishHandler
 from gateway.api.http_stream import StreamHandler, StreamSettings
 from gateway.app import credentials, metrics
+from gateway.app.browser import add_browser_side
 from gateway.app.config import Config, ConfigError
 from gateway.core.broker import Broker
 from gateway.core.broker_memory import MemoryBroker
@@ -172,6 +173,7 @@ class Gateway:
         app.router.add_get("/metrics", MetricsHandler(self.metrics).handle)
         if c.dev:
             app.router.add_route("*", "/test/logs", ops.test_logs)
+        add_browser_side(app, c, self.verifier, stream)
         return app
 
     # -- stop ---------------------------------------------------------------------------
@@ -187,12 +189,17 @@ class Gateway:
         )
         # 1. Probes and load balancers see us leave before anything is refused.
         await self.health.enter_graceful_shutdown()
-        # 2. Publish streams finish the batch in hand, are acked, then end with UNAVAILABLE.
-        self.stopping.event.set()
-        # 3. SSE clients get a last `shutdown` event and reconnect elsewhere.
+        # 2. No new RPCs; publish streams finish the batch in hand, are acked, then end
+        #    with UNAVAILABLE. Wait for those last acks (bounded by the grace).
+        self.stopping.set()
+        grpc_stopped = asyncio.create_task(self._stop_grpc(grace))
+        await self.stopping.streams_ended(grace / 2)
+        # 3. Every acked entry reaches connected subscribers, then they get a last
+        #    `shutdown` event and reconnect elsewhere.
+        self.hub.flush()
         self.hub.close_all(SHUTDOWN, "shutdown")
-        # 4. Both servers stop accepting and wait for their handlers, bounded by the grace.
-        await asyncio.gather(self._stop_grpc(grace), self._stop_http())
+        # 4. Both servers wait for their handlers, bounded by the grace.
+        await asyncio.gather(grpc_stopped, self._stop_http())
         # 5. Background work, then the broker last: nothing is using it any more.
         if self._heartbeats is not None:
             self._heartbeats.cancel()

@@ -114,6 +114,11 @@ class Hub:
             self._scheduled = True
             asyncio.get_running_loop().call_soon(self._flush)
 
+    def flush(self) -> None:
+        """Deliver what is queued now rather than at the end of this loop turn (drain)."""
+        if self._scheduled:
+            self._flush()
+
     def _flush(self) -> None:
         self._scheduled = False
         runs, self._runs = self._runs, []
