@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+
+import grpc
 import httpx
+import jwt
 import pytest
+from logs_gateway.v1 import logs_pb2 as pb
+from logs_gateway.v1 import logs_pb2_grpc as pb_grpc
 
 from tests.conftest import Running, entry
 from tests.sse_client import open_stream
@@ -118,3 +124,67 @@ def test_stream_requires_token(gw_process: Running) -> None:
     r = httpx.get(f"{gw_process.http}/api/logs/stream?channels={ETL}")
     assert r.status_code == 401
     assert r.headers["www-authenticate"].startswith("Bearer")
+
+
+async def test_grpc_subscribe_live_and_resume(gw_process: Running) -> None:
+    sub = gw_process.token(subscribe=["logs:etl:>"])
+    pub = gw_process.token(publish=["logs:>"])
+    metadata = [("authorization", f"Bearer {sub}")]
+    async with grpc.aio.insecure_channel(gw_process.grpc_target) as channel:
+        stub = pb_grpc.LogStreamStub(channel)
+        call = stub.Subscribe(
+            pb.SubscribeRequest(channels=["logs:etl:>"], min_level="info"), metadata=metadata
+        )
+        await asyncio.sleep(0.3)  # the subscription is registered before anything is published
+        acks = await gw_process.publish(
+            pub,
+            [[entry(ETL, "one"), entry(ETL, "dbg", 5), entry(FAAS, "x"), entry(ETL, "two")]],
+            producer="gsub",
+        )
+        first, second = await call.read(), await call.read()
+        call.cancel()
+        assert [first.entry.entry.body, second.entry.entry.body] == ["one", "two"]
+        assert first.cursor == acks[0].results[0].cursor
+        assert second.entry.offset == acks[0].results[3].offset
+        resumed = stub.Subscribe(
+            pb.SubscribeRequest(channels=[ETL], cursor=first.cursor), metadata=metadata
+        )
+        missed = [await resumed.read() for _ in range(2)]
+        resumed.cancel()
+        assert [m.entry.entry.body for m in missed] == ["dbg", "two"]
+
+
+async def test_grpc_subscribe_refused_outside_rights(gw_process: Running) -> None:
+    sub = gw_process.token(subscribe=["logs:etl:>"])
+    async with grpc.aio.insecure_channel(gw_process.grpc_target) as channel:
+        stub = pb_grpc.LogStreamStub(channel)
+        call = stub.Subscribe(
+            pb.SubscribeRequest(channels=["logs:faas:>"]),
+            metadata=[("authorization", f"Bearer {sub}")],
+        )
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await call.read()
+        assert err.value.code() is grpc.StatusCode.PERMISSION_DENIED
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.eyJzdWIiOiJ4In0.",
+        "not.a.jwt",
+        jwt.encode(
+            {"sub": "x", "iat": 0, "exp": 2**31, "iss": "logs-gateway", "aud": "logs-gateway"},
+            "wrong-secret-" * 4,
+            algorithm="HS256",
+        ),
+    ],
+)
+async def test_bad_tokens_refused_on_both_ports(gw_process: Running, token: str) -> None:
+    async with httpx.AsyncClient() as client:
+        response = await client.get(
+            f"{gw_process.http}/api/logs/stream?channels={ETL}", headers=gw_process.headers(token)
+        )
+    assert response.status_code == 401
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await gw_process.publish(token, [[entry(ETL, "x")]])
+    assert err.value.code() is grpc.StatusCode.UNAUTHENTICATED

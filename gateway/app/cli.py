@@ -1,4 +1,4 @@
-"""The `logs-gateway` command: serve, token, keys, config."""
+"""The `logs-gateway` command: serve, proxy, token, keys, config."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from gateway.app import config as cfg
-from gateway.app import credentials, logs
+from gateway.app import credentials, logs, proxy_server
+from gateway.app.cli_clients import CLIENT_VERBS, add_client_verbs, run_client_verb
 from gateway.app.config import AUTH_SETTINGS, Config, ConfigError
 from gateway.app.server import Gateway, serve
 from gateway.core.errors import GatewayError
@@ -31,6 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
     config_p = verbs.add_parser("config", help="print the effective configuration, secrets masked")
     cfg.add_arguments(config_p)
 
+    proxy_server.add_parser(verbs)
+
     token_p = verbs.add_parser("token", help="print a signed JWT")
     kinds = token_p.add_subparsers(dest="kind", required=True, metavar="KIND")
     for kind, rights_flag in (("service", "--publish"), ("user", "--subscribe"), ("admin", None)):
@@ -51,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument(
         "--dir", type=Path, default=Path("keys"), help="output folder (default ./keys)"
     )
+    add_client_verbs(verbs)
     return parser
 
 
@@ -62,11 +66,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         message = e.message if isinstance(e, GatewayError) else str(e)
         print(f"logs-gateway: {message}", file=sys.stderr)
         return 2
+    except OSError as e:  # e.g. a port already in use
+        print(f"logs-gateway: {e}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.verb in CLIENT_VERBS:
+        return run_client_verb(args)
     if args.verb == "serve":
         return _serve(cfg.load(args))
     if args.verb == "config":
@@ -75,6 +84,8 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     if args.verb == "token":
         return _token(args)
+    if args.verb == "proxy":
+        return proxy_server.run(args)
     private_path, jwks_path, kid = credentials.generate_keys(args.dir)
     print(f"private key: {private_path} (keep secret; LOGS_GATEWAY_JWT_PRIVATE_KEY)")
     print(f"public keys: {jwks_path} (LOGS_GATEWAY_JWT_PUBLIC_KEYS)")

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import grpc
@@ -221,12 +222,8 @@ def _grpc_host(host: str) -> str:
     return f"[{host}]" if ":" in host and not host.startswith("[") else host
 
 
-async def serve(config: Config, on_ready: object = None) -> None:
+async def serve(config: Config, on_ready: Callable[[Gateway], None] | None = None) -> None:
     """Run until SIGTERM or SIGINT, then drain; a second signal stops at once."""
-    gateway = Gateway(config)
-    await gateway.start()
-    if callable(on_ready):
-        on_ready(gateway)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     main = asyncio.current_task()
@@ -236,9 +233,14 @@ async def serve(config: Config, on_ready: object = None) -> None:
             main.cancel()
         stop.set()
 
+    # Before anything starts, so a signal at any point drains instead of killing.
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal)
+    gateway = Gateway(config)
     try:
+        await gateway.start()
+        if on_ready is not None:
+            on_ready(gateway)
         await stop.wait()
     finally:
         await gateway.stop()
