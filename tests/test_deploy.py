@@ -1,0 +1,232 @@
+"""The container files, read structurally (no Docker engine runs here; scripts/test also runs
+hadolint on the Dockerfile): image shape, compose topology, nginx settings that keep SSE and
+gRPC streams healthy."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import crossplane
+import pytest
+import yaml
+
+from gateway.app import config as cfg
+from tests.conftest import Running, free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULTS = {s.name: s.default for s in cfg.SETTINGS}
+
+
+# -- Dockerfile -------------------------------------------------------------------------
+
+
+def instructions() -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) of the Dockerfile, continuation lines joined."""
+    text = re.sub(r"\\\n", " ", (ROOT / "Dockerfile").read_text())
+    lines = (line.strip() for line in text.splitlines())
+    out = []
+    for line in lines:
+        if line and not line.startswith("#"):
+            word, _, rest = line.partition(" ")
+            out.append((word.upper(), rest.strip()))
+    return out
+
+
+def final_stage() -> list[tuple[str, str]]:
+    steps = instructions()
+    last_from = max(i for i, (word, _) in enumerate(steps) if word == "FROM")
+    return steps[last_from:]
+
+
+def test_dockerfile_is_multi_stage_on_a_slim_base() -> None:
+    bases = [args for word, args in instructions() if word == "FROM"]
+    assert len(bases) >= 2
+    assert all("slim" in base for base in bases)
+    assert any(args.startswith("--from=") for word, args in final_stage() if word == "COPY")
+
+
+def test_image_runs_as_non_root_and_binds_all_interfaces() -> None:
+    stage = final_stage()
+    users = [args for word, args in stage if word == "USER"]
+    assert users
+    assert users[-1].split(":")[0] not in ("root", "0")
+    env = " ".join(args for word, args in stage if word == "ENV")
+    assert "LOGS_GATEWAY_HOST=0.0.0.0" in env
+    assert ("EXPOSE", "3002 50051") in stage
+    assert ("ENTRYPOINT", '["logs-gateway"]') in stage
+
+
+def test_image_bakes_in_no_secret() -> None:
+    for word, args in instructions():
+        if word in ("ENV", "ARG"):
+            assert not re.search(r"SECRET|PASSWORD|TOKEN|PRIVATE", args, re.IGNORECASE), args
+    lines = (ROOT / ".dockerignore").read_text().splitlines()
+    ignored = [line for line in lines if line and not line.startswith("#")]
+    assert ignored[0] == "*"  # an allow-list: nothing reaches the build unless named
+    assert "**/*.pem" in ignored
+    assert "**/.env" in ignored
+    assert not any(line.startswith(("!keys", "!.git", "!.env")) for line in ignored)
+
+
+def healthcheck_command() -> list[str]:
+    (args,) = [args for word, args in final_stage() if word == "HEALTHCHECK"]
+    command: list[str] = json.loads(args.split(" CMD ", 1)[1])
+    return command
+
+
+def test_healthcheck_passes_on_a_live_gateway_and_fails_without_one(
+    gw_process: Running,
+) -> None:
+    command = healthcheck_command()
+    assert command[0] == "python"
+    assert "/health" in command[-1]
+    env = dict(os.environ)
+    for port, expected in ((gw_process.http.rsplit(":", 1)[1], 0), (str(free_port()), 1)):
+        env["LOGS_GATEWAY_HTTP_PORT"] = port
+        result = subprocess.run(
+            [sys.executable, *command[1:]], env=env, capture_output=True, timeout=30, check=False
+        )
+        assert result.returncode == expected
+
+
+# -- docker-compose.yml -----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def services() -> dict[str, Any]:
+    doc = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    services: dict[str, Any] = doc["services"]
+    return services
+
+
+def with_verb(services: dict[str, Any], verb: str) -> dict[str, dict[str, Any]]:
+    return {n: s for n, s in services.items() if s.get("command", [""])[0] == verb}
+
+
+def seconds(text: str) -> float:
+    match = re.fullmatch(r"(\d+)(s|m)", text)
+    assert match, text
+    return int(match[1]) * (60 if match[2] == "m" else 1)
+
+
+def test_compose_runs_two_gateways_sharing_redis(services: dict[str, Any]) -> None:
+    gateways = with_verb(services, "serve")
+    assert len(gateways) == 2
+    for gateway in gateways.values():
+        assert gateway["command"] == ["serve", "--broker", "redis://redis:6379/0"]
+        assert gateway["depends_on"]["redis"]["condition"] == "service_healthy"
+        assert seconds(gateway["stop_grace_period"]) > DEFAULTS["grace_seconds"]
+        assert gateway["build"] == "."
+    assert services["redis"]["image"].startswith("redis:")
+    assert services["redis"]["healthcheck"]["test"] == ["CMD", "redis-cli", "ping"]
+
+
+def test_compose_runs_the_three_simulators_through_the_balancer(services: dict[str, Any]) -> None:
+    simulators = with_verb(services, "simulate")
+    assert sorted(s["command"][1] for s in simulators.values()) == ["analytics", "etl", "faas"]
+    for simulator in simulators.values():
+        assert simulator["environment"]["LOGS_GATEWAY_GRPC_TARGET"] == "lb:50051"
+        assert simulator["depends_on"] == {"lb": {"condition": "service_started"}}
+
+
+def test_compose_balancer_publishes_both_ports_with_our_config(services: dict[str, Any]) -> None:
+    lb = services["lb"]
+    assert lb["image"].startswith("nginx:")
+    assert sorted(lb["ports"]) == ["3002:3002", "50051:50051"]
+    (mount,) = lb["volumes"]
+    source, target, mode = mount.split(":")
+    assert (ROOT / source).is_file()
+    assert (target, mode) == ("/etc/nginx/nginx.conf", "ro")
+    for gateway in with_verb(services, "serve"):
+        assert lb["depends_on"][gateway] == {"condition": "service_healthy"}
+
+
+def test_compose_holds_no_secret_value(services: dict[str, Any]) -> None:
+    for service in services.values():
+        for key, value in (service.get("environment") or {}).items():
+            if re.search(r"SECRET|TOKEN|PASSWORD", key):
+                assert re.fullmatch(r"\$\{[A-Z_]+:\?[^}]+\}", value), key
+
+
+# -- deploy/nginx.conf ------------------------------------------------------------------
+
+Block = list[dict[str, Any]]
+
+
+@pytest.fixture(scope="module")
+def nginx() -> Block:
+    parsed = crossplane.parse(str(ROOT / "deploy" / "nginx.conf"))
+    assert parsed["status"] == "ok", parsed["errors"]
+    (http,) = find(parsed["config"][0]["parsed"], "http")
+    block: Block = http["block"]
+    return block
+
+
+def find(block: Block, name: str) -> Block:
+    return [d for d in block if d["directive"] == name]
+
+
+def arg(block: Block, name: str) -> list[str]:
+    (directive,) = find(block, name)
+    args: list[str] = directive["args"]
+    return args
+
+
+def server(http: Block, port: str) -> Block:
+    (found,) = [s["block"] for s in find(http, "server") if arg(s["block"], "listen") == [port]]
+    return found
+
+
+def nginx_seconds(text: str) -> float:
+    match = re.fullmatch(r"(\d+)(s|m|h)?", text)
+    assert match, text
+    return int(match[1]) * {"s": 1, "m": 60, "h": 3600, None: 1}[match[2]]
+
+
+def test_nginx_keeps_sse_streams_flowing(nginx: Block) -> None:
+    assert arg(nginx, "gzip") == ["off"]
+    (location,) = [
+        loc["block"] for loc in find(server(nginx, "3002"), "location") if loc["args"] == ["/"]
+    ]
+    assert arg(location, "proxy_pass") == ["http://gateway_http"]
+    assert arg(location, "proxy_http_version") == ["1.1"]
+    headers = {tuple(d["args"]) for d in find(location, "proxy_set_header")}
+    assert ("Connection", "") in headers
+    assert ("X-Request-Id", "$request_id") in headers
+    assert arg(location, "proxy_buffering") == ["off"]
+    assert arg(location, "proxy_cache") == ["off"]
+    for timeout in ("proxy_read_timeout", "proxy_send_timeout"):
+        assert nginx_seconds(arg(location, timeout)[0]) > 2 * DEFAULTS["heartbeat_seconds"]
+
+
+def test_nginx_balances_grpc_over_http2(nginx: Block) -> None:
+    grpc_server = server(nginx, "50051")
+    assert arg(grpc_server, "http2") == ["on"]
+    (location,) = find(grpc_server, "location")
+    assert arg(location["block"], "grpc_pass") == ["grpc://gateway_grpc"]
+    assert nginx_seconds(arg(location["block"], "grpc_read_timeout")[0]) >= 3600
+
+
+def test_nginx_upstreams_are_the_compose_gateways(nginx: Block, services: dict[str, Any]) -> None:
+    gateways = sorted(with_verb(services, "serve"))
+    for name, port in (("gateway_http", "3002"), ("gateway_grpc", "50051")):
+        (upstream,) = [u for u in find(nginx, "upstream") if u["args"] == [name]]
+        hosts = sorted(s["args"][0] for s in find(upstream["block"], "server"))
+        assert hosts == [f"{g}:{port}" for g in gateways]
+
+
+def test_nginx_never_logs_query_strings_or_routes_metrics(nginx: Block) -> None:
+    log_format = " ".join(arg(nginx, "log_format")[1:])
+    assert "$uri" in log_format
+    assert not re.search(r"\$request\b|\$request_uri|\$args|\$query_string", log_format)
+    metrics = [
+        loc["block"] for loc in find(server(nginx, "3002"), "location") if "/metrics" in loc["args"]
+    ]
+    assert metrics
+    assert arg(metrics[0], "return") == ["404"]
