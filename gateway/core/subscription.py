@@ -139,11 +139,14 @@ class StreamSubscription(Subscription):
             self._send(data)
 
     def heartbeat(self) -> None:
-        self._send(sse.PING)
+        # Until start() the handler may not have sent the response headers yet.
+        if not self.replaying:
+            self._send(sse.PING)
 
     def close(self, data: object, event: str) -> None:
         if not self.done.done():
-            self.sink.write(sse.frame(event, data))
+            if not self.replaying:
+                self.sink.write(sse.frame(event, data))
             self.finish(event)
 
 
