@@ -1,0 +1,95 @@
+"""A real process's stderr: one JSON object per line, a request id on request lines, and
+never a token or the signing secret, whether a request was let in or refused."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import grpc
+import httpx
+import pytest
+
+from tests.conftest import SECRET, Running, entry, gateway_process
+from tests.sse_client import open_stream
+
+ETL = "logs:etl:workspace123:workflow456"
+JWT = re.compile(r"eyJ[A-Za-z0-9_-]+\.eyJ[A-Za-z0-9_-]+")
+
+
+async def exercise(run: Running) -> list[str]:
+    """Authenticated and refused calls over HTTP, SSE and gRPC; returns every token used."""
+    service = run.token("etl-service", publish=[ETL])
+    user = run.token("alice", subscribe=[ETL])
+    admin = run.token("ops", admin=True)
+    expired = run.signer.mint("late", subscribe=[ETL], extra={"exp": 1})
+    forged = service[:-4] + ("AAAA" if not service.endswith("AAAA") else "BBBB")
+    body = {"channel": ETL, "message": "hello"}
+    async with httpx.AsyncClient(base_url=run.http) as client:
+        published = await client.post(
+            "/api/logs/publish",
+            json=body,
+            headers=run.headers(service) | {"X-Request-Id": "rid-publish-1"},
+        )
+        assert published.status_code == 200
+        assert published.headers["X-Request-Id"] == "rid-publish-1"
+        assert (await client.get("/admin/logs/stats", headers=run.headers(admin))).is_success
+        refused = await client.post("/api/logs/publish", json=body, headers=run.headers(forged))
+        assert refused.status_code == 401
+        in_query = await client.get("/api/logs/stream", params={"channels": ETL, "token": user})
+        assert in_query.status_code == 401  # query-string tokens are off
+        cookie = await client.get(
+            "/api/logs/stream",
+            params={"channels": ETL},
+            headers={"Cookie": f"logs_gateway_token={expired}"},
+        )
+        assert cookie.status_code == 401
+    async with open_stream(run.http, ETL, user) as stream:
+        await stream.next()
+    await run.publish(service, [[entry(ETL, "over grpc")]])
+    with pytest.raises(grpc.aio.AioRpcError) as refused_rpc:
+        await run.publish(forged, [[entry(ETL, "refused")]])
+    assert refused_rpc.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    await run.close()
+    return [service, user, admin, expired, forged]
+
+
+def records(run: Running) -> list[dict[str, Any]]:
+    assert run.output is not None
+    lines = (run.output / "stderr").read_text().splitlines()
+    assert lines
+    return [json.loads(line) for line in lines]  # every line is one JSON object
+
+
+def matching(logs: list[dict[str, Any]], **fields: Any) -> list[dict[str, Any]]:
+    return [r for r in logs if all(r.get(k) == v for k, v in fields.items())]
+
+
+async def test_logs_are_json_lines_with_ids_and_no_secrets() -> None:
+    with gateway_process("--log-level", "debug") as run:
+        tokens = await exercise(run)
+    text = (run.output / "stderr").read_text() if run.output else ""
+    for secret in (*tokens, SECRET):
+        assert secret not in text
+    assert not JWT.search(text)
+    assert "token=" not in text  # the query string is never logged
+    logs = records(run)
+    assert all({"time", "level", "logger", "message"} <= set(r) for r in logs)
+    (published,) = matching(logs, message="http request", path="/api/logs/publish", status=200)
+    assert published["request_id"] == "rid-publish-1"
+    (refused,) = matching(logs, message="http auth refused", reason="bad_signature")
+    assert refused["request_id"]  # ties the refusal to its request line
+    assert matching(logs, message="http request", request_id=refused["request_id"], status=401)
+    assert matching(logs, message="grpc call", method="LogIngest/Publish", code="OK")
+    assert matching(logs, message="grpc call", method="LogIngest/Publish", code="UNAUTHENTICATED")
+    assert matching(logs, message="stopped")
+
+
+def test_text_format_writes_plain_lines() -> None:
+    with gateway_process("--log-format", "text") as run:
+        pass
+    assert run.output is not None
+    lines = (run.output / "stderr").read_text().splitlines()
+    assert any(" INFO logs_gateway: logs-gateway started" in line for line in lines)
+    assert not any(line.startswith("{") for line in lines)
