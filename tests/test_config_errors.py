@@ -118,9 +118,10 @@ def test_unreadable_public_keys_stop_a_real_process(tmp_path: Path) -> None:
 
 def test_config_prints_every_setting_with_secrets_masked() -> None:
     clean = {k: v for k, v in os.environ.items() if not k.startswith(cfg.ENV_PREFIX)}
+    broker = "redis://:hunter2-password@redis:6379/0"
     result = subprocess.run(
         [sys.executable, "-m", "gateway", "config"],
-        env=clean | {"LOGS_GATEWAY_JWT_SECRET": SECRET},
+        env=clean | {"LOGS_GATEWAY_JWT_SECRET": SECRET, "LOGS_GATEWAY_BROKER": broker},
         capture_output=True,
         text=True,
         timeout=60,
@@ -130,3 +131,12 @@ def test_config_prints_every_setting_with_secrets_masked() -> None:
     assert names == list(SETTINGS)
     assert SECRET not in result.stdout
     assert "jwt_secret = '***'" in result.stdout
+    assert "hunter2" not in result.stdout
+    assert "broker = 'redis://:***@redis:6379/0'" in result.stdout
+
+
+def test_a_bad_value_never_shows_a_url_password(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["config", "--broker", "mysql://root:hunter2@db:3306"]) == 2
+    err = capsys.readouterr().err
+    assert "hunter2" not in err
+    assert "--broker='mysql://root:***@db:3306': must be" in err

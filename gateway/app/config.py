@@ -217,8 +217,19 @@ class Config:
         out = {}
         for s in SETTINGS:
             value = getattr(self, s.name)
-            out[s.name] = "***" if s.secret and value else value
+            out[s.name] = "***" if s.secret and value else _without_password(value)
         return out
+
+
+def _without_password(value: Any) -> Any:
+    """A URL's password (redis://:PASSWORD@host) masked; other values unchanged."""
+    if not isinstance(value, str) or "@" not in value:
+        return value
+    url = urlparse(value)
+    if not url.password:
+        return value
+    host = url.netloc.rsplit("@", 1)[1]
+    return url._replace(netloc=f"{url.username or ''}:***@{host}").geturl()
 
 
 def add_arguments(parser: argparse.ArgumentParser, names: tuple[str, ...] | None = None) -> None:
@@ -270,7 +281,7 @@ def _cast(setting: Setting, text: str, where: str) -> Any:
     try:
         return setting.cast(text)
     except ValueError as e:
-        shown = "***" if setting.secret else repr(text)
+        shown = "***" if setting.secret else repr(_without_password(text))
         reason = str(e)
         if "invalid literal" in reason or "could not convert" in reason:
             reason = "must be a number"
