@@ -1,0 +1,373 @@
+"""The shared broker: channel history in Redis, so several gateway instances act as one.
+
+Every append is one Lua script (see broker_redis_lua): it takes seqs from one counter, adds
+the events to their channels' streams, trims them, adds the batch to the feed and keeps the
+de-duplication key, all or nothing, and Redis has confirmed it before `append` returns.
+
+Delivery: each instance runs ONE read loop that follows the feed with a blocking XREAD and
+hands each batch to the listeners in seq order, its own appends included (nothing is handed
+over at append time, so nothing twice). Patterns need nothing per channel in Redis: the hub
+matches them.
+
+When Redis goes away, appends fail at once with UNAVAILABLE, open streams keep their
+heartbeats, and the read loop retries and then resumes from its last feed id. Where it
+cannot go on without a hole (the feed was trimmed past it, or Redis lost its data: a new
+epoch) it skips to the present and calls the resync callbacks: the gateway then ends its
+live streams, and clients resume from their cursors through history, with `event: gap`
+only where history itself is gone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import logging
+import secrets
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError, ResponseError
+
+from gateway.core import broker_redis_lua as lua
+from gateway.core.broker import Appended, DedupKey, Gap, Listener, Replay
+from gateway.core.channels import Pattern
+from gateway.core.cursor import Cursor
+from gateway.core.errors import Code, GatewayError
+from gateway.core.events import Entry, Event, encode_data
+
+log = logging.getLogger("logs_gateway.redis")
+T = TypeVar("T")
+
+FEED_MAX = 100_000  # feed entries (appended batches) kept for instances that fall behind
+TRIMMED_MAX = 1_000  # trim records kept per channel, to count exactly what a cursor lost
+BLOCK_MS = 5_000  # longest wait of one feed read
+READ_COUNT = 512  # most feed entries taken per read
+RETRY_DELAYS = (0.05, 2.0)  # first and longest pause between reconnects of the read loop
+_OFFSET = b'"offset":'
+
+
+class RedisBroker:
+    """Broker protocol over Redis Streams, shared by every instance using the same Redis."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        max_entries: int = 1000,
+        max_age: float = 600.0,
+        dedup_seconds: int = 3600,
+        prefix: str = "logs-gateway",
+        timeout: float = 2.0,
+        feed_max: int = FEED_MAX,
+    ) -> None:
+        # No automatic retries: an append must fail fast (the publisher resends, and the
+        # de-duplication key makes that safe), never run twice behind our back.
+        options: dict[str, Any] = {
+            "socket_connect_timeout": timeout,
+            "retry": Retry(NoBackoff(), 0),
+        }
+        self._redis = Redis.from_url(url, socket_timeout=timeout, **options)
+        self._feed_redis = Redis.from_url(url, socket_timeout=timeout + BLOCK_MS / 1000, **options)
+        self._append_script = self._redis.register_script(lua.APPEND)
+        self._read_script = self._redis.register_script(lua.READ)
+        self._position_script = self._redis.register_script(lua.POSITION)
+        self._keys = _Keys(prefix)
+        self._limits = [max_entries, int(max_age * 1000), feed_max, dedup_seconds, TRIMMED_MAX]
+        self._timeout = timeout
+        self._epoch = ""
+        self._delivered = 0  # seq of the last event handed to the listeners (in this epoch)
+        self._feed_id: bytes | str = "0-0"  # the last feed entry read
+        self._channels: set[str] = set()
+        self._stale = True  # whether _channels may lack channels (load them from Redis)
+        self._listeners: list[Listener] = []
+        self._resync: list[Callable[[], None]] = []
+        self._positioned = asyncio.Event()
+        self._progress = asyncio.Event()
+        self._failing = False
+        self._reader: asyncio.Task[None] | None = None
+        self._closed = False
+
+    @property
+    def epoch(self) -> str:
+        return self._epoch
+
+    # -- Broker -------------------------------------------------------------------------
+
+    async def append(self, entries: Sequence[Entry], key: DedupKey | None) -> Appended:
+        """Returns after Redis stored the batch; a key seen before (by any instance) returns
+        the first result's offsets and seqs again (duplicate=True) and stores nothing."""
+        await self._started()
+        parts = [_split(encode_data(entry, 0)) for entry in entries]
+        names = list(dict.fromkeys(entry.channel for entry in entries))
+        number = {name: i for i, name in enumerate(names, 1)}
+        k = self._keys
+        keys = [k.epoch, k.seq, k.offsets, k.feed, k.dedup(key)]
+        for name in names:
+            keys += [k.history(name), k.trimmed(name)]
+        args: list[str | int | bytes] = [secrets.token_hex(4)]
+        args += [*self._limits[:4], int(key is not None), self._limits[4], len(names), *names]
+        for entry, (head, tail) in zip(entries, parts, strict=True):
+            args += [number[entry.channel], entry.severity, head, tail]
+        epoch, duplicate, result = await self._call(self._append_script(keys, args))
+        first, *offsets = map(int, result.split())
+        self._channels.update(names)
+        if epoch.decode() != self._epoch:
+            self._skip_to(epoch.decode(), first - 1)
+        # A duplicate's events are rebuilt from the batch resent, which is the same batch.
+        stored = zip(entries, offsets, parts, strict=not duplicate)
+        events = [
+            Event(entry.channel, offset, first + i, entry.severity, b"%b%d%b" % (h, offset, t))
+            for i, (entry, offset, (h, t)) in enumerate(stored)
+        ]
+        return Appended(events, duplicate=bool(duplicate))
+
+    async def head(self) -> int:
+        return await self._snapshot()
+
+    async def replay(self, patterns: Sequence[Pattern], after: Cursor) -> Replay:
+        upto = await self._snapshot()
+        if self._stale:
+            await self._load_channels()
+        reset = after.epoch != self._epoch
+        since = 0 if reset else after.seq
+        names = [n for n in self._channels if any(p.matches(n) for p in patterns)]
+        replies = await self._read_histories(names, since, upto)
+        replay = Replay(gaps=[Gap(p.text, 0, "reset") for p in patterns] if reset else [])
+        runs: list[list[Event]] = []
+        for name, reply in zip(names, replies, strict=True):
+            if reply[0] and not reset:
+                replay.gaps.append(Gap(name, int(reply[0]), "trimmed"))
+            if len(reply) > 1:
+                runs.append(_history_events(name, reply))
+        replay.events = list(heapq.merge(*runs, key=lambda e: e.seq))
+        return replay
+
+    def add_listener(self, listener: Listener) -> None:
+        self._listeners.append(listener)
+        with contextlib.suppress(RuntimeError):  # no running loop yet: starts on first use
+            self._start_reader()
+
+    async def ready(self) -> bool:
+        """Whether Redis answers and the read loop follows the feed."""
+        try:
+            await self._started()
+            return not self._failing and bool(await self._redis.ping())
+        except (GatewayError, RedisError):
+            return False
+
+    def channel_count(self) -> int:
+        return len(self._channels)
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._listeners.clear()
+        if self._reader is not None:
+            # Python 3.11's wait_for (inside redis-py) can swallow a cancel that lands just
+            # as its inner await completes: cancel until the task has stopped.
+            while not self._reader.done():
+                self._reader.cancel()
+                await asyncio.wait({self._reader}, timeout=0.1)
+        await self._redis.aclose()
+        await self._feed_redis.aclose()
+
+    # -- beyond the protocol ------------------------------------------------------------
+
+    def on_resync(self, callback: Callable[[], None]) -> None:
+        """`callback` runs when live delivery had to skip events (the feed was trimmed past
+        this instance, or Redis lost its data): live subscribers must resume from history."""
+        self._resync.append(callback)
+
+    # -- helpers ------------------------------------------------------------------------
+
+    async def _call(self, awaitable: Awaitable[T]) -> T:
+        try:
+            return await awaitable
+        except RedisError as e:
+            if isinstance(e, ResponseError):  # not an outage: a refusal (e.g. OOM) or a bug
+                log.error("redis refused a command", extra={"error": str(e)[:300]})
+            raise _unavailable() from None
+
+    async def _started(self) -> None:
+        """Wait until the read loop knows where it starts, so no append escapes it."""
+        self._start_reader()
+        if not self._positioned.is_set():
+            try:
+                await asyncio.wait_for(self._positioned.wait(), self._timeout)
+            except TimeoutError:
+                raise _unavailable() from None
+
+    async def _snapshot(self) -> int:
+        """The newest seq in Redis, once the listeners were given every event up to it:
+        a subscriber that starts there then gets each later event live, none twice."""
+        await self._started()
+        k = self._keys
+        position = self._position_script([k.epoch, k.seq, k.feed], [secrets.token_hex(4)])
+        epoch, seq, _ = await self._call(position)
+        if epoch.decode() != self._epoch:
+            self._skip_to(epoch.decode(), int(seq))
+        await self._caught_up(int(seq))
+        return int(seq)
+
+    async def _caught_up(self, seq: int) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._timeout
+        while self._delivered < seq:
+            try:
+                await asyncio.wait_for(self._progress.wait(), deadline - loop.time())
+            except TimeoutError:
+                raise _unavailable() from None
+
+    async def _read_histories(self, names: list[str], since: int, upto: int) -> list[Any]:
+        if not names:
+            return []
+        k = self._keys
+        limits = [self._limits[0], self._limits[1], self._limits[4]]
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for name in names:
+                keys = [k.history(name), k.trimmed(name), k.offsets]
+                await self._read_script(keys, [name, since, upto, *limits], client=pipe)
+            replies: list[Any] = await self._call(pipe.execute())
+        return replies
+
+    async def _load_channels(self) -> None:
+        self._stale = False
+        names = await self._call(self._redis.hkeys(self._keys.offsets))
+        self._channels.update(n.decode() if isinstance(n, bytes) else n for n in names)
+
+    # -- the read loop ------------------------------------------------------------------
+
+    def _start_reader(self) -> None:
+        if self._reader is None and not self._closed:
+            self._reader = asyncio.get_running_loop().create_task(self._read_feed())
+
+    async def _read_feed(self) -> None:
+        """Follow the feed for as long as the broker is open, reconnecting with backoff."""
+        delay = RETRY_DELAYS[0]
+        while not self._closed:
+            try:
+                await self._position()
+                delay = RETRY_DELAYS[0]
+                while True:
+                    if self._stale:
+                        await self._load_channels()
+                    reply = await self._feed_redis.xread(
+                        {self._keys.feed: self._feed_id}, count=READ_COUNT, block=BLOCK_MS
+                    )
+                    self._consume(reply)
+            except (RedisError, GatewayError) as e:
+                if not self._failing:
+                    log.warning("redis unavailable; retrying", extra={"error": type(e).__name__})
+                self._failing = True
+            except Exception:
+                log.exception("feed read loop failed; restarting it")
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RETRY_DELAYS[1])
+
+    async def _position(self) -> None:
+        """Where to read from: first the feed's end; after an outage, on from the last
+        entry read, unless Redis lost its data meanwhile (a new epoch)."""
+        k = self._keys
+        position = self._position_script([k.epoch, k.seq, k.feed], [secrets.token_hex(4)])
+        epoch, seq, last_id = await position
+        if self._failing:
+            log.warning("redis reachable again")
+            self._failing = False
+        if not self._epoch:
+            self._epoch, self._delivered, self._feed_id = epoch.decode(), int(seq), last_id
+            self._positioned.set()
+        elif epoch.decode() != self._epoch:
+            self._skip_to(epoch.decode(), int(seq))
+            self._feed_id = last_id
+
+    def _consume(self, reply: Any) -> None:
+        for _stream, entries in reply or ():
+            for feed_id, fields in entries:
+                self._feed_id = feed_id
+                events = self._accept(fields)
+                if events:
+                    for listener in self._listeners:
+                        listener(events)
+        self._progress.set()
+        self._progress = asyncio.Event()
+
+    def _accept(self, fields: dict[bytes, bytes]) -> list[Event]:
+        """The events of one feed entry that the listeners have not had yet."""
+        epoch, first = fields[b"p"].decode(), int(fields[b"s"])
+        if epoch != self._epoch:
+            self._skip_to(epoch, first - 1)
+        elif first <= self._delivered:
+            return []  # delivered already (the entry was read before a skip)
+        elif first > self._delivered + 1:
+            log.warning("feed trimmed past this instance", extra={"missed": first - 1})
+            self._skip_to(epoch, first - 1)
+        events = _feed_events(first, fields[b"e"])
+        self._channels.update(e.channel for e in events)
+        self._delivered = events[-1].seq
+        return events
+
+    def _skip_to(self, epoch: str, seq: int) -> None:
+        """Live delivery cannot go on without a hole: go on after `seq`, and tell the
+        resync callbacks so live subscribers resume from history instead."""
+        if epoch != self._epoch:
+            log.warning("redis history reset (new epoch)", extra={"epoch": epoch})
+        self._epoch, self._delivered, self._stale = epoch, seq, True
+        for callback in self._resync:
+            callback()
+
+
+class _Keys:
+    """The Redis key names (see broker_redis_lua for what each holds)."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+        self.epoch = f"{prefix}:epoch"
+        self.seq = f"{prefix}:seq"
+        self.offsets = f"{prefix}:offsets"
+        self.feed = f"{prefix}:feed"
+
+    def history(self, channel: str) -> str:
+        return f"{self.prefix}:h:{channel}"
+
+    def trimmed(self, channel: str) -> str:
+        return f"{self.prefix}:t:{channel}"
+
+    def dedup(self, key: DedupKey | None) -> str:
+        return f"{self.prefix}:d" if key is None else f"{self.prefix}:d:{key[0]}:{key[1]}"
+
+
+def _split(data: bytes) -> tuple[bytes, bytes]:
+    """An event's JSON line (encoded with offset 0) cut around its offset, so the script
+    can put in the offset it assigns and every reader gets the same bytes as make_event."""
+    at = data.index(_OFFSET) + len(_OFFSET)
+    return data[:at], data[at + 1 :]
+
+
+def _history_events(channel: str, reply: list[bytes]) -> list[Event]:
+    """Events from a READ reply: [lost, id, record, id, record, ...]."""
+    events = []
+    items = iter(reply[1:])
+    for entry_id, record in zip(items, items, strict=True):
+        offset, severity, data = record.split(b" ", 2)
+        seq = int(entry_id.split(b"-", 1)[0])
+        events.append(Event(channel, int(offset), seq, int(severity), data))
+    return events
+
+
+def _feed_events(first: int, lines: bytes) -> list[Event]:
+    events = []
+    for i, line in enumerate(lines.split(b"\n")):
+        channel, offset, severity, data = line.split(b" ", 3)
+        events.append(Event(channel.decode(), int(offset), first + i, int(severity), data))
+    return events
+
+
+def _unavailable() -> GatewayError:
+    return GatewayError(
+        Code.UNAVAILABLE, "the log broker (Redis) is unavailable; retry", reason="broker"
+    )

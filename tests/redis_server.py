@@ -1,0 +1,88 @@
+"""Private redis-servers for the tests: a free port, a temp folder, stopped at the end.
+
+Tests never touch a Redis they did not start. Where redis-server is missing they skip, except
+in CI (CI=true), where they fail: the Redis broker must never go untested silently.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from tests.conftest import free_port
+
+
+def redis_server_binary() -> str:
+    """Path of redis-server; skips the test, or fails it in CI, when there is none."""
+    path = shutil.which("redis-server")
+    if path is None:
+        message = "redis-server is not installed (apt-get install redis-server)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{message}; CI must run the Redis tests", pytrace=False)
+        pytest.skip(message)
+    return path
+
+
+class RedisServer:
+    """One redis-server process; `persistent` keeps every write on disk (AOF, fsync always),
+    so data survives a stop and start, as a production Redis configured for it does."""
+
+    def __init__(self, folder: Path, *, persistent: bool = False) -> None:
+        self.binary = redis_server_binary()
+        self.folder = folder
+        self.port = free_port()
+        self.persistent = persistent
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def client(self) -> redis.Redis:
+        return redis.Redis(port=self.port, socket_timeout=5)
+
+    def start(self) -> None:
+        durability = ["--appendonly", "yes", "--appendfsync", "always"]
+        command = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1"]
+        command += ["--dir", str(self.folder), "--logfile", str(self.folder / "redis.log")]
+        command += ["--save", "", *(durability if self.persistent else ["--appendonly", "no"])]
+        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                if self.client().ping():
+                    return
+            except redis.ConnectionError:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"redis-server did not start; see {self.folder}") from None
+                time.sleep(0.02)
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(sig)
+            self.process.wait(timeout=10)
+        self.process = None
+
+
+def running_redis(folder: Path, *, persistent: bool = False) -> Iterator[RedisServer]:
+    server = RedisServer(folder, persistent=persistent)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """One throwaway Redis (no persistence) shared by the session; tests keep apart by
+    key prefix or flush it first."""
+    yield from running_redis(tmp_path_factory.mktemp("redis"))

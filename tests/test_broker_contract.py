@@ -1,0 +1,256 @@
+"""The Broker protocol's guarantees (gateway/core/broker.py), held against every broker.
+
+Each test names one guarantee of a docstring in the protocol and runs on the memory broker
+and on the Redis broker (a private redis-server, a fresh key prefix per test).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+
+from gateway.core.broker import Broker, Gap
+from gateway.core.broker_memory import MemoryBroker
+from gateway.core.broker_redis import RedisBroker
+from gateway.core.channels import parse_pattern
+from gateway.core.cursor import Cursor, decode_cursor, encode_cursor
+from gateway.core.events import Entry, Event, make_event
+from tests.conftest import wait_for
+
+ETL = "logs:etl:ws1:wf1"
+ETL2 = "logs:etl:ws1:wf2"
+FAAS = "logs:faas:ws1:fn1"
+_prefixes = itertools.count()
+
+MakeBroker = Callable[..., Broker]
+
+
+def entry(channel: str, message: str, severity: int = 9) -> Entry:
+    return Entry(channel, 1_700_000_000_123_456_000, severity, message, "svc", {"n": 1})
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def make_broker(request: pytest.FixtureRequest) -> AsyncIterator[MakeBroker]:
+    """Builds brokers of the parametrized kind; limits as keyword arguments."""
+    made: list[Broker] = []
+    prefix = f"contract{next(_prefixes)}"
+
+    def make(**limits: Any) -> Broker:
+        broker: Broker
+        if request.param == "memory":
+            broker = MemoryBroker(**limits)
+        else:
+            url = request.getfixturevalue("redis_server").url
+            broker = RedisBroker(url, prefix=prefix, **limits)
+        made.append(broker)
+        return broker
+
+    yield make
+    for broker in made:
+        await broker.close()
+
+
+class Received:
+    """A listener that keeps every batch it is given."""
+
+    def __init__(self, broker: Broker) -> None:
+        self.batches: list[list[Event]] = []
+        broker.add_listener(self.batches.append)
+
+    @property
+    def events(self) -> list[Event]:
+        return [e for batch in self.batches for e in batch]
+
+    async def count(self, n: int) -> list[Event]:
+        await wait_for(lambda: len(self.events) >= n)
+        return self.events
+
+
+def seqs(events: list[Event]) -> list[int]:
+    return [e.seq for e in events]
+
+
+# -- append --------------------------------------------------------------------------------
+
+
+async def test_append_assigns_dense_offsets_per_channel_and_one_seq_order(
+    make_broker: MakeBroker,
+) -> None:
+    broker = make_broker()
+    first = await broker.append([entry(ETL, "a"), entry(FAAS, "b"), entry(ETL, "c")], None)
+    second = await broker.append([entry(FAAS, "d"), entry(ETL, "e")], None)
+    events = first.events + second.events
+    assert [(e.channel, e.offset) for e in events] == [
+        (ETL, 0),
+        (FAAS, 0),
+        (ETL, 1),
+        (FAAS, 1),
+        (ETL, 2),
+    ]
+    assert seqs(events) == list(range(seqs(events)[0], seqs(events)[0] + 5))
+    assert not first.duplicate
+    assert not second.duplicate
+
+
+async def test_events_carry_the_bytes_make_event_gives(make_broker: MakeBroker) -> None:
+    broker = make_broker()
+    entries = [entry(ETL, 'quote " newline \n offset":0,', 17), entry(FAAS, "plain")]
+    appended = await broker.append(entries, None)
+    replayed = await broker.replay([parse_pattern("logs:>")], Cursor(broker.epoch, 0))
+    for stored in (appended.events, replayed.events):
+        assert stored == [
+            make_event(e, s.offset, s.seq) for e, s in zip(entries, stored, strict=True)
+        ]
+
+
+async def test_append_returns_once_history_holds_the_entries(make_broker: MakeBroker) -> None:
+    broker = make_broker()
+    appended = await broker.append([entry(ETL, "a"), entry(ETL2, "b")], None)
+    replay = await broker.replay([parse_pattern(ETL), parse_pattern(ETL2)], Cursor(broker.epoch, 0))
+    assert replay.events == appended.events
+    assert replay.gaps == []
+
+
+async def test_a_key_seen_before_returns_the_first_result_and_stores_nothing(
+    make_broker: MakeBroker,
+) -> None:
+    broker = make_broker()
+    received = Received(broker)
+    batch = [entry(ETL, "a"), entry(FAAS, "b")]
+    first = await broker.append(batch, ("producer-1", 7))
+    again = await broker.append(batch, ("producer-1", 7))
+    assert again.duplicate
+    assert [(e.channel, e.offset, e.seq) for e in again.events] == [
+        (e.channel, e.offset, e.seq) for e in first.events
+    ]
+    assert await broker.head() == first.events[-1].seq
+    # The same sequence from another producer, and the next sequence, are new batches.
+    other = await broker.append(batch, ("producer-2", 7))
+    following = await broker.append(batch, ("producer-1", 8))
+    assert not other.duplicate
+    assert not following.duplicate
+    everything = first.events + other.events + following.events
+    assert await received.count(6) == everything
+    replay = await broker.replay([parse_pattern("logs:>")], Cursor(broker.epoch, 0))
+    assert replay.events == everything
+
+
+async def test_an_empty_batch_stores_nothing_and_its_key_is_remembered(
+    make_broker: MakeBroker,
+) -> None:
+    broker = make_broker()
+    assert (await broker.append([], ("p", 1))).events == []
+    again = await broker.append([], ("p", 1))
+    assert again.duplicate
+    assert again.events == []
+    assert await broker.head() == 0
+
+
+# -- head ----------------------------------------------------------------------------------
+
+
+async def test_head_is_zero_when_empty_then_the_newest_seq(make_broker: MakeBroker) -> None:
+    broker = make_broker()
+    assert await broker.head() == 0
+    appended = await broker.append([entry(ETL, "a"), entry(FAAS, "b")], None)
+    assert await broker.head() == appended.events[-1].seq
+
+
+# -- replay --------------------------------------------------------------------------------
+
+
+async def test_replay_returns_what_follows_the_cursor_on_matching_channels_in_seq_order(
+    make_broker: MakeBroker,
+) -> None:
+    broker = make_broker()
+    stored: list[Event] = []
+    for i in range(4):
+        batch = [entry(ETL, f"etl {i}"), entry(FAAS, f"faas {i}"), entry(ETL2, f"etl2 {i}")]
+        stored += (await broker.append(batch, None)).events
+    cursor = Cursor(broker.epoch, stored[4].seq)
+    replay = await broker.replay([parse_pattern("logs:etl:>")], cursor)
+    assert replay.gaps == []
+    assert replay.events == [e for e in stored[5:] if e.channel != FAAS]
+    both = await broker.replay([parse_pattern(FAAS), parse_pattern(ETL2)], cursor)
+    assert both.events == [e for e in stored[5:] if e.channel != ETL]
+    assert (await broker.replay([parse_pattern("logs:none:>")], cursor)).events == []
+
+
+async def test_replay_reports_exactly_what_trimming_by_length_lost(
+    make_broker: MakeBroker,
+) -> None:
+    broker = make_broker(max_entries=3)
+    stored = [(await broker.append([entry(ETL, f"m{i}")], None)).events[0] for i in range(6)]
+    stored.append((await broker.append([entry(FAAS, "other")], None)).events[0])
+    everything = [parse_pattern("logs:>")]
+    # Kept: offsets 3, 4, 5 of ETL. A cursor before them lost what lies between.
+    for cursor_at, lost in ((0, 3), (stored[0].seq, 2), (stored[1].seq, 1), (stored[2].seq, 0)):
+        replay = await broker.replay(everything, Cursor(broker.epoch, cursor_at))
+        assert replay.gaps == ([Gap(ETL, lost, "trimmed")] if lost else [])
+        assert replay.events == stored[3:]
+
+
+async def test_replay_reports_what_trimming_by_age_lost(make_broker: MakeBroker) -> None:
+    broker = make_broker(max_age=0.3)
+    old = await broker.append([entry(ETL, "old 1"), entry(ETL, "old 2")], None)
+    await asyncio.sleep(0.45)
+    new = await broker.append([entry(FAAS, "new")], None)
+    replay = await broker.replay([parse_pattern("logs:>")], Cursor(broker.epoch, 0))
+    assert replay.gaps == [Gap(ETL, 2, "trimmed")]
+    assert replay.events == new.events
+    after_old = Cursor(broker.epoch, old.events[-1].seq)
+    assert (await broker.replay([parse_pattern(ETL)], after_old)).gaps == []
+
+
+async def test_a_cursor_of_another_epoch_gets_a_reset_and_everything_retained(
+    make_broker: MakeBroker,
+) -> None:
+    broker = make_broker(max_entries=2)
+    stored = [(await broker.append([entry(ETL, f"m{i}")], None)).events[0] for i in range(3)]
+    other = "0" if broker.epoch != "0" else "1"
+    patterns = [parse_pattern(ETL), parse_pattern("logs:faas:>")]
+    replay = await broker.replay(patterns, Cursor(other, stored[-1].seq))
+    assert replay.gaps == [Gap(ETL, 0, "reset"), Gap("logs:faas:>", 0, "reset")]
+    assert replay.events == stored[1:]
+
+
+# -- listeners -----------------------------------------------------------------------------
+
+
+async def test_listeners_get_every_event_once_in_seq_order(make_broker: MakeBroker) -> None:
+    broker = make_broker()
+    first, second = Received(broker), Received(broker)
+
+    async def publish(n: int) -> list[Event]:
+        batch = [entry(ETL if i % 2 else FAAS, f"{n}.{i}") for i in range(3)]
+        return (await broker.append(batch, (f"p{n}", 1))).events
+
+    results = await asyncio.gather(*(publish(n) for n in range(20)))
+    stored = sorted((e for events in results for e in events), key=lambda e: e.seq)
+    for received in (first, second):
+        assert await received.count(60) == stored
+        assert all(batch for batch in received.batches)
+    await broker.append([entry(ETL, "last")], None)
+    assert len(await first.count(61)) == 61
+
+
+# -- the rest ------------------------------------------------------------------------------
+
+
+async def test_epoch_fits_in_a_cursor(make_broker: MakeBroker) -> None:
+    broker = make_broker()
+    await broker.head()
+    assert decode_cursor(encode_cursor(broker.epoch, 42)) == Cursor(broker.epoch, 42)
+
+
+async def test_ready_channel_count_and_close_twice(make_broker: MakeBroker) -> None:
+    broker = make_broker()
+    assert await broker.ready()
+    await broker.append([entry(ETL, "a"), entry(FAAS, "b"), entry(ETL, "c")], None)
+    assert broker.channel_count() == 2
+    await broker.close()
+    await broker.close()
