@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 
 _FORM = re.compile(r"([0-9a-z]{1,32})-([0-9]{1,19})")
+MAX_SEQ = 2**63 - 1  # brokers keep seqs as signed 64-bit numbers (Redis stream ids, arrays)
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +33,6 @@ def decode_cursor(text: str | None) -> Cursor | None:
     if not text:
         return None
     match = _FORM.fullmatch(text.strip())
-    if match is None:
+    if match is None or int(match.group(2)) > MAX_SEQ:
         return None
     return Cursor(match.group(1), int(match.group(2)))

@@ -1,0 +1,145 @@
+"""Property-based tests (hypothesis) of the pure parsers and encoders every request goes
+through: channel names, patterns and rights, resume cursors, and the SSE encoding.
+
+Each property holds for any input, including text no honest client sends: line breaks of
+every kind, NUL, lone surrogates, huge values.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from gateway.core.channels import MAX_BYTES, MAX_SEGMENTS, Pattern, parse_channel, parse_pattern
+from gateway.core.cursor import Cursor, decode_cursor, encode_cursor
+from gateway.core.errors import Code, GatewayError
+
+settings.register_profile(
+    "gateway", deadline=None, suppress_health_check=[HealthCheck.too_slow], max_examples=200
+)
+settings.load_profile("gateway")
+
+# The characters some client splits a line on: the SSE ones (CR, LF) and those of Python's
+# str.splitlines, which naive clients use; plus NUL, which makes browsers drop an `id`.
+BREAKS = "\r\n\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029\0"
+
+
+def hostile(chars: st.SearchStrategy[str], max_size: int = 40) -> st.SearchStrategy[str]:
+    """Text dense in what tries to break a frame out of its line, among any of `chars`."""
+    pieces = st.sampled_from([*BREAKS, "\r\n\r\n", "event: ", "data: ", "id: ", ":"])
+    return st.lists(st.one_of(pieces, chars), max_size=max_size).map("".join)
+
+
+# Every code point, lone surrogates included (hypothesis leaves those out by default).
+ANY_CHAR = st.characters(exclude_categories=())
+ANY_TEXT = st.one_of(st.text(ANY_CHAR, max_size=200), hostile(ANY_CHAR))
+# Valid Unicode only: what the strings the gateway builds itself can hold.
+UNICODE_CHAR = st.characters(codec="utf-8")
+UNICODE_TEXT = st.one_of(st.text(UNICODE_CHAR, max_size=200), hostile(UNICODE_CHAR))
+SEGMENT = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+CURSOR = re.compile(r"[0-9a-z]{1,32}-[0-9]{1,19}")
+INT64 = 2**63
+
+
+# -- channels and patterns -------------------------------------------------------------
+
+
+def channel_text() -> st.SearchStrategy[str]:
+    """Strings near the channel grammar: valid segments, wildcards and junk, joined by ':'."""
+    segment = st.one_of(
+        st.from_regex(SEGMENT, fullmatch=True),
+        st.sampled_from(["logs", "*", ">", "", " ", "..", "a/b", "%2F", "é"]),
+        ANY_TEXT,
+    )
+    return st.lists(segment, min_size=1, max_size=8).map(":".join)
+
+
+def refused_as_invalid(parse: Callable[[str], object], text: str) -> bool:
+    """True if `parse` refused `text` with INVALID_ARGUMENT; False if it accepted it."""
+    error = refusal(parse, text)
+    assert error is None or (error.code is Code.INVALID_ARGUMENT and error.message)
+    return error is not None
+
+
+def refusal(check: Callable[[str], object], value: str) -> GatewayError | None:
+    """The GatewayError `check(value)` raised, if any; any other exception escapes."""
+    try:
+        check(value)
+    except GatewayError as e:
+        return e
+    return None
+
+
+@given(st.one_of(channel_text(), ANY_TEXT))
+def test_a_channel_is_accepted_only_if_it_follows_every_rule(text: str) -> None:
+    if refused_as_invalid(parse_channel, text):
+        return
+    parts = text.split(":")
+    assert parts[0] == "logs" and 3 <= len(parts) <= MAX_SEGMENTS
+    assert all(SEGMENT.fullmatch(p) for p in parts)
+    assert len(text.encode()) <= MAX_BYTES
+
+
+@given(st.one_of(channel_text(), ANY_TEXT))
+def test_a_pattern_is_accepted_only_if_it_follows_every_rule(text: str) -> None:
+    if refused_as_invalid(parse_pattern, text):
+        return
+    pattern = parse_pattern(text)
+    assert ":".join(pattern.segments) == text and len(pattern.segments) <= MAX_SEGMENTS
+    assert all(s in ("*", ">") or SEGMENT.fullmatch(s) for s in pattern.segments)
+    assert ">" not in pattern.segments[:-1]
+
+
+def patterns(literal: bool = False) -> st.SearchStrategy[Pattern]:
+    """Small patterns over a tiny alphabet, so that overlaps are common."""
+    alphabet = ["a", "b", "c"] if literal else ["a", "b", "c", "*", ">"]
+    tails = st.lists(st.sampled_from(alphabet), min_size=1, max_size=MAX_SEGMENTS - 1)
+    valid = tails.filter(lambda t: ">" not in t[:-1])
+    return valid.map(lambda tail: parse_pattern(":".join(["logs", *tail])))
+
+
+def instances(pattern: Pattern) -> list[str]:
+    """Concrete channels `pattern` matches, its wildcards filled with a fresh segment `q`
+    (`>` with one and with two segments): a pattern matches all of them only if it covers
+    every channel `pattern` can match."""
+    filled = ["q" if s == "*" else s for s in pattern.segments]
+    if filled[-1] != ">":
+        return [":".join(filled)]
+    return [":".join([*filled[:-1], "q"]), ":".join([*filled[:-1], "q", "q"])]
+
+
+@given(patterns(), patterns(), patterns(literal=True))
+def test_coverage_is_sound(a: Pattern, b: Pattern, c: Pattern) -> None:
+    """A right that covers a wanted pattern also reads every channel that pattern reads."""
+    if a.covers(b) and b.matches(c.text):
+        assert a.matches(c.text)
+
+
+@given(patterns(), patterns())
+def test_coverage_is_complete(a: Pattern, b: Pattern) -> None:
+    assert a.covers(b) == all(a.matches(channel) for channel in instances(b))
+
+
+@given(patterns(), patterns(literal=True))
+def test_matching_a_channel_is_covering_it(a: Pattern, c: Pattern) -> None:
+    assert a.matches(c.text) == a.covers(c)
+
+
+# -- cursors ---------------------------------------------------------------------------
+
+
+@given(st.one_of(ANY_TEXT, st.from_regex(CURSOR, fullmatch=True), st.just("a-" + "9" * 19)))
+def test_any_text_decodes_to_a_cursor_or_none_never_an_error(text: str) -> None:
+    cursor = decode_cursor(text)
+    if cursor is not None:
+        assert cursor.epoch == text.strip().split("-")[0]
+        assert decode_cursor(str(cursor)) == cursor
+        assert 0 <= cursor.seq < INT64, "a seq must fit the brokers' 64-bit ids"
+
+
+@given(st.from_regex(r"[0-9a-z]{1,32}", fullmatch=True), st.integers(0, INT64 - 1))
+def test_cursor_round_trip(epoch: str, seq: int) -> None:
+    assert decode_cursor(encode_cursor(epoch, seq)) == Cursor(epoch, seq)
