@@ -9,6 +9,8 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY gateway ./gateway
 COPY clients/python ./clients/python
+# gateway/web/lib links here: the Logs page serves the JS client the wheel copies in.
+COPY clients/web ./clients/web
 RUN /opt/venv/bin/pip install --no-cache-dir .
 
 # -- run: the virtualenv only, as an unprivileged user --------------------------------------

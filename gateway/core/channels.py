@@ -27,6 +27,11 @@ def _segments(text: str, what: str) -> list[str]:
     return parts
 
 
+def is_segment(text: str) -> bool:
+    """Whether `text` is one literal channel segment (1-64 of A-Z a-z 0-9 _ . -)."""
+    return _SEGMENT.fullmatch(text) is not None
+
+
 def parse_channel(text: str) -> str:
     """Return `text` if it is a valid concrete channel name, else raise INVALID_ARGUMENT."""
     parts = _segments(text, "channel")

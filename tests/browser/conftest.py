@@ -1,0 +1,140 @@
+"""Browser tests: Debian's Chromium driven by Playwright, against real gateways.
+
+scripts/test installs Chromium (`apt-get install chromium`) and the React test page's npm
+packages; Playwright's own browser downloads are never used.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import pytest
+from playwright.async_api import Browser, BrowserContext, Page, async_playwright
+
+from tests.conftest import Running, entry
+
+CHROMIUM = "/usr/bin/chromium"
+# As root in a container: no sandbox; and no calls home, which this network refuses.
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
+WORKSPACE = "ws1"
+ETL = f"logs:etl:{WORKSPACE}:wf1"
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    if not Path(CHROMIUM).exists():
+        raise RuntimeError(
+            f"{CHROMIUM} is missing: run scripts/test, or apt-get install -y chromium"
+        )
+    return CHROMIUM
+
+
+@pytest.fixture
+async def browser(chromium: str) -> AsyncIterator[Browser]:
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            await browser.close()
+
+
+@pytest.fixture
+async def context(browser: Browser) -> AsyncIterator[BrowserContext]:
+    context = await browser.new_context(viewport={"width": 1280, "height": 720})
+    context.set_default_timeout(10_000)
+    try:
+        yield context
+    finally:
+        await context.close()
+
+
+@pytest.fixture
+async def page(context: BrowserContext) -> Page:
+    page = await context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("console", lambda m: m.type == "error" and errors.append(m.text))
+    page.errors = errors  # type: ignore[attr-defined]
+    return page
+
+
+def artifact(name: str) -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS / name
+
+
+def npm_ready(folder: Path) -> None:
+    if shutil.which("npm") is None or not (folder / "node_modules").is_dir():
+        raise RuntimeError(f"npm packages missing: run scripts/test, or npm ci --prefix {folder}")
+
+
+# -- the Logs page --------------------------------------------------------------------
+
+
+async def sign_in(page: Page, base: str, user: str = "alice", workspace: str = WORKSPACE) -> None:
+    await page.goto(f"{base}/dev/login?user={user}&workspace={workspace}")
+    assert page.url == f"{base}/?workspace={workspace}"
+
+
+async def state(page: Page) -> str:
+    return str(await page.get_attribute("#status", "data-state"))
+
+
+async def wait_state(page: Page, wanted: str, timeout: float = 10_000) -> None:
+    await page.wait_for_selector(f"#status[data-state={wanted}]", timeout=timeout)
+
+
+async def connect(page: Page) -> None:
+    await page.get_by_role("button", name="Connect Live Logs").click()
+    await wait_state(page, "connected")
+
+
+async def messages(page: Page) -> list[str]:
+    """The messages the list shows (the list renders only the rows in sight: search first)."""
+    return await page.locator("#rows .row .msg").all_inner_texts()
+
+
+async def search(page: Page, text: str) -> None:
+    """Type into the search box and wait for the list to render (once a frame)."""
+    await page.fill("#search", text)
+    await next_frame(page)
+
+
+async def next_frame(page: Page) -> None:
+    await page.evaluate("new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)))")
+
+
+async def publish(run: Running, channel: str, *texts: str, producer: str = "") -> None:
+    token = run.token("svc", publish=["logs:>"])
+    acks = await run.publish(
+        token, [[entry(channel, t) for t in texts]], producer=producer or texts[0]
+    )
+    assert all(r.code == 0 for a in acks for r in a.results)
+
+
+async def wait_for_async(check: Callable[[], Awaitable[object]], timeout: float = 5.0) -> None:
+    """Poll an async check (e.g. a page.evaluate) until it is truthy."""
+    async with asyncio.timeout(timeout):
+        while not await check():
+            await asyncio.sleep(0.05)
+
+
+async def record_states(page: Page) -> None:
+    """From now on, every status the page's client reports lands in `window.states`."""
+    # (The trailing `true`: Playwright would call a function the expression returns.)
+    await page.evaluate(
+        "window.states = []; logsPage.client.onStatus((s) => window.states.push(s.state)); true"
+    )
