@@ -3,11 +3,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import logging
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import grpc
@@ -59,17 +60,9 @@ class CallLog(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         self, behavior: Any, full: str, method: str, metadata: dict[str, Any]
     ) -> Callable[[Any, Any], AsyncIterator[Any]]:
         async def stream(request: Any, context: Any) -> AsyncIterator[Any]:
-            started = self._begin(method, metadata)
-            outcome = "CANCELLED"
-            try:
+            with self._tracked(full, method, metadata, context):
                 async for response in behavior(request, context):
                     yield response
-                outcome = "OK"
-            except Exception:
-                outcome = "UNKNOWN"
-                raise
-            finally:
-                self._end(full, method, context, outcome, started)
 
         return stream
 
@@ -77,28 +70,32 @@ class CallLog(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         self, behavior: Any, full: str, method: str, metadata: dict[str, Any]
     ) -> Callable[[Any, Any], Awaitable[Any]]:
         async def call(request: Any, context: Any) -> Any:
-            started = self._begin(method, metadata)
-            outcome = "CANCELLED"
-            try:
-                response = await behavior(request, context)
-                outcome = "OK"
-                return response
-            except Exception:
-                outcome = "UNKNOWN"
-                raise
-            finally:
-                self._end(full, method, context, outcome, started)
+            with self._tracked(full, method, metadata, context):
+                return await behavior(request, context)
 
         return call
 
-    def _begin(self, method: str, metadata: dict[str, Any]) -> float:
+    @contextlib.contextmanager
+    def _tracked(
+        self, full: str, method: str, metadata: dict[str, Any], context: Any
+    ) -> Iterator[None]:
+        """Around one call: its request id and open count, and its log line at the end."""
         incoming = metadata.get("x-request-id")
         request_ids.adopt(incoming if isinstance(incoming, str) else None)
         self.open[method] += 1
-        return time.monotonic()
+        started = time.monotonic()
+        outcome = "CANCELLED"  # stays so when the client goes away mid-call
+        try:
+            yield
+            outcome = "OK"
+        except Exception:
+            outcome = "UNKNOWN"
+            raise
+        finally:
+            self.open[method] -= 1
+            self._end(full, method, context, outcome, started)
 
     def _end(self, full: str, method: str, context: Any, outcome: str, started: float) -> None:
-        self.open[method] -= 1
         code = _status_name(context) or outcome  # an abort sets the code before raising
         quiet = full.lstrip("/").startswith(QUIET_SERVICES) and code == "OK"
         log.log(

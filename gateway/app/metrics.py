@@ -7,7 +7,7 @@ not per event. Each gateway has its own registry (several can share a test proce
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 from prometheus_client import (
@@ -121,12 +121,10 @@ class GatewayCollector:
     def _failures(self) -> Iterator[Metric]:
         s = self._s
         ended = s.hub.counts.ended
-        yield _labelled(
-            CounterMetricFamily,
+        yield _by_reason(
             "streams_ended",
             "Subscriptions ended, by reason (closed, slow_consumer, shutdown, error).",
-            ("reason",),
-            [((r,), n) for r, n in ended.items()],
+            ended,
         )
         yield _counter(
             "slow_consumer_drops",
@@ -134,26 +132,12 @@ class GatewayCollector:
             ended["slow_consumer"],
         )
         gaps = s.hub.counts
-        yield _labelled(
-            CounterMetricFamily,
-            "gaps",
-            "Gap events sent on resume (history trimmed, or reset).",
-            ("reason",),
-            [((r,), n) for r, n in gaps.gaps.items()],
-        )
-        yield _labelled(
-            CounterMetricFamily,
-            "gap_entries",
-            "Entries that gap events reported lost.",
-            ("reason",),
-            [((r,), n) for r, n in gaps.lost.items()],
-        )
-        yield _labelled(
-            CounterMetricFamily,
+        yield _by_reason("gaps", "Gap events sent on resume (trimmed or reset).", gaps.gaps)
+        yield _by_reason("gap_entries", "Entries that gap events reported lost.", gaps.lost)
+        yield _by_reason(
             "auth_failures",
             "Tokens refused, by reason (missing, expired, bad_signature, ...).",
-            ("reason",),
-            [((r,), n) for r, n in s.verifier.refusals.items()],
+            s.verifier.refusals,
         )
         yield _counter(
             "broker_errors", "Broker failures on the publish path.", s.ingest.counts.broker_errors
@@ -166,6 +150,12 @@ def _gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:
 
 def _counter(name: str, doc: str, value: float) -> CounterMetricFamily:
     return CounterMetricFamily(PREFIX + name, doc, value=value)
+
+
+def _by_reason(name: str, doc: str, counts: Mapping[str, int]) -> Metric:
+    return _labelled(
+        CounterMetricFamily, name, doc, ("reason",), [((r,), n) for r, n in counts.items()]
+    )
 
 
 def _labelled(
