@@ -33,8 +33,8 @@ const SEGMENT = /^[A-Za-z0-9_.-]{1,64}$/;
 export function parsePattern(text) {
   const parts = typeof text === 'string' ? text.split(':') : [];
   const valid =
-    parts.length >= 2 &&
     parts.length <= 6 &&
+    new TextEncoder().encode(text).length <= 256 &&
     parts.every((p, i) => SEGMENT.test(p) || p === '*' || (p === '>' && i === parts.length - 1));
   if (!valid) {
     throw new TypeError(
@@ -282,9 +282,9 @@ export class LogsClient {
     }
     // EventSource hides why it could not open; ask the same URL with fetch to find out.
     const gen = this.#generation;
-    this.#probe(url).then((problem) => {
+    this.#probe(url).then(({ final, ...problem }) => {
       if (gen !== this.#generation || !this.#wanted) return;
-      if (problem.final) this.#setStatus('error', problem);
+      if (final) this.#setStatus('error', problem);
       else this.#retry(problem);
     });
   }
@@ -322,8 +322,7 @@ export class LogsClient {
         ? backoffDelay(this.#attempt, minDelayMs, maxDelayMs)
         : backoffDelay(0, fixedMs, fixedMs);
     this.#attempt += 1;
-    const { final, ...detail } = problem;
-    this.#setStatus('reconnecting', { ...detail, attempt: this.#attempt, retryInMs: delay });
+    this.#setStatus('reconnecting', { ...problem, attempt: this.#attempt, retryInMs: delay });
     this.#clearTimer('retry');
     this.#timers.retry = setTimeout(() => {
       this.#timers.retry = 0;

@@ -11,6 +11,12 @@ import { sampleEntries } from './samples.js';
 
 const DEFAULT_WORKSPACE = 'workspace123';
 const BUSY = new Set(['connecting', 'connected', 'reconnecting']);
+const ERRORS = {
+  unauthenticated: 'Sign-in needed',
+  permission_denied: 'Not allowed',
+  invalid_argument: 'Bad request',
+  not_found: 'Not found',
+};
 const HINTS = {
   401: 'Sign in first. In dev mode: /dev/login?user=NAME&workspace=ID',
   403: 'This sign-in has no rights to these channels.',
@@ -36,7 +42,7 @@ function describe(status) {
       return `Reconnecting… (attempt ${status.attempt ?? 1}, in ${seconds} s: ${status.message})`;
     }
     case 'error':
-      return `Error: ${status.reason ?? 'refused'}`;
+      return `Error: ${ERRORS[status.reason] ?? status.reason ?? 'refused'}`;
     default:
       return 'Disconnected';
   }
