@@ -139,6 +139,7 @@ logs-gateway (dev mode) — HTTP {url}  gRPC {config.host}:{gateway.ports.grpc}
   watch:    curl -N -H "Authorization: Bearer {tokens["user"]}" \\
               '{url}/api/logs/stream?channels=logs:>'
   publish:  curl -X POST '{url}/test/logs?count=3'
+  browser:  {url}/dev/login?user=dev&workspace=workspace123  (then Connect Live Logs)
 """,
         flush=True,
     )
