@@ -74,6 +74,28 @@ def test_image_bakes_in_no_secret() -> None:
     assert not any(line.startswith(("!keys", "!.git", "!.env")) for line in ignored)
 
 
+def build_sources() -> list[str]:
+    """What the build stage copies from the context (COPY without --from)."""
+    steps = instructions()
+    first_from = [i for i, (word, _) in enumerate(steps) if word == "FROM"][1]
+    copies = [args.split() for word, args in steps[:first_from] if word == "COPY"]
+    return [src for args in copies if not args[0].startswith("--") for src in args[:-1]]
+
+
+def test_build_context_holds_all_the_package_needs() -> None:
+    sources = build_sources()
+    allowed = (ROOT / ".dockerignore").read_text().splitlines()
+    for source in sources:
+        path = ROOT / source
+        assert path.exists(), source
+        assert f"!{source}/" in allowed if path.is_dir() else f"!{source}" in allowed
+    # A symlink (gateway/web/lib) must point at something the build also copies.
+    roots = [(ROOT / s).resolve() for s in sources]
+    for source in sources:
+        for link in (p for p in (ROOT / source).rglob("*") if p.is_symlink()):
+            assert any(link.resolve().is_relative_to(r) for r in roots), link
+
+
 def healthcheck_command() -> list[str]:
     (args,) = [args for word, args in final_stage() if word == "HEALTHCHECK"]
     command: list[str] = json.loads(args.split(" CMD ", 1)[1])
