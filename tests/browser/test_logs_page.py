@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from logs_gateway.v1 import logs_pb2 as pb
 from playwright.async_api import BrowserContext, Page, expect
 
+from gateway.api.http_auth import COOKIE
 from tests.browser.conftest import (
     ETL,
     WORKSPACE,
@@ -136,6 +137,31 @@ async def test_user_without_rights_sees_a_clear_error(page: Page) -> None:
         await wait_state(page, "error")
         assert await page.evaluate("window.states") == ["connecting", "error"]
         assert await page.get_by_role("button", name="Connect Live Logs").is_enabled()
+
+
+async def test_expired_sign_in_ends_the_stream_then_a_new_one_connects(
+    page: Page, context: BrowserContext
+) -> None:
+    async with running_gateway(jwt_leeway=0.0) as gw:
+        rights = [f"logs:*:{WORKSPACE}", f"logs:*:{WORKSPACE}:>"]
+        token = gw.token("alice", subscribe=rights, ttl=2)
+        await context.add_cookies([{"name": COOKIE, "value": token, "url": gw.http}])
+        await page.goto(f"{gw.http}/?workspace={WORKSPACE}")
+        await record_states(page)
+        await connect(page)
+        # At `exp` the gateway ends the stream (`event: error`); the retry is refused.
+        await wait_state(page, "error", timeout=10_000)
+        assert "token expired" in await page.inner_text("#problem")
+        assert await page.evaluate("window.states") == [
+            "connecting",
+            "connected",
+            "reconnecting",
+            "error",
+        ]
+        await sign_in(page, gw.http)  # a fresh cookie; the tab still wants its stream
+        await wait_state(page, "connected")
+        await publish(gw, ETL, "after a fresh sign-in")
+        await page.get_by_text("after a fresh sign-in").wait_for(timeout=1000)
 
 
 async def test_reload_restores_recent_entries_without_duplicates(page: Page) -> None:
