@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from http.cookies import SimpleCookie
+from pathlib import Path
 
 import httpx
 import pytest
 
 from gateway.api.http_auth import COOKIE
-from gateway.api.http_page import WEB_ROOT, static_files
+from gateway.api.http_page import WEB_ROOT, Page, static_files
 from gateway.app import config as cfg
 from gateway.core.channels import parse_pattern
 from gateway.core.tokens import Verifier
@@ -155,3 +156,11 @@ def test_the_page_finds_the_js_client_through_its_link() -> None:
     assert {"index.html", "logs-page.js", "log-view.js", "samples.js", "logs-page.css"} <= set(
         files
     )
+
+
+def test_a_missing_js_client_is_reported_at_start(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    (tmp_path / "index.html").write_text("<!doctype html>")
+    Page(tmp_path)
+    assert "cannot load its JS client" in caplog.text

@@ -8,6 +8,7 @@ files found at start are served, by name, so no request path reaches the file sy
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -15,7 +16,9 @@ from aiohttp import web
 
 from gateway.core.errors import Code, GatewayError
 
+log = logging.getLogger("logs_gateway.http")
 WEB_ROOT = Path(__file__).resolve().parent.parent / "web"
+CLIENT = "lib/logs-client.js"
 CONTENT_TYPES = {
     ".html": "text/html; charset=utf-8",
     ".js": "text/javascript; charset=utf-8",
@@ -43,15 +46,16 @@ def static_files(root: Path) -> dict[str, Path]:
 class Page:
     def __init__(self, root: Path = WEB_ROOT) -> None:
         self._files = static_files(root)
+        if CLIENT not in self._files:
+            # e.g. an image built without clients/web: the page would load but never connect.
+            log.warning("the Logs page cannot load its JS client", extra={"missing": CLIENT})
 
     def add_to(self, app: web.Application) -> None:
         app.router.add_get("/", self.index)
         app.router.add_get("/static/{name:.+}", self.static)
 
     async def index(self, request: web.Request) -> web.FileResponse:
-        response = self._file("index.html")
-        response.headers["Content-Security-Policy"] = PAGE_POLICY
-        return response
+        return self._file("index.html")
 
     async def static(self, request: web.Request) -> web.FileResponse:
         return self._file(request.match_info["name"])
@@ -64,5 +68,6 @@ class Page:
             "Content-Type": CONTENT_TYPES[path.suffix],
             "Cache-Control": "no-cache",
             "X-Content-Type-Options": "nosniff",
+            "Content-Security-Policy": PAGE_POLICY,
         }
         return web.FileResponse(path, headers=headers)
