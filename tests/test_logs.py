@@ -3,6 +3,7 @@ never a token or the signing secret, whether a request was let in or refused."""
 
 from __future__ import annotations
 
+import contextvars
 import json
 import re
 from typing import Any
@@ -11,6 +12,7 @@ import grpc
 import httpx
 import pytest
 
+from gateway.api import request_ids
 from tests.conftest import SECRET, Running, entry, gateway_process
 from tests.sse_client import open_stream
 
@@ -93,3 +95,24 @@ def test_text_format_writes_plain_lines() -> None:
     lines = (run.output / "stderr").read_text().splitlines()
     assert any(" INFO logs_gateway: logs-gateway started" in line for line in lines)
     assert not any(line.startswith("{") for line in lines)
+
+
+@pytest.mark.parametrize("incoming", [None, "", "has space", 'quote"', "x" * 65, "line\nbreak"])
+def test_a_malformed_request_id_is_replaced(incoming: str | None) -> None:
+    rid = adopt(incoming)
+    assert rid != incoming
+    assert re.fullmatch(r"[0-9a-f]{16}", rid)
+
+
+def test_a_well_formed_request_id_is_kept() -> None:
+    nginx_id = "3f2a9c1e41b04d2a8e0c5b7d9f1a2b3c"  # $request_id: 32 hex digits
+    assert adopt(nginx_id) == nginx_id
+
+
+def adopt(incoming: str | None) -> str:
+    """request_ids.adopt in a context of its own (as each request has), left unchanged."""
+    context = contextvars.copy_context()
+    rid = context.run(request_ids.adopt, incoming)
+    assert context[request_ids.current] == rid
+    assert not request_ids.current.get()
+    return rid
