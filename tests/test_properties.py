@@ -7,41 +7,58 @@ every kind, NUL, lone surrogates, huge values.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
+from typing import TypeVar
 
+from httpx_sse import ServerSentEvent
+from httpx_sse._decoders import SSEDecoder, SSELineDecoder
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from gateway.core import sse
 from gateway.core.channels import MAX_BYTES, MAX_SEGMENTS, Pattern, parse_channel, parse_pattern
 from gateway.core.cursor import Cursor, decode_cursor, encode_cursor
 from gateway.core.errors import Code, GatewayError
+from gateway.core.events import MAX_SEVERITY, Entry, make_event
+from gateway.core.ingest import check_entry
 
 settings.register_profile(
-    "gateway", deadline=None, suppress_health_check=[HealthCheck.too_slow], max_examples=200
+    "gateway", deadline=None, suppress_health_check=[HealthCheck.too_slow], max_examples=100
 )
 settings.load_profile("gateway")
 
-# The characters some client splits a line on: the SSE ones (CR, LF) and those of Python's
-# str.splitlines, which naive clients use; plus NUL, which makes browsers drop an `id`.
-BREAKS = "\r\n\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029\0"
+# What ends a line for an SSE parser (CR, LF), plus NUL, which makes parsers drop an `id`.
+SSE_BREAKS = "\r\n\0"
+# What else Python's str.splitlines ends a line on, which naive clients split with.
+SPLITLINES_BREAKS = "\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
+# What a field (event name, id) loses on its way into a frame.
+BREAKS = SSE_BREAKS
 
 
-def hostile(chars: st.SearchStrategy[str], max_size: int = 40) -> st.SearchStrategy[str]:
+# Pieces of forged frames, and what no UTF-8 encoder takes.
+FORGERIES = ("\r\n\r\n", "\n\n", "event: ", "data: ", "id: ", ":")
+LONE_SURROGATES = ("\ud800", "\udbff", "\udfff")
+
+
+def hostile(chars: st.SearchStrategy[str], extra: tuple[str, ...] = ()) -> st.SearchStrategy[str]:
     """Text dense in what tries to break a frame out of its line, among any of `chars`."""
-    pieces = st.sampled_from([*BREAKS, "\r\n\r\n", "event: ", "data: ", "id: ", ":"])
-    return st.lists(st.one_of(pieces, chars), max_size=max_size).map("".join)
+    pieces = st.sampled_from([*SSE_BREAKS, *SPLITLINES_BREAKS, *FORGERIES, *extra])
+    return st.lists(st.one_of(pieces, chars), max_size=40).map("".join)
 
 
 # Every code point, lone surrogates included (hypothesis leaves those out by default).
 ANY_CHAR = st.characters(exclude_categories=())
-ANY_TEXT = st.one_of(st.text(ANY_CHAR, max_size=200), hostile(ANY_CHAR))
+ANY_TEXT = st.one_of(st.text(ANY_CHAR, max_size=200), hostile(ANY_CHAR, LONE_SURROGATES))
 # Valid Unicode only: what the strings the gateway builds itself can hold.
 UNICODE_CHAR = st.characters(codec="utf-8")
 UNICODE_TEXT = st.one_of(st.text(UNICODE_CHAR, max_size=200), hostile(UNICODE_CHAR))
 SEGMENT = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 CURSOR = re.compile(r"[0-9a-z]{1,32}-[0-9]{1,19}")
 INT64 = 2**63
+MAX_ENTRY_BYTES = 64 * 1024
+T = TypeVar("T")
 
 
 # -- channels and patterns -------------------------------------------------------------
@@ -64,7 +81,7 @@ def refused_as_invalid(parse: Callable[[str], object], text: str) -> bool:
     return error is not None
 
 
-def refusal(check: Callable[[str], object], value: str) -> GatewayError | None:
+def refusal(check: Callable[[T], object], value: T) -> GatewayError | None:
     """The GatewayError `check(value)` raised, if any; any other exception escapes."""
     try:
         check(value)
@@ -143,3 +160,87 @@ def test_any_text_decodes_to_a_cursor_or_none_never_an_error(text: str) -> None:
 @given(st.from_regex(r"[0-9a-z]{1,32}", fullmatch=True), st.integers(0, INT64 - 1))
 def test_cursor_round_trip(epoch: str, seq: int) -> None:
     assert decode_cursor(encode_cursor(epoch, seq)) == Cursor(epoch, seq)
+
+
+# -- SSE encoding ----------------------------------------------------------------------
+
+
+def parse_sse(data: bytes, split: Callable[[str], list[str]]) -> list[ServerSentEvent]:
+    """Events a client reads from `data`, splitting lines with `split` (httpx-sse's
+    decoder follows the SSE spec; str.splitlines is what naive clients do)."""
+    text = data.decode("utf-8")  # strict: the wire must always be valid UTF-8
+    decoder, events = SSEDecoder(), []
+    for line in split(text):
+        event = decoder.decode(line)
+        if event is not None:
+            events.append(event)
+    return events
+
+
+def spec_lines(text: str) -> list[str]:
+    decoder = SSELineDecoder()
+    return decoder.decode(text) + decoder.flush()
+
+
+SPLITTERS = (spec_lines,)
+
+
+def entries() -> st.SearchStrategy[Entry]:
+    values = st.one_of(ANY_TEXT, st.integers(-(2**63), 2**63 - 1), st.booleans())
+    return st.builds(
+        Entry,
+        channel=st.just("logs:etl:w:f"),
+        time_ns=st.integers(0, 2**64 - 1),
+        severity=st.integers(0, MAX_SEVERITY),
+        message=ANY_TEXT,
+        source=ANY_TEXT,
+        attributes=st.dictionaries(ANY_TEXT, values, max_size=4),
+    )
+
+
+@given(entries(), st.integers(1, INT64 - 1))
+def test_an_entry_is_refused_or_read_back_as_exactly_one_unaltered_event(
+    entry: Entry, seq: int
+) -> None:
+    if (error := refusal(lambda e: check_entry(e, MAX_ENTRY_BYTES), entry)) is not None:
+        assert error.code in (Code.INVALID_ARGUMENT, Code.TOO_LARGE)
+        return
+    frame = sse.log_frame(b"e1", make_event(entry, 0, seq))
+    for split in SPLITTERS:
+        (event,) = parse_sse(frame, split)
+        assert (event.event, event.id) == ("log", f"e1-{seq}")
+        doc = json.loads(event.data)
+        assert (doc["message"], doc["source"]) == (entry.message, entry.source)
+        assert doc["attributes"] == entry.attributes
+
+
+@given(st.lists(entries(), max_size=5), st.integers(0, MAX_SEVERITY))
+def test_joined_frames_are_one_event_per_entry_at_or_above_the_floor(
+    batch: list[Entry], floor: int
+) -> None:
+    valid = [e for e in batch if refusal(lambda e: check_entry(e, MAX_ENTRY_BYTES), e) is None]
+    events = [make_event(entry, i, i + 1) for i, entry in enumerate(valid)]
+    wanted = [f"e-{e.seq}" for e in events if e.severity >= floor]
+    for split in SPLITTERS:
+        parsed = parse_sse(sse.log_frames(b"e", events, floor), split)
+        assert [p.id for p in parsed] == wanted
+
+
+@given(
+    UNICODE_TEXT,
+    st.dictionaries(UNICODE_TEXT, UNICODE_TEXT, max_size=4),
+    st.one_of(st.none(), UNICODE_TEXT),
+)
+def test_a_frame_is_one_event_whatever_its_name_id_and_data(
+    name: str, data: dict[str, str], event_id: str | None
+) -> None:
+    frame = sse.frame(name, data, event_id, retry_ms=3000)
+    for split in SPLITTERS:
+        (event,) = parse_sse(frame, split)
+        assert event.event == (strip_breaks(name) or "message")
+        assert json.loads(event.data) == data
+        assert event.id == strip_breaks(event_id or "")
+
+
+def strip_breaks(text: str) -> str:
+    return "".join(c for c in text if c not in BREAKS)

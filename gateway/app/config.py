@@ -150,7 +150,7 @@ SETTINGS = (
     Setting("broker", "memory", _broker, "'memory' or redis://HOST:PORT/DB"),
     Setting("history_entries", 1000, _positive_int, "entries kept per channel"),
     Setting("history_seconds", 600.0, _positive_float, "seconds an entry is kept"),
-    Setting("max_entry_bytes", 65536, _positive_int, "largest entry (message + attributes)"),
+    Setting("max_entry_bytes", 65536, _positive_int, "largest entry (message, source, attributes)"),
     Setting(
         "max_message_bytes", 4 * 1024 * 1024, _positive_int, "largest gRPC message / HTTP body"
     ),

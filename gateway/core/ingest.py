@@ -122,6 +122,14 @@ def check_entry(entry: Entry, max_bytes: int) -> None:
         raise invalid("message is empty")
     if not 0 <= entry.severity <= MAX_SEVERITY:
         raise invalid(f"severity {entry.severity} is outside 0-{MAX_SEVERITY}")
-    size = len(entry.message.encode("utf-8", "replace")) + len(orjson.dumps(entry.attributes))
+    # Strict encoding: what cannot be stored as JSON (a lone surrogate, an integer past
+    # 64 bits) is refused here, alone, rather than failing the broker mid-batch.
+    try:
+        size = len(entry.message.encode()) + len(entry.source.encode())
+        size += len(orjson.dumps(entry.attributes))
+    except (UnicodeEncodeError, TypeError):
+        raise invalid(
+            "message, source and attributes must be valid Unicode text and 64-bit numbers"
+        ) from None
     if size > max_bytes:
         raise GatewayError(Code.TOO_LARGE, f"entry is {size} bytes; at most {max_bytes}")

@@ -1,0 +1,48 @@
+"""Attacks on a running gateway: forged and stolen-looking tokens, rights stretched by
+crafted channels, identity headers, injected content and limits pushed past their bounds.
+Each attack is refused with its documented status and the gateway serves normally after."""
+
+from __future__ import annotations
+
+import grpc
+
+from gateway.core.broker_memory import MemoryBroker
+from gateway.core.channels import parse_patterns
+from gateway.core.errors import Code
+from gateway.core.events import Entry
+from gateway.core.ingest import Ingest, Limits
+from gateway.core.tokens import Principal
+from tests.conftest import Running, entry
+
+ETL = "logs:etl:workspace123:workflow456"
+CODE = {c.name: c.value[0] for c in grpc.StatusCode}
+
+
+def service(*publish: str) -> Principal:
+    return Principal("svc", parse_patterns(list(publish)), (), False, 2e9, "t1")
+
+
+async def test_an_unencodable_entry_is_refused_alone_and_its_batch_is_not_half_written() -> None:
+    broker = MemoryBroker()
+    ingest = Ingest(broker, Limits())
+    batch = [Entry(ETL, 1, 9, m, "s", {}) for m in ("first", "lone \ud800 surrogate", "last")]
+    batch.append(Entry(ETL, 1, 9, "attr", "s", {"k": "\udfff"}))
+    batch.append(Entry(ETL, 1, 9, "big int", "s", {"k": 2**64}))
+    outcomes = (await ingest.publish(service(ETL), batch, ("p", 1))).outcomes
+    assert [o.error.code if o.error else None for o in outcomes] == [
+        None,
+        Code.INVALID_ARGUMENT,
+        None,
+        Code.INVALID_ARGUMENT,
+        Code.INVALID_ARGUMENT,
+    ]
+    assert await broker.head() == 2
+
+
+async def test_the_source_counts_toward_the_entry_size(gw: Running) -> None:
+    token = gw.token(publish=[ETL])
+    big_source = entry(ETL, "small message")
+    big_source.source = "s" * 70_000
+    acks = await gw.publish(token, [[big_source, entry(ETL, "fine")]])
+    assert [r.code for r in acks[0].results] == [CODE["RESOURCE_EXHAUSTED"], 0]
+    assert "65536" in acks[0].results[0].message
