@@ -34,7 +34,7 @@ SSE_BREAKS = "\r\n\0"
 # What else Python's str.splitlines ends a line on, which naive clients split with.
 SPLITLINES_BREAKS = "\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
 # What a field (event name, id) loses on its way into a frame.
-BREAKS = SSE_BREAKS
+BREAKS = SSE_BREAKS + SPLITLINES_BREAKS
 
 
 # Pieces of forged frames, and what no UTF-8 encoder takes.
@@ -182,7 +182,7 @@ def spec_lines(text: str) -> list[str]:
     return decoder.decode(text) + decoder.flush()
 
 
-SPLITTERS = (spec_lines,)
+SPLITTERS = (spec_lines, str.splitlines)
 
 
 def entries() -> st.SearchStrategy[Entry]:

@@ -4,7 +4,13 @@ Each attack is refused with its documented status and the gateway serves normall
 
 from __future__ import annotations
 
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
 import grpc
+import httpx
+from httpx_sse._decoders import SSEDecoder
 
 from gateway.core.broker_memory import MemoryBroker
 from gateway.core.channels import parse_patterns
@@ -46,3 +52,40 @@ async def test_the_source_counts_toward_the_entry_size(gw: Running) -> None:
     acks = await gw.publish(token, [[big_source, entry(ETL, "fine")]])
     assert [r.code for r in acks[0].results] == [CODE["RESOURCE_EXHAUSTED"], 0]
     assert "65536" in acks[0].results[0].message
+
+
+FORGED = "\u2028\u2028event: forged\u2028data: {}\u2028id: 1\u2028\u2028\x85\r\n\r\nevent: x\n\n\0"
+
+
+async def test_no_content_forges_an_event_even_for_a_client_splitting_like_splitlines(
+    gw: Running,
+) -> None:
+    """httpx's own `aiter_lines` (as old httpx-sse and many hand-made clients use) splits on
+    U+2028, U+0085 and others; the stream must hold one event per entry for it too."""
+    sub, pub = gw.token(subscribe=[ETL]), gw.token(publish=[ETL])
+    forged = entry(ETL, FORGED, **{FORGED: FORGED})
+    forged.source = FORGED
+    async with httpx.AsyncClient(timeout=10) as client:
+        url = f"{gw.http}/api/logs/stream?channels={ETL}"
+        async with client.stream("GET", url, headers=gw.headers(sub)) as response:
+            lines = response.aiter_lines()
+            assert await next_event(lines) == ("ready", None)
+            await gw.publish(pub, [[forged, entry(ETL, "after")]])
+            kind, doc = await next_event(lines)
+            assert kind == "log" and doc is not None
+            assert (doc["message"], doc["source"], doc["attributes"]) == (
+                FORGED,
+                FORGED,
+                {FORGED: FORGED},
+            )
+            kind, doc = await next_event(lines)
+            assert kind == "log" and doc is not None and doc["message"] == "after"
+
+
+async def next_event(lines: AsyncIterator[str]) -> tuple[str, Any]:
+    """The next event (type, parsed data) read through httpx_sse's decoder from `lines`."""
+    decoder = SSEDecoder()
+    async for line in lines:
+        if (event := decoder.decode(line)) is not None:
+            return event.event, json.loads(event.data) if event.event == "log" else None
+    raise AssertionError("the stream ended")

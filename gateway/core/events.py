@@ -80,7 +80,25 @@ def encode_data(entry: Entry, offset: int) -> bytes:
     if entry.trace_id:
         doc["trace_id"] = entry.trace_id
         doc["span_id"] = entry.span_id
-    return orjson.dumps(doc)
+    return json_line(doc)
+
+
+# Line separators JSON leaves raw that str.splitlines, and so many a naive SSE client, ends
+# a line on; escaped, a message holding them cannot split the data line there either.
+_RAW_BREAKS = (
+    (b"\xc2\x85", b"\\u0085"),
+    (b"\xe2\x80\xa8", b"\\u2028"),
+    (b"\xe2\x80\xa9", b"\\u2029"),
+)
+
+
+def json_line(doc: Any) -> bytes:
+    """`doc` as JSON that every client reads as one line (the SSE `data` of an event)."""
+    data = orjson.dumps(doc)
+    for raw, escaped in _RAW_BREAKS:
+        if raw in data:
+            data = data.replace(raw, escaped)
+    return data
 
 
 def make_event(entry: Entry, offset: int, seq: int) -> Event:

@@ -9,9 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-import orjson
-
-from gateway.core.events import Event
+from gateway.core.events import Event, json_line
 
 PING = b": ping\n\n"
 
@@ -21,7 +19,7 @@ def frame(event: str, data: Any, event_id: str | None = None, retry_ms: int | No
     head = b"retry: %d\n" % retry_ms if retry_ms is not None else b""
     if event_id is not None:
         head += b"id: %s\n" % _field(event_id).encode()
-    return b"%sevent: %s\ndata: %s\n\n" % (head, _field(event).encode(), orjson.dumps(data))
+    return b"%sevent: %s\ndata: %s\n\n" % (head, _field(event).encode(), json_line(data))
 
 
 def log_frame(epoch: bytes, event: Event) -> bytes:
@@ -33,6 +31,11 @@ def log_frames(epoch: bytes, events: Iterable[Event], min_severity: int = 0) -> 
     return b"".join(log_frame(epoch, e) for e in events if e.severity >= min_severity)
 
 
+# Line breaks of SSE (CR, LF) and of str.splitlines, which naive clients split on; and NUL,
+# which makes a client ignore an `id`.
+_BREAKS = dict.fromkeys(map(ord, "\r\n\0\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"))
+
+
 def _field(value: str) -> str:
     """Field values must not hold line breaks (they would start a new field)."""
-    return value.replace("\r", "").replace("\n", "").replace("\0", "")
+    return value.translate(_BREAKS)
