@@ -1,0 +1,42 @@
+"""Python client of logs-gateway: publish log entries over gRPC from services and scripts.
+
+    from logs_gateway import SyncPublisher
+    with SyncPublisher(token) as logs:
+        logs.publish("logs:etl:workspace123:workflow456", "extract done", attributes={"rows": 120})
+
+`Publisher` is the asyncio twin, `LogsHandler` a standard logging.Handler on top.
+"""
+
+from logs_gateway.entries import make_entry, severity
+from logs_gateway.errors import (
+    EntryTooLarge,
+    InvalidArgument,
+    LogsGatewayError,
+    PermissionDenied,
+    PublisherClosed,
+    PublishTimeout,
+    Unauthenticated,
+    Unavailable,
+)
+from logs_gateway.handler import LogsHandler
+from logs_gateway.publisher import DEFAULT_TARGET, Options, Publisher, Stats
+from logs_gateway.sync import SyncPublisher
+
+__all__ = [
+    "DEFAULT_TARGET",
+    "EntryTooLarge",
+    "InvalidArgument",
+    "LogsGatewayError",
+    "LogsHandler",
+    "Options",
+    "PermissionDenied",
+    "PublishTimeout",
+    "Publisher",
+    "PublisherClosed",
+    "Stats",
+    "SyncPublisher",
+    "Unauthenticated",
+    "Unavailable",
+    "make_entry",
+    "severity",
+]

@@ -1,0 +1,185 @@
+"""The Python SDK's Publisher against real gateways: batching, acks, reconnects with
+exactly-once storage, typed errors, token refresh and backpressure."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+from logs_gateway import (
+    EntryTooLarge,
+    LogsGatewayError,
+    Options,
+    PermissionDenied,
+    Publisher,
+    PublishTimeout,
+    SyncPublisher,
+    Unauthenticated,
+)
+
+from gateway.core.tokens import Signer
+from tests.conftest import Running, free_port, running_gateway, wait_for
+from tests.sse_client import Event, Stream, open_stream
+from tests.tcp_proxy import tcp_proxy
+
+CH = "logs:etl:workspace123:workflow456"
+OTHER = "logs:faas:workspace123:function789"
+
+
+async def collect(stream: Stream, into: list[Event], kind: str = "log") -> None:
+    """Read events into a list until cancelled (so the SSE socket never backs up)."""
+    while True:
+        event = await stream.next(timeout=60)
+        if event.event == kind:
+            into.append(event)
+
+
+async def publish_range(pub: Publisher, first: int, last: int) -> None:
+    for i in range(first, last):
+        await pub.publish(CH, f"entry {i}", attributes={"i": i})
+        if i % 25 == 0:
+            await asyncio.sleep(0.001)  # let batches go out as we go
+
+
+async def test_entries_survive_dropped_connections_exactly_once_in_order(gw: Running) -> None:
+    """Cut the publisher's connection five times, twice after its acks were swallowed (the
+    batches were stored, the publisher never heard): a subscriber connected throughout
+    still gets every entry once, in order."""
+    count, rounds = 3000, 5
+    options = Options(batch_size=20, linger=0.002, max_in_flight=64)
+    received: list[Event] = []
+    async with (
+        tcp_proxy(gw.grpc_target) as proxy,
+        open_stream(gw.http, CH, gw.token(subscribe=[CH])) as stream,
+        Publisher(gw.token("etl", publish=[CH]), proxy.address, options=options) as pub,
+    ):
+        await stream.next()  # ready
+        reader = asyncio.create_task(collect(stream, received))
+        per_round = count // rounds
+        for r in range(rounds):
+            first, last = r * per_round, (r + 1) * per_round
+            if r % 2:  # a healthy connection first, then acks lost on their way back
+                await publish_range(pub, first, first + per_round // 2)
+                await pub.flush(timeout=20)
+                proxy.hold = True
+                first += per_round // 2
+            await publish_range(pub, first, last)
+            await asyncio.sleep(0.1)
+            proxy.drop()
+            proxy.hold = False
+        await pub.flush(timeout=30)
+        await wait_for(lambda: len(received) >= count, timeout=20)
+        await asyncio.sleep(0.2)  # anything stored twice would arrive now
+        reader.cancel()
+    assert [e.data["message"] for e in received] == [f"entry {i}" for i in range(count)]
+    assert pub.stats.acked == count
+    assert pub.stats.duplicates > 0  # resent batches were recognised, not stored again
+    assert pub.stats.reconnects >= rounds - 1  # the last cut may come after the last ack
+    assert proxy.connections >= rounds  # the first, then one after each cut but the last
+
+
+async def test_a_forbidden_channel_raises_permission_denied_naming_it(gw: Running) -> None:
+    async with Publisher(gw.token(publish=[CH]), gw.grpc_target) as pub:
+        await pub.publish(CH, "allowed")
+        await pub.publish(OTHER, "not allowed")
+        with pytest.raises(PermissionDenied) as caught:
+            await pub.flush()
+        await pub.flush()  # reported once
+    assert caught.value.channel == OTHER
+    assert OTHER in str(caught.value)
+    assert caught.value.entry is not None and caught.value.entry.body == "not allowed"
+    assert (pub.stats.acked, pub.stats.failed) == (1, 1)
+
+
+async def test_an_expired_token_raises_unauthenticated(gw: Running) -> None:
+    expired = gw.signer.mint("etl", publish=[CH], extra={"exp": int(time.time()) - 120})
+    pub = Publisher(expired, gw.grpc_target)
+    await pub.start()
+    await pub.publish(CH, "too late")
+    with pytest.raises(Unauthenticated, match="expired"):
+        await pub.flush(timeout=10)
+    with pytest.raises(Unauthenticated):
+        await pub.publish(CH, "still too late")
+    await pub.close()
+    assert pub.stats.failed == 1
+
+
+async def test_oversized_entries_raise_entry_too_large(gw: Running) -> None:
+    errors: list[LogsGatewayError] = []
+    async with Publisher(gw.token(publish=[CH]), gw.grpc_target, on_error=errors.append) as pub:
+        with pytest.raises(EntryTooLarge, match="4 MiB"):  # could never be sent: refused here
+            await pub.publish(CH, "x" * (5 * 1024 * 1024))
+        await pub.publish(CH, "y" * (70 * 1024))  # over the gateway's 64 KiB entry limit
+        await pub.publish(CH, "fine")
+        await pub.flush()  # errors went to on_error instead
+    assert [type(e) for e in errors] == [EntryTooLarge]
+    assert errors[0].channel == CH
+    assert pub.stats.acked == 1
+
+
+async def test_a_token_callable_is_asked_again_before_expiry(gw: Running) -> None:
+    minted: list[str] = []
+
+    def token() -> str:
+        minted.append(gw.signer.mint("etl", publish=[CH], ttl=2))
+        return minted[-1]
+
+    received: list[Event] = []
+    async with (
+        open_stream(gw.http, CH, gw.token(subscribe=[CH])) as stream,
+        Publisher(token, gw.grpc_target) as pub,
+    ):
+        await stream.next()
+        reader = asyncio.create_task(collect(stream, received))
+        for i in range(35):
+            await pub.publish(CH, f"entry {i}")
+            await asyncio.sleep(0.1)
+        await pub.flush()
+        await wait_for(lambda: len(received) == 35, timeout=20)
+        reader.cancel()
+    assert len(minted) >= 3
+    assert pub.stats.reconnects == 0  # refreshed ahead of time, never refused
+    assert [e.data["message"] for e in received] == [f"entry {i}" for i in range(35)]
+
+
+async def test_buffers_while_the_gateway_is_away_then_delivers(signer: Signer) -> None:
+    """A full buffer blocks publish() (when_full="block"); once the gateway is up,
+    everything buffered is delivered."""
+    port = free_port()
+    options = Options(max_buffer=50, linger=0.001)
+    token = signer.mint("etl", publish=[CH])
+    async with Publisher(token, f"127.0.0.1:{port}", options=options) as pub:
+        for i in range(50):
+            await pub.publish(CH, f"entry {i}")
+        blocked = asyncio.create_task(pub.publish(CH, "entry 50"))
+        await asyncio.sleep(0.3)
+        assert not blocked.done()
+        async with running_gateway(grpc_port=port) as gw:
+            assert await asyncio.wait_for(blocked, 20)
+            await pub.flush(timeout=20)
+            assert gw.gateway is not None and gw.gateway.ingest.stored.total == 51
+    assert pub.stats.acked == 51
+
+
+async def test_drop_mode_counts_and_close_gives_up_after_its_timeout() -> None:
+    options = Options(max_buffer=10, when_full="drop")
+    pub = Publisher("a.b.c", f"127.0.0.1:{free_port()}", options=options)
+    await pub.start()
+    results = [pub.publish_nowait(CH, f"entry {i}") for i in range(25)]
+    assert results.count(True) == 10
+    assert pub.stats.dropped == 15
+    with pytest.raises(PublishTimeout) as caught:
+        await pub.close(timeout=0.3)
+    assert caught.value.pending == 10
+    assert pub.stats.failed == 10
+
+
+def test_sync_publisher_from_plain_code(gw_process: Running) -> None:
+    with SyncPublisher(gw_process.token(publish=[CH]), gw_process.grpc_target) as pub:
+        for i in range(1200):
+            pub.publish(CH, f"entry {i}", level="warn", attributes={"i": i})
+        pub.flush(timeout=20)
+        assert pub.stats.acked == 1200
+    with pytest.raises(LogsGatewayError, match="closed"):
+        pub.publish(CH, "after close")
