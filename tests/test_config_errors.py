@@ -33,6 +33,7 @@ BAD_VALUES = {
     "max_batch_entries": "1.5",
     "max_channels": "-3",
     "max_connections_per_token": "many",
+    "publish_rate": "-5",
     "send_buffer_bytes": "1MiB",
     "heartbeat_seconds": "0",
     "retry_ms": "soon",

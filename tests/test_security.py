@@ -4,21 +4,25 @@ Each attack is refused with its documented status and the gateway serves normall
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
 import httpx
+import pytest
 from httpx_sse._decoders import SSEDecoder
+from logs_gateway.v1 import logs_pb2 as pb
 
 from gateway.core.broker_memory import MemoryBroker
 from gateway.core.channels import parse_patterns
 from gateway.core.errors import Code
 from gateway.core.events import Entry
 from gateway.core.ingest import Ingest, Limits
+from gateway.core.ratelimit import MAX_IDLE_KEYS, RateLimiter
 from gateway.core.tokens import Principal
-from tests.conftest import Running, entry
+from tests.conftest import Running, entry, running_gateway
 
 ETL = "logs:etl:workspace123:workflow456"
 CODE = {c.name: c.value[0] for c in grpc.StatusCode}
@@ -89,3 +93,70 @@ async def next_event(lines: AsyncIterator[str]) -> tuple[str, Any]:
         if (event := decoder.decode(line)) is not None:
             return event.event, json.loads(event.data) if event.event == "log" else None
     raise AssertionError("the stream ended")
+
+
+# -- limits ----------------------------------------------------------------------------
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_rate_limiter_admits_a_burst_then_refuses_with_the_time_to_wait() -> None:
+    clock = Clock()
+    limiter = RateLimiter(100, clock=clock)
+    assert limiter.charge("a", 150) == 0.0  # a batch larger than the burst still passes
+    assert limiter.charge("a", 1) == pytest.approx(0.51)  # 50 in debt, plus one entry
+    assert limiter.charge("b", 100) == 0.0  # another service has its own bucket
+    clock.now += 0.51
+    assert limiter.charge("a", 1) == 0.0
+    clock.now += 3600
+    assert limiter.charge("a", 100) == 0.0  # credit never grows past one second's worth
+    assert limiter.charge("a", 1) > 0
+
+
+def test_rate_limiter_forgets_idle_services() -> None:
+    clock = Clock()
+    limiter = RateLimiter(10, clock=clock)
+    for i in range(MAX_IDLE_KEYS * 3):
+        limiter.charge(f"svc{i}", 1)
+        clock.now += 1.0  # each bucket is full again by the next call
+    assert len(limiter._buckets) < MAX_IDLE_KEYS
+
+
+async def test_publish_rate_is_limited_per_token_with_a_retry_hint() -> None:
+    async with running_gateway(publish_rate=20) as gw:
+        token = gw.token("svc-a", publish=[ETL])
+        stub, metadata = gw.ingest(token)
+        call = stub.Publish(metadata=metadata)
+        await call.write(request(1, 40))  # 20 entries in debt: a second to wait
+        assert all(r.code == 0 for r in (await call.read()).results)
+        await call.write(request(2, 1))
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await call.read()
+        assert err.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+        hint = dict(err.value.trailing_metadata() or ())["retry-after-ms"]
+        assert 0 < int(hint) <= 1050 and f"retry after {hint} ms" in (err.value.details() or "")
+        over_http = await post_entry(gw, token)
+        assert over_http.status_code == 429 and int(over_http.headers["Retry-After"]) >= 1
+        assert (await post_entry(gw, gw.token("svc-b", publish=[ETL]))).status_code == 200
+        await asyncio.sleep(int(hint) / 1000)
+        (ack,) = await gw.publish(token, [request(2, 1).entries], first_seq=2)
+        assert not ack.duplicate and ack.results[0].code == 0
+
+
+def request(sequence: int, entries: int) -> pb.PublishRequest:
+    batch = [entry(ETL, f"m{sequence}-{i}") for i in range(entries)]
+    return pb.PublishRequest(producer_id="rate", sequence=sequence, entries=batch)
+
+
+async def post_entry(gw: Running, token: str) -> httpx.Response:
+    async with httpx.AsyncClient() as client:
+        body = {"channel": ETL, "message": "over http"}
+        return await client.post(
+            f"{gw.http}/api/logs/publish", json=body, headers=gw.headers(token)
+        )

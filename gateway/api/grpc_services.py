@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any, NoReturn
@@ -35,6 +36,10 @@ def grpc_status(error: GatewayError) -> grpc.StatusCode:
 
 
 async def abort(context: grpc.aio.ServicerContext[Any, Any], error: GatewayError) -> NoReturn:
+    """End the call with the error's status; a retry hint travels as `retry-after-ms`."""
+    if error.retry_after is not None:
+        hint = str(math.ceil(error.retry_after * 1000))
+        context.set_trailing_metadata((("retry-after-ms", hint),))
     await context.abort(grpc_status(error), error.message)
     raise AssertionError("unreachable: abort raises")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
@@ -46,7 +47,7 @@ def error_response(error: GatewayError) -> web.Response:
             f'Bearer error="invalid_token", error_description="{description}"'
         )
     if error.code is Code.RATE_LIMITED:
-        response.headers["Retry-After"] = "1"
+        response.headers["Retry-After"] = str(max(1, math.ceil(error.retry_after or 1)))
     return response
 
 

@@ -62,6 +62,13 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _non_negative_float(text: str) -> float:
+    value = float(text)
+    if not value >= 0:
+        raise ValueError("must be a number of at least 0")
+    return value
+
+
 def _bool(text: str) -> bool:
     lowered = text.strip().lower()
     if lowered in ("1", "true", "yes", "on"):
@@ -158,6 +165,12 @@ SETTINGS = (
     Setting("max_channels", 32, _positive_int, "channels per SSE connection"),
     Setting("max_connections_per_token", 16, _positive_int, "open streams per token"),
     Setting(
+        "publish_rate",
+        20_000.0,
+        _non_negative_float,
+        "entries per second per service token (its subject), per process; 0 for no limit",
+    ),
+    Setting(
         "send_buffer_bytes",
         1024 * 1024,
         _positive_int,
@@ -200,6 +213,7 @@ class Config:
     max_batch_entries: int
     max_channels: int
     max_connections_per_token: int
+    publish_rate: float
     send_buffer_bytes: int
     heartbeat_seconds: float
     retry_ms: int

@@ -62,7 +62,8 @@ class Gateway:
             epoch=lambda: self.broker.epoch, max_per_owner=config.max_connections_per_token
         )
         self.broker.add_listener(self.hub.deliver)
-        self.ingest = Ingest(self.broker, Limits(config.max_entry_bytes, config.max_batch_entries))
+        limits = Limits(config.max_entry_bytes, config.max_batch_entries, config.publish_rate)
+        self.ingest = Ingest(self.broker, limits)
         self.stopping = Stopping()
         self.health = health.aio.HealthServicer()
         self.sse_bytes = ByteCount()

@@ -32,12 +32,16 @@ class Code(enum.Enum):
 class GatewayError(Exception):
     """A refusal the client can act on; `message` names the problem and is safe to show."""
 
-    def __init__(self, code: Code, message: str, *, reason: str = "") -> None:
+    def __init__(
+        self, code: Code, message: str, *, reason: str = "", retry_after: float | None = None
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         # A short, bounded label for metrics and logs (e.g. "expired"), never user data.
         self.reason = reason or code.slug
+        # Seconds the client should wait before trying again (a rate limit), if known.
+        self.retry_after = retry_after
 
     def __repr__(self) -> str:
         return f"GatewayError({self.code.name}, {self.message!r})"

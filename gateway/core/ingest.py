@@ -7,6 +7,7 @@ the same answer, and the broker's de-duplication returns the same offsets.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from gateway.core.cursor import encode_cursor
 from gateway.core.errors import Code, GatewayError, invalid
 from gateway.core.events import MAX_SEVERITY, Entry
 from gateway.core.meter import Meter
+from gateway.core.ratelimit import RateLimiter
 from gateway.core.tally import IngestCounts
 from gateway.core.tokens import Principal
 
@@ -27,6 +29,7 @@ from gateway.core.tokens import Principal
 class Limits:
     max_entry_bytes: int = 64 * 1024
     max_batch_entries: int = 1000
+    publish_rate: float = 0.0  # entries per second per token subject; 0: no limit
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +51,7 @@ class Ingest:
     def __init__(self, broker: Broker, limits: Limits) -> None:
         self._broker = broker
         self._limits = limits
+        self._rate = RateLimiter(limits.publish_rate) if limits.publish_rate > 0 else None
         self.stored = Meter()
         self.refused = Meter()
         self.counts = IngestCounts()
@@ -70,6 +74,10 @@ class Ingest:
             )
             self.counts.record(items, [error] * len(items), False, time.perf_counter() - started)
             return BatchOutcome([Outcome(error=error)] * len(items), duplicate=False)
+        if self._rate is not None and (wait := self._rate.charge(principal.subject, len(items))):
+            error = rate_limited(self._rate.rate, wait)
+            self.counts.record(items, [error] * len(items), False, time.perf_counter() - started)
+            raise error
         checked = [self._check(principal, item, i) for i, item in enumerate(items)]
         accepted = [c for c in checked if isinstance(c, Entry)]
         try:
@@ -115,6 +123,17 @@ class Ingest:
                 item.span_id,
             )
         return item
+
+
+def rate_limited(rate: float, wait: float) -> GatewayError:
+    """The refusal of a whole batch over its token's publish rate, with when to retry."""
+    return GatewayError(
+        Code.RATE_LIMITED,
+        f"publish rate of {rate:g} entries/s for this token exceeded; "
+        f"retry after {math.ceil(wait * 1000)} ms",
+        reason="rate",
+        retry_after=wait,
+    )
 
 
 def check_entry(entry: Entry, max_bytes: int) -> None:
