@@ -26,6 +26,7 @@ BAD_VALUES = {
     "jwt_audience": "",
     "jwt_leeway": "31",
     "broker": "mysql://db:3306",
+    "workers": "0",
     "history_entries": "0",
     "history_seconds": "-1",
     "max_entry_bytes": "64k",

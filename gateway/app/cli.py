@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from gateway.app import config as cfg
-from gateway.app import credentials, logs, proxy_server
+from gateway.app import credentials, logs, proxy_server, workers
 from gateway.app.cli_clients import CLIENT_VERBS, add_client_verbs, run_client_verb
 from gateway.app.config import AUTH_SETTINGS, Config, ConfigError
 from gateway.app.server import Gateway, serve
@@ -28,6 +28,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve_p = verbs.add_parser("serve", help="run the gateway (gRPC + HTTP)")
     cfg.add_arguments(serve_p)
+    # Set by the --workers supervisor on the processes it starts (see gateway/app/workers.py).
+    serve_p.add_argument("--worker", type=int, default=0, help=argparse.SUPPRESS)
+    serve_p.add_argument("--supervisor", type=int, default=0, help=argparse.SUPPRESS)
 
     config_p = verbs.add_parser("config", help="print the effective configuration, secrets masked")
     cfg.add_arguments(config_p)
@@ -77,7 +80,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.verb in CLIENT_VERBS:
         return run_client_verb(args)
     if args.verb == "serve":
-        return _serve(cfg.load(args))
+        return _serve(cfg.load(args), args.worker, args.supervisor)
     if args.verb == "config":
         for name, value in cfg.load(args).masked().items():
             print(f"{name} = {value!r}")
@@ -109,13 +112,17 @@ def _token(args: argparse.Namespace) -> int:
     return 0
 
 
-def _serve(config: Config) -> int:
+def _serve(config: Config, worker: int = 0, supervisor: int = 0) -> int:
     logs.setup(config.log_level, config.log_format)
     if config.dev:
         config = credentials.with_dev_secret(config)
     elif not config.has_verify_key:
         raise ConfigError(credentials.MISSING_KEY)
-    asyncio.run(serve(config, _print_dev_banner if config.dev else None))
+    if config.workers > 1 and not worker:
+        return workers.supervise(config)
+    banner = _print_dev_banner if config.dev and worker <= 1 else None
+    on_ready = workers.follow_supervisor(supervisor, banner) if worker else banner
+    asyncio.run(serve(config, on_ready))
     return 0
 
 

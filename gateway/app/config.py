@@ -155,6 +155,7 @@ SETTINGS = (
     Setting("jwt_audience", "logs-gateway", _non_empty, "required `aud` claim"),
     Setting("jwt_leeway", 5.0, _leeway, "clock skew allowed on exp/iat, seconds (<= 30)"),
     Setting("broker", "memory", _broker, "'memory' or redis://HOST:PORT/DB"),
+    Setting("workers", 1, _positive_int, "gateway processes sharing the ports (Redis broker)"),
     Setting("history_entries", 1000, _positive_int, "entries kept per channel"),
     Setting("history_seconds", 600.0, _positive_float, "seconds an entry is kept"),
     Setting("max_entry_bytes", 65536, _positive_int, "largest entry (message, source, attributes)"),
@@ -206,6 +207,7 @@ class Config:
     jwt_audience: str
     jwt_leeway: float
     broker: str
+    workers: int
     history_entries: int
     history_seconds: float
     max_entry_bytes: int
@@ -280,6 +282,11 @@ def load(args: argparse.Namespace | None = None, env: Mapping[str, str] | None =
     unknown = sorted(k for k in env if k.startswith(ENV_PREFIX) and k not in _KNOWN_ENV)
     if unknown:
         raise ConfigError(f"unknown setting {unknown[0]}; see `logs-gateway serve --help`")
+    if values["workers"] > 1 and values["broker"] == "memory":
+        raise ConfigError(
+            f"--workers={values['workers']} needs the Redis broker (--broker redis://HOST:PORT/DB):"
+            " with the memory broker each process would keep its own history, unseen by the others"
+        )
     return Config(**values)
 
 

@@ -25,9 +25,10 @@ from gateway.api.http_publish import PublishHandler
 from gateway.api.http_stream import StreamHandler, StreamSettings
 from gateway.app import credentials, metrics
 from gateway.app.browser import add_browser_side
-from gateway.app.config import Config, ConfigError
+from gateway.app.config import Config
 from gateway.core.broker import Broker
 from gateway.core.broker_memory import MemoryBroker
+from gateway.core.broker_redis import RedisBroker
 from gateway.core.hub import Hub
 from gateway.core.ingest import Ingest, Limits
 from gateway.core.tally import ByteCount
@@ -35,14 +36,16 @@ from gateway.core.tally import ByteCount
 log = logging.getLogger("logs_gateway")
 SERVICES = ("logs_gateway.v1.LogIngest", "logs_gateway.v1.LogStream")
 SHUTDOWN = {"reason": "server draining; reconnect", "retry_ms": 1000}
+# Live delivery had to skip events (Redis lost its data, or this instance fell behind the
+# shared feed): streams end, and clients resume from their cursor through history.
+RESYNC = {"reason": "live feed interrupted; reconnect to resume", "retry_ms": 1000}
 
 
 def make_broker(config: Config) -> Broker:
+    entries, seconds = config.history_entries, config.history_seconds
     if config.broker == "memory":
-        return MemoryBroker(max_entries=config.history_entries, max_age=config.history_seconds)
-    raise ConfigError(
-        f"LOGS_GATEWAY_BROKER={config.broker!r}: the Redis broker is not available yet"
-    )
+        return MemoryBroker(max_entries=entries, max_age=seconds)
+    return RedisBroker(config.broker, max_entries=entries, max_age=seconds)
 
 
 @dataclass
@@ -62,6 +65,8 @@ class Gateway:
             epoch=lambda: self.broker.epoch, max_per_owner=config.max_connections_per_token
         )
         self.broker.add_listener(self.hub.deliver)
+        if isinstance(self.broker, RedisBroker):
+            self.broker.on_resync(lambda: self.hub.close_all(RESYNC, "shutdown"))
         limits = Limits(config.max_entry_bytes, config.max_batch_entries, config.publish_rate)
         self.ingest = Ingest(self.broker, limits)
         self.stopping = Stopping()
@@ -114,6 +119,8 @@ class Gateway:
                 ("grpc.max_send_message_length", c.max_message_bytes),
                 ("grpc.keepalive_permit_without_calls", 1),
                 ("grpc.http2.min_ping_interval_without_data_ms", 5000),
+                # Workers share the port (--workers); a lone gateway refuses a busy one.
+                ("grpc.so_reuseport", int(c.workers > 1)),
             ],
         )
         pb_grpc.add_LogIngestServicer_to_server(
@@ -145,7 +152,13 @@ class Gateway:
             access_log=None,
         )
         await runner.setup()
-        site = web.TCPSite(runner, self.config.host, self.config.http_port, backlog=4096)
+        site = web.TCPSite(
+            runner,
+            self.config.host,
+            self.config.http_port,
+            backlog=4096,
+            reuse_port=self.config.workers > 1,
+        )
         await site.start()
         self._runner = runner
         return int(runner.addresses[0][1])

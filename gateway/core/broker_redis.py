@@ -24,10 +24,11 @@ import contextlib
 import heapq
 import logging
 import secrets
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError, ResponseError
@@ -46,6 +47,7 @@ FEED_MAX = 100_000  # feed entries (appended batches) kept for instances that fa
 TRIMMED_MAX = 1_000  # trim records kept per channel, to count exactly what a cursor lost
 BLOCK_MS = 5_000  # longest wait of one feed read
 READ_COUNT = 512  # most feed entries taken per read
+POOL_SIZE = 32  # connections for appends and replays
 RETRY_DELAYS = (0.05, 2.0)  # first and longest pause between reconnects of the read loop
 _OFFSET = b'"offset":'
 
@@ -70,7 +72,12 @@ class RedisBroker:
             "socket_connect_timeout": timeout,
             "retry": Retry(NoBackoff(), 0),
         }
-        self._redis = Redis.from_url(url, socket_timeout=timeout, **options)
+        # Redis runs one script at a time, so more connections would only queue there:
+        # callers beyond the pool wait (up to `timeout`) for a free one instead.
+        pool = BlockingConnectionPool.from_url(
+            url, max_connections=POOL_SIZE, timeout=timeout, socket_timeout=timeout, **options
+        )
+        self._redis = Redis(connection_pool=pool)
         self._feed_redis = Redis.from_url(url, socket_timeout=timeout + BLOCK_MS / 1000, **options)
         self._append_script = self._redis.register_script(lua.APPEND)
         self._read_script = self._redis.register_script(lua.READ)
@@ -102,19 +109,25 @@ class RedisBroker:
         the first result's offsets and seqs again (duplicate=True) and stores nothing."""
         await self._started()
         parts = [_split(encode_data(entry, 0)) for entry in entries]
-        names = list(dict.fromkeys(entry.channel for entry in entries))
-        number = {name: i for i, name in enumerate(names, 1)}
+        counts = Counter(entry.channel for entry in entries)
+        number = {name: i for i, name in enumerate(counts, 1)}
         k = self._keys
         keys = [k.epoch, k.seq, k.offsets, k.feed, k.dedup(key)]
-        for name in names:
+        for name in counts:
             keys += [k.history(name), k.trimmed(name)]
-        args: list[str | int | bytes] = [secrets.token_hex(4)]
-        args += [*self._limits[:4], int(key is not None), self._limits[4], len(names), *names]
-        for entry, (head, tail) in zip(entries, parts, strict=True):
-            args += [number[entry.channel], entry.severity, head, tail]
+        args: list[str | int | bytes] = [secrets.token_hex(4), *self._limits[:4]]
+        args += [int(key is not None), self._limits[4], len(entries), len(counts)]
+        args += [x for pair in counts.items() for x in pair]
+        # One argument for the whole batch: packing arguments is most of a client's cost.
+        args.append(
+            b"\n".join(
+                b"%d %d %d %b%b" % (number[entry.channel], entry.severity, len(head), head, tail)
+                for entry, (head, tail) in zip(entries, parts, strict=True)
+            )
+        )
         epoch, duplicate, result = await self._call(self._append_script(keys, args))
         first, *offsets = map(int, result.split())
-        self._channels.update(names)
+        self._channels.update(counts)
         if epoch.decode() != self._epoch:
             self._skip_to(epoch.decode(), first - 1)
         # A duplicate's events are rebuilt from the batch resent, which is the same batch.
@@ -173,7 +186,7 @@ class RedisBroker:
             while not self._reader.done():
                 self._reader.cancel()
                 await asyncio.wait({self._reader}, timeout=0.1)
-        await self._redis.aclose()
+        await self._redis.aclose(close_connection_pool=True)
         await self._feed_redis.aclose()
 
     # -- beyond the protocol ------------------------------------------------------------

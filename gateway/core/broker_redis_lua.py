@@ -63,8 +63,9 @@ end
 
 # KEYS: epoch, seq, offsets, feed, dedup, then (history, trimmed) per distinct channel.
 # ARGV: candidate epoch, max entries, max age ms, feed max, dedup ttl s, use dedup (0/1),
-#       trimmed max, channel count C, C channel names, then per entry: channel number
-#       (1..C), severity, data head (up to `"offset":`), data tail (after the offset).
+#       trimmed max, entry count, channel count C, C pairs (channel name, its entry count),
+#       then the entries, one line each: "CHANNEL_NUMBER SEVERITY CUT DATA", where DATA is
+#       the JSON line without its offset, which belongs after its first CUT bytes.
 APPEND = (
     _TRIM
     + _EPOCH
@@ -74,30 +75,27 @@ if ARGV[6] == '1' then
   local seen = redis.call('GET', KEYS[5])
   if seen then return {epoch, 1, seen} end
 end
-local nchan = tonumber(ARGV[8])
-local base = 9 + nchan
-local n = (#ARGV - base + 1) / 4
+local n, nchan = tonumber(ARGV[8]), tonumber(ARGV[9])
 local now = redis.call('TIME')
 local ms = string.format('%d', now[1] * 1000 + math.floor(now[2] / 1000))
 local first = redis.call('INCRBY', KEYS[2], n) - n + 1
-local counts, next_offset = {}, {}
-for i = 0, n - 1 do
-  local c = tonumber(ARGV[base + i * 4])
-  counts[c] = (counts[c] or 0) + 1
+local names, next_offset = {}, {}
+for c = 1, nchan do
+  local name, k = ARGV[8 + 2 * c], tonumber(ARGV[9 + 2 * c])
+  names[c] = name
+  next_offset[c] = redis.call('HINCRBY', KEYS[3], name, k) - k
 end
-for c, k in pairs(counts) do
-  next_offset[c] = redis.call('HINCRBY', KEYS[3], ARGV[8 + c], k) - k
-end
-local offsets, lines = {}, {}
-for i = 0, n - 1 do
-  local a = base + i * 4
-  local c = tonumber(ARGV[a])
+local seq, offsets, lines = first, {}, {}
+for c, severity, cut, data in string.gmatch(ARGV[10 + 2 * nchan], '(%d+) (%d+) (%d+) ([^\\n]*)') do
+  c, cut = tonumber(c), tonumber(cut)
   local offset = string.format('%d', next_offset[c])
   next_offset[c] = next_offset[c] + 1
-  local record = offset .. ' ' .. ARGV[a + 1] .. ' ' .. ARGV[a + 2] .. offset .. ARGV[a + 3]
-  redis.call('XADD', KEYS[4 + 2 * c], string.format('%d-', first + i) .. ms, 'e', record)
-  offsets[i + 1] = offset
-  lines[i + 1] = ARGV[8 + c] .. ' ' .. record
+  local record = offset .. ' ' .. severity .. ' '
+    .. string.sub(data, 1, cut) .. offset .. string.sub(data, cut + 1)
+  redis.call('XADD', KEYS[4 + 2 * c], string.format('%d-', seq) .. ms, 'e', record)
+  offsets[#offsets + 1] = offset
+  lines[#lines + 1] = names[c] .. ' ' .. record
+  seq = seq + 1
 end
 local min_ms = tonumber(ms) - tonumber(ARGV[3])
 for c = 1, nchan do

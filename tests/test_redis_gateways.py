@@ -1,0 +1,170 @@
+"""Real gateway processes sharing one Redis behave as one gateway (issue 5).
+
+Every gateway here is a `logs-gateway serve --broker redis://...` process; clients talk to
+them over gRPC and SSE only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import os
+import signal
+from collections.abc import AsyncIterator, Iterator
+
+import grpc
+import pytest
+from logs_gateway.v1 import logs_pb2 as pb
+
+from tests.conftest import Running, entry, gateway_process
+from tests.redis_server import RedisServer
+from tests.sse_client import Stream, open_stream
+
+ETL = "logs:etl:ws5:wf1"
+ETL2 = "logs:etl:ws5:wf2"
+FAAS = "logs:faas:ws5:fn1"
+
+
+def redis_gateway(url: str, *extra: str) -> contextlib.AbstractContextManager[Running]:
+    return gateway_process("--broker", url, *extra)
+
+
+@pytest.fixture(scope="module")
+def pair(redis_server: RedisServer) -> Iterator[tuple[Running, Running]]:
+    """Two gateways on one fresh Redis."""
+    redis_server.client().flushall()
+    with redis_gateway(redis_server.url) as a, redis_gateway(redis_server.url) as b:
+        yield a, b
+
+
+def tokens(run: Running) -> tuple[str, str]:
+    """(publisher, subscriber) tokens; every gateway accepts those of the others."""
+    return run.token("svc", publish=["logs:>"]), run.token("reader", subscribe=["logs:>"])
+
+
+def messages(events: list[object]) -> list[str]:
+    return [e.data["message"] for e in events]  # type: ignore[attr-defined]
+
+
+async def head_cursor(run: Running, token: str, channels: str) -> str:
+    """The cursor a live-only subscriber starts at (its `ready` frame's id)."""
+    async with open_stream(run.http, channels, token) as stream:
+        return (await stream.next()).id
+
+
+async def test_an_entry_published_on_one_reaches_subscribers_on_both(
+    pair: tuple[Running, Running],
+) -> None:
+    a, b = pair
+    pub, sub = tokens(a)
+    async with (
+        open_stream(a.http, "logs:etl:>", sub) as on_a,
+        open_stream(b.http, "logs:etl:>", sub) as on_b,
+        open_stream(b.http, FAAS, sub) as faas_on_b,
+    ):
+        for stream in (on_a, on_b, faas_on_b):
+            await stream.next()
+        batch = [entry(ETL, "one"), entry(FAAS, "f"), entry(ETL2, "two")]
+        await a.publish(pub, [batch], producer="cross")
+        from_a, from_b = await on_a.take(2), await on_b.take(2)
+        assert messages(from_b) == ["one", "two"]
+        assert [(e.id, e.data) for e in from_b] == [(e.id, e.data) for e in from_a]
+        assert messages(await faas_on_b.take(1)) == ["f"]
+
+
+async def test_a_cursor_from_one_resumes_exactly_on_the_other(
+    pair: tuple[Running, Running],
+) -> None:
+    a, b = pair
+    pub, sub = tokens(a)
+    async with open_stream(a.http, f"{ETL},{FAAS}", sub) as stream:
+        await stream.next()
+        await a.publish(pub, [[entry(ETL, "m0"), entry(FAAS, "m1")]], producer="resume")
+        cursor = (await stream.take(2))[-1].id
+    missed = [[entry(ETL, "m2")], [entry(ETL2, "other")], [entry(FAAS, "m3")]]
+    await b.publish(pub, missed, producer="resume", first_seq=2)
+    async with open_stream(b.http, f"{ETL},{FAAS}", sub, last_event_id=cursor) as stream:
+        await stream.next()
+        assert messages(await stream.take(2)) == ["m2", "m3"]
+        await a.publish(pub, [[entry(ETL, "live")]], producer="resume", first_seq=5)
+        assert messages(await stream.take(1)) == ["live"]
+
+
+async def test_a_batch_resent_to_the_other_is_acked_as_a_duplicate(
+    pair: tuple[Running, Running],
+) -> None:
+    a, b = pair
+    pub, sub = tokens(a)
+    start = await head_cursor(b, sub, ETL)
+    (first,) = await a.publish(pub, [[entry(ETL, "once")]], producer="dedup")
+    (again,) = await b.publish(pub, [[entry(ETL, "once")]], producer="dedup")
+    assert not first.duplicate
+    assert again.duplicate
+    assert [(r.offset, r.cursor) for r in again.results] == [
+        (r.offset, r.cursor) for r in first.results
+    ]
+    await b.publish(pub, [[entry(ETL, "marker")]], producer="dedup", first_seq=2)
+    async with open_stream(b.http, ETL, sub, last_event_id=start) as stream:
+        await stream.next()
+        assert messages(await stream.take(2)) == ["once", "marker"]
+
+
+# -- failures ------------------------------------------------------------------------------
+
+
+async def publish_until_killed(run: Running, token: str, kill_after: int) -> list[str]:
+    """Publish batches of 5 as fast as acks come; SIGKILL the gateway after `kill_after`
+    acks (with more batches in flight). Returns every message that was acked."""
+    stub, metadata = run.ingest(token)
+    acked: list[str] = []
+
+    async def batches() -> AsyncIterator[pb.PublishRequest]:
+        for n in itertools.count(1):
+            yield pb.PublishRequest(
+                producer_id="k9", sequence=n, entries=[entry(ETL, f"{n}.{i}") for i in range(5)]
+            )
+            await asyncio.sleep(0.001)
+
+    async def read_acks() -> None:
+        async for ack in stub.Publish(batches(), metadata=metadata):
+            assert all(r.code == 0 for r in ack.results)
+            acked.extend(f"{ack.sequence}.{i}" for i in range(5))
+            if len(acked) == kill_after * 5:
+                assert run.process is not None
+                os.kill(run.process.pid, signal.SIGKILL)
+
+    with pytest.raises(grpc.aio.AioRpcError):
+        await read_acks()
+    return acked
+
+
+async def resume(run: Running, token: str, cursor: str, until: list[str]) -> list[str]:
+    """Messages replayed after `cursor`, up to the last of `until` (and the next if any)."""
+    async with open_stream(run.http, ETL, token, last_event_id=cursor) as stream:
+        await stream.next()
+        return await _read_until(stream, until[-1])
+
+
+async def _read_until(stream: Stream, last: str) -> list[str]:
+    got: list[str] = []
+    while last not in got:
+        got += messages(await stream.take(1))
+    return got
+
+
+async def test_kill_9_mid_publish_loses_no_acked_entry(redis_server: RedisServer) -> None:
+    redis_server.client().flushall()
+    with redis_gateway(redis_server.url) as a, redis_gateway(redis_server.url) as b:
+        pub, sub = tokens(a)
+        cursor = await head_cursor(b, sub, ETL)
+        acked = await publish_until_killed(a, pub, kill_after=20)
+        assert a.process is not None
+        assert a.process.wait(timeout=10) == -signal.SIGKILL
+        on_b = await resume(b, sub, cursor, acked)
+    assert len(set(on_b)) == len(on_b)
+    assert set(acked) <= set(on_b)
+    assert on_b == sorted(on_b, key=lambda m: tuple(map(int, m.split("."))))
+    # Every gateway restarted: history is in Redis, the same cursor resumes the same.
+    with redis_gateway(redis_server.url) as c:
+        assert await resume(c, sub, cursor, on_b) == on_b
