@@ -183,3 +183,28 @@ def test_sync_publisher_from_plain_code(gw_process: Running) -> None:
         assert pub.stats.acked == 1200
     with pytest.raises(LogsGatewayError, match="closed"):
         pub.publish(CH, "after close")
+
+
+async def test_a_rate_limited_stream_waits_the_hint_and_resends_everything() -> None:
+    """Over its token's publish rate the gateway ends the stream (RESOURCE_EXHAUSTED with
+    `retry-after-ms`); the publisher waits that long and resends: all stored, once, in order."""
+    count = 1500
+    received: list[Event] = []
+    async with running_gateway(publish_rate=500) as gw:
+        options = Options(batch_size=100, linger=0.001)
+        async with (
+            open_stream(gw.http, CH, gw.token(subscribe=[CH])) as stream,
+            Publisher(gw.token("etl", publish=[CH]), gw.grpc_target, options=options) as pub,
+        ):
+            await stream.next()
+            reader = asyncio.create_task(collect(stream, received))
+            started = time.monotonic()
+            for i in range(count):
+                await pub.publish(CH, f"entry {i}")
+            await pub.flush(timeout=30)
+            elapsed = time.monotonic() - started
+            await wait_for(lambda: len(received) >= count, timeout=20)
+            reader.cancel()
+    assert [e.data["message"] for e in received] == [f"entry {i}" for i in range(count)]
+    assert pub.stats.reconnects > 0
+    assert elapsed > 1.5  # 1000 entries over the first second's burst of 500, at 500/s

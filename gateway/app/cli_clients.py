@@ -145,6 +145,11 @@ def run_client_verb(args: argparse.Namespace) -> int:
     except LogsGatewayError as e:
         print(f"logs-gateway {args.verb}: {e}", file=sys.stderr)
         return 1
+    except BrokenPipeError:
+        # The reader went away (`logs-gateway tail ... | head`): stop quietly, as Unix
+        # tools do, and keep Python from failing again when it flushes stdout at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 def _simulate(args: argparse.Namespace) -> int:

@@ -390,7 +390,7 @@ class Publisher:
         backoff = Backoff(self.options.max_backoff)
         refusals = _Refusals()
         while not (self._closing and not self._buffer.held) and self._fatal is None:
-            token = ""
+            token, delay = "", 0.0
             try:
                 token = await fetch_token(self._token_source)
                 refusals.check(token)
@@ -406,6 +406,7 @@ class Publisher:
                     refusals.add(token, e.details() or "")
                     continue  # ask the token source again, at once
                 log.info("publish stream lost (%s); reconnecting", e.code().name)
+                delay = _retry_after(e)
             except Exception as e:  # the token source failed, acks stalled, a write failed
                 log.info("publish stream lost (%s: %s); reconnecting", type(e).__name__, e)
             else:
@@ -413,7 +414,7 @@ class Publisher:
                 backoff.reset()
                 continue
             self._counts["reconnects"] += 1
-            await asyncio.sleep(backoff.next())
+            await asyncio.sleep(max(delay, backoff.next()))
 
     def _fail(self, error: LogsGatewayError) -> None:
         self._fatal = error
@@ -521,6 +522,13 @@ class Publisher:
         for error in errors:
             self._report(error)
         self._settle(len(batch.entries))
+
+
+def _retry_after(error: grpc.aio.AioRpcError) -> float:
+    """The gateway's `retry-after-ms` hint (sent with RESOURCE_EXHAUSTED when a token
+    publishes over its rate), in seconds; 0 without one."""
+    hint = dict(error.trailing_metadata() or ()).get("retry-after-ms", "")
+    return min(int(hint), 60_000) / 1000 if isinstance(hint, str) and hint.isdigit() else 0.0
 
 
 def _open_channel(
