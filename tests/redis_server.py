@@ -6,6 +6,7 @@ in CI (CI=true), where they fail: the Redis broker must never go untested silent
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -72,7 +73,9 @@ class RedisServer:
         self.process = None
 
 
+@contextlib.contextmanager
 def running_redis(folder: Path, *, persistent: bool = False) -> Iterator[RedisServer]:
+    """A started RedisServer, stopped on exit (even if a test stopped and restarted it)."""
     server = RedisServer(folder, persistent=persistent)
     server.start()
     try:
@@ -85,4 +88,5 @@ def running_redis(folder: Path, *, persistent: bool = False) -> Iterator[RedisSe
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
     """One throwaway Redis (no persistence) shared by the session; tests keep apart by
     key prefix or flush it first."""
-    yield from running_redis(tmp_path_factory.mktemp("redis"))
+    with running_redis(tmp_path_factory.mktemp("redis")) as server:
+        yield server

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -16,7 +16,7 @@ from gateway.core.channels import parse_pattern
 from gateway.core.cursor import Cursor
 from gateway.core.errors import Code, GatewayError
 from gateway.core.events import Event
-from tests.redis_server import RedisServer
+from tests.redis_server import RedisServer, running_redis
 from tests.test_broker_contract import ETL, FAAS, Received, entry
 
 _prefixes = itertools.count()
@@ -92,12 +92,10 @@ async def test_a_cursor_from_one_instance_resumes_on_another(make_broker: MakeRe
 
 
 @pytest.fixture
-def own_redis(tmp_path: Path) -> AsyncIterator[RedisServer]:
+def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
     """A Redis of this test only (it is stopped and started); no persistence."""
-    server = RedisServer(tmp_path)
-    server.start()
-    yield server
-    server.stop()
+    with running_redis(tmp_path) as server:
+        yield server
 
 
 async def test_redis_down_fails_fast_then_everything_recovers(
@@ -117,6 +115,7 @@ async def test_redis_down_fails_fast_then_everything_recovers(
     assert refused.value.code is Code.UNAVAILABLE
     assert time.monotonic() - started < 1.0
     assert not await broker.ready()
+    assert await broker.head() == before[0].seq  # a live-only stream can still start
     # Back without its data (no persistence): a new epoch, and live subscribers are told.
     own_redis.start()
     await _until_ready(broker)
@@ -132,9 +131,7 @@ async def test_redis_down_fails_fast_then_everything_recovers(
 async def test_redis_back_with_its_data_resumes_without_a_resync(
     make_broker: MakeRedisBroker, tmp_path: Path
 ) -> None:
-    durable = RedisServer(tmp_path, persistent=True)
-    durable.start()
-    try:
+    with running_redis(tmp_path, persistent=True) as durable:
         broker = make_broker(durable.url)
         received = Received(broker)
         resyncs: list[int] = []
@@ -148,8 +145,6 @@ async def test_redis_back_with_its_data_resumes_without_a_resync(
         assert broker.epoch == epoch
         assert await received.count(2) == first + second
         assert resyncs == []
-    finally:
-        durable.stop()
 
 
 async def _until_ready(broker: RedisBroker, timeout: float = 10.0) -> None:

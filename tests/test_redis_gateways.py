@@ -12,13 +12,15 @@ import itertools
 import os
 import signal
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import grpc
 import pytest
 from logs_gateway.v1 import logs_pb2 as pb
 
-from tests.conftest import Running, entry, gateway_process
-from tests.redis_server import RedisServer
+from gateway.app.server import RESYNC
+from tests.conftest import Running, entry, gateway_process, running_gateway
+from tests.redis_server import RedisServer, running_redis
 from tests.sse_client import Stream, open_stream
 
 ETL = "logs:etl:ws5:wf1"
@@ -154,7 +156,6 @@ async def _read_until(stream: Stream, last: str) -> list[str]:
 
 
 async def test_kill_9_mid_publish_loses_no_acked_entry(redis_server: RedisServer) -> None:
-    redis_server.client().flushall()
     with redis_gateway(redis_server.url) as a, redis_gateway(redis_server.url) as b:
         pub, sub = tokens(a)
         cursor = await head_cursor(b, sub, ETL)
@@ -168,3 +169,23 @@ async def test_kill_9_mid_publish_loses_no_acked_entry(redis_server: RedisServer
     # Every gateway restarted: history is in Redis, the same cursor resumes the same.
     with redis_gateway(redis_server.url) as c:
         assert await resume(c, sub, cursor, on_b) == on_b
+
+
+async def test_redis_losing_its_data_ends_live_streams_and_resume_says_reset(
+    tmp_path: Path,
+) -> None:
+    with running_redis(tmp_path) as redis:
+        async with running_gateway(broker=redis.url) as run:
+            pub, sub = tokens(run)
+            async with open_stream(run.http, ETL, sub) as stream:
+                await stream.next()
+                await run.publish(pub, [[entry(ETL, "before")]], producer="lost")
+                cursor = (await stream.take(1))[0].id
+                redis.client().flushall()
+                await run.publish(pub, [[entry(ETL, "after")]], producer="lost", first_seq=2)
+                assert (await stream.take(1, kind="shutdown"))[0].data == RESYNC
+            async with open_stream(run.http, ETL, sub, last_event_id=cursor) as stream:
+                await stream.next()
+                gap = await stream.next()
+                assert (gap.event, gap.data["reason"]) == ("gap", "reset")
+                assert messages(await stream.take(1)) == ["after"]

@@ -24,7 +24,7 @@ from logs_gateway.v1 import logs_pb2 as pb
 from logs_gateway.v1 import logs_pb2_grpc as pb_grpc
 
 from tests.conftest import Running, entry, gateway_process, wait_for
-from tests.redis_server import RedisServer
+from tests.redis_server import RedisServer, running_redis
 
 CHANNEL = "logs:etl:outage:wf1"
 BATCHES = 60
@@ -40,6 +40,9 @@ class RawStream:
 
     def count(self, line: str) -> int:
         return self.lines.count(line)
+
+    def messages(self) -> list[object]:
+        return [d["message"] for d in self.data_of("log")]
 
     def data_of(self, event: str) -> list[dict[str, object]]:
         pairs = zip(self.lines, self.lines[1:], strict=False)
@@ -101,18 +104,16 @@ async def background(coroutine: Coroutine[Any, Any, None]) -> AsyncIterator[asyn
 
 
 async def test_redis_restart_mid_stream_loses_and_duplicates_nothing(tmp_path: Path) -> None:
-    redis = RedisServer(tmp_path, persistent=True)
-    redis.start()
     heartbeat = {"LOGS_GATEWAY_HEARTBEAT_SECONDS": "0.2"}
-    try:
-        with gateway_process("--broker", redis.url, env=heartbeat) as gateway:
-            await _publish_through_an_outage(gateway, redis)
-    finally:
-        redis.stop()
+    with (
+        running_redis(tmp_path, persistent=True) as redis,
+        gateway_process("--broker", redis.url, env=heartbeat) as gateway,
+    ):
+        await _publish_through_an_outage(gateway, redis)
 
 
 async def _publish_through_an_outage(gateway: Running, redis: RedisServer) -> None:
-    stream = RawStream()
+    stream, late = RawStream(), RawStream()
     publisher = Publisher(gateway, gateway.token("svc", publish=["logs:>"]))
     reader = gateway.token("reader", subscribe=["logs:>"])
     async with background(stream.read(gateway, reader)) as reading:
@@ -124,11 +125,15 @@ async def _publish_through_an_outage(gateway: Running, redis: RedisServer) -> No
             async with httpx.AsyncClient() as client:
                 assert (await client.get(gateway.http + "/ready")).status_code == 503
             pings = stream.count(": ping")
-            await asyncio.sleep(1.0)
-            assert stream.count(": ping") >= pings + 3  # the stream stays open, heartbeating
-            assert publisher.acked < BATCHES
-            redis.start()
-            await asyncio.wait_for(publishing, 30)
+            # A new stream can start live meanwhile (a resume would need Redis).
+            async with background(late.read(gateway, reader)):
+                await wait_for(lambda: late.count("event: ready"))
+                await asyncio.sleep(1.0)
+                assert stream.count(": ping") >= pings + 3  # the stream stays open
+                assert publisher.acked < BATCHES
+                redis.start()
+                await asyncio.wait_for(publishing, 30)
+                await wait_for(lambda: late.messages()[-1:] == [f"m{BATCHES}"])
         # Every attempt during the outage was refused promptly (not after a long hang).
         assert {status for _, status in publisher.refusals} == {grpc.StatusCode.UNAVAILABLE}
         assert max(seconds for seconds, _ in publisher.refusals) < 2.5
@@ -136,6 +141,8 @@ async def _publish_through_an_outage(gateway: Running, redis: RedisServer) -> No
         await asyncio.sleep(0.3)  # anything extra (a duplicate) would arrive by now
         assert not reading.done()
     logs = stream.data_of("log")
-    assert [d["message"] for d in logs] == [f"m{n}" for n in range(1, BATCHES + 1)]
+    assert stream.messages() == [f"m{n}" for n in range(1, BATCHES + 1)]
     assert [d["offset"] for d in logs] == list(range(BATCHES))
     assert stream.data_of("gap") == []
+    later = late.data_of("log")
+    assert later == logs[-len(later) :]  # everything after its start, once each

@@ -139,7 +139,14 @@ class RedisBroker:
         return Appended(events, duplicate=bool(duplicate))
 
     async def head(self) -> int:
-        return await self._snapshot()
+        """Redis's newest seq; while Redis is unreachable, the newest this instance
+        delivered, so a live-only stream can still start (later events follow it)."""
+        try:
+            return await self._snapshot()
+        except GatewayError:
+            if not self._positioned.is_set():
+                raise
+            return self._delivered
 
     async def replay(self, patterns: Sequence[Pattern], after: Cursor) -> Replay:
         upto = await self._snapshot()
