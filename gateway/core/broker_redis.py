@@ -83,7 +83,9 @@ class RedisBroker:
         self._read_script = self._redis.register_script(lua.READ)
         self._position_script = self._redis.register_script(lua.POSITION)
         self._keys = _Keys(prefix)
-        self._limits = [max_entries, int(max_age * 1000), feed_max, dedup_seconds, TRIMMED_MAX]
+        self._trim = [max_entries, int(max_age * 1000), TRIMMED_MAX]  # READ's limits
+        self._feed_max = feed_max
+        self._dedup_seconds = dedup_seconds
         self._timeout = timeout
         self._epoch = ""
         self._delivered = 0  # seq of the last event handed to the listeners (in this epoch)
@@ -109,25 +111,10 @@ class RedisBroker:
         the first result's offsets and seqs again (duplicate=True) and stores nothing."""
         await self._started()
         parts = [_split(encode_data(entry, 0)) for entry in entries]
-        counts = Counter(entry.channel for entry in entries)
-        number = {name: i for i, name in enumerate(counts, 1)}
-        k = self._keys
-        keys = [k.epoch, k.seq, k.offsets, k.feed, k.dedup(key)]
-        for name in counts:
-            keys += [k.history(name), k.trimmed(name)]
-        args: list[str | int | bytes] = [secrets.token_hex(4), *self._limits[:4]]
-        args += [int(key is not None), self._limits[4], len(entries), len(counts)]
-        args += [x for pair in counts.items() for x in pair]
-        # One argument for the whole batch: packing arguments is most of a client's cost.
-        args.append(
-            b"\n".join(
-                b"%d %d %d %b%b" % (number[entry.channel], entry.severity, len(head), head, tail)
-                for entry, (head, tail) in zip(entries, parts, strict=True)
-            )
-        )
+        keys, args = self._append_input(entries, parts, key)
         epoch, duplicate, result = await self._call(self._append_script(keys, args))
         first, *offsets = map(int, result.split())
-        self._channels.update(counts)
+        self._channels.update(entry.channel for entry in entries)
         if epoch.decode() != self._epoch:
             self._skip_to(epoch.decode(), first - 1)
         # A duplicate's events are rebuilt from the batch resent, which is the same batch.
@@ -137,6 +124,27 @@ class RedisBroker:
             for i, (entry, offset, (h, t)) in enumerate(stored)
         ]
         return Appended(events, duplicate=bool(duplicate))
+
+    def _append_input(
+        self, entries: Sequence[Entry], parts: list[tuple[bytes, bytes]], key: DedupKey | None
+    ) -> tuple[list[str], list[str | int | bytes]]:
+        """KEYS and ARGV of the APPEND script (their layout is documented beside it)."""
+        counts = Counter(entry.channel for entry in entries)
+        number = {name: i for i, name in enumerate(counts, 1)}
+        k = self._keys
+        keys = [k.epoch, k.seq, k.offsets, k.feed, k.dedup(key)]
+        for name in counts:
+            keys += [k.history(name), k.trimmed(name)]
+        max_entries, max_age_ms, trimmed_max = self._trim
+        args: list[str | int | bytes] = [secrets.token_hex(4), max_entries, max_age_ms]
+        args += [self._feed_max, self._dedup_seconds, int(key is not None), trimmed_max]
+        args += [len(entries), len(counts), *(x for pair in counts.items() for x in pair)]
+        # One argument for the whole batch: packing arguments is most of a client's cost.
+        lines = (
+            b"%d %d %d %b%b" % (number[entry.channel], entry.severity, len(head), head, tail)
+            for entry, (head, tail) in zip(entries, parts, strict=True)
+        )
+        return keys, [*args, b"\n".join(lines)]
 
     async def head(self) -> int:
         """Redis's newest seq; while Redis is unreachable, the newest this instance
@@ -247,11 +255,10 @@ class RedisBroker:
         if not names:
             return []
         k = self._keys
-        limits = [self._limits[0], self._limits[1], self._limits[4]]
         async with self._redis.pipeline(transaction=False) as pipe:
             for name in names:
                 keys = [k.history(name), k.trimmed(name), k.offsets]
-                await self._read_script(keys, [name, since, upto, *limits], client=pipe)
+                await self._read_script(keys, [name, since, upto, *self._trim], client=pipe)
             replies: list[Any] = await self._call(pipe.execute())
         return replies
 
