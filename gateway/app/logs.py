@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 import orjson
+from aiohttp.http_exceptions import HttpProcessingError
 
 from gateway.api import request_ids
 
@@ -44,3 +45,20 @@ def setup(level: str, fmt: str) -> None:
     root.setLevel(level.upper())
     # aiohttp's access log would print every request, query strings included.
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    logging.getLogger("aiohttp.server").addFilter(ClientMistakes())
+
+
+class ClientMistakes(logging.Filter):
+    """aiohttp logs each malformed request as an error with a traceback quoting the bytes
+    it choked on (for an oversized `Authorization` header: a token). A client's mistake is
+    no server error: it becomes one line at info, without the quote."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if not isinstance(error, HttpProcessingError):
+            return True
+        record.levelno, record.levelname = logging.INFO, "INFO"
+        record.msg, record.args = "malformed http request refused", ()
+        record.exc_info, record.exc_text = None, None
+        record.__dict__.update(status=error.code, error=type(error).__name__)
+        return logging.getLogger().isEnabledFor(logging.INFO)
