@@ -43,7 +43,9 @@ from gateway.core.events import Entry, Event, encode_data
 log = logging.getLogger("logs_gateway.redis")
 T = TypeVar("T")
 
-FEED_MAX = 100_000  # feed entries (appended batches) kept for instances that fall behind
+# Feed entries (appended batches) kept for an instance that falls behind or is cut off
+# briefly; past that it resyncs its subscribers through history. Bounds Redis memory too.
+FEED_MAX = 10_000
 TRIMMED_MAX = 1_000  # trim records kept per channel, to count exactly what a cursor lost
 BLOCK_MS = 5_000  # longest wait of one feed read
 READ_COUNT = 512  # most feed entries taken per read
@@ -61,7 +63,7 @@ class RedisBroker:
         *,
         max_entries: int = 1000,
         max_age: float = 600.0,
-        dedup_seconds: int = 3600,
+        dedup_seconds: int = 600,
         prefix: str = "logs-gateway",
         timeout: float = 2.0,
         feed_max: int = FEED_MAX,
