@@ -153,3 +153,24 @@ async def test_garbage_on_the_http_port_is_refused_and_the_server_lives_on(
     assert target.process is not None and target.process.poll() is None
     assert mark.errors() == [], "a client's bad request was logged as a server error"
     assert JWT_PREFIX not in mark.text().encode(), "a token reached the log"
+
+
+async def test_a_publish_body_arriving_in_pieces_is_read_whole(target: Running) -> None:
+    """A body larger than one read, or sent slowly, is one request, not a truncated one."""
+    token = target.token(publish=[GARBAGE])
+    entries = [{"channel": GARBAGE, "message": "m" * 50_000} for _ in range(40)]
+    async with httpx.AsyncClient(base_url=target.http, headers=target.headers(token)) as client:
+        large = await client.post("/api/logs/publish", json={"entries": entries})
+    assert large.status_code == 200 and len(large.json()["results"]) == 40
+    body = json.dumps({"channel": GARBAGE, "message": "slow"}).encode()
+    reader, writer = await asyncio.open_connection("127.0.0.1", port(target.http))
+    writer.write(
+        b"POST /api/logs/publish HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Authorization: Bearer %s\r\nContent-Length: %d\r\n\r\n" % (token.encode(), len(body))
+    )
+    for piece in (body[:10], body[10:20], body[20:]):
+        writer.write(piece)
+        await writer.drain()
+        await asyncio.sleep(0.05)
+    assert (await reader.readline()).startswith(b"HTTP/1.1 200")
+    writer.close()

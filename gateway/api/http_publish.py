@@ -45,10 +45,17 @@ class PublishHandler:
             raise GatewayError(Code.TOO_LARGE, f"body larger than {self._max_body} bytes")
         if request.content_type != "application/json":
             raise invalid("Content-Type must be application/json")
-        body = await request.content.read(self._max_body + 1)
-        if len(body) > self._max_body:
-            raise GatewayError(Code.TOO_LARGE, f"body larger than {self._max_body} bytes")
+        body = await self._read_body(request)
         try:
             return orjson.loads(body)
         except orjson.JSONDecodeError as e:
             raise invalid(f"body is not valid JSON: {e}") from None
+
+    async def _read_body(self, request: web.Request) -> bytes:
+        """The whole body, at most max_body bytes (one read() returns only what has arrived)."""
+        body = bytearray()
+        while chunk := await request.content.read(self._max_body + 1 - len(body)):
+            body += chunk
+            if len(body) > self._max_body:
+                raise GatewayError(Code.TOO_LARGE, f"body larger than {self._max_body} bytes")
+        return bytes(body)
