@@ -79,6 +79,25 @@ async def test_entries_survive_dropped_connections_exactly_once_in_order(gw: Run
     assert proxy.connections >= rounds  # the first, then one after each cut but the last
 
 
+async def test_a_connection_that_stops_answering_is_replaced(gw: Running) -> None:
+    """Acks stop coming on a connection that stays open (a half-dead network path): after
+    ack_timeout the publisher opens a new one and resends; each entry is stored once."""
+    options = Options(ack_timeout=0.5, linger=0.001)
+    async with (
+        tcp_proxy(gw.grpc_target) as proxy,
+        Publisher(gw.token(publish=[CH]), proxy.address, options=options) as pub,
+    ):
+        await pub.publish(CH, "before")
+        await pub.flush(timeout=10)
+        proxy.hold = True
+        await publish_range(pub, 0, 100)
+        await wait_for(lambda: proxy.connections == 2, timeout=10)
+        proxy.hold = False
+        await pub.flush(timeout=10)
+    assert gw.gateway is not None and gw.gateway.ingest.stored.total == 101
+    assert (pub.stats.acked, pub.stats.duplicates) == (101, 100)
+
+
 async def test_a_forbidden_channel_raises_permission_denied_naming_it(gw: Running) -> None:
     async with Publisher(gw.token(publish=[CH]), gw.grpc_target) as pub:
         await pub.publish(CH, "allowed")

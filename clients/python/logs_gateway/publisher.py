@@ -407,7 +407,10 @@ class Publisher:
                     continue  # ask the token source again, at once
                 log.info("publish stream lost (%s); reconnecting", e.code().name)
                 delay = _retry_after(e)
-            except Exception as e:  # the token source failed, acks stalled, a write failed
+            except _Stalled as e:
+                log.info("publish stream stalled (%s); reconnecting", e)
+                await self._reopen_channel()
+            except Exception as e:  # the token source failed, a write failed
                 log.info("publish stream lost (%s: %s); reconnecting", type(e).__name__, e)
             else:
                 refusals.clear()
@@ -415,6 +418,16 @@ class Publisher:
                 continue
             self._counts["reconnects"] += 1
             await asyncio.sleep(max(delay, backoff.next()))
+
+    async def _reopen_channel(self) -> None:
+        """Replace the channel, hence its TCP connection: gRPC would open the next stream
+        on the same connection, and one that stopped answering may be half dead."""
+        stalled, self._channel = (
+            self._channel,
+            _open_channel(self.target, self._credentials, self.options.max_backoff),
+        )
+        if stalled is not None:
+            await stalled.close()
 
     def _fail(self, error: LogsGatewayError) -> None:
         self._fatal = error
@@ -453,6 +466,8 @@ class Publisher:
             for task in (reader, writer):
                 if task.done() and (error := task.exception()) is not None:
                     raise error
+            if reader.done() and not writer.done():
+                raise ConnectionError("the gateway ended the stream before we did")
             if self._unacked and time.monotonic() - self._progress_at > self.options.ack_timeout:
                 raise _Stalled(f"no ack for {self.options.ack_timeout} s")
 

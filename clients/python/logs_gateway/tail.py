@@ -183,7 +183,7 @@ def _handle(event: ServerEvent, position: _Position, printer: Printer) -> str | 
         lost, reason = data.get("lost") or "some", data.get("reason", "")
         printer.notice(f"gap: {lost} entries lost on {data.get('channel')} ({reason})")
     elif event.event == "error":
-        return f"stream closed by the gateway: {data}"
+        return f"stream closed by the gateway: {data.get('message') or data}"
     elif event.event == "shutdown":
         return "the gateway is shutting down"
     return None
