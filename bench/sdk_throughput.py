@@ -4,7 +4,8 @@
     LOGS_GATEWAY_JWT_SECRET=... .venv/bin/python bench/sdk_throughput.py --count 200000
 
 Publishes `--count` entries (about 150 bytes each) with the asyncio Publisher as fast as
-it accepts them, waits for every ack, and prints entries/s. Run it on an idle machine; the
+it accepts them, waits for every ack, and prints entries/s and this process's CPU time per
+entry (the SDK's own cost, whatever the gateway's speed). Run it on an idle machine; the
 gateway and this script each want a core.
 """
 
@@ -58,14 +59,16 @@ def main() -> None:
     parser.add_argument("--sync", action="store_true", help="measure SyncPublisher instead")
     args = parser.parse_args()
     options = Options(batch_size=args.batch_size, max_buffer=50_000)
+    cpu_started = time.process_time()
     if args.sync:
         elapsed = run_sync(args.target, args.count, options)
     else:
         elapsed = asyncio.run(run_async(args.target, args.count, options))
+    cpu = time.process_time() - cpu_started
     kind = "SyncPublisher" if args.sync else "Publisher"
     print(
         f"{kind}: {args.count} entries in {elapsed:.2f} s = {args.count / elapsed:,.0f} "
-        f"entries/s (batch {args.batch_size})"
+        f"entries/s (batch {args.batch_size}); SDK CPU {cpu / args.count * 1e6:.1f} us/entry"
     )
 
 
