@@ -1,0 +1,169 @@
+"""Publishers for the load generator: one gRPC Publish stream (gateway) or one pipelined
+HTTP/1.1 connection of POSTs (nchan), each keeping a bounded number of batches in flight.
+
+Both keep their order on the wire: the gateway acks a stream's batches in order, and nginx
+answers pipelined requests in order, so a channel's offsets reach subscribers in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from array import array
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import grpc
+
+from bench import entries as wire
+
+PUBLISH_METHOD = "/logs_gateway.v1.LogIngest/Publish"
+
+
+@dataclass
+class Acks:
+    """What came back: acked entries, refusals and the send-to-ack time of each batch."""
+
+    entries: int = 0
+    errors: int = 0
+    duplicates: int = 0
+    latencies: array[int] = field(default_factory=lambda: array("q"))
+
+
+class GrpcPublisher:
+    """One `LogIngest.Publish` stream fed with pre-encoded requests."""
+
+    def __init__(self, target: str, token: str, producer: str, in_flight: int) -> None:
+        self._channel = grpc.aio.insecure_channel(target)
+        method = self._channel.stream_stream(PUBLISH_METHOD)  # raw bytes both ways
+        self._call = method(metadata=(("authorization", f"Bearer {token}"),))
+        self._producer = wire.field(1, producer.encode())
+        self._sequence = 0
+        self._sent: deque[tuple[int, int, int]] = deque()  # (sequence, entries, sent ns)
+        self._room = asyncio.Semaphore(in_flight)
+        self.acks = Acks()
+        self._reader = asyncio.ensure_future(self._read_acks())
+
+    async def send(self, items: list[bytes]) -> None:
+        """Send one batch of `GrpcEntries.entry` items once fewer than `in_flight` wait."""
+        await self._room.acquire()
+        self._sequence += 1
+        self._sent.append((self._sequence, len(items), time.time_ns()))
+        await self._call.write(wire.publish_request(self._producer, self._sequence, items))
+
+    async def send_raw(self, request_for: bytes, size: int) -> None:
+        """Send a pre-built batch body (`entries` fields only) of `size` entries."""
+        await self._room.acquire()
+        self._sequence += 1
+        self._sent.append((self._sequence, size, time.time_ns()))
+        sequence = wire.varint(self._sequence)
+        await self._call.write(self._producer + b"\x10" + sequence + request_for)
+
+    async def _read_acks(self) -> None:
+        from logs_gateway.v1 import logs_pb2 as pb
+
+        async for raw in self._call:
+            ack = pb.PublishAck.FromString(raw)
+            now = time.time_ns()
+            sequence, size, sent = self._sent.popleft()
+            self.acks.latencies.append(now - sent)
+            self.acks.duplicates += ack.duplicate
+            ok = sum(1 for r in ack.results if not r.code)
+            self.acks.entries += ok
+            self.acks.errors += size - ok + (ack.sequence != sequence)
+            self._room.release()
+
+    async def close(self, timeout: float) -> None:
+        """Half-close, wait for the outstanding acks (bounded), then close the channel."""
+        try:
+            await asyncio.wait_for(self._call.done_writing(), timeout)
+            await asyncio.wait_for(self._reader, timeout)
+        except (TimeoutError, grpc.RpcError):
+            self.acks.errors += sum(size for _, size, _ in self._sent)
+        finally:
+            self._reader.cancel()
+            await self._channel.close()
+
+
+def _content_length(head: bytes) -> int:
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip() == b"content-length":
+            return int(value)
+    return 0
+
+
+class _PostReader(asyncio.Protocol):
+    """Reads nginx's answers to pipelined POSTs, in order."""
+
+    def __init__(self, on_answer: Callable[[bool], None]) -> None:
+        self._buffer = b""
+        self._on_answer = on_answer
+        self.lost = asyncio.get_running_loop().create_future()
+
+    def data_received(self, data: bytes) -> None:
+        buffer = self._buffer + data
+        while (end := buffer.find(b"\r\n\r\n")) >= 0:
+            head = buffer[:end].lower()
+            length = _content_length(head)
+            if len(buffer) < end + 4 + length:
+                break
+            self._on_answer(head[9:12] in (b"201", b"202"))
+            buffer = buffer[end + 4 + length :]
+        self._buffer = buffer
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.lost.done():
+            self.lost.set_result(None)
+
+
+class NchanPublisher:
+    """Pipelined `POST /pub/<channel>` on one keep-alive connection; one entry per request
+    (nchan has no batch publish)."""
+
+    def __init__(self, host: str, port: int, in_flight: int) -> None:
+        self._host, self._port = host, port
+        self._room = asyncio.Semaphore(in_flight)
+        self._sent: deque[int] = deque()
+        self._idle = asyncio.Event()  # set while no answer is outstanding
+        self._idle.set()
+        self.acks = Acks()
+        self._transport: asyncio.Transport | None = None
+        self._reader: _PostReader | None = None
+
+    async def connect(self) -> None:
+        loop = asyncio.get_running_loop()
+        transport, self._reader = await loop.create_connection(
+            lambda: _PostReader(self._answered), self._host, self._port
+        )
+        self._transport = transport
+
+    def _answered(self, ok: bool) -> None:
+        sent = self._sent.popleft()
+        self.acks.latencies.append(time.time_ns() - sent)
+        self.acks.entries += ok
+        self.acks.errors += not ok
+        self._room.release()
+        if not self._sent:
+            self._idle.set()
+
+    async def send(self, channel: str, body: bytes) -> None:
+        await self._room.acquire()
+        assert self._transport is not None
+        self._sent.append(time.time_ns())
+        self._idle.clear()
+        head = (
+            f"POST /pub/{channel} HTTP/1.1\r\nHost: {self._host}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+        )
+        self._transport.write(head.encode() + body)
+
+    async def close(self, timeout: float) -> None:
+        """Wait for the outstanding answers (bounded), then close the connection."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._idle.wait(), timeout)
+        self.acks.errors += len(self._sent)
+        if self._transport is not None:
+            self._transport.close()

@@ -1,0 +1,234 @@
+"""The scenarios: each starts its load generator workers, runs one measured window against a
+running server and returns one row of figures.
+
+The orchestrator (this process) only coordinates: it reads the server's CPU time and memory
+from /proc around the window and adds up what the workers report.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+from array import array
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from bench import workers
+from bench.servers import Server
+from bench.workers import Plan, Result, Target
+
+_SPAWN = multiprocessing.get_context("spawn")  # no inherited loop, sockets or gRPC state
+DRAIN_SECONDS = 10.0  # how long subscribers may take to receive what was published
+
+
+@dataclass
+class Row:
+    """One line of the results table."""
+
+    scenario: str
+    server: str
+    rate: float = 0.0  # deliveries/s, or entries/s for ingest
+    unit: str = "deliveries/s"
+    latency_ms: dict[str, float] = field(default_factory=dict)  # p50, p90, p99, max
+    lost: int = 0
+    dups: int = 0
+    load_cpu: float = 0.0  # share of the load core the load generator used
+    server_cpu: float = 0.0  # share of one core the server used
+    kb_per_connection: float = 0.0
+    connections: int = 0
+    memory_curve: list[tuple[int, int]] = field(default_factory=list)  # (connections, RSS kB)
+    note: str = ""
+
+
+def percentiles(samples: Sequence[int]) -> dict[str, float]:
+    """p50, p90, p99 and max of nanosecond samples, in milliseconds."""
+    if not samples:
+        return {}
+    ordered = sorted(samples)
+    last = len(ordered) - 1
+    pick = {name: ordered[min(last, int(q * len(ordered)))] for name, q in _QUANTILES}
+    return {name: value / 1e6 for name, value in (*pick.items(), ("max", ordered[-1]))}
+
+
+_QUANTILES = (("p50", 0.50), ("p90", 0.90), ("p99", 0.99))
+
+
+class _Worker:
+    """A spawned worker process and our end of its pipe."""
+
+    def __init__(self, target: Any, *args: Any) -> None:
+        self.conn, child = _SPAWN.Pipe()
+        self.process = _SPAWN.Process(target=target, args=(child, *args), daemon=True)
+        self.process.start()
+        child.close()
+
+    def send(self, *message: Any) -> None:
+        self.conn.send(message)
+
+    def expect(self, kind: str, timeout: float) -> Any:
+        if not self.conn.poll(timeout):
+            raise TimeoutError(f"load generator worker sent no {kind!r} within {timeout} s")
+        got, value = self.conn.recv()
+        if got != kind:
+            raise RuntimeError(f"load generator worker sent {got!r}, expected {kind!r}")
+        return value
+
+    def stop(self) -> None:
+        self.process.join(5)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join()
+
+
+@contextmanager
+def _workers() -> Iterator[list[_Worker]]:
+    started: list[_Worker] = []
+    try:
+        yield started
+    finally:
+        for worker in started:
+            worker.stop()
+
+
+def _split(items: list[str], parts: int) -> list[list[str]]:
+    return [items[i::parts] for i in range(parts)]
+
+
+def deliveries(
+    scenario: str,
+    server: Server,
+    target: Target,
+    subscribers: list[str],
+    plan: Plan,
+    publish_to: Target | None = None,
+    *,
+    processes: int = 2,
+    full_every: int = 8,
+) -> Row:
+    """Subscribers (one per item of `subscribers`, naming its channel) and one publisher
+    (to `publish_to`, another instance, or else `target`); the row counts what every
+    subscriber received against what was published."""
+    processes = max(1, min(processes, len(subscribers)))
+    progress = _SPAWN.Array("q", processes, lock=False)
+    with _workers() as started:
+        subs = [
+            _Worker(workers.subscribe, target, part, full_every, progress, slot)
+            for slot, part in enumerate(_split(subscribers, processes))
+        ]
+        publisher = _Worker(workers.publish, publish_to or target, plan, progress)
+        started += [*subs, publisher]
+        for worker, part in zip(subs, _split(subscribers, processes), strict=True):
+            worker.send("connect", len(part))
+        opened = sum(w.expect("ready", 120) for w in subs)
+        publisher.expect("ready", 30)
+        cpu = server.cpu()
+        for worker in (*subs, publisher):
+            worker.send("go")
+        sent: Result = publisher.expect("result", plan.seconds + 60)
+        for worker in subs:
+            worker.send("expect", sent.published, DRAIN_SECONDS)
+        got: list[Result] = [w.expect("result", DRAIN_SECONDS + 30) for w in subs]
+        server_cpu = server.cpu() - cpu
+    return _delivery_row(scenario, server, sent, got, server_cpu, opened, len(subscribers))
+
+
+def _delivery_row(
+    scenario: str,
+    server: Server,
+    sent: Result,
+    got: list[Result],
+    server_cpu: float,
+    opened: int,
+    wanted: int,
+) -> Row:
+    last = max(r.last_receive_ns for r in got) or time.time_ns()
+    seconds = max(1e-9, (last - sent.first_send_ns) / 1e9)
+    received = sum(r.received for r in got)
+    latencies = array("q")
+    for r in got:
+        latencies.extend(r.latencies)
+    row = Row(scenario, server.name, rate=received / seconds, latency_ms=percentiles(latencies))
+    row.lost = sum(r.lost for r in got) + sent.acks.errors
+    row.dups = sum(r.dups for r in got) + sent.acks.duplicates
+    row.load_cpu = (sent.cpu + sum(r.cpu for r in got)) / seconds
+    row.server_cpu = server_cpu / seconds
+    row.connections = opened
+    problems = [f"{wanted - opened} not connected"] if opened < wanted else []
+    problems += [f"{n} {what}" for n, what in _anomalies(got) if n]
+    row.note = ", ".join(problems)
+    return row
+
+
+def _anomalies(got: list[Result]) -> list[tuple[int, str]]:
+    return [
+        (sum(r.gaps for r in got), "gap events"),
+        (sum(r.closed for r in got), "closed by the server"),
+        (sum(r.refused for r in got), "refused"),
+    ]
+
+
+def ingest(scenario: str, server: Server, target: Target, plan: Plan, processes: int = 1) -> Row:
+    """Publishers only: entries acknowledged per second and the send-to-ack time."""
+    per_process = max(1, plan.streams // processes)
+    with _workers() as started:
+        pubs = []
+        for _ in range(processes):
+            part = Plan(**{**plan.__dict__, "streams": per_process})
+            pubs.append(_Worker(workers.publish, target, part, None))
+        started += pubs
+        for worker in pubs:
+            worker.expect("ready", 30)
+        cpu = server.cpu()
+        for worker in pubs:
+            worker.send("go")
+        got: list[Result] = [w.expect("result", plan.seconds + 60) for w in pubs]
+        server_cpu = server.cpu() - cpu
+    first = min(r.first_send_ns for r in got)
+    seconds = max(1e-9, (max(r.last_receive_ns for r in got) - first) / 1e9)
+    latencies = array("q")
+    for r in got:
+        latencies.extend(r.acks.latencies)
+    row = Row(scenario, server.name, unit="entries/s", latency_ms=percentiles(latencies))
+    row.rate = sum(r.acks.entries for r in got) / seconds
+    row.lost = sum(r.acks.errors for r in got)
+    row.dups = sum(r.acks.duplicates for r in got)
+    row.load_cpu = sum(r.cpu for r in got) / seconds
+    row.server_cpu = server_cpu / seconds
+    return row
+
+
+def idle(
+    scenario: str, server: Server, target: Target, connections: int, steps: int, processes: int = 2
+) -> Row:
+    """Open `connections` SSE streams in `steps`, reading the server's RSS after each."""
+    processes = max(1, min(processes, connections))
+    channel = target.channel(f"idle{time.monotonic_ns()}", 0)
+    shares = _split([channel] * connections, processes)
+    progress = _SPAWN.Array("q", processes, lock=False)
+    curve: list[tuple[int, int]] = []
+    with _workers() as started:
+        subs = [
+            _Worker(workers.subscribe, target, part, 1, progress, slot)
+            for slot, part in enumerate(shares)
+        ]
+        started += subs
+        time.sleep(0.5)
+        curve.append((0, server.rss_kb()))
+        opened = 0
+        for step in range(1, steps + 1):
+            for worker, part in zip(subs, shares, strict=True):
+                worker.send("connect", len(part) * step // steps - len(part) * (step - 1) // steps)
+            opened = sum(w.expect("ready", 120) for w in subs)
+            time.sleep(0.3)  # let the server finish each handshake's allocations
+            curve.append((opened, server.rss_kb()))
+        for worker in subs:
+            worker.send("go")
+            worker.send("expect", {}, 0.0)
+        got: list[Result] = [w.expect("result", 30) for w in subs]
+    row = Row(scenario, server.name, unit="kB/connection", connections=opened, memory_curve=curve)
+    row.kb_per_connection = (curve[-1][1] - curve[0][1]) / max(1, opened)
+    row.lost = connections - opened + sum(r.closed for r in got)
+    row.note = ", ".join(f"{n} {what}" for n, what in _anomalies(got) if n)
+    return row

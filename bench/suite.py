@@ -1,0 +1,232 @@
+"""The scenarios of the suite, their sizes (full and --quick), and the servers they run on.
+
+Each scenario runs on a fresh server (--quick shares one per kind of server, to stay
+short), so what one scenario leaves in memory never flatters the next.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+
+from bench import profiles, scenarios, servers
+from bench.scenarios import Row
+from bench.servers import Server
+from bench.workers import Plan, Target
+from gateway.core.tokens import Signer
+
+ISSUER = AUDIENCE = "logs-gateway"
+PATTERN = "logs:bench:>"
+
+
+@dataclass(frozen=True)
+class Sizes:
+    fanout_subscribers: int = 1000
+    fanout_seconds: float = 5.0
+    fanout_batch: int = 10  # entries per gRPC request (nchan: one per POST)
+    window: int = 200  # entries per channel the publisher may be ahead of the slowest reader
+    latency_subscribers: int = 100
+    latency_rate: int = 1000
+    latency_seconds: float = 10.0
+    channels: int = 1000
+    channels_seconds: float = 5.0
+    idle_connections: int = 10_000
+    idle_steps: int = 10
+    ingest_seconds: float = 3.0
+    scaling: tuple[int, ...] = (100, 250, 500, 2000)  # besides fanout_subscribers
+    scaling_seconds: float = 3.0
+    processes: int = 2  # subscriber processes of the load generator
+
+
+FULL = Sizes()
+QUICK = Sizes(
+    fanout_subscribers=20,
+    fanout_seconds=0.2,
+    latency_subscribers=10,
+    latency_rate=200,
+    latency_seconds=0.3,
+    channels=20,
+    channels_seconds=0.2,
+    idle_connections=100,
+    idle_steps=2,
+    ingest_seconds=0.2,
+    scaling=(10,),
+    scaling_seconds=0.2,
+    processes=1,
+)
+
+
+class Servers:
+    """Starts the servers a scenario asks for, by kind; `fresh` restarts them per scenario."""
+
+    def __init__(self, fresh: bool, profile: Path | None = None) -> None:
+        self.fresh = fresh
+        self.profile = profile  # py-spy every gateway into this folder
+        self.label = ""  # the step running now (names its profiles)
+        self.secret = secrets.token_hex(32)
+        signer = Signer(secret=self.secret.encode(), issuer=ISSUER, audience=AUDIENCE)
+        self.sub_token = signer.mint("bench-reader", subscribe=[PATTERN], ttl=6 * 3600)
+        self.pub_token = signer.mint("bench-service", publish=[PATTERN], ttl=6 * 3600)
+        self._stack = contextlib.ExitStack()
+        self._running: dict[str, tuple[Server, Target, Target]] = {}
+
+    def __enter__(self) -> Servers:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stack.close()
+
+    @contextlib.contextmanager
+    def use(self, kind: str) -> Iterator[tuple[Server, Target, Target]]:
+        """(server, publisher's target, subscribers' target) of a kind of deployment."""
+        with contextlib.ExitStack() as stack:
+            if self.fresh:
+                running = self._start(kind, stack)
+            else:
+                if kind not in self._running:
+                    self._running[kind] = self._start(kind, self._stack)
+                running = self._running[kind]
+            if self.profile is not None and running[0].python_pids:
+                pids = running[0].python_pids
+                stack.enter_context(profiles.sampling(self.profile, self.label, pids))
+            yield running
+
+    def _start(self, kind: str, stack: contextlib.ExitStack) -> tuple[Server, Target, Target]:
+        if kind == "nchan":
+            nchan = stack.enter_context(servers.nchan())
+            target = Target("nchan", servers.HOST, nchan.http_port)
+            return nchan, target, target
+        broker = "memory"
+        parts: list[Server] = []
+        if kind != "gateway":
+            redis = stack.enter_context(servers.redis())
+            broker = f"redis://{servers.HOST}:{redis.http_port}/0"
+            parts.append(redis)
+        count = 2 if kind == "2 gateways+redis" else 1
+        parts += [stack.enter_context(servers.gateway(self.secret, broker)) for _ in range(count)]
+        first, last = parts[-count], parts[-1]
+        whole = Server(kind, last.http_port, last.grpc_port)
+        for part in parts:
+            whole.pids += part.pids
+            whole.python_pids += part.python_pids
+        return whole, self._target(first), self._target(last)
+
+    def _target(self, gateway: Server) -> Target:
+        return Target(
+            "gateway",
+            servers.HOST,
+            gateway.http_port,
+            gateway.grpc_port,
+            self.sub_token,
+            self.pub_token,
+        )
+
+
+def _run_id() -> str:
+    return f"r{time.monotonic_ns() % 10**12}"
+
+
+@dataclass
+class Suite:
+    sizes: Sizes
+    servers: Servers
+    kinds: tuple[str, ...]  # the kinds of server to compare: "gateway", "nchan"
+    redis: bool = True
+    rows: list[Row] = field(default_factory=list)
+
+    def fanout(
+        self, kind: str, subscribers: int, seconds: float = 0.0, name: str = "fan-out"
+    ) -> Row:
+        s = self.sizes
+        seconds = seconds or s.fanout_seconds
+        with self.servers.use(kind) as (server, pub, sub):
+            channel = sub.channel(_run_id(), 0)
+            plan = Plan("flood", (channel,), seconds, s.fanout_batch, s.window, in_flight=8)
+            subs = [channel] * subscribers
+            return scenarios.deliveries(name, server, sub, subs, plan, pub, processes=s.processes)
+
+    def latency(self, kind: str, name: str = "latency") -> Row:
+        s = self.sizes
+        with self.servers.use(kind) as (server, pub, sub):
+            channel = sub.channel(_run_id(), 0)
+            plan = Plan("paced", (channel,), s.latency_seconds, rate=s.latency_rate, in_flight=64)
+            subscribers = [channel] * s.latency_subscribers
+            return scenarios.deliveries(
+                name, server, sub, subscribers, plan, pub, processes=s.processes, full_every=1
+            )
+
+    def channels(self, kind: str, name: str = "channels") -> Row:
+        s = self.sizes
+        with self.servers.use(kind) as (server, pub, sub):
+            run = _run_id()
+            names = tuple(sub.channel(run, i) for i in range(s.channels))
+            plan = Plan("flood", names, s.channels_seconds, s.fanout_batch, s.window, in_flight=8)
+            subs = list(names)
+            return scenarios.deliveries(name, server, sub, subs, plan, pub, processes=s.processes)
+
+    def idle(self, kind: str) -> Row:
+        s = self.sizes
+        with self.servers.use(kind) as (server, _, sub):
+            return scenarios.idle(
+                "idle", server, sub, s.idle_connections, s.idle_steps, s.processes
+            )
+
+    def ingest(self, kind: str, batch: int, streams: int) -> Row:
+        with self.servers.use(kind) as (server, pub, _):
+            channel = pub.channel(_run_id(), 0)
+            in_flight = max(2, 64 // batch)
+            plan = Plan(
+                "ingest", (channel,), self.sizes.ingest_seconds, batch, 0, 0, streams, in_flight
+            )
+            processes = min(2, streams, self.sizes.processes)
+            name = f"ingest b{batch} x{streams}"
+            return scenarios.ingest(name, server, pub, plan, processes)
+
+
+Step = tuple[str, Callable[[], Row]]
+
+
+def plan_all(suite: Suite) -> list[Step]:
+    """Every scenario of a run, in order: (label, how to run it)."""
+    s = suite.sizes
+    steps: list[Step] = []
+    for kind in suite.kinds:
+        steps += [
+            (f"idle on {kind}", partial(suite.idle, kind)),
+            (f"fan-out on {kind}", partial(suite.fanout, kind, s.fanout_subscribers)),
+            (f"latency on {kind}", partial(suite.latency, kind)),
+            (f"channels on {kind}", partial(suite.channels, kind)),
+        ]
+    for batch in (1, 10, 100):
+        for streams in (1, 8):
+            label = f"ingest b{batch} x{streams}"
+            steps.append((label, partial(suite.ingest, "gateway", batch, streams)))
+    if suite.redis:
+        steps += _redis_steps(suite)
+    for n in s.scaling:
+        for kind in suite.kinds:
+            run = partial(suite.fanout, kind, n, s.scaling_seconds, f"scaling {n}")
+            steps.append((f"scaling {n} on {kind}", run))
+    return steps
+
+
+def _redis_steps(suite: Suite) -> list[Step]:
+    """The same with the Redis broker, and across two gateways sharing it."""
+    s = suite.sizes
+    redis, cross = "gateway+redis", "2 gateways+redis"
+    fanout = partial(suite.fanout, subscribers=s.fanout_subscribers)
+    return [
+        ("fan-out on redis", partial(fanout, redis)),
+        ("latency on redis", partial(suite.latency, redis)),
+        ("channels on redis", partial(suite.channels, redis)),
+        ("ingest b1 x1 on redis", partial(suite.ingest, redis, 1, 1)),
+        ("ingest b100 x1 on redis", partial(suite.ingest, redis, 100, 1)),
+        ("ingest b100 x8 on redis", partial(suite.ingest, redis, 100, 8)),
+        ("cross-instance latency", partial(suite.latency, cross, "cross-instance latency")),
+        ("cross-instance fan-out", partial(fanout, cross, name="cross fan-out")),
+    ]

@@ -1,0 +1,301 @@
+"""Load generator processes, pinned to the load core: subscriber workers and a publisher.
+
+The orchestrator talks to each worker over a pipe, in steps: a worker says `ready`, waits
+for `go` (the measured window starts), and answers `result` with its own CPU time. The
+publisher stays at most `window` entries per channel ahead of the slowest subscriber, read
+from a shared array each subscriber worker updates: a closed loop, so a flood measures what
+the server sustains instead of filling its buffers until it drops slow consumers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import resource
+import time
+from array import array
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from typing import Any
+
+from bench import entries as wire
+from bench.publish_load import Acks, GrpcPublisher, NchanPublisher
+from bench.servers import LOAD_CORES
+from bench.sse_load import Shared, SseSubscriber, Tracker, get_request, open_subscribers
+
+PROGRESS_EVERY = 0.002  # seconds between a subscriber worker's progress updates
+PACE_TICK = 0.001
+
+
+@dataclass(frozen=True)
+class Target:
+    """A server as the load generator sees it (picklable)."""
+
+    kind: str  # "gateway" or "nchan"
+    host: str
+    http_port: int
+    grpc_port: int = 0
+    sub_token: str = ""
+    pub_token: str = ""
+
+    def channel(self, run: str, index: int) -> str:
+        if self.kind == "gateway":
+            return f"logs:bench:{run}:c{index}"
+        return f"bench_{run}_c{index}"
+
+    def stream_path(self, channel: str) -> str:
+        if self.kind == "gateway":
+            return f"/api/logs/stream?channels={channel}"
+        return f"/sub/{channel}"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What the publisher does: `mode` is flood (closed loop), paced (`rate`/s) or ingest."""
+
+    mode: str
+    channels: tuple[str, ...] = ()
+    seconds: float = 1.0
+    batch: int = 1
+    window: int = 1000
+    rate: int = 0
+    streams: int = 1
+    in_flight: int = 8
+
+
+@dataclass
+class Result:
+    """One worker's figures for the measured window."""
+
+    cpu: float = 0.0
+    received: int = 0
+    lost: int = 0
+    dups: int = 0
+    gaps: int = 0
+    opened: int = 0
+    closed: int = 0
+    refused: int = 0
+    first_send_ns: int = 0
+    last_receive_ns: int = 0
+    published: dict[str, int] = field(default_factory=dict)
+    acks: Acks = field(default_factory=Acks)
+    latencies: array[int] = field(default_factory=lambda: array("q"))
+
+
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _run(main: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    """Pin this process to the load cores and run `main` on uvloop when it is installed."""
+    os.sched_setaffinity(0, set(LOAD_CORES))
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(main())
+    else:
+        uvloop.run(main())
+
+
+async def _receive(conn: Connection) -> Any:
+    """The next message from the orchestrator, without blocking the loop."""
+    loop = asyncio.get_running_loop()
+    ready: asyncio.Future[None] = loop.create_future()
+
+    def readable() -> None:
+        if not ready.done():
+            ready.set_result(None)
+
+    loop.add_reader(conn.fileno(), readable)
+    try:
+        await ready
+    finally:
+        loop.remove_reader(conn.fileno())
+        os.set_blocking(conn.fileno(), True)  # the loop made it non-blocking; send() needs it
+    return conn.recv()
+
+
+# -- subscribers ---------------------------------------------------------------------------
+
+
+def subscribe(
+    conn: Connection, target: Target, channels: list[str], full_every: int, progress: Any, slot: int
+) -> None:
+    """Worker: one subscriber per entry of `channels`; `full_every`-th ones fully checked."""
+    _run(lambda: _subscribe(conn, target, channels, full_every, progress, slot))
+
+
+async def _subscribe(
+    conn: Connection, target: Target, channels: list[str], full_every: int, progress: Any, slot: int
+) -> None:
+    shared = Shared(array("q"))
+    subs: list[SseSubscriber] = []
+    trackers: list[Tracker] = []
+    pending = list(channels)
+    while (message := await _receive(conn))[0] == "connect":
+        batch, pending = pending[: message[1]], pending[message[1] :]
+        new = [Tracker(0, (len(trackers) + i) % full_every == 0) for i in range(len(batch))]
+        requests = [
+            (get_request(target.stream_path(c), target.host, target.sub_token), t)
+            for c, t in zip(batch, new, strict=True)
+        ]
+        subs += await open_subscribers(target.host, target.http_port, requests, shared)
+        trackers += new
+        conn.send(("ready", shared.opened))
+    updater = asyncio.ensure_future(_report_progress(trackers, progress, slot))
+    cpu, shared.latencies = _cpu(), array("q")  # `go`: the measured window starts
+    published, timeout = (await _receive(conn))[1:]
+    await _wait_all(trackers, channels, published, timeout)
+    updater.cancel()
+    result = Result(cpu=_cpu() - cpu, latencies=shared.latencies)
+    result.last_receive_ns = shared.last_receive_ns
+    for channel, tracker in zip(channels, trackers, strict=False):
+        result.received += tracker.received
+        result.lost += tracker.lost(published.get(channel, 0))
+        result.dups += tracker.dups
+        result.gaps += tracker.gaps
+    result.opened, result.closed, result.refused = shared.opened, shared.closed, shared.bad_status
+    conn.send(("result", result))
+    for sub in subs:
+        sub.close()
+
+
+async def _report_progress(trackers: list[Tracker], progress: Any, slot: int) -> None:
+    """Keep `progress[slot]` at the offset the slowest subscriber expects next."""
+    while True:
+        progress[slot] = min((t.next for t in trackers), default=0)
+        await asyncio.sleep(PROGRESS_EVERY)
+
+
+async def _wait_all(
+    trackers: list[Tracker], channels: list[str], published: dict[str, int], timeout: float
+) -> None:
+    """Until every subscriber has what was published to its channel, or `timeout`."""
+    deadline = time.monotonic() + timeout
+    owed = list(zip(trackers, channels, strict=False))
+    while time.monotonic() < deadline:
+        owed = [(t, c) for t, c in owed if t.next < published.get(c, 0)]
+        if not owed:
+            return
+        await asyncio.sleep(0.01)
+
+
+# -- publisher -----------------------------------------------------------------------------
+
+
+def publish(conn: Connection, target: Target, plan: Plan, progress: Any) -> None:
+    """Worker: publish along `plan`, report what was published and acknowledged."""
+    _run(lambda: _publish(conn, target, plan, progress))
+
+
+async def _publish(conn: Connection, target: Target, plan: Plan, progress: Any) -> None:
+    sender = await _sender(target, plan)
+    conn.send(("ready", 0))
+    await _receive(conn)  # go
+    cpu = _cpu()
+    result = Result(first_send_ns=time.time_ns())
+    if plan.mode == "ingest":
+        await _ingest(sender, plan)
+    else:
+        await _feed(sender, plan, progress, result.published)
+    await sender.close(timeout=10.0)
+    result.last_receive_ns = time.time_ns()  # the last ack is in
+    result.cpu = _cpu() - cpu
+    result.acks = sender.acks
+    conn.send(("result", result))
+
+
+class _Streams:
+    """The publisher's connections: `in_flight` batches each, closed together."""
+
+    def __init__(self, target: Target, plan: Plan) -> None:
+        self.target = target
+        self.plan = plan
+        self.grpc: list[GrpcPublisher] = []
+        self.nchan: NchanPublisher | None = None
+        self.acks = Acks()
+
+    async def close(self, timeout: float) -> None:
+        if self.nchan is not None:
+            await self.nchan.close(timeout)
+        await asyncio.gather(*(p.close(timeout) for p in self.grpc))
+        parts = [p.acks for p in self.grpc] + ([self.nchan.acks] if self.nchan else [])
+        for acks in parts:
+            self.acks.entries += acks.entries
+            self.acks.errors += acks.errors
+            self.acks.duplicates += acks.duplicates
+            self.acks.latencies.extend(acks.latencies)
+
+
+async def _sender(target: Target, plan: Plan) -> _Streams:
+    streams = _Streams(target, plan)
+    if target.kind == "nchan":
+        streams.nchan = NchanPublisher(target.host, target.http_port, plan.in_flight)
+        await streams.nchan.connect()
+        return streams
+    address = f"{target.host}:{target.grpc_port}"
+    for i in range(plan.streams):
+        producer = f"bench-{os.getpid()}-{i}"
+        streams.grpc.append(GrpcPublisher(address, target.pub_token, producer, plan.in_flight))
+    return streams
+
+
+async def _feed(streams: _Streams, plan: Plan, progress: Any, published: dict[str, int]) -> None:
+    """Round-robin over the channels: as fast as the window allows (flood), or at `rate`."""
+    channels = plan.channels
+    grpc_entries = [wire.GrpcEntries(c) for c in channels]
+    sent = 0
+    start = time.monotonic()
+    deadline = start + plan.seconds
+    while (now := time.monotonic()) < deadline:
+        if plan.mode == "paced":
+            due = min(int((now - start) * plan.rate), int(plan.seconds * plan.rate)) - sent
+            if due <= 0:
+                await asyncio.sleep(PACE_TICK)
+                continue
+        else:
+            due = plan.batch
+            if (sent + due) // len(channels) + 1 - min(progress) > plan.window:
+                await asyncio.sleep(PROGRESS_EVERY / 4)
+                continue
+        await _send(streams, plan, channels, grpc_entries, sent, due)
+        sent += due
+    for i, channel in enumerate(channels):
+        published[channel] = sent // len(channels) + (i < sent % len(channels))
+
+
+async def _send(
+    streams: _Streams,
+    plan: Plan,
+    channels: tuple[str, ...],
+    grpc_entries: list[wire.GrpcEntries],
+    sent: int,
+    count: int,
+) -> None:
+    """Send entries number `sent` to `sent + count - 1` (channel = number mod channels)."""
+    indexes = [(sent + k) % len(channels) for k in range(count)]
+    now = time.time_ns()
+    if streams.nchan is not None:
+        for k, i in enumerate(indexes):
+            offset = (sent + k) // len(channels)
+            await streams.nchan.send(channels[i], wire.nchan_entry(channels[i], offset, now))
+        return
+    batch = plan.batch if plan.mode == "flood" else 1
+    for first in range(0, count, batch):
+        items = [grpc_entries[i].entry(now) for i in indexes[first : first + batch]]
+        await streams.grpc[0].send(items)
+
+
+async def _ingest(streams: _Streams, plan: Plan) -> None:
+    """Every stream sends the same pre-built batch until the deadline."""
+    entry = wire.GrpcEntries(plan.channels[0]).entry(time.time_ns())
+    body = entry * plan.batch
+    deadline = time.monotonic() + plan.seconds
+
+    async def one(publisher: GrpcPublisher) -> None:
+        while time.monotonic() < deadline:
+            await publisher.send_raw(body, plan.batch)
+
+    await asyncio.gather(*(one(p) for p in streams.grpc))

@@ -1,0 +1,51 @@
+"""The benchmark suite end to end, small (`python -m bench --quick`): every scenario runs
+and produces a row, and no delivery is lost or doubled. No timing is asserted: figures on a
+shared machine say nothing in a test."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench import servers
+
+ROOT = Path(__file__).resolve().parent.parent
+GATEWAY_SCENARIOS = {
+    "idle",
+    "fan-out",
+    "latency",
+    "channels",
+    *(f"ingest b{b} x{n}" for b in (1, 10, 100) for n in (1, 8)),
+}
+NCHAN_SCENARIOS = {"idle", "fan-out", "latency", "channels"}
+REDIS_SCENARIOS = {"fan-out", "latency", "channels", "ingest b1 x1", "ingest b100 x1"}
+CROSS_SCENARIOS = {"cross-instance latency", "cross fan-out"}
+
+
+@pytest.mark.timeout(600)
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="the suite pins two cores")
+def test_quick_run_has_every_scenario_and_loses_nothing(tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "bench", "--quick", "--out", str(tmp_path)]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=540)
+    assert done.returncode == 0, done.stdout + done.stderr[-4000:]
+    (results,) = tmp_path.glob("results-*.json")
+    rows = json.loads(results.read_text())["medians"]
+    found = {(r["server"], r["scenario"]) for r in rows}
+    wanted = {("gateway", s) for s in GATEWAY_SCENARIOS}
+    if servers.nchan_available():
+        wanted |= {("nchan", s) for s in NCHAN_SCENARIOS}
+    if shutil.which("redis-server"):
+        wanted |= {("gateway+redis", s) for s in REDIS_SCENARIOS}
+        wanted |= {("2 gateways+redis", s) for s in CROSS_SCENARIOS}
+    assert wanted <= found, f"missing rows: {sorted(wanted - found)}"
+    for row in rows:
+        assert (row["lost"], row["dups"]) == (0, 0), row
+        assert row["rate"] > 0 or row["connections"] > 0, row
+    table = (tmp_path / "table.md").read_text()
+    assert all(scenario in table for _, scenario in wanted)
