@@ -1,5 +1,6 @@
 """A gRPC server interceptor: an id for each call's log lines, open calls per method for
-/metrics, and one log line when a call ends (method, status, duration; never metadata)."""
+/metrics, one log line when a call ends (method, status, duration; never metadata), and
+INVALID_ARGUMENT for a request message that does not parse."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import grpc
+from google.protobuf.message import DecodeError
 
 from gateway.api import request_ids
 
@@ -52,7 +54,7 @@ class CallLog(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             return handler
         return factory(
             wrapped,
-            request_deserializer=handler.request_deserializer,
+            request_deserializer=_lenient(handler.request_deserializer),
             response_serializer=handler.response_serializer,
         )
 
@@ -61,7 +63,7 @@ class CallLog(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     ) -> Callable[[Any, Any], AsyncIterator[Any]]:
         async def stream(request: Any, context: Any) -> AsyncIterator[Any]:
             with self._tracked(full, method, metadata, context):
-                async for response in behavior(request, context):
+                async for response in behavior(await _valid(request, context), context):
                     yield response
 
         return stream
@@ -71,7 +73,7 @@ class CallLog(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     ) -> Callable[[Any, Any], Awaitable[Any]]:
         async def call(request: Any, context: Any) -> Any:
             with self._tracked(full, method, metadata, context):
-                return await behavior(request, context)
+                return await behavior(await _valid(request, context), context)
 
         return call
 
@@ -116,3 +118,41 @@ def _status_name(context: Any) -> str | None:
     if isinstance(code, int):
         return next((c.name for c in grpc.StatusCode if c.value[0] == code), None)
     return None
+
+
+class Malformed:
+    """A request message that did not parse. grpc would answer a deserializer's exception
+    with UNKNOWN and log an error with a traceback, for every bad message anyone sends
+    (before the token is looked at); the wrappers refuse it with INVALID_ARGUMENT instead."""
+
+    __slots__ = ("message",)
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+
+
+def _lenient(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    if deserializer is None:
+        return None
+
+    def parse(data: bytes) -> Any:
+        try:
+            return deserializer(data)
+        except DecodeError as e:
+            return Malformed(f"request message does not parse: {e}")
+
+    return parse
+
+
+async def _valid(request: Any, context: Any) -> Any:
+    """The request (or a client stream's iterator of them); a Malformed one ends the call."""
+    if isinstance(request, Malformed):
+        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, request.message)
+    if hasattr(request, "__aiter__"):
+        return _valid_stream(request, context)
+    return request
+
+
+async def _valid_stream(requests: AsyncIterator[Any], context: Any) -> AsyncIterator[Any]:
+    async for request in requests:
+        yield await _valid(request, context)
