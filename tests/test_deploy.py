@@ -16,6 +16,7 @@ import crossplane
 import pytest
 import yaml
 
+from gateway.app import cli
 from gateway.app import config as cfg
 from tests.conftest import Running, free_port
 
@@ -155,6 +156,16 @@ def test_compose_runs_the_three_simulators_through_the_balancer(services: dict[s
     for simulator in simulators.values():
         assert simulator["environment"]["LOGS_GATEWAY_GRPC_TARGET"] == "lb:50051"
         assert simulator["depends_on"] == {"lb": {"condition": "service_started"}}
+
+
+def test_compose_commands_are_valid_cli_commands(services: dict[str, Any]) -> None:
+    parser = cli.build_parser()
+    ours = {n: s for n, s in services.items() if s.get("image") == "logs-gateway:local"}
+    assert len(ours) == 5
+    for service in ours.values():
+        args = parser.parse_args(service["command"])  # exits on an unknown verb or flag
+        if args.verb == "serve":
+            cfg.load(args, env={})  # and every value is one the gateway accepts
 
 
 def test_compose_balancer_publishes_both_ports_with_our_config(services: dict[str, Any]) -> None:
