@@ -15,7 +15,7 @@ from logs_gateway.v1 import logs_pb2 as pb
 from logs_gateway.v1 import logs_pb2_grpc as pb_grpc
 
 from gateway.api.convert import entry_from_proto, event_to_proto
-from gateway.core.broker import Broker, Gap, Replay
+from gateway.core.broker import Broker, Gap, catch_up
 from gateway.core.channels import parse_pattern
 from gateway.core.cursor import decode_cursor, encode_cursor
 from gateway.core.errors import Code, GatewayError, invalid
@@ -204,8 +204,7 @@ class LogStreamServicer(pb_grpc.LogStreamServicer):
             await abort(context, e)
         try:
             cursor = decode_cursor(request.cursor)
-            replay = await self._broker.replay(patterns, cursor) if cursor else None
-            self._hub.start(sub, replay or Replay(), cursor.seq if cursor else 0)
+            self._hub.start(sub, *await catch_up(self._broker, patterns, cursor))
             async for item in _drain(sub):
                 seq = getattr(item, "seq", 0)
                 yield event_to_proto(encode_cursor(self._broker.epoch, seq) if seq else "", item)

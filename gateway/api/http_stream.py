@@ -9,7 +9,7 @@ from aiohttp import web
 
 from gateway.api.http_auth import authenticate
 from gateway.core import sse
-from gateway.core.broker import Broker, Replay
+from gateway.core.broker import Broker, catch_up
 from gateway.core.channels import Pattern, parse_pattern
 from gateway.core.cursor import Cursor, decode_cursor, encode_cursor
 from gateway.core.errors import invalid
@@ -145,19 +145,15 @@ class StreamHandler:
     async def _stream(
         self, request: web.Request, sub: StreamSubscription, cursor: Cursor | None
     ) -> web.StreamResponse:
-        head = await self._broker.head()
+        replay, after = await catch_up(self._broker, sub.patterns, cursor)
         epoch = self._broker.epoch
         response = web.StreamResponse(headers=SSE_HEADERS)
         response.force_close()
         await response.prepare(request)
         ready = {"connection": sub.id, "channels": [p.text for p in sub.patterns]}
         # A live-only start gets the head as its cursor, so a reconnect misses nothing.
-        ready_id = None if cursor else encode_cursor(epoch, head)
+        ready_id = None if cursor else encode_cursor(epoch, after)
         await response.write(sse.frame("ready", ready, ready_id, self._settings.retry_ms))
-        if cursor is None:
-            self._hub.start(sub, Replay(), head)
-        else:
-            replay = await self._broker.replay(sub.patterns, cursor)
-            self._hub.start(sub, replay, cursor.seq if cursor.epoch == epoch else 0)
+        self._hub.start(sub, replay, after)
         await sub.done
         return response

@@ -79,3 +79,15 @@ class Broker(Protocol):
     async def close(self) -> None:
         """Release resources; safe to call twice."""
         ...
+
+
+async def catch_up(
+    broker: Broker, patterns: Sequence[Pattern], cursor: Cursor | None
+) -> tuple[Replay, int]:
+    """What a new subscription must be sent first, and the seq after which live events
+    are new to it: the head for a live-only start, the cursor when resuming in the same
+    epoch, 0 (everything held) after a reset."""
+    if cursor is None:
+        return Replay(), await broker.head()
+    replay = await broker.replay(patterns, cursor)
+    return replay, cursor.seq if cursor.epoch == broker.epoch else 0

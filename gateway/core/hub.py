@@ -65,6 +65,9 @@ class Hub:
 
     def start(self, sub: Subscription, replay: Replay, after: int) -> None:
         """Send the replay, then switch `sub` to live delivery."""
+        # Events stored but not yet flushed may be in the replay too: hand them to `sub`
+        # while it still holds live events, so its seq filter drops the doubles.
+        self.flush()
         self.counts.add_gaps(replay.gaps)
         sub.start(self._epoch().encode(), replay.gaps, replay.events, after)
 
