@@ -133,7 +133,7 @@ async def gw() -> AsyncIterator[Running]:
         yield run
 
 
-def wait_http(url: str, timeout: float = 15.0) -> None:
+def wait_http(url: str, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while True:
         try:

@@ -32,6 +32,7 @@ from gateway.core.broker_redis import RedisBroker
 from gateway.core.hub import Hub
 from gateway.core.ingest import Ingest, Limits
 from gateway.core.tally import ByteCount
+from gateway.core.tokens import MAX_TOKEN_BYTES
 
 log = logging.getLogger("logs_gateway")
 SERVICES = ("logs_gateway.v1.LogIngest", "logs_gateway.v1.LogStream")
@@ -119,6 +120,9 @@ class Gateway:
                 ("grpc.max_send_message_length", c.max_message_bytes),
                 ("grpc.keepalive_permit_without_calls", 1),
                 ("grpc.http2.min_ping_interval_without_data_ms", 5000),
+                # Above its default 8 KiB soft limit gRPC refuses metadata at random; tokens
+                # up to MAX_TOKEN_BYTES must always reach the verifier, which answers them.
+                ("grpc.max_metadata_size", 2 * MAX_TOKEN_BYTES),
                 # Workers share the port (--workers); a lone gateway refuses a busy one.
                 ("grpc.so_reuseport", int(c.workers > 1)),
             ],
