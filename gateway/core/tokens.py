@@ -172,6 +172,10 @@ def principal_from_claims(claims: Mapping[str, Any]) -> Principal:
     admin = rights.get("admin", False)
     if not isinstance(admin, bool):
         raise unauthenticated("token 'logs.admin' must be true or false", "bad_claims")
+    for name in ("exp", "iat", "nbf"):
+        # PyJWT also takes a numeric string; the JWT spec and every other reader do not.
+        if name in claims and not _is_number(claims[name]):
+            raise unauthenticated(f"token {name!r} must be a number of seconds", "bad_claims")
     exp = claims["exp"]
     return Principal(
         subject=sub,
@@ -181,6 +185,10 @@ def principal_from_claims(claims: Mapping[str, Any]) -> Principal:
         expires_at=float(exp),
         token_id=str(claims.get("jti", "")),
     )
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _string_list(rights: Mapping[str, Any], name: str) -> list[str]:
