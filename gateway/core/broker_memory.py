@@ -18,6 +18,9 @@ from gateway.core.channels import Pattern
 from gateway.core.cursor import Cursor
 from gateway.core.events import Entry, Event, make_event
 
+# What de-duplication keeps of a stored batch: its offsets and seqs, 16 bytes an entry.
+_Stored = tuple[array, array]  # type: ignore[type-arg]
+
 # Seqs of evicted events kept per channel, to count exactly what a late cursor lost.
 EVICTED_MEMORY = 100_000
 
@@ -84,7 +87,7 @@ class MemoryBroker:
         self._listeners: list[Listener] = []
         self._max_entries = max_entries
         self._max_age = max_age
-        self._dedup: OrderedDict[str, OrderedDict[int, Appended]] = OrderedDict()
+        self._dedup: OrderedDict[str, OrderedDict[int, _Stored]] = OrderedDict()
         self._dedup_per_producer = dedup_per_producer
         self._max_producers = max_producers
 
@@ -94,15 +97,17 @@ class MemoryBroker:
 
     async def append(self, entries: Sequence[Entry], key: DedupKey | None) -> Appended:
         if key is not None and (seen := self._seen(key)) is not None:
-            return Appended(seen.events, duplicate=True)
+            # Rebuilt from the batch resent (the same batch): only offsets and seqs are kept.
+            offsets, seqs = seen
+            stored = zip(entries, offsets, seqs, strict=False)
+            return Appended([Event(e.channel, o, s, e.severity, b"") for e, o, s in stored], True)
         events = [self._store(entry) for entry in entries]
-        result = Appended(events)
         if key is not None:
-            self._remember(key, result)
+            self._remember(key, events)
         if events:
             for listener in self._listeners:
                 listener(events)
-        return result
+        return Appended(events)
 
     def _store(self, entry: Entry) -> Event:
         history = self._channels.get(entry.channel)
@@ -117,7 +122,7 @@ class MemoryBroker:
         history.trim(self._max_entries, now - self._max_age)
         return event
 
-    def _seen(self, key: DedupKey) -> Appended | None:
+    def _seen(self, key: DedupKey) -> _Stored | None:
         producer, sequence = key
         window = self._dedup.get(producer)
         if window is None:
@@ -125,14 +130,17 @@ class MemoryBroker:
         self._dedup.move_to_end(producer)
         return window.get(sequence)
 
-    def _remember(self, key: DedupKey, result: Appended) -> None:
+    def _remember(self, key: DedupKey, events: list[Event]) -> None:
         producer, sequence = key
         window = self._dedup.get(producer)
         if window is None:
             window = self._dedup[producer] = OrderedDict()
             if len(self._dedup) > self._max_producers:
                 self._dedup.popitem(last=False)
-        window[sequence] = result
+        window[sequence] = (
+            array("q", [e.offset for e in events]),
+            array("q", [e.seq for e in events]),
+        )
         if len(window) > self._dedup_per_producer:
             window.popitem(last=False)
 
