@@ -7,6 +7,7 @@ history replay, Redis) then reuses those bytes.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -97,6 +98,8 @@ def json_line(doc: Any) -> bytes:
     # A right-sized copy: orjson returns its bytes in a 4 KiB buffer, which history,
     # holding thousands of these, would keep whole (20x the memory).
     data = bytes(memoryview(orjson.dumps(doc)))
+    if data.isascii():  # one quick pass for the common case, instead of three searches
+        return data
     for raw, escaped in _RAW_BREAKS:
         if raw in data:
             data = data.replace(raw, escaped)
@@ -115,8 +118,14 @@ def decode_data(data: bytes) -> dict[str, Any]:
 def format_time(time_ns: int) -> str:
     """RFC 3339 UTC with microseconds, e.g. 2026-11-27T01:02:03.123456Z."""
     seconds, nanos = divmod(time_ns, 1_000_000_000)
-    stamp = dt.datetime.fromtimestamp(seconds, dt.UTC).replace(microsecond=nanos // 1000)
-    return stamp.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return f"{_format_second(seconds)}.{nanos // 1000:06d}Z"
+
+
+@functools.lru_cache(maxsize=256)
+def _format_second(seconds: int) -> str:
+    """The date and time of a whole second: the entries of a batch mostly share one, and
+    strftime was the publish path's largest cost per entry."""
+    return dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
 
 
 def parse_time(text: str) -> int:
