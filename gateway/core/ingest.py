@@ -78,7 +78,8 @@ class Ingest:
             error = rate_limited(self._rate.rate, wait)
             self.counts.record(items, [error] * len(items), False, time.perf_counter() - started)
             raise error
-        checked = [self._check(principal, item, i) for i, item in enumerate(items)]
+        verdicts: dict[str, GatewayError | None] = {}  # channel -> its refusal, this batch
+        checked = [self._check(principal, item, i, verdicts) for i, item in enumerate(items)]
         accepted = [c for c in checked if isinstance(c, Entry)]
         try:
             appended = await self._broker.append(accepted, key)
@@ -101,16 +102,26 @@ class Ingest:
         return BatchOutcome(outcomes, appended.duplicate)
 
     def _check(
-        self, principal: Principal, item: Entry | GatewayError, index: int
+        self,
+        principal: Principal,
+        item: Entry | GatewayError,
+        index: int,
+        verdicts: dict[str, GatewayError | None],
     ) -> Entry | GatewayError:
         if isinstance(item, GatewayError):
             return item
-        try:
-            parse_channel(item.channel)
-            principal.check_publish(parse_pattern(item.channel))
-            check_entry(item, self._limits.max_entry_bytes)
-        except GatewayError as e:
-            return GatewayError(e.code, f"entry {index}: {e.message}", reason=e.reason)
+        if item.channel not in verdicts:
+            verdicts[item.channel] = channel_refusal(principal, item.channel)
+        refusal = verdicts[item.channel]
+        if refusal is None:
+            try:
+                check_entry(item, self._limits.max_entry_bytes)
+            except GatewayError as e:
+                refusal = e
+        if refusal is not None:
+            return GatewayError(
+                refusal.code, f"entry {index}: {refusal.message}", reason=refusal.reason
+            )
         if item.time_ns == 0 or not item.source:
             return Entry(
                 item.channel,
@@ -134,6 +145,17 @@ def rate_limited(rate: float, wait: float) -> GatewayError:
         reason="rate",
         retry_after=wait,
     )
+
+
+def channel_refusal(principal: Principal, channel: str) -> GatewayError | None:
+    """Why `principal` may not publish to `channel` (bad name, or outside its rights), or
+    None. Asked once per channel of a batch: a batch's entries mostly share one."""
+    try:
+        parse_channel(channel)
+        principal.check_publish(parse_pattern(channel))
+    except GatewayError as e:
+        return e
+    return None
 
 
 def check_entry(entry: Entry, max_bytes: int) -> None:
