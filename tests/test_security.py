@@ -18,6 +18,7 @@ import grpc
 import httpx
 import jwt
 import pytest
+import redis
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from httpx_sse._decoders import SSEDecoder
@@ -33,10 +34,21 @@ from gateway.core.events import Entry
 from gateway.core.ingest import Ingest, Limits
 from gateway.core.ratelimit import MAX_IDLE_KEYS, RateLimiter
 from gateway.core.tokens import Principal, key_id, load_private_key, load_public_keys, public_jwk
-from tests.conftest import AUDIENCE, ISSUER, SECRET, Running, entry, running_gateway
+from tests.conftest import (
+    AUDIENCE,
+    ISSUER,
+    SECRET,
+    Running,
+    entry,
+    running_gateway,
+    wait_for,
+)
+from tests.redis_server import RedisServer
+from tests.sse_client import open_stream
 
 ETL = "logs:etl:workspace123:workflow456"
 CODE = {c.name: c.value[0] for c in grpc.StatusCode}
+STREAM = f"/api/logs/stream?channels={ETL}"
 
 
 def service(*publish: str) -> Principal:
@@ -341,3 +353,303 @@ async def test_a_token_past_the_size_limit_is_always_unauthenticated_on_grpc(gw:
     for i in range(20):
         await gw.publish(valid, [[entry(ETL, "large but valid")]], producer=f"large{i}")
         assert await grpc_verdict(gw.publish(junk, [[entry(ETL, "x")]])) == "UNAUTHENTICATED"
+
+
+# -- rights ----------------------------------------------------------------------------
+
+OWN = "logs:etl:workspace123:>"
+NEIGHBOUR = "logs:etl:workspace1234:workflow1"
+WIDER = [
+    "logs:etl:workspace1234:workflow1",
+    "logs:etl:workspace1234:>",
+    "logs:etl:workspace12:>",
+    "logs:etl:*:workflow456",
+    "logs:etl:*:>",
+    "logs:etl:>",
+    "logs:>",
+    "logs:*:workspace123:>",
+    "logs:faas:workspace123:>",
+    "logs:etl:workspace123",
+    f"{ETL},logs:>",
+    "logs:etl:workspace123:x,logs:etl:workspace1234:x",
+]
+MALFORMED = [
+    "logs:etl:workspace123:>:x",
+    "logs:etl:workspace123*:x",
+    "logs:etl:workspace123:../workspace1234",
+    "logs:etl:workspace123:..%2Fworkspace1234",
+    "LOGS:etl:workspace123:x",
+    "logs:etl:workspace123:x\x00",
+    "logs:etl:workspace123:x y",
+    "logs:etl:\uff57orkspace123:x",  # a fullwidth w
+    "logs::workspace123:x",
+]
+
+
+@pytest.mark.parametrize("channels", WIDER + MALFORMED)
+async def test_a_workspace_token_cannot_widen_itself_through_the_query(
+    gw: Running, channels: str
+) -> None:
+    token = gw.token("alice", subscribe=[OWN])
+    async with httpx.AsyncClient(base_url=gw.http, headers=gw.headers(token)) as client:
+        response = await client.get("/api/logs/stream", params={"channels": channels})
+    grpc_answer = await grpc_verdict(grpc_subscribe(gw, token, channels.split(",")))
+    if channels in WIDER:
+        assert (response.status_code, grpc_answer) == (403, "PERMISSION_DENIED")
+    else:  # malformed: refused as such, or as outside the rights when it still parses
+        assert response.status_code in (400, 403), response.text
+        assert grpc_answer in ("INVALID_ARGUMENT", "PERMISSION_DENIED")
+
+
+async def test_a_workspace_token_cannot_write_next_door(gw: Running) -> None:
+    token = gw.token("etl", publish=[OWN])
+    acks = await gw.publish(token, [[entry(c, "x") for c in (*WIDER[:2], NEIGHBOUR, ETL)]])
+    assert [r.code for r in acks[0].results] == [
+        CODE["PERMISSION_DENIED"],
+        CODE["INVALID_ARGUMENT"],  # a pattern is no channel to publish to
+        CODE["PERMISSION_DENIED"],
+        0,
+    ]
+    async with httpx.AsyncClient(base_url=gw.http, headers=gw.headers(token)) as client:
+        body = {"channel": NEIGHBOUR, "message": "x"}
+        assert (await client.post("/api/logs/publish", json=body)).status_code == 403
+
+
+async def test_resuming_replays_only_what_the_token_may_read(gw: Running) -> None:
+    publisher = gw.token("svc", publish=["logs:>"])
+    token = gw.token("alice", subscribe=[OWN])
+    async with open_stream(gw.http, OWN, token) as live:
+        epoch = (await live.next()).id.split("-")[0]
+    await gw.publish(publisher, [[entry(NEIGHBOUR, "secret"), entry(ETL, "mine")]])
+    async with open_stream(gw.http, OWN, token, last_event_id=f"{epoch}-0") as stream:
+        (event,) = await stream.take(1)
+        assert event.data["message"] == "mine"
+        with pytest.raises(TimeoutError):
+            await stream.next(timeout=0.3)
+
+
+IDENTITY_HEADERS = {
+    "X-User-Id": "admin",
+    "X-Workspace-Id": "workspace1234",
+    "X-Forwarded-User": "admin",
+    "X-Remote-User": "admin",
+    "X-Auth-Request-User": "admin",
+    "X-Admin": "true",
+}
+
+
+async def test_identity_headers_from_clients_are_ignored(gw: Running) -> None:
+    user = gw.token("alice", subscribe=[OWN])
+    async with httpx.AsyncClient(base_url=gw.http, headers=IDENTITY_HEADERS) as client:
+        anonymous = await client.get("/api/logs/stream", params={"channels": ETL})
+        assert anonymous.status_code == 401
+        next_door = await client.get(
+            "/api/logs/stream", params={"channels": NEIGHBOUR}, headers=gw.headers(user)
+        )
+        assert next_door.status_code == 403
+        stats = await client.get("/admin/logs/stats", headers=gw.headers(user))
+        assert stats.status_code == 403
+        body = {"channel": NEIGHBOUR, "message": "x"}
+        assert (await client.post("/api/logs/publish", json=body)).status_code == 401
+
+
+# -- the proxy routes ------------------------------------------------------------------
+
+PROXY = "/api/dapadmin/{app}/sse/logs/stream?{query}"
+CRAFTED_IDS = [
+    "..%2FwsB",
+    "../wsB",
+    "wsA%2F..%2FwsB",
+    "wsA%3A%3E",
+    "wsA:>",
+    "wsA:*",
+    "%2A",
+    "*",
+    "%3E",
+    ">",
+    "wsA,wsB",
+    "wsA%2Clogs%3A%3E",
+    "wsA%253A%253E",
+    "wsA%00",
+    "wsA%0D%0Aevent:%20x",
+    "%20wsA",
+    "wsA%20",
+    "%EF%BD%97sA",
+    "w" * 65,
+    "",
+]
+
+
+@pytest.mark.parametrize("crafted", CRAFTED_IDS)
+async def test_crafted_ids_on_proxy_routes_reach_no_other_workspace(
+    gw: Running, crafted: str
+) -> None:
+    queries = [("analytics", f"workspace_id={crafted}")]
+    for app, second in (("l5-etl", "workflow_id"), ("faas", "function_id")):
+        queries.append((app, f"workspace_id={crafted}&{second}=x1"))
+        queries.append((app, f"workspace_id=wsA&{second}={crafted}"))
+    async with httpx.AsyncClient(base_url=gw.http, headers=wsa_cookie(gw)) as client:
+        for app, query in queries:
+            response = await client.get(PROXY.format(app=app, query=query))
+            assert response.status_code == 400, (app, query, response.text)
+
+
+def wsa_cookie(gw: Running) -> dict[str, str]:
+    """The browser's way in for a user of workspace wsA."""
+    token = gw.token("alice", subscribe=["logs:*:wsA", "logs:*:wsA:>"])
+    return {"Cookie": f"{COOKIE}={token}"}
+
+
+@pytest.mark.parametrize(
+    "app", ["..%2F..%2Fapi%2Flogs", "l5-etl%2F..%2Ffaas", "L5-ETL", "l5-etl%00", "%2A", "%3E"]
+)
+async def test_crafted_app_names_are_not_found(gw: Running, app: str) -> None:
+    cookie = {"Cookie": f"{COOKIE}={gw.token('alice', subscribe=['logs:>'])}"}
+    async with httpx.AsyncClient(base_url=gw.http, headers=cookie) as client:
+        response = await client.get(PROXY.format(app=app, query="workspace_id=wsA&workflow_id=w"))
+    assert response.status_code == 404
+
+
+async def test_a_repeated_id_cannot_smuggle_a_second_workspace(gw: Running) -> None:
+    """Only one value of an id is read; the channel it names must still be the token's."""
+    async with httpx.AsyncClient(base_url=gw.http, headers=wsa_cookie(gw)) as client:
+        first_theirs = PROXY.format(app="analytics", query="workspace_id=wsB&workspace_id=wsA")
+        assert (await client.get(first_theirs)).status_code == 403
+        url = gw.http + PROXY.format(app="analytics", query="workspace_id=wsA&workspace_id=wsB")
+        async with client.stream("GET", url) as stream:
+            assert stream.status_code == 200
+            lines = stream.aiter_lines()
+            ready = [await anext(lines) for _ in range(4)]  # retry, id, event, data
+            assert '"channels":["logs:analytics:wsA"]' in ready[3]
+
+
+# -- CORS ------------------------------------------------------------------------------
+
+PAGE = "https://app.example.com"
+LOOK_ALIKES = [
+    "https://app.example.com.evil.com",
+    "https://evilapp.example.com",
+    "https://evil.com/https://app.example.com",
+    "http://app.example.com",
+    "https://app.example.com:8443",
+    "https://APP.example.com",
+    "https://app.example.com/",
+    "null",
+    "*",
+    "",
+]
+
+
+async def test_an_unlisted_origin_gets_no_credentials() -> None:
+    async with running_gateway(cors_origins=PAGE) as gw:
+        cookie = {"Cookie": f"{COOKIE}={gw.token(subscribe=[ETL])}"}
+        preflight = {"Access-Control-Request-Method": "GET"}
+        async with httpx.AsyncClient(base_url=gw.http, headers=cookie) as client:
+            for origin in [*LOOK_ALIKES, PAGE]:
+                headers = {"Origin": origin}
+                async with client.stream("GET", STREAM, headers=headers) as response:
+                    assert response.status_code == 200
+                    granted = cors_grant(response.headers)
+                asked = await client.options("/api/logs/stream", headers=headers | preflight)
+                if origin == PAGE:
+                    assert granted == cors_grant(asked.headers) == (PAGE, "true")
+                else:
+                    assert granted == cors_grant(asked.headers) == (None, None), origin
+                    assert asked.status_code == 403
+
+
+def cors_grant(headers: httpx.Headers) -> tuple[str | None, str | None]:
+    """The origin a response lets read it, and whether with credentials."""
+    origin = headers.get("Access-Control-Allow-Origin")
+    return origin, headers.get("Access-Control-Allow-Credentials")
+
+
+# -- a client that opens connections without end ---------------------------------------
+
+
+async def open_raw_stream(gw: Running, token: str) -> tuple[int, asyncio.StreamWriter]:
+    """A raw SSE request: its status, and the connection (left open)."""
+    host, port = gw.http.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(
+        f"GET {STREAM} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\n\r\n".encode()
+    )
+    status = int((await reader.readline()).split()[1])
+    return status, writer
+
+
+async def test_a_connection_flood_is_stopped_at_the_limit_and_others_are_unaffected() -> None:
+    async with running_gateway(max_connections_per_token=16) as gw:
+        assert gw.gateway is not None
+        flooder, other = gw.token("mallory", subscribe=[ETL]), gw.token("alice", subscribe=[ETL])
+        publisher = gw.token("svc", publish=[ETL])
+        async with open_stream(gw.http, ETL, other) as bystander:
+            await bystander.next()
+            attempts = [await open_raw_stream(gw, flooder) for _ in range(16)]
+            for wave in range(4):
+                attempts += await asyncio.gather(*(open_raw_stream(gw, flooder) for _ in range(50)))
+                await gw.publish(publisher, [[entry(ETL, f"during wave {wave}")]], f"w{wave}")
+                assert (await bystander.next()).data["message"] == f"during wave {wave}"
+            statuses = [status for status, _ in attempts]
+            assert statuses == [200] * 16 + [429] * 200
+            assert gw.gateway.hub.subscriptions == 17
+            for _, writer in attempts:
+                writer.close()
+            await wait_for(lambda: gw.gateway is not None and gw.gateway.hub.subscriptions == 1)
+            status, writer = await open_raw_stream(gw, flooder)
+            writer.close()
+            assert status == 200  # the slots come back
+
+
+# -- resume points ---------------------------------------------------------------------
+
+
+def bad_cursors(epoch: str) -> list[str]:
+    """Last-Event-ID values no client got from this gateway (or from its present history)."""
+    return [
+        "garbage",
+        "-1",
+        f"{epoch}-",
+        f"{epoch}--1",
+        f"{epoch}-1e5",
+        f"{epoch}-0x10",
+        f"{epoch.upper()}-1",
+        f"{epoch}-{'9' * 20}",
+        f"{epoch}-{2**63}",
+        f"{epoch}-{2**63 - 1}",
+        f"{epoch}-{2**53 + 1}",
+        f"{epoch}-999999",
+        f"other{epoch}-5",
+        f"{epoch}-5:x",
+        "a" * 4000,
+        "\u00e9-1",
+    ]
+
+
+@pytest.fixture(params=["memory", "redis"])
+def broker_url(request: pytest.FixtureRequest) -> str:
+    if request.param == "memory":
+        return "memory"
+    server: RedisServer = request.getfixturevalue("redis_server")
+    url = server.url.rsplit("/", 1)[0] + "/13"  # a database of this test's own
+    redis.Redis.from_url(url).flushdb()
+    return url
+
+
+async def test_a_bad_resume_point_gets_a_clean_refusal_or_a_fresh_start(broker_url: str) -> None:
+    async with running_gateway(broker=broker_url) as gw:
+        token = gw.token(subscribe=[OWN])
+        await gw.publish(gw.token(publish=[OWN]), [[entry(ETL, "stored")]])
+        async with open_stream(gw.http, OWN, token) as live:
+            epoch = (await live.next()).id.split("-")[0]
+        async with httpx.AsyncClient(base_url=gw.http, headers=gw.headers(token)) as client:
+            for cursor in bad_cursors(epoch):
+                header = {"Last-Event-ID": cursor.encode()}
+                async with client.stream("GET", STREAM, headers=header) as response:
+                    assert response.status_code == 200, cursor
+                explicit = await client.get(STREAM, params={"last_event_id": cursor})
+                assert explicit.status_code in (200, 400), cursor
+        async with open_stream(gw.http, OWN, token) as stream:
+            assert (await stream.next()).event == "ready"
+            await gw.publish(gw.token(publish=[OWN]), [[entry(ETL, "after")]], "after")
+            assert (await stream.next()).data["message"] == "after"
