@@ -5,10 +5,20 @@ has logged no error for its clients' mistakes, and has lost or half-written noth
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import json
+import os
 import random
+import re
+import socket
+import statistics
+import struct
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -16,8 +26,8 @@ import httpx
 import pytest
 from logs_gateway.v1 import logs_pb2 as pb
 
-from tests.conftest import Running, entry, gateway_process
-from tests.sse_client import open_stream
+from tests.conftest import Running, entry, gateway_process, wait_for
+from tests.sse_client import Event, open_stream
 
 GARBAGE = "logs:garbage:workspace1:checks"
 JWT_PREFIX = b"eyJhbGciOi"  # how every JWT this gateway signs begins
@@ -350,3 +360,248 @@ async def test_unknown_fields_are_ignored_and_a_wrong_wire_type_reads_as_unknown
     assert [r.code for r in unknown.results] == [0]
     assert list(wrong_type.results) == []  # field 1 sent as a number: unknown, so no entries
     assert "with unknown fields" in await history(target, GARBAGE)
+
+
+# -- a subscriber that stops reading, among a thousand that read -----------------------
+
+FAN = "logs:fanout:workspace1:probes"
+BULK = "logs:fanout:workspace1:bulk"
+PROBE = re.compile(rb"probe-(\d+)-")
+
+
+class Reader(asyncio.Protocol):
+    """A subscriber that reads everything and notes when each probe entry arrived."""
+
+    def __init__(self, ready: asyncio.Future[None], seen: dict[int, list[float]]) -> None:
+        self.ready, self.seen, self.tail = ready, seen, b""
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        now, text = time.monotonic(), self.tail + data
+        if not self.ready.done() and b"event: ready" in text:
+            self.ready.set_result(None)
+        for match in PROBE.finditer(data):
+            self.seen[int(match[1])].append(now)
+        self.tail = text[-32:]
+
+
+async def readers(
+    run: Running, channel: str, n: int
+) -> tuple[list[Reader], dict[int, list[float]]]:
+    """`n` subscribers of `channel`, each with a token of its own, all past `ready`."""
+    loop = asyncio.get_running_loop()
+    seen: dict[int, list[float]] = collections.defaultdict(list)
+    out = []
+    for _ in range(n):
+        ready = loop.create_future()
+        _, reader = await loop.create_connection(
+            lambda r=ready: Reader(r, seen), "127.0.0.1", port(run.http)
+        )
+        assert reader.transport is not None
+        reader.transport.write(stream_request(channel, run.token(subscribe=[channel])))
+        await ready
+        out.append(reader)
+    return out, seen
+
+
+def stream_request(channel: str, token: str) -> bytes:
+    return (
+        f"GET /api/logs/stream?channels={channel} HTTP/1.1\r\nHost: gateway\r\n"
+        f"Authorization: Bearer {token}\r\n\r\n"
+    ).encode()
+
+
+async def probe_latencies(
+    run: Running, token: str, seen: dict[int, list[float]], first: int, n: int, fan: int
+) -> list[float]:
+    """Publish probes one by one; for each, the time until all `fan` readers had it."""
+    out = []
+    for i in range(first, first + n):
+        sent = time.monotonic()
+        await run.publish(token, [[entry(FAN, f"probe-{i}-")]], producer=f"probe{i}")
+        await wait_for(lambda i=i: len(seen[i]) == fan, timeout=30)
+        out.append(max(seen[i]) - sent)
+    return out
+
+
+def stuck_subscriber(run: Running, channel: str) -> socket.socket:
+    """A subscriber whose receive window is tiny and never read from."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", port(run.http)))
+    sock.sendall(stream_request(channel, run.token(subscribe=[channel])))
+    return sock
+
+
+async def slow_consumer_drops(run: Running) -> float:
+    async with httpx.AsyncClient() as client:
+        text = (await client.get(run.http + "/metrics")).text
+    match = re.search(r"^logs_gateway_slow_consumer_drops_total (\S+)$", text, re.MULTILINE)
+    return float(match[1]) if match else 0.0
+
+
+async def test_a_stuck_subscriber_is_cut_while_a_thousand_others_keep_their_latency() -> None:
+    with gateway_process() as run:
+        fan, bulk = run.token("probe", publish=[FAN]), run.token("bulk", publish=[BULK])
+        subscribers, seen = await readers(run, FAN, 1000)
+        before = await probe_latencies(run, fan, seen, 0, 10, len(subscribers))
+        stuck = stuck_subscriber(run, BULK)
+        big = [entry(BULK, "b" * 60_000) for _ in range(4)]
+        during: list[float] = []
+        for batch in range(100):  # up to 24 MB at the stuck one; it is cut long before
+            await run.publish(bulk, [big], producer=f"bulk{batch}")
+            during += await probe_latencies(run, fan, seen, 100 + batch, 1, len(subscribers))
+            if await slow_consumer_drops(run) and len(during) >= 10:
+                break
+        assert await slow_consumer_drops(run) == 1, "the stuck subscriber was never cut"
+        ratio = statistics.median(during) / statistics.median(before)
+        assert ratio < 4, f"median fan-out latency {ratio:.1f}x what it was"
+        stuck.close()
+        for subscriber in subscribers:
+            assert subscriber.transport is not None and not subscriber.transport.is_closing()
+            subscriber.transport.close()
+
+
+# -- connection churn ------------------------------------------------------------------
+
+CHURN = "logs:churn:workspace1:wf"
+
+
+def footprint(run: Running) -> tuple[int, int]:
+    """(resident memory in KiB, open file descriptors) of a gateway process."""
+    assert run.process is not None
+    status = Path(f"/proc/{run.process.pid}/status").read_text()
+    rss = int(re.search(r"^VmRSS:\s+(\d+) kB", status, re.MULTILINE)[1])  # type: ignore[index]
+    return rss, len(os.listdir(f"/proc/{run.process.pid}/fd"))
+
+
+async def hub_state(run: Running) -> tuple[int, dict[str, int]]:
+    """(open subscriptions, subscribers per channel) from /admin/logs/stats."""
+    async with httpx.AsyncClient() as client:
+        stats = await client.get(
+            run.http + "/admin/logs/stats", headers=run.headers(run.token(admin=True))
+        )
+    doc = stats.json()
+    return doc["connections"], doc["subscribers_per_channel"]
+
+
+async def one_cycle(run: Running, token: str, kind: int) -> None:
+    """Open a stream and leave, in one of four ways: politely after `ready`, with a reset
+    after `ready`, before the request is complete, or refused (a bad token)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port(run.http))
+    request = stream_request(CHURN, token if kind != 3 else token[:-3] + "xyz")
+    if kind == 2:
+        writer.write(request[: len(request) // 2])
+    else:
+        writer.write(request)
+        await reader.readuntil(b"event: ready" if kind != 3 else b"\r\n\r\n")
+    if kind == 1:
+        sock = writer.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    writer.close()
+    await writer.wait_closed()
+
+
+async def churn(run: Running, cycles: int, workers: int = 20) -> None:
+    async def worker(w: int) -> None:
+        token = run.token(f"churn{w}", subscribe=[CHURN])
+        for i in range(cycles // workers):
+            await one_cycle(run, token, i % 4)
+
+    await asyncio.gather(*(worker(w) for w in range(workers)))
+
+
+async def settled(run: Running) -> tuple[int, int]:
+    """The process's footprint once every connection is gone from the hub."""
+    deadline = time.monotonic() + 10
+    while (await hub_state(run))[0] and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+    assert await hub_state(run) == (0, {})
+    await asyncio.sleep(0.5)
+    return footprint(run)
+
+
+async def test_ten_thousand_connect_disconnect_cycles_leave_nothing_behind() -> None:
+    with gateway_process() as run:
+        await churn(run, 1000)  # warm-up: caches and allocator pools reach their size
+        rss_before, fds_before = await settled(run)
+        await churn(run, 10_000)
+        rss_after, fds_after = await settled(run)
+        assert fds_after <= fds_before
+        assert rss_after - rss_before < 4096, f"memory grew {rss_after - rss_before} KiB"
+
+
+# -- a publisher that vanishes mid-stream ----------------------------------------------
+
+ABORT = "logs:abort:workspace1:wf"
+PIPELINING_PUBLISHER = """
+import sys
+import grpc
+from logs_gateway.v1 import logs_pb2 as pb, logs_pb2_grpc as pb_grpc
+
+target, token, channel = sys.argv[1:4]
+
+
+def requests():
+    for seq in range(1, 201):  # sent as fast as HTTP/2 flow control lets them go
+        entries = [pb.LogEntry(channel=channel, body=f"b{seq}-{i}") for i in range(20)]
+        yield pb.PublishRequest(producer_id="vanishing", sequence=seq, entries=entries)
+
+
+with grpc.insecure_channel(target) as channel_:
+    stub = pb_grpc.LogIngestStub(channel_)
+    for ack in stub.Publish(requests(), metadata=[("authorization", "Bearer " + token)]):
+        assert all(r.code == 0 for r in ack.results)
+        print(ack.sequence, flush=True)
+"""
+
+
+async def replay_all(run: Running, channel: str, timeout: float = 1.0) -> list[str]:
+    """Every message of `channel` in history, through a resume from the start of history."""
+    return [e.data["message"] for e in await events_after(run, channel, "0", timeout)]
+
+
+async def events_after(run: Running, channel: str, seq: str, timeout: float) -> list[Event]:
+    token = run.token(subscribe=[channel])
+    async with open_stream(run.http, channel, token) as live:
+        epoch = (await live.next()).id.split("-")[0]
+    out = []
+    async with open_stream(run.http, channel, token, last_event_id=f"{epoch}-{seq}") as stream:
+        with contextlib.suppress(TimeoutError):
+            while event := await stream.next(timeout=timeout):
+                if event.event == "log":
+                    out.append(event)
+    return out
+
+
+def kill_after_acks(run: Running, acks: int) -> list[int]:
+    """Run the pipelining publisher and SIGKILL it once `acks` acks came back."""
+    token = run.token("vanishing", publish=[ABORT])
+    command = [sys.executable, "-c", PIPELINING_PUBLISHER, run.grpc_target, token, ABORT]
+    with subprocess.Popen(command, stdout=subprocess.PIPE) as child:
+        assert child.stdout is not None
+        acked = [int(child.stdout.readline()) for _ in range(acks)]
+        child.kill()
+        child.wait()
+        return acked + [int(line) for line in child.stdout.read().split()]  # acks in the pipe
+
+
+async def test_a_publisher_killed_mid_stream_loses_no_acked_entry_and_half_writes_none() -> None:
+    with gateway_process("--publish-rate", "0", "--history-entries", "10000") as run:
+        async with open_stream(run.http, ABORT, run.token(subscribe=[ABORT])) as live:
+            await live.next()
+            acked = await asyncio.to_thread(kill_after_acks, run, 30)
+            stored = await replay_all(run, ABORT)
+            delivered = []
+            with contextlib.suppress(TimeoutError):
+                while len(delivered) < len(stored):
+                    delivered.append((await live.next(timeout=2)).data["message"])
+        batches = collections.Counter(message.split("-")[0] for message in stored)
+        assert set(batches.values()) == {20}, "a batch was half-written"
+        assert {f"b{seq}" for seq in acked} <= set(batches), "an acked batch is missing"
+        assert len(stored) == len(set(stored)), "an entry was stored twice"
+        assert delivered == stored, "the live subscriber did not get exactly the history"
