@@ -7,9 +7,11 @@ import queue
 import signal
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit
 
 import grpc
+import pytest
 from logs_gateway.v1 import logs_pb2 as pb
 from logs_gateway.v1 import logs_pb2_grpc as pb_grpc
 
@@ -36,7 +38,9 @@ async def open_idle_streams(gw: Running, token: str, n: int) -> list[asyncio.Str
     return writers
 
 
-def publish_until_refused(gw: Running, token: str, acked: list[str]) -> grpc.StatusCode:
+def publish_until_refused(
+    gw: Running, token: str, acked: list[str], producer: str = "drain"
+) -> grpc.StatusCode:
     """Publish batches one after another until the gateway ends the stream.
 
     Uses the synchronous gRPC API: grpc.aio clients can report INTERNAL instead of the
@@ -47,9 +51,9 @@ def publish_until_refused(gw: Running, token: str, acked: list[str]) -> grpc.Sta
 
     def requests() -> Iterator[pb.PublishRequest]:
         for seq in range(1, 1_000_000):
-            sent[seq] = [f"m{seq}-{i}" for i in range(10)]
+            sent[seq] = [f"{producer}-{seq}-{i}" for i in range(10)]
             yield pb.PublishRequest(
-                producer_id="drain", sequence=seq, entries=[entry(ETL, m) for m in sent[seq]]
+                producer_id=producer, sequence=seq, entries=[entry(ETL, m) for m in sent[seq]]
             )
             turn.get(timeout=10)
 
@@ -65,7 +69,8 @@ def publish_until_refused(gw: Running, token: str, acked: list[str]) -> grpc.Sta
     raise AssertionError("the stream was never ended")
 
 
-async def test_sigterm_drains_with_many_open_streams() -> None:
+@pytest.mark.parametrize("publishers", [1, 10])
+async def test_sigterm_drains_with_many_open_streams(publishers: int) -> None:
     with gateway_process(
         env={"LOGS_GATEWAY_MAX_CONNECTIONS_PER_TOKEN": "5000", "LOGS_GATEWAY_GRACE_SECONDS": "5"}
     ) as gw:
@@ -73,17 +78,26 @@ async def test_sigterm_drains_with_many_open_streams() -> None:
         sub = gw.token(subscribe=[ETL])
         idle = await open_idle_streams(gw, sub, IDLE_STREAMS)
         received: list[str] = []
-        acked: list[str] = []
+        acked: list[list[str]] = [[] for _ in range(publishers)]
         async with open_stream(gw.http, ETL, sub) as stream:
             await stream.next()
-            publisher = asyncio.create_task(
-                asyncio.to_thread(publish_until_refused, gw, gw.token(publish=[ETL]), acked)
-            )
-            while len(acked) < 500:
-                await asyncio.sleep(0.01)
-            started = time.monotonic()
-            gw.process.send_signal(signal.SIGTERM)
-            code = await publisher
+            with ThreadPoolExecutor(publishers) as threads:
+                running = [
+                    asyncio.get_running_loop().run_in_executor(
+                        threads,
+                        publish_until_refused,
+                        gw,
+                        gw.token(f"svc{p}", publish=[ETL]),  # a rate budget of its own
+                        acked[p],
+                        f"p{p}",
+                    )
+                    for p in range(publishers)
+                ]
+                while sum(map(len, acked)) < 500:
+                    await asyncio.sleep(0.01)
+                started = time.monotonic()
+                gw.process.send_signal(signal.SIGTERM)
+                codes = await asyncio.gather(*running)
             while (event := await stream.next(timeout=10)).event != "shutdown":
                 received.append(event.data["message"])
             await asyncio.to_thread(gw.process.wait, 10)
@@ -91,7 +105,9 @@ async def test_sigterm_drains_with_many_open_streams() -> None:
         for writer in idle:
             writer.close()
         await gw.close()
-        assert code is grpc.StatusCode.UNAVAILABLE
-        assert received[: len(acked)] == acked, "an acked entry was not delivered"
+        assert set(codes) == {grpc.StatusCode.UNAVAILABLE}
+        for p, acked_by_p in enumerate(acked):
+            of_p = [m for m in received if m.startswith(f"p{p}-")]
+            assert of_p[: len(acked_by_p)] == acked_by_p, "an acked entry was not delivered"
         assert gw.process.returncode == 0
         assert elapsed < 5 + 2, f"drain took {elapsed:.1f} s"
