@@ -42,6 +42,7 @@ BAD_VALUES = {
     "cors_origins": "*",
     "log_level": "verbose",
     "log_format": "xml",
+    "event_loop": "trio",
 }
 SETTINGS = {s.name: s for s in cfg.SETTINGS}
 FLAG_SETTINGS = [s.name for s in cfg.SETTINGS if s.cast is not cfg._bool]  # dev is a switch

@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from pathlib import Path
+from typing import Any
 
 from gateway.app import config as cfg
 from gateway.app import credentials, logs, proxy_server, workers
@@ -122,8 +123,18 @@ def _serve(config: Config, worker: int = 0, supervisor: int = 0) -> int:
         return workers.supervise(config)
     banner = _print_dev_banner if config.dev and worker <= 1 else None
     on_ready = workers.follow_supervisor(supervisor, banner) if worker else banner
-    asyncio.run(serve(config, on_ready))
+    run_loop(config.event_loop, serve(config, on_ready))
     return 0
+
+
+def run_loop(kind: str, main: Coroutine[Any, Any, None]) -> None:
+    """Run `main` on the configured event loop (the setting checked uvloop is installed)."""
+    if kind == "uvloop":
+        import uvloop  # optional dependency, imported only when chosen
+
+        uvloop.run(main)
+    else:
+        asyncio.run(main)
 
 
 def _print_dev_banner(gateway: Gateway) -> None:

@@ -7,6 +7,7 @@ read. A bad value stops the start with a message naming the setting and the valu
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import ipaddress
 import os
 import re
@@ -112,6 +113,14 @@ def _level(text: str) -> str:
     return text.lower()
 
 
+def _event_loop(text: str) -> str:
+    if text not in ("asyncio", "uvloop"):
+        raise ValueError("must be asyncio or uvloop")
+    if text == "uvloop" and importlib.util.find_spec("uvloop") is None:
+        raise ValueError("uvloop is not installed (pip install 'logs-gateway[uvloop]')")
+    return text
+
+
 def _log_format(text: str) -> str:
     if text not in ("json", "text"):
         raise ValueError("must be json or text")
@@ -183,6 +192,12 @@ SETTINGS = (
     Setting("cors_origins", "", _origins, "comma-separated origins allowed to read cross-origin"),
     Setting("log_level", "info", _level, "debug, info, warning or error"),
     Setting("log_format", "json", _log_format, "json or text"),
+    Setting(
+        "event_loop",
+        "asyncio",
+        _event_loop,
+        "asyncio, or uvloop (both servers then run on one uvloop loop)",
+    ),
 )
 AUTH_SETTINGS = (
     "jwt_secret",
@@ -223,6 +238,7 @@ class Config:
     cors_origins: str
     log_level: str
     log_format: str
+    event_loop: str
 
     @property
     def has_verify_key(self) -> bool:
