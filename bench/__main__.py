@@ -35,6 +35,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=RESULTS, help="folder for the results")
     parser.add_argument("--plot", type=Path, help="where the PNG goes (default OUT/scaling.png)")
     parser.add_argument("--profile", type=Path, metavar="DIR", help="py-spy the gateways into DIR")
+    parser.add_argument(
+        "--gateway-args",
+        default="",
+        metavar="FLAGS",
+        help="more `serve` flags, e.g. '--event-loop uvloop'",
+    )
     return parser.parse_args(argv)
 
 
@@ -99,7 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.profile and not profiles.available():
         print("bench: --profile needs py-spy (pip install py-spy)", file=sys.stderr)
         return 2
-    with Servers(fresh=not args.quick, profile=args.profile) as started:
+    extra = tuple(args.gateway_args.split())
+    with Servers(not args.quick, args.profile, extra) as started:
         suite = Suite(sizes, started, kinds, redis)
         for i in range(args.repeat):
             print(f"bench: run {i + 1} of {args.repeat}", file=sys.stderr, flush=True)

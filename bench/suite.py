@@ -64,8 +64,11 @@ QUICK = Sizes(
 class Servers:
     """Starts the servers a scenario asks for, by kind; `fresh` restarts them per scenario."""
 
-    def __init__(self, fresh: bool, profile: Path | None = None) -> None:
+    def __init__(
+        self, fresh: bool, profile: Path | None = None, gateway_args: tuple[str, ...] = ()
+    ) -> None:
         self.fresh = fresh
+        self.gateway_args = gateway_args  # extra `logs-gateway serve` flags
         self.profile = profile  # py-spy every gateway into this folder
         self.label = ""  # the step running now (names its profiles)
         self.secret = secrets.token_hex(32)
@@ -108,7 +111,10 @@ class Servers:
             broker = f"redis://{servers.HOST}:{redis.http_port}/0"
             parts.append(redis)
         count = 2 if kind == "2 gateways+redis" else 1
-        parts += [stack.enter_context(servers.gateway(self.secret, broker)) for _ in range(count)]
+        parts += [
+            stack.enter_context(servers.gateway(self.secret, broker, self.gateway_args))
+            for _ in range(count)
+        ]
         first, last = parts[-count], parts[-1]
         whole = Server(kind, last.http_port, last.grpc_port)
         for part in parts:
