@@ -124,10 +124,10 @@ class LogIngestServicer(pb_grpc.LogIngestServicer):
     ) -> AsyncIterator[pb.PublishAck]:
         principal = await authenticate(self._verifier, context)
         if self._stopping.is_set:
-            await abort(context, GatewayError(Code.UNAVAILABLE, "gateway is draining; reconnect"))
+            await abort(context, _DRAINING)
         requests = aiter(request_iterator)
-        with self._stopping.stream():
-            while (request := await self._next(requests, context, principal)) is not None:
+        with self._stopping.stream(), _Interrupt(self._stopping, principal) as interrupt:
+            while (request := await interrupt.read(requests, context)) is not None:
                 yield await self._publish(principal, request, context)
 
     async def _publish(
@@ -146,26 +146,67 @@ class LogIngestServicer(pb_grpc.LogIngestServicer):
             await abort(context, e)
         return ack(request.sequence, batch)
 
-    async def _next(
+
+class _Interrupt:
+    """Ends a publish stream on drain or token expiry, at a batch boundary.
+
+    The stream's own task reads the next request, with no task or wait set per request
+    (they cost more than the rest of a one-entry batch): a drain or an expiry that comes
+    while it waits cancels that read; one that comes mid-batch ends the stream after the
+    batch's ack.
+    """
+
+    def __init__(self, stopping: Stopping, principal: Principal) -> None:
+        self._stopping = stopping.future()
+        self._expires_in = max(0.0, principal.expires_at - time.time())
+        self._task = asyncio.current_task()
+        self._reading = False
+        self._reason: GatewayError | None = None
+        self._expiry: asyncio.TimerHandle | None = None
+
+    def __enter__(self) -> _Interrupt:
+        self._stopping.add_done_callback(self._on_drain)
+        loop = asyncio.get_running_loop()
+        self._expiry = loop.call_later(self._expires_in, self._stop, _EXPIRED)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stopping.remove_done_callback(self._on_drain)
+        if self._expiry is not None:
+            self._expiry.cancel()
+
+    def _on_drain(self, _: asyncio.Future[None]) -> None:
+        self._stop(_DRAINING)
+
+    def _stop(self, reason: GatewayError) -> None:
+        if self._reason is None:
+            self._reason = reason
+            if self._reading and self._task is not None:
+                self._task.cancel()
+
+    async def read(
         self,
         requests: AsyncIterator[pb.PublishRequest],
         context: grpc.aio.ServicerContext[Any, Any],
-        principal: Principal,
     ) -> pb.PublishRequest | None:
         """The next request; None at the end of the stream; aborts on drain or expiry."""
-        read = asyncio.ensure_future(anext(requests, None))
-        stop = self._stopping.future()
-        timeout = max(0.0, principal.expires_at - time.time())
-        done, _ = await asyncio.wait((read, stop), timeout=timeout, return_when="FIRST_COMPLETED")
-        if read not in done:
-            read.cancel()
-            if stop in done:
-                await abort(
-                    context, GatewayError(Code.UNAVAILABLE, "gateway is draining; reconnect")
-                )
-            await abort(context, GatewayError(Code.UNAUTHENTICATED, "token expired; reconnect"))
-        request: pb.PublishRequest | None = read.result()
+        if self._reason is not None:
+            await abort(context, self._reason)
+        self._reading = True
+        try:
+            request: pb.PublishRequest | None = await anext(requests, None)
+        except asyncio.CancelledError:
+            if self._reason is None or self._task is None:
+                raise  # cancelled from outside (the call ended): not ours to absorb
+            self._task.uncancel()
+            await abort(context, self._reason)
+        finally:
+            self._reading = False
         return request
+
+
+_DRAINING = GatewayError(Code.UNAVAILABLE, "gateway is draining; reconnect")
+_EXPIRED = GatewayError(Code.UNAUTHENTICATED, "token expired; reconnect")
 
 
 class LogStreamServicer(pb_grpc.LogStreamServicer):
