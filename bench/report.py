@@ -49,6 +49,7 @@ def _median(rows: list[Row]) -> Row:
         dups=sum(r.dups for r in rows),
         load_cpu=statistics.median(r.load_cpu for r in rows),
         server_cpu=statistics.median(r.server_cpu for r in rows),
+        server_wait=statistics.median(r.server_wait for r in rows),
         kb_per_connection=statistics.median(r.kb_per_connection for r in rows),
         note="; ".join(sorted({r.note for r in rows if r.note})),
     )
@@ -81,6 +82,15 @@ def _vs_nchan(row: Row, nchan: Row | None) -> str:
     return ", ".join(parts)
 
 
+def _server_cpu(row: Row) -> str:
+    """Its CPU share, and the share it waited for a CPU when the machine's other work took
+    a noticeable part (then its rate says more about the machine than about it)."""
+    if row.unit == "kB/connection":
+        return ""
+    waited = f" (+{row.server_wait:.0%} waiting)" if row.server_wait >= 0.05 else ""
+    return f"{row.server_cpu:.0%}{waited}"
+
+
 def _cells(row: Row, nchan: Row | None) -> list[str]:
     lat = row.latency_ms
     load = f"{row.load_cpu:.0%}" + (" (saturated)" if row.load_cpu > SATURATED else "")
@@ -93,7 +103,7 @@ def _cells(row: Row, nchan: Row | None) -> list[str]:
         str(row.lost),
         str(row.dups),
         load if row.unit != "kB/connection" else "",
-        f"{row.server_cpu:.0%}" if row.unit != "kB/connection" else "",
+        _server_cpu(row),
         _vs_nchan(row, nchan),
     ]
 

@@ -36,6 +36,7 @@ class Row:
     dups: int = 0
     load_cpu: float = 0.0  # share of the load core the load generator used
     server_cpu: float = 0.0  # share of one core the server used
+    server_wait: float = 0.0  # share of the window the server was runnable but not running
     kb_per_connection: float = 0.0
     connections: int = 0
     memory_curve: list[tuple[int, int]] = field(default_factory=list)  # (connections, RSS kB)
@@ -123,15 +124,15 @@ def deliveries(
             worker.send("connect", len(part))
         opened = sum(w.expect("ready", 120) for w in subs)
         publisher.expect("ready", 30)
-        cpu = server.cpu()
+        before = server.times()
         for worker in (*subs, publisher):
             worker.send("go")
         sent: Result = publisher.expect("result", plan.seconds + 60)
         for worker in subs:
             worker.send("expect", sent.published, DRAIN_SECONDS)
         got: list[Result] = [w.expect("result", DRAIN_SECONDS + 30) for w in subs]
-        server_cpu = server.cpu() - cpu
-    return _delivery_row(scenario, server, sent, got, server_cpu, opened, len(subscribers))
+        used = _used(before, server.times())
+    return _delivery_row(scenario, server, sent, got, used, opened, len(subscribers))
 
 
 def _delivery_row(
@@ -139,7 +140,7 @@ def _delivery_row(
     server: Server,
     sent: Result,
     got: list[Result],
-    server_cpu: float,
+    used: tuple[float, float],
     opened: int,
     wanted: int,
 ) -> Row:
@@ -153,12 +154,16 @@ def _delivery_row(
     row.lost = sum(r.lost for r in got) + sent.acks.errors
     row.dups = sum(r.dups for r in got) + sent.acks.duplicates
     row.load_cpu = (sent.cpu + sum(r.cpu for r in got)) / seconds
-    row.server_cpu = server_cpu / seconds
+    row.server_cpu, row.server_wait = used[0] / seconds, used[1] / seconds
     row.connections = opened
     problems = [f"{wanted - opened} not connected"] if opened < wanted else []
     problems += [f"{n} {what}" for n, what in _anomalies(got) if n]
     row.note = ", ".join(problems)
     return row
+
+
+def _used(before: tuple[float, float], after: tuple[float, float]) -> tuple[float, float]:
+    return after[0] - before[0], after[1] - before[1]
 
 
 def _anomalies(got: list[Result]) -> list[tuple[int, str]]:
@@ -180,11 +185,11 @@ def ingest(scenario: str, server: Server, target: Target, plan: Plan, processes:
         started += pubs
         for worker in pubs:
             worker.expect("ready", 30)
-        cpu = server.cpu()
+        before = server.times()
         for worker in pubs:
             worker.send("go")
         got: list[Result] = [w.expect("result", plan.seconds + 60) for w in pubs]
-        server_cpu = server.cpu() - cpu
+        used = _used(before, server.times())
     first = min(r.first_send_ns for r in got)
     seconds = max(1e-9, (max(r.last_receive_ns for r in got) - first) / 1e9)
     latencies = array("q")
@@ -195,7 +200,7 @@ def ingest(scenario: str, server: Server, target: Target, plan: Plan, processes:
     row.lost = sum(r.acks.errors for r in got)
     row.dups = sum(r.acks.duplicates for r in got)
     row.load_cpu = sum(r.cpu for r in got) / seconds
-    row.server_cpu = server_cpu / seconds
+    row.server_cpu, row.server_wait = used[0] / seconds, used[1] / seconds
     return row
 
 

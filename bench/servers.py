@@ -49,6 +49,16 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _TICKS
 
 
+def run_delay(pid: int) -> float:
+    """Seconds the threads of a process spent runnable but waiting for a CPU: what the
+    machine's other work took from it (schedstat)."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):
+            total += int((task / "schedstat").read_text().split()[1])
+    return total / 1e9
+
+
 def rss_kb(pid: int) -> int:
     return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * _PAGE_KB
 
@@ -73,6 +83,10 @@ class Server:
 
     def rss_kb(self) -> int:
         return sum(rss_kb(p) for p in self.pids)
+
+    def times(self) -> tuple[float, float]:
+        """(CPU seconds, seconds waiting for a CPU) so far, of all its processes."""
+        return self.cpu(), sum(run_delay(p) for p in self.pids)
 
 
 def _wait_port(port: int, process: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
