@@ -11,6 +11,7 @@ import json
 import os
 import random
 import re
+import signal
 import socket
 import statistics
 import struct
@@ -25,8 +26,10 @@ import grpc
 import httpx
 import pytest
 from logs_gateway.v1 import logs_pb2 as pb
+from logs_gateway.v1 import logs_pb2_grpc as pb_grpc
 
-from tests.conftest import Running, entry, gateway_process, wait_for
+from tests.conftest import Running, entry, free_port, gateway_process, wait_for
+from tests.redis_server import RedisServer
 from tests.sse_client import Event, open_stream
 
 GARBAGE = "logs:garbage:workspace1:checks"
@@ -605,3 +608,133 @@ async def test_a_publisher_killed_mid_stream_loses_no_acked_entry_and_half_write
         assert {f"b{seq}" for seq in acked} <= set(batches), "an acked batch is missing"
         assert len(stored) == len(set(stored)), "an entry was stored twice"
         assert delivered == stored, "the live subscriber did not get exactly the history"
+
+
+# -- kill -9 and restarts of gateways and Redis, in a loop ------------------------------
+
+LOOP = "logs:faults:workspace1:wf"
+FAULTS = 24
+
+
+class Node:
+    """A gateway process on fixed ports, so it can be killed and started again in place."""
+
+    def __init__(self, redis_url: str) -> None:
+        self.ports = (free_port(), free_port())
+        self.redis_url = redis_url
+        self.stack = contextlib.ExitStack()
+        self.run: Running | None = None
+
+    @property
+    def target(self) -> str:
+        return f"127.0.0.1:{self.ports[1]}"
+
+    def start(self) -> None:
+        extra = ("--broker", self.redis_url, "--history-entries", "100000", "--publish-rate", "0")
+        self.run = self.stack.enter_context(gateway_process(*extra, ports=self.ports))
+
+    def stop(self, sig: int) -> None:
+        assert self.run is not None and self.run.process is not None
+        self.run.process.send_signal(sig)
+        self.run.process.wait(timeout=15)
+        self.stack.close()
+
+
+class Producer:
+    """Publishes batches one at a time to whichever gateway answers; after any failure it
+    reconnects and resends its unacked batch with the same (producer, sequence)."""
+
+    def __init__(self, name: str, token: str, targets: list[str]) -> None:
+        self.name, self.token, self.targets = name, token, targets
+        self.acked: list[str] = []
+        self.pending: tuple[int, list[str]] | None = None
+        self.sequence = 0
+        self.failures = 0
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set() or self.pending:
+            target = self.targets[self.failures % len(self.targets)]
+            try:
+                await self._stream(target, stop)
+            except (grpc.aio.AioRpcError, asyncio.InvalidStateError, TimeoutError, ConnectionError):
+                self.failures += 1
+                await asyncio.sleep(0.05)
+
+    async def _stream(self, target: str, stop: asyncio.Event) -> None:
+        metadata = [("authorization", f"Bearer {self.token}")]
+        async with grpc.aio.insecure_channel(target) as channel:
+            call = pb_grpc.LogIngestStub(channel).Publish(metadata=metadata)
+            while not stop.is_set() or self.pending:
+                sequence, messages = self.pending or self._next_batch()
+                self.pending = (sequence, messages)
+                request = [entry(LOOP, m) for m in messages]
+                await call.write(
+                    pb.PublishRequest(producer_id=self.name, sequence=sequence, entries=request)
+                )
+                ack = await asyncio.wait_for(call.read(), 3)
+                if not isinstance(ack, pb.PublishAck):
+                    raise ConnectionError("the stream ended")
+                assert [r.code for r in ack.results] == [0] * len(messages)
+                self.acked += messages
+                self.pending = None
+                await asyncio.sleep(0.02)
+
+    def _next_batch(self) -> tuple[int, list[str]]:
+        self.sequence += 1
+        return self.sequence, [f"{self.name}.{self.sequence}.{i}" for i in range(5)]
+
+
+async def inject_faults(rng: random.Random, redis: RedisServer, nodes: list[Node]) -> list[str]:
+    """`FAULTS` random faults, each followed by a restart of what it hit. A gateway restarts
+    in the background (it takes a second or two) while the next faults hit the others."""
+    done: list[str] = []
+    restarting: dict[int, asyncio.Task[None]] = {}
+    for _ in range(FAULTS):
+        await asyncio.sleep(rng.uniform(0.1, 0.3))  # let traffic flow between faults
+        up = [n for n in range(len(nodes)) if n not in restarting or restarting[n].done()]
+        victim = rng.choice(["redis", *up])
+        sig = rng.choice([signal.SIGKILL, signal.SIGKILL, signal.SIGTERM])
+        if victim == "redis":
+            await asyncio.to_thread(redis.stop, sig)
+            await asyncio.sleep(rng.uniform(0.0, 0.3))
+            await asyncio.to_thread(redis.start)
+        else:
+            node = nodes[int(victim)]
+            await asyncio.to_thread(node.stop, sig)
+            restarting[int(victim)] = asyncio.create_task(asyncio.to_thread(node.start))
+        done.append(f"{signal.Signals(sig).name} {'gateway ' if victim != 'redis' else ''}{victim}")
+    await asyncio.gather(*restarting.values())
+    return done
+
+
+async def test_acked_entries_survive_random_kills_of_gateways_and_redis_exactly_once(
+    tmp_path: Path,
+) -> None:
+    seed = random.randrange(2**32)
+    rng = random.Random(seed)
+    redis = RedisServer(tmp_path, persistent=True)  # fails in CI without redis-server
+    redis.start()
+    nodes = [Node(redis.url), Node(redis.url)]
+    try:
+        for node in nodes:
+            node.start()
+        signer = nodes[0].run.signer  # type: ignore[union-attr]
+        targets = [node.target for node in nodes]
+        producers = [
+            Producer(f"p{n}", signer.mint(f"svc{n}", publish=[LOOP]), targets) for n in range(3)
+        ]
+        stop = asyncio.Event()
+        running = [asyncio.create_task(p.run(stop)) for p in producers]
+        faults = await inject_faults(rng, redis, nodes)
+        stop.set()
+        await asyncio.wait_for(asyncio.gather(*running), 60)
+        assert nodes[0].run is not None
+        stored = collections.Counter(await replay_all(nodes[0].run, LOOP, timeout=2.0))
+    finally:
+        for node in nodes:
+            node.stack.close()
+        redis.stop()
+    acked = [m for p in producers for m in p.acked]
+    context = f"seed {seed}, faults: {', '.join(faults)}"
+    assert len(faults) >= 20 and sum(p.failures for p in producers) > 0, context
+    assert sorted(stored) == sorted(acked), f"history is not every acked entry once ({context})"
