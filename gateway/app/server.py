@@ -140,9 +140,14 @@ class Gateway:
         reflection.enable_server_reflection(
             (*SERVICES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
         )
-        port: int = server.add_insecure_port(f"{_grpc_host(c.host)}:{c.grpc_port}")
+        try:
+            port: int = server.add_insecure_port(f"{_grpc_host(c.host)}:{c.grpc_port}")
+        except RuntimeError:  # grpcio's way of saying the address is taken or invalid
+            port = 0
         if port == 0:
-            raise OSError(f"cannot bind gRPC port {c.host}:{c.grpc_port}")
+            raise OSError(
+                f"cannot bind gRPC port {c.host}:{c.grpc_port}: address in use or invalid"
+            )
         await server.start()
         self._grpc = server
         return port
