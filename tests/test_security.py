@@ -90,8 +90,9 @@ async def test_no_content_forges_an_event_even_for_a_client_splitting_like_split
     """httpx's own `aiter_lines` (as old httpx-sse and many hand-made clients use) splits on
     U+2028, U+0085 and others; the stream must hold one event per entry for it too."""
     sub, pub = gw.token(subscribe=[ETL]), gw.token(publish=[ETL])
-    forged = entry(ETL, FORGED, **{FORGED: FORGED})
+    forged = entry(ETL, FORGED)
     forged.source = FORGED
+    forged.attributes[FORGED].string_value = FORGED
     async with httpx.AsyncClient(timeout=10) as client:
         url = f"{gw.http}/api/logs/stream?channels={ETL}"
         async with client.stream("GET", url, headers=gw.headers(sub)) as response:
@@ -168,7 +169,7 @@ async def test_publish_rate_is_limited_per_token_with_a_retry_hint() -> None:
         assert over_http.status_code == 429 and int(over_http.headers["Retry-After"]) >= 1
         assert (await post_entry(gw, gw.token("svc-b", publish=[ETL]))).status_code == 200
         await asyncio.sleep(int(hint) / 1000)
-        (ack,) = await gw.publish(token, [request(2, 1).entries], first_seq=2)
+        (ack,) = await gw.publish(token, [list(request(2, 1).entries)], first_seq=2)
         assert not ack.duplicate and ack.results[0].code == 0
 
 
@@ -187,7 +188,7 @@ async def post_entry(gw: Running, token: str) -> httpx.Response:
 
 # -- tokens ----------------------------------------------------------------------------
 
-ALL_RIGHTS = {"publish": ["logs:>"], "subscribe": ["logs:>"], "admin": True}
+ALL_RIGHTS: dict[str, Any] = {"publish": ["logs:>"], "subscribe": ["logs:>"], "admin": True}
 
 
 def b64(data: bytes | dict[str, Any]) -> str:
@@ -644,7 +645,7 @@ async def test_a_bad_resume_point_gets_a_clean_refusal_or_a_fresh_start(broker_u
             epoch = (await live.next()).id.split("-")[0]
         async with httpx.AsyncClient(base_url=gw.http, headers=gw.headers(token)) as client:
             for cursor in bad_cursors(epoch):
-                header = {"Last-Event-ID": cursor.encode()}
+                header = {b"Last-Event-ID": cursor.encode()}
                 async with client.stream("GET", STREAM, headers=header) as response:
                     assert response.status_code == 200, cursor
                 explicit = await client.get(STREAM, params={"last_event_id": cursor})
