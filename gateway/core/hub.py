@@ -29,6 +29,10 @@ class Hub:
     ) -> None:
         self._epoch = epoch
         self._subs: set[Subscription] = set()
+        # A channel's route is found without testing every subscription: those naming only
+        # channels are indexed by them; only those with a wildcard are tested.
+        self._literal: dict[str, set[Subscription]] = {}
+        self._wild: set[Subscription] = set()
         # channel -> subscriptions matching it; filled on first sight of a channel.
         self._routes: dict[str, list[Subscription]] = {}
         self._runs: list[tuple[str, list[Event]]] = []
@@ -55,13 +59,23 @@ class Hub:
             )
         self._per_owner[sub.owner] += 1
         self._subs.add(sub)
-        for channel, route in self._routes.items():
-            if sub.matches(channel):
-                route.append(sub)
-                sub.channels.add(channel)
+        for channel, route in self._index(sub):
+            route.append(sub)
+            sub.channels.add(channel)
         if expires_at is not None:  # wall-clock time, as in the token's `exp`
             delay = max(0.0, expires_at - time.time())
             sub.expiry = asyncio.get_running_loop().call_later(delay, self._expire, sub)
+
+    def _index(self, sub: Subscription) -> list[tuple[str, list[Subscription]]]:
+        """File `sub` under the channels it names (or as a wildcard subscription); return
+        the known routes it joins."""
+        if all(p.is_literal for p in sub.patterns):
+            named = {p.text for p in sub.patterns}
+            for channel in named:
+                self._literal.setdefault(channel, set()).add(sub)
+            return [(c, r) for c in named if (r := self._routes.get(c)) is not None]
+        self._wild.add(sub)
+        return [(c, r) for c, r in self._routes.items() if sub.matches(c)]
 
     def start(self, sub: Subscription, replay: Replay, after: int) -> None:
         """Send the replay, then switch `sub` to live delivery."""
@@ -81,6 +95,12 @@ class Hub:
             del self._per_owner[sub.owner]
         if sub.expiry is not None:
             sub.expiry.cancel()
+        self._wild.discard(sub)
+        for pattern in sub.patterns:
+            if (named := self._literal.get(pattern.text)) is not None:
+                named.discard(sub)
+                if not named:
+                    del self._literal[pattern.text]
         for channel in sub.channels:
             route = self._routes[channel]
             route.remove(sub)
@@ -93,7 +113,10 @@ class Hub:
     def _route(self, channel: str) -> list[Subscription]:
         route = self._routes.get(channel)
         if route is None:
-            route = [s for s in self._subs if s.matches(channel)]
+            route = [
+                *self._literal.get(channel, ()),
+                *(s for s in self._wild if s.matches(channel)),
+            ]
             for sub in route:
                 sub.channels.add(channel)
             if route or len(self._routes) < self._max_channel_cache:
