@@ -19,9 +19,10 @@ import struct
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 import httpx
@@ -34,6 +35,8 @@ from tests.redis_server import RedisServer
 from tests.sse_client import open_stream
 
 GARBAGE = "logs:garbage:workspace1:checks"
+T = TypeVar("T")
+BULKY = "logs:garbage:workspace1:bulky"  # large entries, kept out of GARBAGE's history
 JWT_PREFIX = b"eyJhbGciOi"  # how every JWT this gateway signs begins
 
 
@@ -178,11 +181,12 @@ async def test_garbage_on_the_http_port_is_refused_and_the_server_lives_on(
 
 async def test_a_publish_body_arriving_in_pieces_is_read_whole(target: Running) -> None:
     """A body larger than one read, or sent slowly, is one request, not a truncated one."""
-    token = target.token(publish=[GARBAGE])
-    entries = [{"channel": GARBAGE, "message": "m" * 50_000} for _ in range(40)]
+    token = target.token(publish=[GARBAGE, BULKY])
+    entries = [{"channel": BULKY, "message": "m" * 50_000} for _ in range(40)]
     async with httpx.AsyncClient(base_url=target.http, headers=target.headers(token)) as client:
         large = await client.post("/api/logs/publish", json={"entries": entries})
-    assert large.status_code == 200 and len(large.json()["results"]) == 40
+    assert large.status_code == 200
+    assert [sorted(r) for r in large.json()["results"]] == [["cursor", "offset"]] * 40
     body = json.dumps({"channel": GARBAGE, "message": "slow"}).encode()
     reader, writer = await asyncio.open_connection("127.0.0.1", port(target.http))
     writer.write(
@@ -297,26 +301,42 @@ async def test_broken_http2_on_the_grpc_port_is_refused_and_the_server_lives_on(
     request = pb.PublishRequest(entries=[entry(GARBAGE, "raw frames")]).SerializeToString()
     whole = PREFACE + h2(SETTINGS) + grpc_headers(token)
     whole += h2(DATA, grpc_message(request), stream=1, flags=END_STREAM)
-    assert await exchange(grpc_port, whole, wait=1.0)
+    _, writer = await asyncio.open_connection("127.0.0.1", grpc_port)
+    writer.write(whole)  # the connection stays open until the call is answered
+    await wait_for_async(lambda: history(target, GARBAGE), lambda h: "raw frames" in h)
+    writer.close()
     await still_serves(target, "after http/2 garbage")
     assert target.process is not None and target.process.poll() is None
-    stored = await history(target, GARBAGE)
-    assert "raw frames" in stored and "must not be stored" not in stored
+    assert "must not be stored" not in await history(target, GARBAGE)
     assert mark.errors() == []
 
 
-async def history(run: Running, channel: str, quiet: float = 0.5) -> list[str]:
-    """Messages of every entry of `channel` still in history, oldest first: a resume from
-    the start of history, read until nothing more comes for `quiet` seconds."""
-    token = run.token(subscribe=[channel])
+async def wait_for_async(
+    get: Callable[[], Awaitable[T]], done: Callable[[T], bool], timeout: float = 10
+) -> T:
+    """Call `get` until its value is `done`."""
+    deadline = time.monotonic() + timeout
+    while not done(value := await get()):
+        assert time.monotonic() < deadline, f"still {value!r}"
+        await asyncio.sleep(0.1)
+    return value
+
+
+async def history(run: Running, channel: str) -> list[str]:
+    """Messages of every entry of `channel` in history, oldest first: an end marker is
+    published, then history is replayed from its start up to that marker."""
+    token = run.token(subscribe=[channel], publish=[channel])
     async with open_stream(run.http, channel, token) as live:
         epoch = (await live.next()).id.split("-")[0]
+    marker = f"end-{uuid.uuid4().hex}"
+    await run.publish(token, [[entry(channel, marker)]], producer=marker)
     messages = []
     async with open_stream(run.http, channel, token, last_event_id=f"{epoch}-0") as stream:
-        with contextlib.suppress(TimeoutError):
-            while event := await stream.next(timeout=quiet):
-                if event.event == "log":
-                    messages.append(event.data["message"])
+        while (event := await stream.next(timeout=10)).event != "log" or (
+            event.data["message"] != marker
+        ):
+            if event.event == "log":
+                messages.append(event.data["message"])
     return messages
 
 
@@ -590,7 +610,7 @@ async def test_a_publisher_killed_mid_stream_loses_no_acked_entry_and_half_write
         async with open_stream(run.http, ABORT, run.token(subscribe=[ABORT])) as live:
             await live.next()
             acked = await asyncio.to_thread(kill_after_acks, run, 30)
-            stored = await history(run, ABORT, quiet=1.0)
+            stored = await history(run, ABORT)
             delivered: list[str] = []
             with contextlib.suppress(TimeoutError):
                 while len(delivered) < len(stored):
@@ -721,7 +741,7 @@ async def test_acked_entries_survive_random_kills_of_gateways_and_redis_exactly_
         stop.set()
         await asyncio.wait_for(asyncio.gather(*running), 60)
         assert nodes[0].run is not None
-        stored = collections.Counter(await history(nodes[0].run, LOOP, quiet=1.0))
+        stored = collections.Counter(await history(nodes[0].run, LOOP))
     finally:
         for node in nodes:
             node.stack.close()
