@@ -25,7 +25,6 @@ from bench.servers import LOAD_CORES
 from bench.sse_load import Shared, SseSubscriber, Tracker, get_request, open_subscribers
 
 PROGRESS_EVERY = 0.002  # seconds between a subscriber worker's progress updates
-PACE_TICK = 0.001
 
 
 @dataclass(frozen=True)
@@ -62,6 +61,7 @@ class Plan:
     rate: int = 0
     streams: int = 1
     in_flight: int = 8
+    tick: float = 0.001  # paced: how often the publisher sends what is due (one request)
 
 
 @dataclass
@@ -253,7 +253,7 @@ async def _feed(streams: _Streams, plan: Plan, progress: Any, published: dict[st
         if plan.mode == "paced":
             due = min(int((now - start) * plan.rate), int(plan.seconds * plan.rate)) - sent
             if due <= 0:
-                await asyncio.sleep(PACE_TICK)
+                await asyncio.sleep(plan.tick)
                 continue
         else:
             due = plan.batch
@@ -282,7 +282,7 @@ async def _send(
             offset = (sent + k) // len(channels)
             await streams.nchan.send(channels[i], wire.nchan_entry(channels[i], offset, now))
         return
-    batch = plan.batch if plan.mode == "flood" else 1
+    batch = plan.batch if plan.mode == "flood" else count
     for first in range(0, count, batch):
         items = [grpc_entries[i].entry(now) for i in indexes[first : first + batch]]
         await streams.grpc[0].send(items)
