@@ -20,12 +20,15 @@ def entry_from_proto(msg: pb.LogEntry) -> Entry | GatewayError:
             severity = level_severity(msg.severity_text)
         except ValueError as e:
             return invalid(str(e))
-    if len(msg.attributes) > MAX_ATTRIBUTES:
+    # Each field is read once: a read from the protobuf message costs more than the check.
+    fields = msg.attributes
+    if len(fields) > MAX_ATTRIBUTES:
         return invalid(f"more than {MAX_ATTRIBUTES} attributes")
-    if len(msg.trace_id) not in (0, 16) or len(msg.span_id) not in (0, 8):
+    trace_id, span_id = msg.trace_id, msg.span_id
+    if len(trace_id) not in (0, 16) or len(span_id) not in (0, 8):
         return invalid("trace_id must be 16 bytes and span_id 8 bytes, or both empty")
     attributes: Attributes = {}
-    for name, value in msg.attributes.items():
+    for name, value in fields.items() if fields else ():
         kind = value.WhichOneof("value")
         if kind is None:
             return invalid(f"attribute {name!r} has no value")
@@ -37,8 +40,8 @@ def entry_from_proto(msg: pb.LogEntry) -> Entry | GatewayError:
         message=msg.body,
         source=msg.source,
         attributes=attributes,
-        trace_id=msg.trace_id.hex(),
-        span_id=msg.span_id.hex(),
+        trace_id=trace_id.hex(),
+        span_id=span_id.hex(),
     )
 
 

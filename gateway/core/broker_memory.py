@@ -101,7 +101,10 @@ class MemoryBroker:
             offsets, seqs = seen
             stored = zip(entries, offsets, seqs, strict=False)
             return Appended([Event(e.channel, o, s, e.severity, b"") for e, o, s in stored], True)
-        events = [self._store(entry) for entry in entries]
+        now = time.monotonic()
+        events = [self._store(entry, now) for entry in entries]
+        for channel in {e.channel for e in entries}:  # once per channel, not per entry
+            self._channels[channel].trim(self._max_entries, now - self._max_age)
         if key is not None:
             self._remember(key, events)
         if events:
@@ -109,17 +112,16 @@ class MemoryBroker:
                 listener(events)
         return Appended(events)
 
-    def _store(self, entry: Entry) -> Event:
+    def _store(self, entry: Entry, now: float) -> Event:
+        """Add one entry to its channel's history; `append` trims after the batch."""
         history = self._channels.get(entry.channel)
         if history is None:
             history = self._channels[entry.channel] = _History()
         self._seq += 1
         event = make_event(entry, history.next_offset, self._seq)
         history.next_offset += 1
-        now = time.monotonic()
         history.events.append(event)
         history.stored_at.append(now)
-        history.trim(self._max_entries, now - self._max_age)
         return event
 
     def _seen(self, key: DedupKey) -> _Stored | None:
