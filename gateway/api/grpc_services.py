@@ -237,7 +237,7 @@ class LogStreamServicer(pb_grpc.LogStreamServicer):
         except GatewayError as e:
             await abort(context, e)
         sub = EventSubscription(
-            self._hub.next_id(), patterns, floor, principal.subject, self._queue_limit
+            self._hub.next_id(), patterns, floor, principal.owner, self._queue_limit
         )
         try:
             self._hub.add(sub, expires_at=principal.expires_at)

@@ -132,7 +132,7 @@ class StreamHandler:
             self._hub.next_id(),
             patterns,
             min_severity,
-            f"{principal.subject}/{principal.token_id}",
+            principal.owner,
             sink,
             self._settings.max_buffer,
         )

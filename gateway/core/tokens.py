@@ -47,6 +47,11 @@ class Principal:
     expires_at: float
     token_id: str
 
+    @property
+    def owner(self) -> str:
+        """What per-token limits count by: one token, not every token of a subject."""
+        return f"{self.subject}/{self.token_id}"
+
     def check_publish(self, channel: Pattern) -> None:
         if not (self.admin or allowed(self.publish, channel)):
             raise denied(f"token {self.subject!r} may not publish to {channel.text!r}")
