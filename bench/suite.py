@@ -28,7 +28,10 @@ PATTERN = "logs:bench:>"
 class Sizes:
     fanout_subscribers: int = 1000
     fanout_seconds: float = 5.0
-    fanout_batch: int = 10  # entries per gRPC request (nchan: one per POST)
+    # Entries per gRPC request when publishing as fast as possible, as the SDK batches
+    # (nchan: one per POST, it has no batch publish). `small_batch` rows show 10.
+    fanout_batch: int = 100
+    small_batch: int = 10
     window: int = 200  # entries per channel the publisher may be ahead of the slowest reader
     latency_subscribers: int = 100
     latency_rate: int = 1000
@@ -149,13 +152,19 @@ class Suite:
     rows: list[Row] = field(default_factory=list)
 
     def fanout(
-        self, kind: str, subscribers: int, seconds: float = 0.0, name: str = "fan-out"
+        self,
+        kind: str,
+        subscribers: int,
+        seconds: float = 0.0,
+        name: str = "fan-out",
+        batch: int = 0,
     ) -> Row:
         s = self.sizes
         seconds = seconds or s.fanout_seconds
         with self.servers.use(kind) as (server, pub, sub):
             channel = sub.channel(_run_id(), 0)
-            plan = Plan("flood", (channel,), seconds, s.fanout_batch, s.window, in_flight=8)
+            batch = batch or s.fanout_batch
+            plan = Plan("flood", (channel,), seconds, batch, s.window, in_flight=8)
             subs = [channel] * subscribers
             return scenarios.deliveries(name, server, sub, subs, plan, pub, processes=s.processes)
 
@@ -176,12 +185,13 @@ class Suite:
                 name, server, sub, subscribers, plan, pub, processes=s.processes
             )
 
-    def channels(self, kind: str, name: str = "channels") -> Row:
+    def channels(self, kind: str, name: str = "channels", batch: int = 0) -> Row:
         s = self.sizes
         with self.servers.use(kind) as (server, pub, sub):
             run = _run_id()
             names = tuple(sub.channel(run, i) for i in range(s.channels))
-            plan = Plan("flood", names, s.channels_seconds, s.fanout_batch, s.window, in_flight=8)
+            batch = batch or s.fanout_batch
+            plan = Plan("flood", names, s.channels_seconds, batch, s.window, in_flight=8)
             subs = list(names)
             return scenarios.deliveries(name, server, sub, subs, plan, pub, processes=s.processes)
 
@@ -218,6 +228,23 @@ def plan_all(suite: Suite) -> list[Step]:
             (f"latency on {kind}", partial(suite.latency, kind)),
             (f"channels on {kind}", partial(suite.channels, kind)),
         ]
+    small = f"b{s.small_batch}"
+    steps += [
+        (
+            f"fan-out {small} on gateway",
+            partial(
+                suite.fanout,
+                "gateway",
+                s.fanout_subscribers,
+                name=f"fan-out {small}",
+                batch=s.small_batch,
+            ),
+        ),
+        (
+            f"channels {small} on gateway",
+            partial(suite.channels, "gateway", f"channels {small}", s.small_batch),
+        ),
+    ]
     for batch in (1, 10, 100):
         for streams in (1, 8):
             label = f"ingest b{batch} x{streams}"

@@ -21,6 +21,8 @@ GATEWAY_SCENARIOS = {
     "fan-out",
     "latency",
     "channels",
+    "fan-out b10",
+    "channels b10",
     *(f"ingest b{b} x{n}" for b in (1, 10, 100) for n in (1, 8)),
 }
 NCHAN_SCENARIOS = {"idle", "fan-out", "latency", "channels"}
