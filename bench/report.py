@@ -150,7 +150,8 @@ def plot(rows: Sequence[Row], path: Path, fanout_scenario: str, subscribers: int
     )
     for axes in (rate_axes, memory_axes):
         axes.grid(True, alpha=0.3)
-        axes.legend()
+        if axes.get_legend_handles_labels()[0]:  # a partial run may have no curve here
+            axes.legend()
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=110)
