@@ -58,13 +58,14 @@ async def authenticate(
 
 
 def ack(sequence: int, batch: BatchOutcome) -> pb.PublishAck:
-    results = [
-        pb.EntryResult(offset=o.offset, cursor=o.cursor)
-        if o.error is None
-        else pb.EntryResult(code=o.error.code.grpc_code, message=o.error.message)
-        for o in batch.outcomes
-    ]
-    return pb.PublishAck(sequence=sequence, results=results, duplicate=batch.duplicate)
+    answer = pb.PublishAck(sequence=sequence, duplicate=batch.duplicate)
+    add = answer.results.add  # half the cost of building each EntryResult, then the list
+    for o in batch.outcomes:
+        if o.error is None:
+            add(offset=o.offset, cursor=o.cursor)
+        else:
+            add(code=o.error.code.grpc_code, message=o.error.message)
+    return answer
 
 
 class Stopping:
