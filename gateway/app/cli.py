@@ -7,7 +7,7 @@ import asyncio
 import sys
 from collections.abc import Coroutine, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from gateway.app import config as cfg
 from gateway.app import credentials, logs, proxy_server, workers
@@ -23,8 +23,16 @@ DEV_SUBJECTS = {
 }
 
 
+class _Parser(argparse.ArgumentParser):
+    """Bad flags get one line naming the problem (and where to look), then exit 2;
+    subcommand parsers are made of this class too."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="logs-gateway", description="Real-time log gateway.")
+    parser = _Parser(prog="logs-gateway", description="Real-time log gateway.")
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
 
     serve_p = verbs.add_parser("serve", help="run the gateway (gRPC + HTTP)")
