@@ -84,14 +84,32 @@ class Running:
     async def publish(
         self, token: str, batches: list[list[pb.LogEntry]], producer: str = "p1", first_seq: int = 1
     ) -> list[pb.PublishAck]:
-        """Publish batches on one stream; return the acks."""
-        stub, metadata = self.ingest(token)
+        """Publish batches on one stream; return the acks, or raise the server's status as
+        AioRpcError.
+
+        Uses the synchronous gRPC API in a thread: a grpc.aio client whose write races the
+        server's refusal can see INTERNAL instead of the server's status (grpc/grpc#36066).
+        """
         requests = [
             pb.PublishRequest(producer_id=producer, sequence=first_seq + i, entries=b)
             for i, b in enumerate(batches)
         ]
-        call = stub.Publish(iter(requests), metadata=metadata)
-        return [ack async for ack in call]
+        return await asyncio.to_thread(self._publish_sync, token, requests)
+
+    def _publish_sync(self, token: str, requests: list[pb.PublishRequest]) -> list[pb.PublishAck]:
+        metadata = [("authorization", f"Bearer {token}")]
+        with grpc.insecure_channel(self.grpc_target) as channel:
+            try:
+                return list(
+                    pb_grpc.LogIngestStub(channel).Publish(iter(requests), metadata=metadata)
+                )
+            except grpc.RpcError as e:
+                raise grpc.aio.AioRpcError(
+                    e.code(),  # type: ignore[attr-defined]
+                    grpc.aio.Metadata(),
+                    grpc.aio.Metadata(*(e.trailing_metadata() or ())),  # type: ignore[attr-defined]
+                    e.details(),  # type: ignore[attr-defined]
+                ) from None
 
     async def close(self) -> None:
         for channel in self.channels:
