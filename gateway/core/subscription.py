@@ -45,7 +45,6 @@ class Subscription:
         self.replaying = True
         self.held: list[Event] = []
         self.done: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-        self.delivered = 0
         self.expiry: asyncio.TimerHandle | None = None
         self.channels: set[str] = set()  # hub routes this subscription is on
 
@@ -102,7 +101,6 @@ class StreamSubscription(Subscription):
         if not chunk:
             return False
         self.owed.append(chunk)
-        self.delivered += len(events)
         return len(self.owed) == 1
 
     def flush(self) -> None:
@@ -131,7 +129,6 @@ class StreamSubscription(Subscription):
         held = [e for e in self.held if e.seq > last]
         parts.append(sse.log_frames(epoch, replay, self.min_severity))
         parts.append(sse.log_frames(epoch, held, self.min_severity))
-        self.delivered += len(replay) + len(held)
         self.held = []
         self.replaying = False
         data = b"".join(parts)
@@ -175,7 +172,6 @@ class EventSubscription(Subscription):
             return
         for item in items:
             self.queue.put_nowait(item)
-        self.delivered += len(items)
 
     def start(self, epoch: bytes, replay_gaps: list[Gap], replay: list[Event], after: int) -> None:
         last = replay[-1].seq if replay else after
