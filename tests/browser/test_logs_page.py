@@ -77,7 +77,8 @@ async def test_filters_search_and_pause(page: Page) -> None:
             "error"
         }
         await page.get_by_role("button", name="Pause").click()
-        assert "auto-scroll paused" in await count(page)
+        # The count line is redrawn on the next animation frame: wait for it.
+        await expect(page.locator("#count")).to_contain_text("auto-scroll paused")
 
 
 async def test_restart_shows_reconnecting_then_what_was_missed_once(
