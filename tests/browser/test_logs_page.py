@@ -135,7 +135,8 @@ async def test_user_without_rights_sees_a_clear_error(page: Page) -> None:
         await page.wait_for_timeout(2500)  # no retry loop, no spinner: it stays an error
         assert await page.evaluate("window.states") == []
         await page.get_by_role("button", name="Connect Live Logs").click()
-        await wait_state(page, "error")
+        # The state was "error" before the click too: wait for the new attempt's end.
+        await page.wait_for_function("() => window.states.length >= 2", timeout=10_000)
         assert await page.evaluate("window.states") == ["connecting", "error"]
         assert await page.get_by_role("button", name="Connect Live Logs").is_enabled()
 
