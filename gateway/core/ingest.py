@@ -32,7 +32,7 @@ class Limits:
     publish_rate: float = 0.0  # entries per second per token subject; 0: no limit
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen, as Entry: one is built per entry
 class Outcome:
     """One entry's answer: stored at `offset` (error is None), or refused."""
 
