@@ -14,7 +14,7 @@ MAX_ATTRIBUTES = 128
 
 
 def entry_from_proto(msg: pb.LogEntry) -> Entry | GatewayError:
-    severity = int(msg.severity_number)
+    severity: int = msg.severity_number
     if not severity and msg.severity_text:
         try:
             severity = level_severity(msg.severity_text)
@@ -40,8 +40,8 @@ def entry_from_proto(msg: pb.LogEntry) -> Entry | GatewayError:
         message=msg.body,
         source=msg.source,
         attributes=attributes,
-        trace_id=trace_id.hex(),
-        span_id=span_id.hex(),
+        trace_id=trace_id.hex() if trace_id else "",
+        span_id=span_id.hex() if span_id else "",
     )
 
 

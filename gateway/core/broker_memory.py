@@ -39,7 +39,11 @@ class _History:
 
     def trim(self, max_entries: int, min_time: float) -> None:
         events, stored_at = self.events, self.stored_at
-        while events and (len(events) > max_entries or stored_at[0] < min_time):
+        if (excess := len(events) - max_entries) > 0:  # a full history, at each append
+            self.evicted.extend([events.popleft().seq for _ in range(excess)])
+            for _ in range(excess):
+                stored_at.popleft()
+        while events and stored_at[0] < min_time:
             self.evicted.append(events.popleft().seq)
             stored_at.popleft()
         if len(self.evicted) > EVICTED_MEMORY:
@@ -102,7 +106,7 @@ class MemoryBroker:
             stored = zip(entries, offsets, seqs, strict=False)
             return Appended([Event(e.channel, o, s, e.severity, b"") for e, o, s in stored], True)
         now = time.monotonic()
-        events = [self._store(entry, now) for entry in entries]
+        events = self._store(entries, now)
         for channel in {e.channel for e in entries}:  # once per channel, not per entry
             self._channels[channel].trim(self._max_entries, now - self._max_age)
         if key is not None:
@@ -112,17 +116,21 @@ class MemoryBroker:
                 listener(events)
         return Appended(events)
 
-    def _store(self, entry: Entry, now: float) -> Event:
-        """Add one entry to its channel's history; `append` trims after the batch."""
-        history = self._channels.get(entry.channel)
-        if history is None:
-            history = self._channels[entry.channel] = _History()
-        self._seq += 1
-        event = make_event(entry, history.next_offset, self._seq)
-        history.next_offset += 1
-        history.events.append(event)
-        history.stored_at.append(now)
-        return event
+    def _store(self, entries: Sequence[Entry], now: float) -> list[Event]:
+        """Add entries to their channels' histories; `append` trims after the batch."""
+        channels = self._channels
+        events = []
+        for entry in entries:  # the publish path's inner loop: one event per entry
+            history = channels.get(entry.channel)
+            if history is None:
+                history = channels[entry.channel] = _History()
+            self._seq += 1
+            event = make_event(entry, history.next_offset, self._seq)
+            history.next_offset += 1
+            history.events.append(event)
+            history.stored_at.append(now)
+            events.append(event)
+        return events
 
     def _seen(self, key: DedupKey) -> _Stored | None:
         producer, sequence = key

@@ -7,7 +7,6 @@ history replay, Redis) then reuses those bytes.
 from __future__ import annotations
 
 import datetime as dt
-import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,9 +23,12 @@ Attributes = dict[str, str | int | float | bool]
 
 def level_name(severity: int) -> str:
     """Level name of an OpenTelemetry severity number (0, unspecified, counts as info)."""
-    if severity <= 0:
-        return "info"
-    return LEVELS[min(severity, MAX_SEVERITY) - 1 >> 2]
+    if 0 <= severity <= MAX_SEVERITY:
+        return _LEVEL_NAMES[severity]
+    return "info" if severity < 0 else "fatal"
+
+
+_LEVEL_NAMES = ("info", *(LEVELS[(s - 1) >> 2] for s in range(1, MAX_SEVERITY + 1)))
 
 
 def level_severity(name: str) -> int:
@@ -77,7 +79,7 @@ def encode_data(entry: Entry, offset: int) -> bytes:
         "channel": entry.channel,
         "offset": offset,
         "time": format_time(entry.time_ns),
-        "level": entry.level,
+        "level": level_name(entry.severity),
         "severity": entry.severity,
         "message": entry.message,
         "source": entry.source,
@@ -122,15 +124,18 @@ def decode_data(data: bytes) -> dict[str, Any]:
 
 def format_time(time_ns: int) -> str:
     """RFC 3339 UTC with microseconds, e.g. 2026-11-27T01:02:03.123456Z."""
-    seconds, nanos = divmod(time_ns, 1_000_000_000)
-    return f"{_format_second(seconds)}.{nanos // 1000:06d}Z"
+    global _last_second
+    seconds = time_ns // 1_000_000_000
+    last = _last_second  # one read: another thread may replace it meanwhile
+    if last[0] != seconds:
+        # strftime was the publish path's largest cost per entry, and the entries of a
+        # batch mostly share their second.
+        text = dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        last = _last_second = (seconds, text)
+    return f"{last[1]}.{time_ns // 1000 % 1_000_000:06d}Z"
 
 
-@functools.lru_cache(maxsize=256)
-def _format_second(seconds: int) -> str:
-    """The date and time of a whole second: the entries of a batch mostly share one, and
-    strftime was the publish path's largest cost per entry."""
-    return dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
+_last_second = (-1, "")
 
 
 def parse_time(text: str) -> int:

@@ -89,15 +89,15 @@ class Ingest:
         if not appended.duplicate:
             self.stored.add(len(accepted))
             self.refused.add(len(checked) - len(accepted))
-        stored = iter(appended.events)
         epoch = self._broker.epoch
-        outcomes = []
-        for c in checked:
-            if isinstance(c, Entry):
-                event = next(stored)
-                outcomes.append(Outcome(event.offset, encode_cursor(epoch, event.seq)))
-            else:
-                outcomes.append(Outcome(error=c))
+        stored = [Outcome(e.offset, encode_cursor(epoch, e.seq)) for e in appended.events]
+        if len(accepted) == len(checked):
+            outcomes = stored
+        else:
+            answers = iter(stored)
+            outcomes = [
+                next(answers) if isinstance(c, Entry) else Outcome(error=c) for c in checked
+            ]
         self.counts.record(items, checked, appended.duplicate, time.perf_counter() - started)
         return BatchOutcome(outcomes, appended.duplicate)
 
@@ -159,15 +159,18 @@ def channel_refusal(principal: Principal, channel: str) -> GatewayError | None:
 
 
 def check_entry(entry: Entry, max_bytes: int) -> None:
-    if not entry.message.strip():
+    message, source, attributes = entry.message, entry.source, entry.attributes
+    if not message or message.isspace():
         raise invalid("message is empty")
     if not 0 <= entry.severity <= MAX_SEVERITY:
         raise invalid(f"severity {entry.severity} is outside 0-{MAX_SEVERITY}")
     # Strict encoding: what cannot be stored as JSON (a lone surrogate, an integer past
-    # 64 bits) is refused here, alone, rather than failing the broker mid-batch.
+    # 64 bits) is refused here, alone, rather than failing the broker mid-batch. ASCII
+    # text (known without a scan) is one byte a character and has nothing to refuse.
     try:
-        size = len(entry.message.encode()) + len(entry.source.encode())
-        size += len(orjson.dumps(entry.attributes))
+        size = len(message) if message.isascii() else len(message.encode())
+        size += len(source) if source.isascii() else len(source.encode())
+        size += len(orjson.dumps(attributes)) if attributes else 2
     except (UnicodeEncodeError, TypeError):
         raise invalid(
             "message, source and attributes must be valid Unicode text and 64-bit numbers"
