@@ -3,6 +3,7 @@ never a token or the signing secret, whether a request was let in or refused."""
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import json
 import re
@@ -116,3 +117,21 @@ def adopt(incoming: str | None) -> str:
     assert context[request_ids.current] == rid
     assert not request_ids.current.get()
     return rid
+
+
+async def test_a_stream_is_logged_when_it_ends() -> None:
+    """499 when the client went away, 200 when the gateway ended it (here: a drain), each
+    with the stream's whole duration and its own request id."""
+    with gateway_process() as run:
+        user = run.token("alice", subscribe=[ETL])
+        async with open_stream(run.http, ETL, user) as left:
+            await left.next()
+            await asyncio.sleep(0.3)
+        held = open_stream(run.http, ETL, user)
+        await (await held.__aenter__()).next()
+    await held.__aexit__(None, None, None)
+    lines = matching(records(run), message="http request", path="/api/logs/stream")
+    by_status = {line["status"]: line for line in lines}
+    assert sorted(by_status) == [200, 499]
+    assert by_status[499]["duration_ms"] >= 300
+    assert by_status[200]["request_id"] != by_status[499]["request_id"]

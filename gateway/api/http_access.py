@@ -8,6 +8,8 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 
 from aiohttp import web
 
@@ -20,13 +22,45 @@ MAX_LOGGED_PATH = 200
 CLIENT_CLOSED = 499  # nginx's code for "the client went away before the answer"
 
 
+@dataclass(slots=True)
+class _Line:
+    """The access line of one request, written when the request ends."""
+
+    method: str
+    path: str
+    request_id: str
+    started: float = field(default_factory=time.monotonic)
+    deferred: bool = False  # left to the stream that outlives the handler
+
+    def write(self, status: int) -> None:
+        token = request_ids.current.set(self.request_id)
+        try:
+            quiet = self.path in QUIET_PATHS and status < 400
+            log.log(
+                logging.DEBUG if quiet else logging.INFO,
+                "http request",
+                extra={
+                    "method": self.method,
+                    "path": self.path[:MAX_LOGGED_PATH],
+                    "status": status,
+                    "duration_ms": round((time.monotonic() - self.started) * 1000, 1),
+                },
+            )
+        finally:
+            request_ids.current.reset(token)
+
+
+_line: ContextVar[_Line | None] = ContextVar("access_line", default=None)
+
+
 @web.middleware
 async def access_log_middleware(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
     """Give the request an id (`X-Request-Id` in and out) and log it when it ends."""
     rid = request_ids.adopt(request.headers.get("X-Request-Id"))
-    started = time.monotonic()
+    line = _Line(request.method, request.path, rid)
+    _line.set(line)
     status = CLIENT_CLOSED  # stays so if the handler is cancelled by a disconnect
     try:
         response = await handler(request)
@@ -41,14 +75,16 @@ async def access_log_middleware(
         status = 500
         raise
     finally:
-        quiet = request.path in QUIET_PATHS and status < 400
-        log.log(
-            logging.DEBUG if quiet else logging.INFO,
-            "http request",
-            extra={
-                "method": request.method,
-                "path": request.path[:MAX_LOGGED_PATH],
-                "status": status,
-                "duration_ms": round((time.monotonic() - started) * 1000, 1),
-            },
-        )
+        if not line.deferred:
+            line.write(status)
+
+
+def defer_access_log() -> Callable[[int], None]:
+    """For a response that outlives its handler (an SSE stream handed to the hub): the
+    current request's line is left to the function returned, to be called with the status
+    when the stream ends."""
+    line = _line.get()
+    if line is None:  # an app without this middleware
+        return lambda status: None
+    line.deferred = True
+    return line.write

@@ -222,8 +222,9 @@ class Gateway:
         #    `shutdown` event and reconnect elsewhere.
         self.hub.flush()
         self.hub.close_all(SHUTDOWN, "shutdown")
-        # 4. Both servers wait for their handlers, bounded by the grace.
-        await asyncio.gather(grpc_stopped, self._stop_http())
+        # 4. Both servers wait for their handlers, and SSE connections for their last
+        #    bytes to be sent, bounded by the grace.
+        await asyncio.gather(grpc_stopped, self._stop_http(), self.hub.emptied(grace))
         # 5. Background work, then the broker last: nothing is using it any more.
         if self._heartbeats is not None:
             self._heartbeats.cancel()

@@ -54,6 +54,8 @@ class Hub:
         self._max_per_owner = max_per_owner
         self._max_channel_cache = max_channel_cache
         self._ids = itertools.count(1)
+        self._empty = asyncio.Event()
+        self._empty.set()
         self.delivered = 0
         self.counts = HubCounts()
 
@@ -72,6 +74,7 @@ class Hub:
             )
         self._per_owner[sub.owner] += 1
         self._subs.add(sub)
+        self._empty.clear()
         for channel, route in self._index(sub):
             route.append(sub)
             sub.channels.add(channel)
@@ -103,6 +106,8 @@ class Hub:
         if sub not in self._subs:
             return
         self._subs.discard(sub)
+        if not self._subs:
+            self._empty.set()
         self._per_owner[sub.owner] -= 1
         if not self._per_owner[sub.owner]:
             del self._per_owner[sub.owner]
@@ -195,6 +200,14 @@ class Hub:
         """Send every subscriber a last event and end its stream (drain)."""
         for sub in list(self._subs):
             sub.close(data, event)
+
+    async def emptied(self, timeout: float) -> bool:
+        """Wait until every subscription has been removed (its connection closed)."""
+        try:
+            await asyncio.wait_for(self._empty.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
 
     @property
     def subscriptions(self) -> int:
