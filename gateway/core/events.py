@@ -132,10 +132,12 @@ def format_time(time_ns: int) -> str:
         # batch mostly share their second.
         text = dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
         last = _last_second = (seconds, text)
-    return f"{last[1]}.{time_ns // 1000 % 1_000_000:06d}Z"
+    micros = time_ns // 1000 % 1_000_000
+    return f"{last[1]}.{_DIGITS[micros // 1000]}{_DIGITS[micros % 1000]}Z"
 
 
 _last_second = (-1, "")
+_DIGITS = tuple(f"{n:03d}" for n in range(1000))  # half the cost of formatting with :06d
 
 
 def parse_time(text: str) -> int:

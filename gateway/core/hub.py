@@ -148,6 +148,8 @@ class Hub:
 
     def deliver(self, events: list[Event]) -> None:
         """Broker listener: queue events for this loop turn's flush."""
+        if not self._subs:
+            return  # nobody is owed them; a subscription that starts later replays them
         runs = self._runs
         for event in events:
             if runs and runs[-1][0] == event.channel:
