@@ -29,7 +29,7 @@ from gateway.api.http_auth import COOKIE
 from gateway.app.credentials import generate_keys
 from gateway.core.broker_memory import MemoryBroker
 from gateway.core.channels import parse_patterns
-from gateway.core.errors import Code
+from gateway.core.errors import Code, GatewayError
 from gateway.core.events import Entry
 from gateway.core.ingest import Ingest, Limits
 from gateway.core.ratelimit import MAX_IDLE_KEYS, RateLimiter
@@ -62,7 +62,7 @@ async def test_an_unencodable_entry_is_refused_alone_and_its_batch_is_not_half_w
     batch.append(Entry(ETL, 1, 9, "attr", "s", {"k": "\udfff"}))
     batch.append(Entry(ETL, 1, 9, "big int", "s", {"k": 2**64}))
     outcomes = (await ingest.publish(service(ETL), batch, ("p", 1))).outcomes
-    assert [o.error.code if o.error else None for o in outcomes] == [
+    assert [o.code if isinstance(o, GatewayError) else None for o in outcomes] == [
         None,
         Code.INVALID_ARGUMENT,
         None,

@@ -60,11 +60,12 @@ async def authenticate(
 def ack(sequence: int, batch: BatchOutcome) -> pb.PublishAck:
     answer = pb.PublishAck(sequence=sequence, duplicate=batch.duplicate)
     add = answer.results.add  # half the cost of building each EntryResult, then the list
+    epoch = batch.epoch
     for o in batch.outcomes:
-        if o.error is None:
-            add(offset=o.offset, cursor=o.cursor)
+        if isinstance(o, GatewayError):
+            add(code=o.code.grpc_code, message=o.message)
         else:
-            add(code=o.error.code.grpc_code, message=o.error.message)
+            add(offset=o.offset, cursor=encode_cursor(epoch, o.seq))
     return answer
 
 

@@ -12,7 +12,7 @@ from gateway.api.http_auth import authenticate
 from gateway.core.broker import Broker
 from gateway.core.channels import parse_channel
 from gateway.core.errors import invalid
-from gateway.core.events import Entry, level_severity
+from gateway.core.events import Entry, Event, level_severity
 from gateway.core.hub import Hub
 from gateway.core.ingest import Ingest
 from gateway.core.tokens import Principal, Verifier
@@ -85,7 +85,10 @@ class OpsHandlers:
         dev = Principal("dev-test", (), (), True, time.time() + 60, "")
         batch = await self._ingest.publish(dev, entries)
         return web.json_response(
-            {"channel": channel, "offsets": [o.offset for o in batch.outcomes]}
+            {
+                "channel": channel,
+                "offsets": [o.offset for o in batch.outcomes if isinstance(o, Event)],
+            }
         )
 
 

@@ -9,6 +9,7 @@ from aiohttp import web
 
 from gateway.api.convert import entry_from_json
 from gateway.api.http_auth import authenticate
+from gateway.core.cursor import encode_cursor
 from gateway.core.errors import Code, GatewayError, invalid
 from gateway.core.ingest import Ingest
 from gateway.core.tokens import Verifier
@@ -28,13 +29,12 @@ class PublishHandler:
             raise invalid("'entries' must be a non-empty list")
         batch = await self._ingest.publish(principal, [entry_from_json(e) for e in raw])
         results: list[dict[str, Any]] = []
-        for outcome in batch.outcomes:
-            if outcome.error is None:
-                results.append({"offset": outcome.offset, "cursor": outcome.cursor})
+        for o in batch.outcomes:
+            if isinstance(o, GatewayError):
+                results.append({"error": {"code": o.code.slug, "message": o.message}})
             else:
-                error = outcome.error
-                results.append({"error": {"code": error.code.slug, "message": error.message}})
-        errors = [o.error for o in batch.outcomes if o.error is not None]
+                results.append({"offset": o.offset, "cursor": encode_cursor(batch.epoch, o.seq)})
+        errors = [o for o in batch.outcomes if isinstance(o, GatewayError)]
         # A single entry answers with its own status; a batch answers 200 with per-entry results.
         if len(raw) == 1 and errors:
             raise errors[0]

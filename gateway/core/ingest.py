@@ -16,9 +16,8 @@ import orjson
 
 from gateway.core.broker import Broker, DedupKey
 from gateway.core.channels import parse_channel, parse_pattern
-from gateway.core.cursor import encode_cursor
 from gateway.core.errors import Code, GatewayError, invalid
-from gateway.core.events import MAX_SEVERITY, Entry
+from gateway.core.events import MAX_SEVERITY, Entry, Event
 from gateway.core.meter import Meter
 from gateway.core.ratelimit import RateLimiter
 from gateway.core.tally import IngestCounts
@@ -32,19 +31,14 @@ class Limits:
     publish_rate: float = 0.0  # entries per second per token subject; 0: no limit
 
 
-@dataclass(slots=True)  # not frozen, as Entry: one is built per entry
-class Outcome:
-    """One entry's answer: stored at `offset` (error is None), or refused."""
-
-    offset: int = 0
-    cursor: str = ""
-    error: GatewayError | None = None
-
-
 @dataclass(frozen=True, slots=True)
 class BatchOutcome:
-    outcomes: list[Outcome]
+    """One answer per entry, in order: the event it was stored as (its cursor is
+    `encode_cursor(epoch, event.seq)`), or the error that refused it."""
+
+    outcomes: Sequence[Event | GatewayError]
     duplicate: bool
+    epoch: str = ""
 
 
 class Ingest:
@@ -73,7 +67,7 @@ class Ingest:
                 f"batch has {len(items)} entries; at most {self._limits.max_batch_entries}",
             )
             self.counts.record(items, [error] * len(items), False, time.perf_counter() - started)
-            return BatchOutcome([Outcome(error=error)] * len(items), duplicate=False)
+            return BatchOutcome([error] * len(items), duplicate=False)
         if self._rate is not None and (wait := self._rate.charge(principal.subject, len(items))):
             error = rate_limited(self._rate.rate, wait)
             self.counts.record(items, [error] * len(items), False, time.perf_counter() - started)
@@ -89,17 +83,12 @@ class Ingest:
         if not appended.duplicate:
             self.stored.add(len(accepted))
             self.refused.add(len(checked) - len(accepted))
-        epoch = self._broker.epoch
-        stored = [Outcome(e.offset, encode_cursor(epoch, e.seq)) for e in appended.events]
-        if len(accepted) == len(checked):
-            outcomes = stored
-        else:
-            answers = iter(stored)
-            outcomes = [
-                next(answers) if isinstance(c, Entry) else Outcome(error=c) for c in checked
-            ]
+        outcomes: Sequence[Event | GatewayError] = appended.events
+        if len(accepted) < len(checked):
+            stored = iter(appended.events)
+            outcomes = [next(stored) if isinstance(c, Entry) else c for c in checked]
         self.counts.record(items, checked, appended.duplicate, time.perf_counter() - started)
-        return BatchOutcome(outcomes, appended.duplicate)
+        return BatchOutcome(outcomes, appended.duplicate, self._broker.epoch)
 
     def _check(
         self,
