@@ -58,15 +58,16 @@ async def authenticate(
 
 
 def ack(sequence: int, batch: BatchOutcome) -> pb.PublishAck:
-    answer = pb.PublishAck(sequence=sequence, duplicate=batch.duplicate)
-    add = answer.results.add  # half the cost of building each EntryResult, then the list
     epoch = batch.epoch
-    for o in batch.outcomes:
-        if isinstance(o, GatewayError):
-            add(code=o.code.grpc_code, message=o.message)
-        else:
-            add(offset=o.offset, cursor=encode_cursor(epoch, o.seq))
-    return answer
+    # Results as dicts, built into messages by one constructor call: 0.6 the cost of
+    # `results.add()` per entry, a third of building each EntryResult.
+    results = [
+        {"code": o.code.grpc_code, "message": o.message}
+        if isinstance(o, GatewayError)
+        else {"offset": o.offset, "cursor": encode_cursor(epoch, o.seq)}
+        for o in batch.outcomes
+    ]
+    return pb.PublishAck(sequence=sequence, duplicate=batch.duplicate, results=results)
 
 
 class Stopping:
