@@ -104,7 +104,7 @@ def json_line(doc: Any) -> bytes:
     """`doc` as JSON that every client reads as one line (the SSE `data` of an event)."""
     # A right-sized copy: orjson returns its bytes in a 4 KiB buffer, which history,
     # holding thousands of these, would keep whole (20x the memory).
-    data = bytes(memoryview(orjson.dumps(doc)))
+    data = memoryview(orjson.dumps(doc)).tobytes()
     if data.isascii():  # one quick pass for the common case, instead of three searches
         return data
     for raw, escaped in _RAW_BREAKS:
