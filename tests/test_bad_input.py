@@ -42,7 +42,8 @@ async def test_expired_token_is_unauthenticated(gw: Running) -> None:
 
 
 async def test_stream_outliving_its_token_is_ended(gw: Running) -> None:
-    token = gw.token(publish=[ETL], ttl=1)
+    # `exp` is in whole seconds: a ttl of 2 leaves 1-2 s, time enough for the first ack.
+    token = gw.token(publish=[ETL], ttl=2)
     stub, metadata = gw.ingest(token)
     call = stub.Publish(metadata=metadata)
     await call.write(
@@ -184,6 +185,16 @@ async def test_sse_ends_when_token_expires(gw: Running) -> None:
         assert error.event == "error" and error.data["reason"] == "token_expired"
         with pytest.raises(StopAsyncIteration):
             await stream.next()
+
+
+async def test_token_expiring_while_the_stream_starts_still_says_why(gw: Running) -> None:
+    """`exp` already past but within the leeway: the expiry fires before the replay is
+    sent, and the client must still get the reason rather than a silent end."""
+    token = gw.signer.mint("late", subscribe=[ETL], extra={"exp": int(time.time())})
+    async with open_stream(gw.http, ETL, token) as stream:
+        assert (await stream.next()).event == "ready"
+        error = await stream.next()
+        assert error.event == "error" and error.data["reason"] == "token_expired"
 
 
 async def test_ops_endpoints(gw: Running) -> None:

@@ -44,8 +44,11 @@ async def _setup() -> tuple[MemoryBroker, Hub, _Sink, StreamSubscription]:
 
 async def test_resume_does_not_double_events_stored_this_loop_turn() -> None:
     broker, hub, sink, sub = await _setup()
+    watcher = StreamSubscription("c0", sub.patterns, 0, "o", _Sink(), max_buffer=1 << 20)
+    hub.add(watcher)  # someone is watching, so the hub queues what is stored
+    hub.start(watcher, *await catch_up(broker, watcher.patterns, None))
     first = await broker.append([_entry("first")], None)
-    await asyncio.sleep(0)  # delivered to nobody
+    await asyncio.sleep(0)  # flushed before `sub` comes
     await broker.append([_entry("unflushed")], None)  # queued in the hub, not flushed yet
     hub.add(sub)
     replay, after = await catch_up(broker, sub.patterns, Cursor(broker.epoch, first.events[0].seq))
@@ -75,3 +78,15 @@ async def test_reset_cursor_delivers_everything_new() -> None:
     await broker.append([_entry("new")], None)
     await asyncio.sleep(0.01)
     assert sink.data.count(b'"message":"new"') == 1
+
+
+async def test_a_close_during_the_replay_is_sent_after_it() -> None:
+    broker, hub, sink, sub = await _setup()
+    await broker.append([_entry("missed")], None)
+    hub.add(sub)
+    sub.close({"reason": "token_expired"}, "error")  # before start: the response has not begun
+    assert sink.data == b""
+    assert not sub.done.done()
+    hub.start(sub, *await catch_up(broker, sub.patterns, Cursor(broker.epoch, 0)))
+    assert sink.data.index(b'"message":"missed"') < sink.data.index(b"event: error")
+    assert sub.done.result() == "error"

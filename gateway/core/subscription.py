@@ -92,6 +92,7 @@ class StreamSubscription(Subscription):
         self.sink = sink
         self.max_buffer = max_buffer
         self.owed: list[bytes] = []
+        self.last_word: tuple[bytes, str] | None = None  # a close() that came during replay
 
     def offer(self, events: list[Event], chunk_for: ChunkFor) -> bool:
         if self.replaying:
@@ -134,6 +135,10 @@ class StreamSubscription(Subscription):
         data = b"".join(parts)
         if data:
             self._send(data)
+        if self.last_word is not None and not self.done.done():
+            frame, event = self.last_word
+            self.sink.write(frame)
+            self.finish(event)
 
     def heartbeat(self) -> None:
         # Until start() the handler may not have sent the response headers yet.
@@ -141,10 +146,15 @@ class StreamSubscription(Subscription):
             self._send(sse.PING)
 
     def close(self, data: object, event: str) -> None:
-        if not self.done.done():
-            if not self.replaying:
-                self.sink.write(sse.frame(event, data))
-            self.finish(event)
+        if self.done.done():
+            return
+        if self.replaying:
+            # The response may not have begun: the event goes out right after the replay
+            # (a token expiring as the stream starts still tells the client why).
+            self.last_word = (sse.frame(event, data), event)
+            return
+        self.sink.write(sse.frame(event, data))
+        self.finish(event)
 
 
 class EventSubscription(Subscription):
