@@ -100,6 +100,8 @@ def serve(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
         ((), {}, "no token key configured: set LOGS_GATEWAY_JWT_SECRET"),
         ((), {"LOGS_GATEWAY_JWT_SECRET": "short"}, "LOGS_GATEWAY_JWT_SECRET=***: must be at least"),
         ((), {"LOGS_GATEWAY_TYPO": "1"}, "unknown setting LOGS_GATEWAY_TYPO"),
+        (("--dev", "--host", "0.0.0.0"), {}, "--dev binds a loopback address only, not 0.0.0.0"),
+        (("--dev",), {"LOGS_GATEWAY_HOST": "gateway.example"}, "--dev binds a loopback address"),
     ],
 )
 def test_a_real_process_refuses_to_start(

@@ -156,7 +156,12 @@ SETTINGS = (
     Setting("host", "127.0.0.1", _host, "address both servers bind"),
     Setting("http_port", 3002, _port, "HTTP port (SSE, publish, page, health)"),
     Setting("grpc_port", 50051, _port, "gRPC port (ingest, subscribe)"),
-    Setting("dev", False, _bool, "dev mode: random secret if none, printed tokens, /test/logs"),
+    Setting(
+        "dev",
+        False,
+        _bool,
+        "dev mode (loopback only): random secret if none, printed tokens, /test/logs, /dev/login",
+    ),
     Setting("jwt_secret", "", _secret, "HS256 shared secret (>= 32 bytes)", secret=True),
     Setting("jwt_public_keys", "", _existing_file, "PEM or JWKS file of verification keys"),
     Setting("jwt_private_key", "", _existing_file, "PEM private key the CLI signs tokens with"),
@@ -303,7 +308,21 @@ def load(args: argparse.Namespace | None = None, env: Mapping[str, str] | None =
             f"--workers={values['workers']} needs the Redis broker (--broker redis://HOST:PORT/DB):"
             " with the memory broker each process would keep its own history, unseen by the others"
         )
+    if values["dev"] and not _is_loopback(values["host"]):
+        raise ConfigError(
+            f"--dev binds a loopback address only, not {values['host']}: its /dev/login and"
+            " /test/logs let anyone who can reach it sign in and publish without a password"
+        )
     return Config(**values)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # another host name: it may resolve to anything
 
 
 _KNOWN_ENV = {s.env for s in SETTINGS} | {
