@@ -263,3 +263,18 @@ def test_nginx_never_logs_query_strings_or_routes_metrics(nginx: Block) -> None:
     ]
     assert metrics
     assert arg(metrics[0], "return") == ["404"]
+
+
+def test_nginx_limits_each_client_address(nginx: Block) -> None:
+    """The gateways see only the balancer's address, so per-client limits live here."""
+    zones = {
+        d["args"][1].split(":")[0].removeprefix("zone=") for d in find(nginx, "limit_conn_zone")
+    }
+    assert zones == {"per_address"}
+    assert arg(nginx, "limit_conn_status") == ["429"]
+    assert arg(nginx, "limit_req_status") == ["429"]
+    assert nginx_seconds(arg(nginx, "client_header_timeout")[0]) <= 30
+    http_server = server(nginx, "3002")
+    assert arg(http_server, "limit_conn")[0] == "per_address"
+    assert arg(http_server, "limit_req")[0] == "zone=requests"
+    assert arg(server(nginx, "50051"), "limit_conn")[0] == "per_address"
