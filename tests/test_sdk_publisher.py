@@ -98,6 +98,26 @@ async def test_a_connection_that_stops_answering_is_replaced(gw: Running) -> Non
     assert (pub.stats.acked, pub.stats.duplicates) == (101, 100)
 
 
+async def test_an_idle_connection_that_died_is_replaced_before_the_next_entry(
+    gw: Running,
+) -> None:
+    """Nothing is due, so no ack can be late: the keepalive ping finds the dead path, and
+    the next entry goes out on a new connection without waiting for ack_timeout."""
+    options = Options(keepalive=5, ack_timeout=60, linger=0.001)
+    async with (
+        tcp_proxy(gw.grpc_target) as proxy,
+        Publisher(gw.token(publish=[CH]), proxy.address, options=options) as pub,
+    ):
+        await pub.publish(CH, "before")
+        await pub.flush(timeout=10)
+        proxy.hold = True  # the path goes silent: no reply, no reset
+        await wait_for(lambda: proxy.connections == 2, timeout=30)
+        proxy.hold = False
+        await pub.publish(CH, "after")
+        await pub.flush(timeout=10)
+    assert gw.gateway is not None and gw.gateway.ingest.stored.total == 2
+
+
 async def test_a_forbidden_channel_raises_permission_denied_naming_it(gw: Running) -> None:
     async with Publisher(gw.token(publish=[CH]), gw.grpc_target) as pub:
         await pub.publish(CH, "allowed")

@@ -72,6 +72,9 @@ class Options:
     ack_timeout: float = 30.0  # no ack for this long while some are due: reconnect
     max_backoff: float = 5.0  # longest pause between reconnects, seconds
     close_timeout: float = 30.0  # how long close() waits for acks by default
+    # A ping this often (seconds) finds a connection that died silently (a NAT or balancer
+    # forgetting it) while nothing is being sent; the gateway allows one every 5 s.
+    keepalive: float = 20.0
 
     def __post_init__(self) -> None:
         checks = {
@@ -84,6 +87,7 @@ class Options:
             "ack_timeout": self.ack_timeout > 0,
             "max_backoff": self.max_backoff > 0,
             "close_timeout": self.close_timeout > 0,
+            "keepalive": 5 <= self.keepalive <= 3600,
         }
         for name, ok in checks.items():
             if not ok:
@@ -221,7 +225,7 @@ class Publisher:
             return
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
-        self._channel = _open_channel(self.target, self._credentials, self.options.max_backoff)
+        self._channel = _open_channel(self.target, self._credentials, self.options)
         self._task = asyncio.create_task(self._run(), name=f"logs-gateway {self.producer_id}")
 
     # ---- publishing ------------------------------------------------------------------
@@ -424,7 +428,7 @@ class Publisher:
         on the same connection, and one that stopped answering may be half dead."""
         stalled, self._channel = (
             self._channel,
-            _open_channel(self.target, self._credentials, self.options.max_backoff),
+            _open_channel(self.target, self._credentials, self.options),
         )
         if stalled is not None:
             await stalled.close()
@@ -547,13 +551,18 @@ def _retry_after(error: grpc.aio.AioRpcError) -> float:
 
 
 def _open_channel(
-    target: str, credentials: grpc.ChannelCredentials | None, max_backoff: float
+    target: str, credentials: grpc.ChannelCredentials | None, tuning: Options
 ) -> grpc.aio.Channel:
-    """A channel that retries connecting quickly (gRPC's own default starts at 1 s)."""
+    """A channel that retries connecting quickly (gRPC's own default starts at 1 s) and
+    pings to notice a dead connection (an unanswered ping fails the stream: reconnect)."""
     options = [
         ("grpc.initial_reconnect_backoff_ms", 100),
         ("grpc.min_reconnect_backoff_ms", 100),
-        ("grpc.max_reconnect_backoff_ms", int(max_backoff * 1000)),
+        ("grpc.max_reconnect_backoff_ms", int(tuning.max_backoff * 1000)),
+        ("grpc.keepalive_time_ms", int(tuning.keepalive * 1000)),
+        ("grpc.keepalive_timeout_ms", int(min(tuning.keepalive, 10) * 1000)),
+        ("grpc.http2.ping_timeout_ms", int(min(tuning.keepalive, 10) * 1000)),
+        ("grpc.http2.max_pings_without_data", 0),  # idle is when a ping is needed most
     ]
     if credentials is None:
         return grpc.aio.insecure_channel(target, options=options)
