@@ -107,11 +107,9 @@ class Stopping:
 
     async def streams_ended(self, timeout: float) -> bool:
         """Wait until every publish stream has answered its last batch and ended."""
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._idle.wait(), timeout)
-        except TimeoutError:
-            return False
-        return True
+        return self._idle.is_set()
 
 
 class LogIngestServicer(pb_grpc.LogIngestServicer):

@@ -9,6 +9,7 @@ subscriber the same bytes. Each subscriber then does one write for everything it
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import time
 from collections import Counter
@@ -205,11 +206,9 @@ class Hub:
 
     async def emptied(self, timeout: float) -> bool:
         """Wait until every subscription has been removed (its connection closed)."""
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._empty.wait(), timeout)
-        except TimeoutError:
-            return False
-        return True
+        return self._empty.is_set()
 
     @property
     def subscriptions(self) -> int:
