@@ -57,10 +57,6 @@ class Entry:
     trace_id: str = ""
     span_id: str = ""
 
-    @property
-    def level(self) -> str:
-        return level_name(self.severity)
-
 
 @dataclass(slots=True)
 class Event:
