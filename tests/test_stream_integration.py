@@ -120,6 +120,16 @@ def test_stream_errors(gw_process: Running, query: str, status: int, needle: str
     assert needle in r.json()["error"]["message"]
 
 
+@pytest.mark.parametrize("path", ["/api/logs/stream", "/api/dapadmin/etl/sse/logs/stream"])
+def test_a_stream_has_no_head(gw_process: Running, path: str) -> None:
+    """HEAD would answer headers and then stream the body a HEAD must not have."""
+    token = gw_process.token(subscribe=["logs:etl:workspace123:>"])
+    query = {"channels": ETL, "workspace_id": "workspace123", "workflow_id": "workflow456"}
+    r = httpx.head(gw_process.http + path, params=query, headers=gw_process.headers(token))
+    assert r.status_code == 405
+    assert "GET" in r.headers["allow"]
+
+
 def test_stream_requires_token(gw_process: Running) -> None:
     r = httpx.get(f"{gw_process.http}/api/logs/stream?channels={ETL}")
     assert r.status_code == 401

@@ -73,7 +73,7 @@ class ProxyHandler:
         self._stream = stream
 
     def add_to(self, app: web.Application) -> None:
-        app.router.add_get(PATH, self.handle)
+        app.router.add_get(PATH, self.handle, allow_head=False)  # a stream: no HEAD
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         principal = authenticate(request, self._verifier, allow_cookie=True)

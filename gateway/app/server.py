@@ -189,7 +189,8 @@ class Gateway:
         ops = OpsHandlers(
             self.verifier, self.broker, self.hub, self.ingest, lambda: self.stopping.is_set
         )
-        app.router.add_get("/api/logs/stream", stream.handle)
+        # No HEAD: a stream has no headers-only form, and its bytes would follow them.
+        app.router.add_get("/api/logs/stream", stream.handle, allow_head=False)
         app.router.add_post("/api/logs/publish", publish.handle)
         app.router.add_get("/health", ops.health)
         app.router.add_get("/ready", ops.ready)
