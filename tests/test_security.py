@@ -33,7 +33,14 @@ from gateway.core.errors import Code, GatewayError
 from gateway.core.events import Entry
 from gateway.core.ingest import Ingest, Limits
 from gateway.core.ratelimit import MAX_IDLE_KEYS, RateLimiter
-from gateway.core.tokens import Principal, key_id, load_private_key, load_public_keys, public_jwk
+from gateway.core.tokens import (
+    MAX_TOKEN_BYTES,
+    Principal,
+    key_id,
+    load_private_key,
+    load_public_keys,
+    public_jwk,
+)
 from tests.conftest import (
     AUDIENCE,
     ISSUER,
@@ -354,6 +361,26 @@ async def test_a_token_past_the_size_limit_is_always_unauthenticated_on_grpc(gw:
     for i in range(20):
         await gw.publish(valid, [[entry(ETL, "large but valid")]], producer=f"large{i}")
         assert await grpc_verdict(gw.publish(junk, [[entry(ETL, "x")]])) == "UNAUTHENTICATED"
+
+
+async def test_a_token_up_to_the_size_limit_reaches_the_verifier_over_http(gw: Running) -> None:
+    """aiohttp refused header and cookie values past 8,190 bytes with its own 400: a valid
+    token of 8,184-8,192 bytes never got in, and a longer one never got the verifier's 401."""
+    pad = next(
+        n
+        for n in range(5500, 6500)
+        if len(gw.token(subscribe=[ETL], extra={"pad": "x" * n})) >= 8184
+    )
+    near_limit = gw.token(subscribe=[ETL], extra={"pad": "x" * pad})
+    assert 8184 <= len(near_limit) <= MAX_TOKEN_BYTES
+    async with httpx.AsyncClient(base_url=gw.http, timeout=10) as client:
+        for token, status in ((near_limit, 200), ("e" * 12_000, 401)):
+            for headers in (gw.headers(token), {"Cookie": f"{COOKIE}={token}"}):
+                async with client.stream("GET", STREAM, headers=headers) as response:
+                    assert response.status_code == status, (len(token), headers.keys())
+                    if status == 401:
+                        body = json.loads(await response.aread())
+                        assert f"longer than {MAX_TOKEN_BYTES} bytes" in body["error"]["message"]
 
 
 # -- rights ----------------------------------------------------------------------------
