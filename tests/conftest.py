@@ -105,10 +105,10 @@ class Running:
                 )
             except grpc.RpcError as e:
                 raise grpc.aio.AioRpcError(
-                    e.code(),  # type: ignore[attr-defined]
+                    e.code(),
                     grpc.aio.Metadata(),
-                    grpc.aio.Metadata(*(e.trailing_metadata() or ())),  # type: ignore[attr-defined]
-                    e.details(),  # type: ignore[attr-defined]
+                    grpc.aio.Metadata(*(e.trailing_metadata() or ())),
+                    e.details(),
                 ) from None
 
     async def close(self) -> None:

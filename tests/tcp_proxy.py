@@ -13,7 +13,7 @@ class TcpProxy:
         host, _, port = target.rpartition(":")
         self._target = (host, int(port))
         self._server: asyncio.Server | None = None
-        self._transports: set[asyncio.BaseTransport] = set()
+        self._transports: set[asyncio.WriteTransport] = set()
         self.hold = False  # when set, bytes from the target are discarded
         self.connections = 0
 

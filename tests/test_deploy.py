@@ -213,7 +213,8 @@ def arg(block: Block, name: str) -> list[str]:
 
 def server(http: Block, port: str) -> Block:
     (found,) = [s["block"] for s in find(http, "server") if arg(s["block"], "listen") == [port]]
-    return found
+    block: Block = found
+    return block
 
 
 def nginx_seconds(text: str) -> float:

@@ -65,7 +65,8 @@ def publish_until_refused(
                 acked.extend(sent[ack.sequence])
                 turn.put(None)
         except grpc.RpcError as e:
-            return e.code()  # type: ignore[no-any-return]
+            code: grpc.StatusCode = e.code()
+            return code
     raise AssertionError("the stream was never ended")
 
 

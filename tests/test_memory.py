@@ -48,6 +48,7 @@ async def test_an_open_stream_holds_no_aiohttp_request(gw: Running) -> None:
             gc.collect()
             after = tracemalloc.take_snapshot()
             assert not [o for o in gc.get_objects() if isinstance(o, web.BaseRequest)]
+            assert gw.gateway is not None
             assert gw.gateway.hub.subscriptions == STREAMS
             await gw.publish(pub, [[entry(ETL, "still live")]])
             for stream in streams:

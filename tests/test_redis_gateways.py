@@ -11,7 +11,7 @@ import contextlib
 import itertools
 import os
 import signal
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 
 import grpc
@@ -21,7 +21,7 @@ from logs_gateway.v1 import logs_pb2 as pb
 from gateway.app.server import RESYNC
 from tests.conftest import Running, entry, gateway_process, running_gateway
 from tests.redis_server import RedisServer, running_redis
-from tests.sse_client import Stream, open_stream
+from tests.sse_client import Event, Stream, open_stream
 
 ETL = "logs:etl:ws5:wf1"
 ETL2 = "logs:etl:ws5:wf2"
@@ -45,8 +45,8 @@ def tokens(run: Running) -> tuple[str, str]:
     return run.token("svc", publish=["logs:>"]), run.token("reader", subscribe=["logs:>"])
 
 
-def messages(events: list[object]) -> list[str]:
-    return [e.data["message"] for e in events]  # type: ignore[attr-defined]
+def messages(events: Sequence[Event]) -> list[str]:
+    return [e.data["message"] for e in events]
 
 
 async def head_cursor(run: Running, token: str, channels: str) -> str:
