@@ -190,7 +190,8 @@ async def test_replay_reports_exactly_what_trimming_by_length_lost(
     # Kept: offsets 3, 4, 5 of ETL. A cursor before them lost what lies between.
     for cursor_at, lost in ((0, 3), (stored[0].seq, 2), (stored[1].seq, 1), (stored[2].seq, 0)):
         replay = await broker.replay(everything, Cursor(broker.epoch, cursor_at))
-        assert replay.gaps == ([Gap(ETL, lost, "trimmed")] if lost else [])
+        gap = Gap("logs:>", lost, "trimmed", channels=1, seq=stored[2].seq)
+        assert replay.gaps == ([gap] if lost else [])
         assert replay.events == stored[3:]
 
 
@@ -200,7 +201,7 @@ async def test_replay_reports_what_trimming_by_age_lost(make_broker: MakeBroker)
     await asyncio.sleep(0.45)
     new = await broker.append([entry(FAAS, "new")], None)
     replay = await broker.replay([parse_pattern("logs:>")], Cursor(broker.epoch, 0))
-    assert replay.gaps == [Gap(ETL, 2, "trimmed")]
+    assert replay.gaps == [Gap("logs:>", 2, "trimmed", channels=1, seq=old.events[-1].seq)]
     assert replay.events == new.events
     after_old = Cursor(broker.epoch, old.events[-1].seq)
     assert (await broker.replay([parse_pattern(ETL)], after_old)).gaps == []
@@ -216,6 +217,94 @@ async def test_a_cursor_of_another_epoch_gets_a_reset_and_everything_retained(
     replay = await broker.replay(patterns, Cursor(other, stored[-1].seq))
     assert replay.gaps == [Gap(ETL, 0, "reset"), Gap("logs:faas:>", 0, "reset")]
     assert replay.events == stored[1:]
+
+
+async def test_one_gap_per_pattern_counts_the_loss_over_every_channel_it_matched(
+    make_broker: MakeBroker,
+) -> None:
+    broker = make_broker(max_entries=1)
+    runs = [f"logs:etl:ws1:run-{i}" for i in range(50)]
+    first = [(await broker.append([entry(c, "a"), entry(c, "b")], None)).events for c in runs]
+    other = await broker.append([entry(FAAS, "a"), entry(FAAS, "b")], None)
+    patterns = [parse_pattern("logs:etl:ws1:>"), parse_pattern("logs:*:ws1:>")]
+    replay = await broker.replay(patterns, Cursor(broker.epoch, 0))
+    # A channel matched by both patterns is counted (and replayed) once, under the first.
+    newest_etl = first[-1][0].seq
+    assert replay.gaps == [
+        Gap("logs:etl:ws1:>", 50, "trimmed", channels=50, seq=newest_etl),
+        Gap("logs:*:ws1:>", 1, "trimmed", channels=1, seq=other.events[0].seq),
+    ]
+    assert replay.events == [events[1] for events in first] + other.events[1:]
+    # Resuming from a gap's seq reports only what was lost after it.
+    again = await broker.replay(patterns, Cursor(broker.epoch, newest_etl))
+    assert [(g.pattern, g.lost) for g in again.gaps] == [("logs:*:ws1:>", 1)]
+
+
+# -- the channel lifecycle ------------------------------------------------------------------
+
+
+async def test_an_expired_channel_is_forgotten_and_its_loss_still_counted(
+    make_broker: MakeBroker,
+) -> None:
+    broker = make_broker(max_age=0.25)
+    start = Cursor(broker.epoch, await broker.head())
+    stored = [
+        (await broker.append([entry(f"logs:etl:ws1:run-{i}", "m")], None)).events[0]
+        for i in range(100)
+    ]
+    assert broker.usage().channels == 100
+    await wait_for(lambda: broker.usage().channels == 0, timeout=5)
+    # Nothing is retained, and the cursor from before is told exactly what it lost.
+    replay = await broker.replay([parse_pattern("logs:etl:>")], start)
+    assert replay.events == []
+    assert replay.gaps == [Gap("logs:etl:>", 100, "trimmed", channels=100, seq=stored[-1].seq)]
+    # A cursor after the loss hears nothing of it.
+    assert (
+        await broker.replay([parse_pattern("logs:etl:>")], Cursor(broker.epoch, stored[-1].seq))
+    ).gaps == []
+
+
+async def test_a_forgotten_channel_starts_again_and_an_older_cursor_hears_of_it(
+    make_broker: MakeBroker,
+) -> None:
+    broker = make_broker(max_age=0.2)
+    start = Cursor(broker.epoch, await broker.head())
+    gone = (await broker.append([entry(ETL, "a"), entry(ETL, "b")], None)).events
+
+    async def forgotten() -> bool:
+        probe = await broker.replay([parse_pattern(ETL)], start)
+        return [g.reason for g in probe.gaps] == ["expired"]
+
+    deadline = asyncio.get_running_loop().time() + 5
+    while not await forgotten():
+        assert asyncio.get_running_loop().time() < deadline, "never forgotten"
+        await asyncio.sleep(0.05)
+    back = (await broker.append([entry(ETL, "c")], None)).events
+    assert [e.offset for e in back] == [0]  # a new life: offsets from 0, seqs go on
+    assert back[0].seq > gone[-1].seq
+    replay = await broker.replay([parse_pattern(ETL)], start)
+    assert replay.events == back
+    # The loss can no longer be counted exactly: at least nothing is silently dropped.
+    [gap] = replay.gaps
+    assert gap.reason == "expired" and gap.seq >= gone[-1].seq
+    # From the gap's cursor on, nothing more is reported lost.
+    assert (await broker.replay([parse_pattern(ETL)], Cursor(broker.epoch, gap.seq))).gaps == []
+
+
+async def test_a_resent_batch_is_recognised_within_the_window_only(
+    make_broker: MakeBroker,
+) -> None:
+    broker = make_broker(dedup_seconds=0.3, dedup_batches=2)
+    batch = [entry(ETL, "a")]
+    first = await broker.append(batch, ("p", 1))
+    await broker.append(batch, ("p", 2))
+    assert (await broker.append(batch, ("p", 1))).duplicate
+    await broker.append(batch, ("p", 3))  # the window holds the newest 2: 2 and 3
+    again = await broker.append(batch, ("p", 1))
+    assert not again.duplicate and again.events[0].seq > first.events[0].seq
+    await asyncio.sleep(0.4)  # the window's age, a setting of the broker's own clock
+    late = await broker.append(batch, ("p", 3))
+    assert not late.duplicate
 
 
 # -- listeners -----------------------------------------------------------------------------
@@ -247,10 +336,10 @@ async def test_epoch_fits_in_a_cursor(make_broker: MakeBroker) -> None:
     assert decode_cursor(encode_cursor(broker.epoch, 42)) == Cursor(broker.epoch, 42)
 
 
-async def test_ready_channel_count_and_close_twice(make_broker: MakeBroker) -> None:
+async def test_ready_usage_and_close_twice(make_broker: MakeBroker) -> None:
     broker = make_broker()
     assert await broker.ready()
     await broker.append([entry(ETL, "a"), entry(FAAS, "b"), entry(ETL, "c")], None)
-    assert broker.channel_count() == 2
+    assert broker.usage().channels == 2
     await broker.close()
     await broker.close()

@@ -14,6 +14,7 @@ from prometheus_client.openmetrics.parser import (
 )
 from prometheus_client.parser import text_string_to_metric_families
 
+from gateway.core import sse
 from gateway.core.broker import Gap, Replay
 from gateway.core.channels import parse_pattern
 from gateway.core.errors import Code, GatewayError
@@ -206,7 +207,7 @@ async def test_slow_consumer_drop_is_counted() -> None:
     sub = StreamSubscription("c1", (parse_pattern(ETL),), 0, "owner", sink, max_buffer=1024)
     hub.add(sub)
     hub.start(sub, Replay(), 0)
-    sub.heartbeat()  # the first write finds the buffer full
+    sub.heartbeat(sse.PING)  # the first write finds the buffer full
     hub.remove(sub)
     assert sink.aborted
     assert hub.counts.ended == {"slow_consumer": 1}

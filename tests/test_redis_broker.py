@@ -124,7 +124,7 @@ async def test_redis_down_fails_fast_then_everything_recovers(
     assert resyncs
     assert [e.data for e in await received.count(2)] == [before[0].data, after[0].data]
     replay = await broker.replay(EVERYTHING, Cursor(old_epoch, before[0].seq))
-    assert [(g.reason, g.channel) for g in replay.gaps] == [("reset", "logs:>")]
+    assert [(g.reason, g.pattern) for g in replay.gaps] == [("reset", "logs:>")]
     assert replay.events == after
 
 

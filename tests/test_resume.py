@@ -69,15 +69,22 @@ async def test_beyond_history_gives_gap_then_live() -> None:
         pub = gw.token(publish=[ETL])
         acks = await gw.publish(pub, [[entry(ETL, "first")]])
         cursor = acks[0].results[0].cursor
-        await gw.publish(pub, [[entry(ETL, f"m{i}") for i in range(5)]], producer="q")
+        batch = await gw.publish(pub, [[entry(ETL, f"m{i}") for i in range(5)]], producer="q")
         async with open_stream(gw.http, ETL, sub, last_event_id=cursor) as stream:
             await stream.next()
             gap = await stream.next()
             assert gap.event == "gap"
-            assert gap.data == {"channel": ETL, "lost": 2, "reason": "trimmed"}
+            assert gap.data == {"channel": ETL, "lost": 2, "reason": "trimmed", "channels": 1}
+            # Its id is the newest lost entry's cursor: resuming there loses nothing more.
+            assert gap.id == batch[0].results[1].cursor
             assert [e.data["message"] for e in await stream.take(3)] == ["m2", "m3", "m4"]
             await gw.publish(pub, [[entry(ETL, "live")]], producer="r")
             assert (await stream.next()).data["message"] == "live"
+        # From the gap's id only what was lost since is reported: m2, trimmed by "live".
+        async with open_stream(gw.http, ETL, sub, last_event_id=gap.id) as stream:
+            await stream.next()
+            assert (await stream.next()).data["lost"] == 1
+            assert [e.data["message"] for e in await stream.take(3)] == ["m3", "m4", "live"]
 
 
 async def test_cursor_of_another_epoch_resets() -> None:

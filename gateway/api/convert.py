@@ -83,7 +83,9 @@ def entry_from_json(obj: Any) -> Entry | GatewayError:
 
 def event_to_proto(cursor: str, item: Event | Gap) -> pb.LogEvent:
     if isinstance(item, Gap):
-        gap = pb.Gap(channel=item.channel, lost=item.lost, reason=item.reason)
+        gap = pb.Gap(
+            channel=item.pattern, lost=item.lost, reason=item.reason, channels=item.channels
+        )
         return pb.LogEvent(cursor=cursor, gap=gap)
     doc = decode_data(item.data)
     entry = pb.LogEntry(

@@ -62,7 +62,7 @@ class OpsHandlers:
             {
                 "uptime_seconds": round(time.time() - self._started, 1),
                 "epoch": self._broker.epoch,
-                "channels": self._broker.channel_count(),
+                "channels": self._broker.usage().channels,
                 "connections": hub["connections"],
                 "subscribers_per_channel": hub["subscribers_per_channel"],
                 "entries_stored": self._ingest.stored.total,

@@ -172,6 +172,24 @@ SETTINGS = (
     Setting("workers", 1, _positive_int, "gateway processes sharing the ports (Redis broker)"),
     Setting("history_entries", 1000, _positive_int, "entries kept per channel"),
     Setting("history_seconds", 600.0, _positive_float, "seconds an entry is kept"),
+    Setting(
+        "max_history_bytes",
+        256 * 1024 * 1024,
+        _positive_int,
+        "memory broker: bytes of all history; past it the oldest entries go first",
+    ),
+    Setting(
+        "dedup_seconds",
+        600.0,
+        _positive_float,
+        "how long a producer's resent batch is recognised and not stored twice",
+    ),
+    Setting(
+        "dedup_batches",
+        1024,
+        _positive_int,
+        "how many of a producer's latest batches are recognised when resent",
+    ),
     Setting("max_entry_bytes", 65536, _positive_int, "largest entry (message, source, attributes)"),
     Setting(
         "max_message_bytes", 4 * 1024 * 1024, _positive_int, "largest gRPC message / HTTP body"
@@ -230,6 +248,9 @@ class Config:
     workers: int
     history_entries: int
     history_seconds: float
+    max_history_bytes: int
+    dedup_seconds: float
+    dedup_batches: int
     max_entry_bytes: int
     max_message_bytes: int
     max_batch_entries: int

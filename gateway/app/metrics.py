@@ -86,10 +86,22 @@ class GatewayCollector:
             ("method",),
             [((m,), n) for m, n in open_calls.items()],
         )
-        yield _gauge("channels", "Channels holding history.", s.broker.channel_count())
+        usage = s.broker.usage()
+        yield _gauge("channels", "Channels holding history.", usage.channels)
+        if usage.entries is not None:
+            yield _gauge("history_entries", "Entries held in history.", usage.entries)
+        if usage.bytes is not None:
+            yield _gauge("history_bytes", "Bytes history holds (--max-history-bytes).", usage.bytes)
+        yield _labelled(
+            CounterMetricFamily,
+            "history_evicted",
+            "Entries evicted from history, by cause (age, count, memory).",
+            ("cause",),
+            [((cause,), n) for cause, n in usage.evicted.items()],
+        )
         yield _gauge(
             "subscribed_channels",
-            "Channels with at least one live subscriber.",
+            "Channels and patterns with at least one live subscriber.",
             len(s.hub.stats()["subscribers_per_channel"]),
         )
         yield _gauge("draining", "1 while the gateway drains.", int(s.draining()))

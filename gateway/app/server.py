@@ -29,6 +29,7 @@ from gateway.app.config import Config
 from gateway.core.broker import Broker
 from gateway.core.broker_memory import MemoryBroker
 from gateway.core.broker_redis import RedisBroker
+from gateway.core.errors import GatewayError
 from gateway.core.hub import Hub
 from gateway.core.ingest import Ingest, Limits
 from gateway.core.tally import ByteCount
@@ -43,10 +44,24 @@ RESYNC = {"reason": "live feed interrupted; reconnect to resume", "retry_ms": 10
 
 
 def make_broker(config: Config) -> Broker:
-    entries, seconds = config.history_entries, config.history_seconds
-    if config.broker == "memory":
-        return MemoryBroker(max_entries=entries, max_age=seconds)
-    return RedisBroker(config.broker, max_entries=entries, max_age=seconds)
+    """The configured broker; both take the same limits (Redis's memory is bounded by its
+    own maxmemory, docs/SCALING.md)."""
+    c = config
+    if c.broker == "memory":
+        return MemoryBroker(
+            max_entries=c.history_entries,
+            max_age=c.history_seconds,
+            max_bytes=c.max_history_bytes,
+            dedup_seconds=c.dedup_seconds,
+            dedup_batches=c.dedup_batches,
+        )
+    return RedisBroker(
+        c.broker,
+        max_entries=c.history_entries,
+        max_age=c.history_seconds,
+        dedup_seconds=c.dedup_seconds,
+        dedup_batches=c.dedup_batches,
+    )
 
 
 @dataclass
@@ -223,7 +238,10 @@ class Gateway:
         grpc_stopped = asyncio.create_task(self._stop_grpc(grace))
         await self.stopping.streams_ended(grace / 2)
         # 3. Every acked entry reaches connected subscribers, then they get a last
-        #    `shutdown` event and reconnect elsewhere.
+        #    `shutdown` event and reconnect elsewhere. head() returns once the listeners
+        #    have had every stored event (on Redis: once the feed brought them back).
+        with contextlib.suppress(GatewayError):
+            await self.broker.head()
         self.hub.flush()
         self.hub.close_all(SHUTDOWN, "shutdown")
         # 4. Both servers wait for their handlers, and SSE connections for their last

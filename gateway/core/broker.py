@@ -1,11 +1,21 @@
 """The Broker protocol: channel history and the feed of new events.
 
 Two implementations satisfy it: `broker_memory` (one process) and `broker_redis` (several
-instances). tests/test_broker_contract.py holds each to the guarantees below.
+instances). tests/test_broker_contract.py holds each to the guarantees below, and both take
+the same limits (the keyword arguments below), so they keep the same promises by
+construction.
+
+Channels are ephemeral (docs/DESIGN.md, "Channel lifecycle"): a channel exists while it
+holds retained entries. Once its last entry has expired (by age, by count, or to keep the
+broker under its byte bound) the broker keeps only a record of what it lost, for
+`GAP_MEMORY` history windows, and then forgets it; a later entry starts it again, its
+offsets from 0. Cursors are broker-wide seqs, so they stay exact across that: a resume whose
+cursor predates a loss gets a `Gap` that counts it, never a silent loss.
 """
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -26,21 +36,69 @@ class Appended:
     duplicate: bool = False
 
 
+# The limits both brokers take, with their defaults (settings of the same names).
+MAX_ENTRIES = 1000  # entries kept per channel
+MAX_AGE = 600.0  # seconds an entry is kept
+DEDUP_SECONDS = 600.0  # how long a producer's resent batch is recognised
+DEDUP_BATCHES = 1024  # how many of a producer's latest batches are recognised
+# How many history windows (MAX_AGE) a channel's record of lost entries outlives its last
+# entry: a resume within that time gets an exact count; an older one, an "expired" gap.
+GAP_MEMORY = 2
+
+
 @dataclass(frozen=True, slots=True)
 class Gap:
-    """Entries of `channel` after the cursor that are no longer in history."""
+    """Entries after the cursor, on channels matching `pattern`, no longer in history.
 
-    channel: str
+    One per subscribed pattern at most. `reason`: "trimmed" (past a history bound: exactly
+    `lost` entries of `channels` channels), "expired" (the cursor predates what the broker
+    still remembers of its losses: at least `lost`), "reset" (history itself was lost: a new
+    epoch; `lost` unknown, 0). `seq` places the gap in the replay: every lost entry it counts
+    came before it, so its cursor resumes after the loss instead of reporting it again.
+    """
+
+    pattern: str
     lost: int
-    reason: str  # "trimmed" (history bound) or "reset" (history lost: new epoch)
+    reason: str
+    channels: int = 0
+    seq: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """What a broker holds: channels with retained entries, those entries, their bytes
+    (None where the broker cannot tell cheaply) and entries evicted so far by cause."""
+
+    channels: int
+    entries: int | None = None
+    bytes: int | None = None
+    evicted: dict[str, int] = field(default_factory=dict)  # "age", "count", "memory"
 
 
 @dataclass(slots=True)
 class Replay:
-    """What a client missed: gaps first, then retained events in seq order."""
+    """What a client missed: retained events in seq order, and the gaps in seq order
+    (a gap goes out after the events whose seq is at most its own)."""
 
     gaps: list[Gap] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
+
+    @property
+    def last(self) -> int:
+        """The seq the replay brings a client to (0 when it brings nothing)."""
+        return max(self.events[-1].seq if self.events else 0, self.gaps[-1].seq if self.gaps else 0)
+
+    def in_order(self) -> list[Event | Gap]:
+        """Events and gaps as they are sent: each gap after the events up to its seq."""
+        out: list[Event | Gap] = []
+        events, start = self.events, 0
+        for gap in self.gaps:
+            end = bisect.bisect_right(events, gap.seq, lo=start, key=lambda e: e.seq)
+            out += events[start:end]
+            out.append(gap)
+            start = end
+        out += events[start:]
+        return out
 
 
 class Broker(Protocol):
@@ -60,7 +118,8 @@ class Broker(Protocol):
 
     async def replay(self, patterns: Sequence[Pattern], after: Cursor) -> Replay:
         """Retained events after `after` on channels matching `patterns`, in seq order,
-        with a Gap for every channel that lost events after the cursor."""
+        and at most one Gap per pattern for what those channels lost after the cursor.
+        Costs what matches and what is returned, never every channel held."""
         ...
 
     def add_listener(self, listener: Listener) -> None:
@@ -72,8 +131,8 @@ class Broker(Protocol):
         """Whether the broker can store and deliver now."""
         ...
 
-    def channel_count(self) -> int:
-        """How many channels hold history."""
+    def usage(self) -> Usage:
+        """What the broker holds now (read by /metrics and /admin/logs/stats)."""
         ...
 
     async def close(self) -> None:

@@ -1,72 +1,85 @@
 """The embedded broker: bounded history per channel in this process's memory.
 
 History is lost when the process stops, so every start has a new random epoch.
+
+Three bounds keep it: entries per channel (at each append), age, and the bytes of all
+history together (`max_bytes`: past it the oldest entries of the whole broker go first).
+Both global ones evict through one heap of channels by their oldest seq, on a timer, so the
+work of a tick is what expires; nothing walks every channel. A channel keeps the seqs it
+lost (at most `max_entries` of them) so a late cursor is told exactly what it missed; once
+it holds nothing, that record is kept GAP_MEMORY history windows and then the channel is
+forgotten (docs/DESIGN.md, "Channel lifecycle").
 """
 
 from __future__ import annotations
 
+import asyncio
 import bisect
 import heapq
 import secrets
 import time
 from array import array
-from collections import OrderedDict, deque
+from collections import Counter, OrderedDict, deque
 from collections.abc import Sequence
 
-from gateway.core.broker import Appended, DedupKey, Gap, Listener, Replay
+from gateway.core import broker
+from gateway.core.broker import Appended, DedupKey, Gap, Listener, Replay, Usage
 from gateway.core.channels import Pattern
 from gateway.core.cursor import Cursor
 from gateway.core.events import Entry, Event, make_event
+from gateway.core.index import ChannelIndex
 
-# What de-duplication keeps of a stored batch: its offsets and seqs, 16 bytes an entry.
-_Stored = tuple[array, array]  # type: ignore[type-arg]
+# Bytes counted against `max_bytes` besides each event's JSON line, measured with
+# tracemalloc (docs/OPERATIONS.md, "Sizing"): an event's objects and its place in history,
+# a channel's own objects and index entry, and one recorded lost seq.
+EVENT_COST = 200
+CHANNEL_COST = 900
+LOSS_COST = 8
+MAX_BYTES = 256 * 1024 * 1024
+TICK = 1.0  # longest pause between expiry ticks (seconds)
+TICK_WORK = 5_000  # most evictions in one tick; more go on in the next loop turn
 
-# Seqs of evicted events kept per channel, to count exactly what a late cursor lost.
-EVICTED_MEMORY = 100_000
+# What de-duplication keeps of a stored batch: when, its offsets and seqs (16 B an entry).
+_Stored = tuple[float, array, array]  # type: ignore[type-arg]
 
 
 class _History:
-    """One channel's retained events, oldest first, plus what eviction removed."""
+    """One channel's retained events, oldest first, and the seqs of those it lost."""
 
-    __slots__ = ("events", "evicted", "evicted_overflow", "next_offset", "stored_at")
+    __slots__ = ("emptied_at", "events", "lost", "lost_dropped", "name", "next_offset", "stored_at")
 
-    def __init__(self) -> None:
+    def __init__(self, name: str) -> None:
+        self.name = name
         self.events: deque[Event] = deque()
         self.stored_at: deque[float] = deque()
         self.next_offset = 0
-        self.evicted = array("q")
-        self.evicted_overflow = 0
+        self.lost = array("q")  # seqs of evicted events, ascending
+        self.lost_dropped = 0  # evicted events whose seqs were let go, oldest first
+        self.emptied_at: float | None = None  # when its last event went (None: it holds some)
 
-    def trim(self, max_entries: int, min_time: float) -> None:
-        events, stored_at = self.events, self.stored_at
-        if (excess := len(events) - max_entries) > 0:  # a full history, at each append
-            self.evicted.extend([events.popleft().seq for _ in range(excess)])
-            for _ in range(excess):
-                stored_at.popleft()
-        while events and stored_at[0] < min_time:
-            self.evicted.append(events.popleft().seq)
-            stored_at.popleft()
-        if len(self.evicted) > EVICTED_MEMORY:
-            cut = len(self.evicted) - EVICTED_MEMORY // 2
-            self.evicted_overflow += cut
-            del self.evicted[:cut]
+    def losses_after(self, seq: int, stale: int) -> tuple[int, int, bool]:
+        """How many events after `seq` are gone (recorded, plus `stale` expired but not yet
+        evicted), the newest lost seq, and whether the count is exact."""
+        lost, events = self.lost, self.events
+        count = len(lost) - bisect.bisect_right(lost, seq)
+        newest = lost[-1] if count else 0
+        for i in range(stale - 1, -1, -1):  # newest first: stop at the cursor
+            if events[i].seq <= seq:
+                break
+            count += 1
+            newest = max(newest, events[i].seq)
+        exact = not self.lost_dropped or (bool(lost) and lost[0] <= seq)
+        return count, newest, exact
 
-    def lost_after(self, seq: int) -> int:
-        """How many evicted events came after `seq` (an upper bound past EVICTED_MEMORY)."""
-        lost = len(self.evicted) - bisect.bisect_right(self.evicted, seq)
-        if self.evicted and self.evicted[0] > seq:
-            lost += self.evicted_overflow
-        return lost
-
-    def after(self, seq: int) -> list[Event]:
+    def after(self, seq: int, skip: int) -> list[Event]:
+        """Retained events after `seq`, leaving out the `skip` oldest (expired)."""
         events = self.events
         if not events or events[-1].seq <= seq:
             return []
-        if events[0].seq > seq:
-            return list(events)
-        # deque has no bisect; history is bounded (default 1,000), so a scan from the end is short.
         out: list[Event] = []
-        for event in reversed(events):
+        # From the newest back: a resume asks for what is recent, and history is bounded.
+        for i in range(len(events) - 1, skip - 1, -1):
+            event = events[i]
             if event.seq <= seq:
                 break
             out.append(event)
@@ -80,37 +93,54 @@ class MemoryBroker:
     def __init__(
         self,
         *,
-        max_entries: int = 1000,
-        max_age: float = 600.0,
-        dedup_per_producer: int = 1024,
+        max_entries: int = broker.MAX_ENTRIES,
+        max_age: float = broker.MAX_AGE,
+        max_bytes: int = MAX_BYTES,
+        dedup_seconds: float = broker.DEDUP_SECONDS,
+        dedup_batches: int = broker.DEDUP_BATCHES,
         max_producers: int = 10_000,
     ) -> None:
         self._epoch = secrets.token_hex(4)
         self._seq = 0
-        self._channels: dict[str, _History] = {}
+        self._channels: dict[str, _History] = {}  # the publish path's lookup
+        self._index: ChannelIndex[_History] = ChannelIndex()  # the readers' lookup
+        self._oldest: list[tuple[int, _History]] = []  # (oldest seq, channel), one per holder
+        self._emptied: deque[tuple[float, _History]] = deque()  # channels left with a record
+        self._forgotten = 0  # newest seq of any channel forgotten (its losses are unknown)
+        self._holding = 0  # channels with retained events
+        self._entries = 0
+        self._bytes = 0
+        self.evicted: Counter[str] = Counter()
         self._listeners: list[Listener] = []
         self._max_entries = max_entries
         self._max_age = max_age
+        self._max_bytes = max_bytes
         self._dedup: OrderedDict[str, OrderedDict[int, _Stored]] = OrderedDict()
-        self._dedup_per_producer = dedup_per_producer
+        self._dedup_seconds = dedup_seconds
+        self._dedup_batches = dedup_batches
         self._max_producers = max_producers
+        self._timer: asyncio.TimerHandle | asyncio.Handle | None = None
 
     @property
     def epoch(self) -> str:
         return self._epoch
 
     async def append(self, entries: Sequence[Entry], key: DedupKey | None) -> Appended:
-        if key is not None and (seen := self._seen(key)) is not None:
+        now = time.monotonic()
+        if key is not None and (seen := self._seen(key, now)) is not None:
             # Rebuilt from the batch resent (the same batch): only offsets and seqs are kept.
-            offsets, seqs = seen
+            _, offsets, seqs = seen
             stored = zip(entries, offsets, seqs, strict=False)
             return Appended([Event(e.channel, o, s, e.severity, b"") for e, o, s in stored], True)
-        now = time.monotonic()
         events = self._store(entries, now)
         for channel in {e.channel for e in entries}:  # once per channel, not per entry
-            self._channels[channel].trim(self._max_entries, now - self._max_age)
+            self._trim(self._channels[channel])
+        if self._bytes > self._max_bytes:
+            self._expire(now, TICK_WORK * 100)
         if key is not None:
-            self._remember(key, events)
+            self._remember(key, events, now)
+        if self._timer is None and self._holding:
+            self._schedule(TICK)
         if events:
             for listener in self._listeners:
                 listener(events)
@@ -120,60 +150,176 @@ class MemoryBroker:
         """Add entries to their channels' histories; `append` trims after the batch."""
         channels = self._channels
         events = []
+        size = 0
         for entry in entries:  # the publish path's inner loop: one event per entry
             history = channels.get(entry.channel)
             if history is None:
-                history = channels[entry.channel] = _History()
+                history = self._open(entry.channel)
             self._seq += 1
             event = make_event(entry, history.next_offset, self._seq)
             history.next_offset += 1
+            if not history.events:
+                self._hold(history)
             history.events.append(event)
             history.stored_at.append(now)
             events.append(event)
+            size += len(event.data)
+        self._entries += len(events)
+        self._bytes += size + EVENT_COST * len(events)
         return events
 
-    def _seen(self, key: DedupKey) -> _Stored | None:
+    def _open(self, name: str) -> _History:
+        history = self._channels[name] = _History(name)
+        self._index.put(name, history)
+        self._bytes += CHANNEL_COST
+        return history
+
+    def _hold(self, history: _History) -> None:
+        """`history` is about to get its first retained event (new, or back from empty)."""
+        history.emptied_at = None
+        self._holding += 1
+        heapq.heappush(self._oldest, (self._seq, history))
+
+    def _trim(self, history: _History) -> None:
+        """Enforce the per-channel count bound (its heap entry is corrected lazily)."""
+        excess = len(history.events) - self._max_entries
+        if excess > 0:
+            self._evict(history, excess, "count")
+
+    def _evict(self, history: _History, n: int, cause: str) -> None:
+        """Drop the `n` oldest events of `history`, recording their seqs."""
+        events, stored_at = history.events, history.stored_at
+        gone = [events.popleft() for _ in range(n)]
+        for _ in range(n):
+            stored_at.popleft()
+        history.lost.extend(e.seq for e in gone)
+        self._entries -= n
+        self._bytes -= sum(len(e.data) for e in gone) + (EVENT_COST - LOSS_COST) * n
+        self.evicted[cause] += n
+        if len(history.lost) > 2 * self._max_entries:
+            cut = len(history.lost) - self._max_entries
+            del history.lost[:cut]
+            history.lost_dropped += cut
+            self._bytes -= LOSS_COST * cut
+        if not events:
+            self._holding -= 1
+            history.emptied_at = time.monotonic()
+            self._emptied.append((history.emptied_at, history))
+
+    def _expire(self, now: float, budget: int) -> int:
+        """Evict the oldest events of the whole broker while they are past the age bound
+        or history is over its byte bound; then forget channels whose record has aged out.
+        Returns the budget left (0: there may be more to do)."""
+        cutoff = now - self._max_age
+        heap = self._oldest
+        while heap and budget > 0:
+            seq, history = heap[0]
+            events = history.events
+            if events[0].seq != seq:  # the count bound moved it on: correct the key
+                heapq.heapreplace(heap, (events[0].seq, history))
+                continue
+            if history.stored_at[0] >= cutoff and self._bytes <= self._max_bytes:
+                break
+            self._evict(history, 1, "age" if history.stored_at[0] < cutoff else "memory")
+            budget -= 1
+            if history.events:
+                heapq.heapreplace(heap, (history.events[0].seq, history))
+            else:
+                heapq.heappop(heap)
+        return self._forget(now - broker.GAP_MEMORY * self._max_age, budget)
+
+    def _forget(self, cutoff: float, budget: int) -> int:
+        """Forget channels that have held nothing since `cutoff` (or sooner, past the byte
+        bound, when no event is left to evict)."""
+        emptied = self._emptied
+        over = self._bytes > self._max_bytes and not self._oldest
+        while emptied and budget > 0 and (emptied[0][0] < cutoff or over):
+            when, history = emptied.popleft()
+            budget -= 1
+            if history.emptied_at != when:
+                continue  # it got entries again since
+            del self._channels[history.name]
+            self._index.pop(history.name)
+            self._forgotten = max(self._forgotten, history.lost[-1] if history.lost else 0)
+            self._bytes -= CHANNEL_COST + LOSS_COST * len(history.lost)
+            over = self._bytes > self._max_bytes and not self._oldest
+        return budget
+
+    def _schedule(self, delay: float) -> None:
+        loop = asyncio.get_running_loop()
+        self._timer = loop.call_later(delay, self._tick) if delay else loop.call_soon(self._tick)
+
+    def _tick(self) -> None:
+        self._timer = None
+        left = self._expire(time.monotonic(), TICK_WORK)
+        if not left:
+            self._schedule(0)  # more is due: go on after other work has had its turn
+        elif self._channels:
+            self._schedule(min(TICK, self._max_age / 4))
+
+    def _seen(self, key: DedupKey, now: float) -> _Stored | None:
         producer, sequence = key
         window = self._dedup.get(producer)
         if window is None:
             return None
         self._dedup.move_to_end(producer)
-        return window.get(sequence)
+        stored = window.get(sequence)
+        if stored is None or stored[0] < now - self._dedup_seconds:
+            return None
+        return stored
 
-    def _remember(self, key: DedupKey, events: list[Event]) -> None:
+    def _remember(self, key: DedupKey, events: list[Event], now: float) -> None:
         producer, sequence = key
         window = self._dedup.get(producer)
         if window is None:
             window = self._dedup[producer] = OrderedDict()
-            if len(self._dedup) > self._max_producers:
-                self._dedup.popitem(last=False)
+        self._dedup.move_to_end(producer)
         window[sequence] = (
+            now,
             array("q", [e.offset for e in events]),
             array("q", [e.seq for e in events]),
         )
-        if len(window) > self._dedup_per_producer:
+        window.move_to_end(sequence)
+        if len(window) > self._dedup_batches:
             window.popitem(last=False)
+        # Producers in order of last use: the least recent go first, by count or by age.
+        oldest = self._dedup
+        while len(oldest) > self._max_producers or _idle(oldest, now - self._dedup_seconds):
+            oldest.popitem(last=False)
 
     async def head(self) -> int:
         return self._seq
 
     async def replay(self, patterns: Sequence[Pattern], after: Cursor) -> Replay:
-        min_time = time.monotonic() - self._max_age
+        cutoff = time.monotonic() - self._max_age
         reset = after.epoch != self._epoch
         since = 0 if reset else after.seq
         replay = Replay()
-        if reset:
-            replay.gaps = [Gap(p.text, 0, "reset") for p in patterns]
         runs: list[list[Event]] = []
-        for name, history in self._channels.items():
-            if not any(p.matches(name) for p in patterns):
-                continue
-            history.trim(self._max_entries, min_time)
-            if not reset and (lost := history.lost_after(since)):
-                replay.gaps.append(Gap(name, lost, "trimmed"))
-            if events := history.after(since):
-                runs.append(events)
+        visited: set[str] = set()
+        for pattern in patterns:
+            lost = channels = newest = 0
+            exact = since >= self._forgotten
+            for history in self._index.match(pattern):
+                if history.name in visited:
+                    continue  # matched by an earlier pattern too: its events go once
+                visited.add(history.name)
+                stale = _stale(history.stored_at, cutoff)
+                n, last, known = history.losses_after(since, stale)
+                if n:
+                    lost, channels, newest = lost + n, channels + 1, max(newest, last)
+                exact = exact and known
+                if events := history.after(since, stale):
+                    runs.append(events)
+            if reset:
+                replay.gaps.append(Gap(pattern.text, 0, "reset"))
+            elif not exact:
+                seq = max(newest, self._forgotten)
+                replay.gaps.append(Gap(pattern.text, lost, "expired", channels, seq))
+            elif lost:
+                replay.gaps.append(Gap(pattern.text, lost, "trimmed", channels, newest))
         replay.events = list(heapq.merge(*runs, key=lambda e: e.seq))
+        replay.gaps.sort(key=lambda g: g.seq)
         return replay
 
     def add_listener(self, listener: Listener) -> None:
@@ -182,8 +328,29 @@ class MemoryBroker:
     async def ready(self) -> bool:
         return True
 
-    def channel_count(self) -> int:
-        return len(self._channels)
+    def usage(self) -> Usage:
+        return Usage(self._holding, self._entries, self._bytes, dict(self.evicted))
 
     async def close(self) -> None:
         self._listeners.clear()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+
+def _stale(stored_at: deque[float], cutoff: float) -> int:
+    """How many of a channel's oldest events are past the age bound (the next tick's)."""
+    n = 0
+    for at in stored_at:
+        if at >= cutoff:
+            break
+        n += 1
+    return n
+
+
+def _idle(producers: OrderedDict[str, OrderedDict[int, _Stored]], cutoff: float) -> bool:
+    """Whether the least recently used producer's newest batch is older than `cutoff`."""
+    if not producers:
+        return False
+    window = next(iter(producers.values()))
+    return not window or next(reversed(window.values()))[0] < cutoff

@@ -33,8 +33,9 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError, ResponseError
 
+from gateway.core import broker
 from gateway.core import broker_redis_lua as lua
-from gateway.core.broker import Appended, DedupKey, Gap, Listener, Replay
+from gateway.core.broker import Appended, DedupKey, Gap, Listener, Replay, Usage
 from gateway.core.channels import Pattern
 from gateway.core.cursor import Cursor
 from gateway.core.errors import Code, GatewayError
@@ -61,9 +62,10 @@ class RedisBroker:
         self,
         url: str,
         *,
-        max_entries: int = 1000,
-        max_age: float = 600.0,
-        dedup_seconds: int = 600,
+        max_entries: int = broker.MAX_ENTRIES,
+        max_age: float = broker.MAX_AGE,
+        dedup_seconds: float = broker.DEDUP_SECONDS,
+        dedup_batches: int = broker.DEDUP_BATCHES,
         prefix: str = "logs-gateway",
         timeout: float = 2.0,
         feed_max: int = FEED_MAX,
@@ -87,7 +89,8 @@ class RedisBroker:
         self._keys = _Keys(prefix)
         self._trim = [max_entries, int(max_age * 1000), TRIMMED_MAX]  # READ's limits
         self._feed_max = feed_max
-        self._dedup_seconds = dedup_seconds
+        self._dedup_ms = int(dedup_seconds * 1000)
+        self._dedup_batches = dedup_batches
         self._timeout = timeout
         self._epoch = ""
         self._delivered = 0  # seq of the last event handed to the listeners (in this epoch)
@@ -139,7 +142,7 @@ class RedisBroker:
             keys += [k.history(name), k.trimmed(name)]
         max_entries, max_age_ms, trimmed_max = self._trim
         args: list[str | int | bytes] = [secrets.token_hex(4), max_entries, max_age_ms]
-        args += [self._feed_max, self._dedup_seconds, int(key is not None), trimmed_max]
+        args += [self._feed_max, self._dedup_ms, int(key is not None), trimmed_max]
         args += [len(entries), len(counts), *(x for pair in counts.items() for x in pair)]
         # One argument for the whole batch: packing arguments is most of a client's cost.
         lines = (
@@ -166,14 +169,28 @@ class RedisBroker:
         since = 0 if reset else after.seq
         names = [n for n in self._channels if any(p.matches(n) for p in patterns)]
         replies = await self._read_histories(names, since, upto)
-        replay = Replay(gaps=[Gap(p.text, 0, "reset") for p in patterns] if reset else [])
+        replay = Replay()
         runs: list[list[Event]] = []
-        for name, reply in zip(names, replies, strict=True):
-            if reply[0] and not reset:
-                replay.gaps.append(Gap(name, int(reply[0]), "trimmed"))
-            if len(reply) > 1:
-                runs.append(_history_events(name, reply))
+        found = dict(zip(names, replies, strict=True))
+        visited: set[str] = set()
+        for pattern in patterns:
+            lost = channels = newest = 0
+            for name in names:
+                if name in visited or not pattern.matches(name):
+                    continue
+                visited.add(name)
+                reply = found[name]
+                if reply[0] and not reset:
+                    lost, channels = lost + int(reply[0]), channels + 1
+                    newest = max(newest, int(reply[1]))
+                if len(reply) > 2:
+                    runs.append(_history_events(name, reply))
+            if reset:
+                replay.gaps.append(Gap(pattern.text, 0, "reset"))
+            elif lost:
+                replay.gaps.append(Gap(pattern.text, lost, "trimmed", channels, newest))
         replay.events = list(heapq.merge(*runs, key=lambda e: e.seq))
+        replay.gaps.sort(key=lambda g: g.seq)
         return replay
 
     def add_listener(self, listener: Listener) -> None:
@@ -189,8 +206,8 @@ class RedisBroker:
         except (GatewayError, RedisError):
             return False
 
-    def channel_count(self) -> int:
-        return len(self._channels)
+    def usage(self) -> Usage:
+        return Usage(len(self._channels))
 
     async def close(self) -> None:
         if self._closed:
@@ -378,9 +395,9 @@ def _split(data: bytes) -> tuple[bytes, bytes]:
 
 
 def _history_events(channel: str, reply: list[bytes]) -> list[Event]:
-    """Events from a READ reply: [lost, id, record, id, record, ...]."""
+    """Events from a READ reply: [lost, newest lost, id, record, id, record, ...]."""
     events = []
-    items = iter(reply[1:])
+    items = iter(reply[2:])
     for entry_id, record in zip(items, items, strict=True):
         offset, severity, data = record.split(b" ", 2)
         seq = int(entry_id.split(b"-", 1)[0])

@@ -62,7 +62,7 @@ end
 """
 
 # KEYS: epoch, seq, offsets, feed, dedup, then (history, trimmed) per distinct channel.
-# ARGV: candidate epoch, max entries, max age ms, feed max, dedup ttl s, use dedup (0/1),
+# ARGV: candidate epoch, max entries, max age ms, feed max, dedup ttl ms, use dedup (0/1),
 #       trimmed max, entry count, channel count C, C pairs (channel name, its entry count),
 #       then the entries, one line each: "CHANNEL_NUMBER SEVERITY CUT DATA", where DATA is
 #       the JSON line without its offset, which belongs after its first CUT bytes.
@@ -107,7 +107,7 @@ if n > 0 then
 end
 local result = string.format('%d', first)
 if n > 0 then result = result .. ' ' .. table.concat(offsets, ' ') end
-if ARGV[6] == '1' then redis.call('SET', KEYS[5], result, 'EX', ARGV[5]) end
+if ARGV[6] == '1' then redis.call('SET', KEYS[5], result, 'PX', ARGV[5]) end
 return {epoch, 0, result}
 """
 )
@@ -115,7 +115,7 @@ return {epoch, 0, result}
 # One channel's events in (after, upto], oldest first, after trimming by age, and how many
 # of its events after `after` trimming removed.
 # KEYS: history, trimmed, offsets. ARGV: channel, after, upto, max entries, max age ms,
-# trimmed max. Returns {lost, id, record, id, record, ...}.
+# trimmed max. Returns {lost, newest lost seq, id, record, id, record, ...}.
 READ = (
     _TRIM
     + """
@@ -149,6 +149,13 @@ if #chunk > 0 then
     end
   end
 end
+-- The newest lost seq: where the replay's gap goes.
+local newest = 0
+if out[1] > 0 then
+  local record = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)[1]
+  newest = tonumber(string.match(record[1], '^(%d+)'))
+end
+out[2] = newest
 for _, item in ipairs(redis.call('XRANGE', KEYS[1], string.format('%d', after + 1), ARGV[3])) do
   out[#out + 1] = item[1]
   out[#out + 1] = item[2][2]

@@ -20,6 +20,7 @@ from gateway.core import sse
 from gateway.core.broker import Replay
 from gateway.core.errors import Code, GatewayError
 from gateway.core.events import Event
+from gateway.core.index import PatternIndex
 from gateway.core.subscription import Subscription
 from gateway.core.tally import HubCounts
 
@@ -36,16 +37,15 @@ class Hub:
         *,
         epoch: Callable[[], str],
         max_per_owner: int = 16,
-        max_channel_cache: int = 100_000,
+        max_routes: int = 10_000,
         flush_every: float = FLUSH_EVERY,
     ) -> None:
         self._epoch = epoch
         self._subs: set[Subscription] = set()
-        # A channel's route is found without testing every subscription: those naming only
-        # channels are indexed by them; only those with a wildcard are tested.
-        self._literal: dict[str, set[Subscription]] = {}
-        self._wild: set[Subscription] = set()
-        # channel -> subscriptions matching it; filled on first sight of a channel.
+        # Subscriptions by pattern: routing a channel costs its segments, not every pattern.
+        self._patterns: PatternIndex[Subscription] = PatternIndex()
+        # channel -> subscriptions matching it, for channels that have some; rebuilt after
+        # any subscription comes or goes (a change is rare next to events), and bounded.
         self._routes: dict[str, list[Subscription]] = {}
         self._runs: list[tuple[str, list[Event]]] = []
         self._pending: asyncio.Handle | None = None  # the scheduled flush
@@ -53,7 +53,8 @@ class Hub:
         self._flushed_at = -flush_every
         self._per_owner: Counter[str] = Counter()
         self._max_per_owner = max_per_owner
-        self._max_channel_cache = max_channel_cache
+        self._max_routes = max_routes
+        self._last = ("", 0)  # (epoch, seq) of the newest event the broker handed over
         self._ids = itertools.count(1)
         self._empty = asyncio.Event()
         self._empty.set()
@@ -76,23 +77,12 @@ class Hub:
         self._per_owner[sub.owner] += 1
         self._subs.add(sub)
         self._empty.clear()
-        for channel, route in self._index(sub):
-            route.append(sub)
-            sub.channels.add(channel)
+        for pattern in sub.patterns:
+            self._patterns.add(pattern, sub)
+        self._routes.clear()
         if expires_at is not None:  # wall-clock time, as in the token's `exp`
             delay = max(0.0, expires_at - time.time())
             sub.expiry = asyncio.get_running_loop().call_later(delay, self._expire, sub)
-
-    def _index(self, sub: Subscription) -> list[tuple[str, list[Subscription]]]:
-        """File `sub` under the channels it names (or as a wildcard subscription); return
-        the known routes it joins."""
-        if all(p.is_literal for p in sub.patterns):
-            named = {p.text for p in sub.patterns}
-            for channel in named:
-                self._literal.setdefault(channel, set()).add(sub)
-            return [(c, r) for c in named if (r := self._routes.get(c)) is not None]
-        self._wild.add(sub)
-        return [(c, r) for c, r in self._routes.items() if sub.matches(c)]
 
     def start(self, sub: Subscription, replay: Replay, after: int) -> None:
         """Send the replay, then switch `sub` to live delivery."""
@@ -100,7 +90,7 @@ class Hub:
         # while it still holds live events, so its seq filter drops the doubles.
         self.flush()
         self.counts.add_gaps(replay.gaps)
-        sub.start(self._epoch().encode(), replay.gaps, replay.events, after)
+        sub.start(self._epoch().encode(), replay, after)
 
     def remove(self, sub: Subscription) -> None:
         """Forget `sub` at once; safe to call twice."""
@@ -114,17 +104,9 @@ class Hub:
             del self._per_owner[sub.owner]
         if sub.expiry is not None:
             sub.expiry.cancel()
-        self._wild.discard(sub)
         for pattern in sub.patterns:
-            if (named := self._literal.get(pattern.text)) is not None:
-                named.discard(sub)
-                if not named:
-                    del self._literal[pattern.text]
-        for channel in sub.channels:
-            route = self._routes[channel]
-            route.remove(sub)
-            if not route:
-                del self._routes[channel]
+            self._patterns.remove(pattern, sub)
+        self._routes.clear()
         sub.finish("closed")
         # A handler cancelled by its client's disconnect cancels `done` with it.
         self.counts.ended["closed" if sub.done.cancelled() else sub.done.result()] += 1
@@ -132,13 +114,10 @@ class Hub:
     def _route(self, channel: str) -> list[Subscription]:
         route = self._routes.get(channel)
         if route is None:
-            route = [
-                *self._literal.get(channel, ()),
-                *(s for s in self._wild if s.matches(channel)),
-            ]
-            for sub in route:
-                sub.channels.add(channel)
-            if route or len(self._routes) < self._max_channel_cache:
+            route = self._patterns.match(channel)
+            if route:
+                if len(self._routes) >= self._max_routes:
+                    self._routes.clear()
                 self._routes[channel] = route
         return route
 
@@ -149,6 +128,7 @@ class Hub:
 
     def deliver(self, events: list[Event]) -> None:
         """Broker listener: queue events for this loop turn's flush."""
+        self._last = (self._epoch(), events[-1].seq)
         if not self._subs:
             return  # nobody is owed them; a subscription that starts later replays them
         runs = self._runs
@@ -191,8 +171,14 @@ class Hub:
     # -- housekeeping -----------------------------------------------------------------
 
     def heartbeat(self) -> None:
+        """Keep every stream open through idle proxies, and move its cursor on to the
+        newest event handed over: everything before it has been offered to every live
+        subscription, so a quiet stream that reconnects asks for nothing it has seen."""
+        self.flush()
+        epoch, seq = self._last
+        frame = sse.ping(epoch.encode(), seq) if seq and epoch == self._epoch() else sse.PING
         for sub in list(self._subs):
-            sub.heartbeat()
+            sub.heartbeat(frame)
 
     async def run_heartbeats(self, interval: float) -> None:
         while True:
@@ -219,11 +205,12 @@ class Hub:
         return Counter(sub.transport for sub in self._subs)
 
     def stats(self) -> dict[str, Any]:
-        per_channel = {c: len(r) for c, r in self._routes.items() if r}
+        # Per channel or pattern subscribed: costs the subscriptions, not the channels held.
+        per_channel = Counter(p.text for sub in self._subs for p in sub.patterns)
         return {
             "connections": len(self._subs),
             "owners": len(self._per_owner),
-            "subscribers_per_channel": per_channel,
+            "subscribers_per_channel": dict(per_channel),
             "deliveries": self.delivered,
         }
 

@@ -9,9 +9,16 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from gateway.core.broker import Gap, Replay
 from gateway.core.events import Event, json_line
 
 PING = b": ping\n\n"
+
+
+def ping(epoch: bytes, seq: int) -> bytes:
+    """A heartbeat that also moves the client's cursor to `seq`: an `id` with no data sets
+    EventSource's lastEventId without dispatching any event."""
+    return b"id: %s-%d\n: ping\n\n" % (epoch, seq)
 
 
 def frame(event: str, data: Any, event_id: str | None = None, retry_ms: int | None = None) -> bytes:
@@ -29,6 +36,28 @@ def log_frame(epoch: bytes, event: Event) -> bytes:
 
 def log_frames(epoch: bytes, events: Iterable[Event], min_severity: int = 0) -> bytes:
     return b"".join(log_frame(epoch, e) for e in events if e.severity >= min_severity)
+
+
+def gap_frame(epoch: bytes, gap: Gap) -> bytes:
+    """The `gap` event of a replay; its id resumes after the loss it reports (none after a
+    reset, whose cursor is the old epoch's)."""
+    data: dict[str, Any] = {"channel": gap.pattern, "lost": gap.lost, "reason": gap.reason}
+    if gap.reason != "reset":
+        data["channels"] = gap.channels
+    event_id = f"{epoch.decode()}-{gap.seq}" if gap.reason != "reset" else None
+    return frame("gap", data, event_id)
+
+
+def replay_frames(epoch: bytes, replay: Replay, min_severity: int) -> bytes:
+    """A replay's frames in the order Replay.in_order gives."""
+    return b"".join(
+        gap_frame(epoch, item)
+        if isinstance(item, Gap)
+        else log_frame(epoch, item)
+        if item.severity >= min_severity
+        else b""
+        for item in replay.in_order()
+    )
 
 
 # Line breaks of SSE (CR, LF) and of str.splitlines, which naive clients split on; and NUL,

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import ClassVar, Protocol
 
 from gateway.core import sse
-from gateway.core.broker import Gap
+from gateway.core.broker import Gap, Replay
 from gateway.core.channels import Pattern
 from gateway.core.events import Event
 
@@ -46,7 +46,6 @@ class Subscription:
         self.held: list[Event] = []
         self.done: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self.expiry: asyncio.TimerHandle | None = None
-        self.channels: set[str] = set()  # hub routes this subscription is on
 
     def matches(self, channel: str) -> bool:
         return any(p.matches(channel) for p in self.patterns)
@@ -62,12 +61,12 @@ class Subscription:
     def flush(self) -> None:
         """Send what offer() queued (once per loop turn)."""
 
-    def start(self, epoch: bytes, replay_gaps: list[Gap], replay: list[Event], after: int) -> None:
+    def start(self, epoch: bytes, replay: Replay, after: int) -> None:
         """Send the replay, then the live events held meanwhile that it did not cover."""
         raise NotImplementedError
 
-    def heartbeat(self) -> None:
-        """Keep the connection open through idle proxies."""
+    def heartbeat(self, frame: bytes) -> None:
+        """Keep the connection open through idle proxies (`frame` may carry a cursor)."""
 
     def close(self, data: object, event: str) -> None:
         """Send a last event and end the subscription."""
@@ -121,18 +120,13 @@ class StreamSubscription(Subscription):
             return
         self.sink.write(data)
 
-    def start(self, epoch: bytes, replay_gaps: list[Gap], replay: list[Event], after: int) -> None:
-        parts = [
-            sse.frame("gap", {"channel": g.channel, "lost": g.lost, "reason": g.reason})
-            for g in replay_gaps
-        ]
-        last = replay[-1].seq if replay else after
+    def start(self, epoch: bytes, replay: Replay, after: int) -> None:
+        last = max(replay.last, after)
         held = [e for e in self.held if e.seq > last]
-        parts.append(sse.log_frames(epoch, replay, self.min_severity))
-        parts.append(sse.log_frames(epoch, held, self.min_severity))
+        data = sse.replay_frames(epoch, replay, self.min_severity)
+        data += sse.log_frames(epoch, held, self.min_severity)
         self.held = []
         self.replaying = False
-        data = b"".join(parts)
         if data:
             self._send(data)
         if self.last_word is not None and not self.done.done():
@@ -140,10 +134,10 @@ class StreamSubscription(Subscription):
             self.sink.write(frame)
             self.finish(event)
 
-    def heartbeat(self) -> None:
+    def heartbeat(self, frame: bytes) -> None:
         # Until start() the handler may not have sent the response headers yet.
         if not self.replaying:
-            self._send(sse.PING)
+            self._send(frame)
 
     def close(self, data: object, event: str) -> None:
         if self.done.done():
@@ -176,17 +170,17 @@ class EventSubscription(Subscription):
             self._put([e for e in events if e.severity >= self.min_severity])
         return False
 
-    def _put(self, items: list[Event] | list[Gap]) -> None:
+    def _put(self, items: list[Event | Gap] | list[Event]) -> None:
         if self.queue.qsize() + len(items) > self.limit:
             self.finish("slow_consumer")
             return
         for item in items:
             self.queue.put_nowait(item)
 
-    def start(self, epoch: bytes, replay_gaps: list[Gap], replay: list[Event], after: int) -> None:
-        last = replay[-1].seq if replay else after
-        self._put(replay_gaps)
-        self._put([e for e in replay if e.severity >= self.min_severity])
+    def start(self, epoch: bytes, replay: Replay, after: int) -> None:
+        last = max(replay.last, after)
+        floor = self.min_severity
+        self._put([i for i in replay.in_order() if isinstance(i, Gap) or i.severity >= floor])
         self._put([e for e in self.held if e.seq > last and e.severity >= self.min_severity])
         self.held = []
         self.replaying = False

@@ -144,14 +144,16 @@ class SubscribeRequest(_message.Message):
     def __init__(self, channels: _Optional[_Iterable[str]] = ..., cursor: _Optional[str] = ..., min_level: _Optional[str] = ...) -> None: ...
 
 class Gap(_message.Message):
-    __slots__ = ("channel", "lost", "reason")
+    __slots__ = ("channel", "lost", "reason", "channels")
     CHANNEL_FIELD_NUMBER: _ClassVar[int]
     LOST_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    CHANNELS_FIELD_NUMBER: _ClassVar[int]
     channel: str
     lost: int
     reason: str
-    def __init__(self, channel: _Optional[str] = ..., lost: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
+    channels: int
+    def __init__(self, channel: _Optional[str] = ..., lost: _Optional[int] = ..., reason: _Optional[str] = ..., channels: _Optional[int] = ...) -> None: ...
 
 class LogEvent(_message.Message):
     __slots__ = ("cursor", "entry", "gap")

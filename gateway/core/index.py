@@ -1,0 +1,174 @@
+"""Segment trees over the channel grammar (docs/DESIGN.md, "Channels"), both ways round.
+
+`ChannelIndex` holds concrete channels and answers a pattern: a replay or a tail over
+`logs:*:ws1:>` visits only the channels under the branches the pattern can take, not every
+channel held. `PatternIndex` holds subscribed patterns and answers a channel: routing a new
+channel costs its segments (and the wildcard branches open at each), not every pattern
+subscribed. This is the shape of NATS's sublist; the grammar is the same.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Generic, TypeVar
+
+from gateway.core.channels import Pattern
+
+V = TypeVar("V")
+S = TypeVar("S")
+
+
+class _ChannelNode(Generic[V]):
+    """Channels one segment below this node (`leaves`) and deeper ones (`children`)."""
+
+    __slots__ = ("children", "leaves")
+
+    def __init__(self) -> None:
+        self.children: dict[str, _ChannelNode[V]] = {}
+        self.leaves: dict[str, V] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self.children or self.leaves)
+
+    def every(self) -> Iterator[V]:
+        yield from self.leaves.values()
+        for child in self.children.values():
+            yield from child.every()
+
+
+class ChannelIndex(Generic[V]):
+    """Concrete channel names -> one value each, found by name or by pattern."""
+
+    def __init__(self) -> None:
+        self._root: _ChannelNode[V] = _ChannelNode()
+        self._size = 0
+
+    def __len__(self) -> int:
+        return self._size
+
+    def get(self, channel: str) -> V | None:
+        *path, last = channel.split(":")
+        node = self._root
+        for segment in path:
+            found = node.children.get(segment)
+            if found is None:
+                return None
+            node = found
+        return node.leaves.get(last)
+
+    def put(self, channel: str, value: V) -> None:
+        """Hold `value` for `channel`, replacing the one held."""
+        *path, last = channel.split(":")
+        node = self._root
+        for segment in path:
+            node = node.children.get(segment) or node.children.setdefault(segment, _ChannelNode())
+        if last not in node.leaves:
+            self._size += 1
+        node.leaves[last] = value
+
+    def pop(self, channel: str) -> V | None:
+        """Forget `channel` and every node only it used."""
+        *path, last = channel.split(":")
+        trail = [self._root]
+        for segment in path:
+            found = trail[-1].children.get(segment)
+            if found is None:
+                return None
+            trail.append(found)
+        value = trail[-1].leaves.pop(last, None)
+        if value is None:
+            return None
+        self._size -= 1
+        for parent, segment, node in zip(trail[-2::-1], path[::-1], trail[:0:-1], strict=True):
+            if node:
+                break
+            del parent.children[segment]
+        return value
+
+    def match(self, pattern: Pattern) -> Iterator[V]:
+        """The values of the channels `pattern` matches (each once, in no fixed order)."""
+        return _matching(self._root, pattern.segments, 0)
+
+    def values(self) -> Iterator[V]:
+        return self._root.every()
+
+
+def _matching(node: _ChannelNode[V], segments: tuple[str, ...], at: int) -> Iterator[V]:
+    segment = segments[at]
+    if segment == ">":
+        yield from node.every()
+    elif at == len(segments) - 1:
+        if segment == "*":
+            yield from node.leaves.values()
+        elif (value := node.leaves.get(segment)) is not None:
+            yield value
+    elif segment == "*":
+        for each in node.children.values():
+            yield from _matching(each, segments, at + 1)
+    elif (child := node.children.get(segment)) is not None:
+        yield from _matching(child, segments, at + 1)
+
+
+class _PatternNode(Generic[S]):
+    """Subscribers of the patterns that end at this node, and longer patterns below it."""
+
+    __slots__ = ("children", "here")
+
+    def __init__(self) -> None:
+        self.children: dict[str, _PatternNode[S]] = {}
+        self.here: dict[S, int] = {}  # subscriber -> how many of its patterns end here
+
+
+class PatternIndex(Generic[S]):
+    """Subscribed patterns -> their subscribers, found by concrete channel."""
+
+    def __init__(self) -> None:
+        self._root: _PatternNode[S] = _PatternNode()
+
+    def add(self, pattern: Pattern, subscriber: S) -> None:
+        node = self._root
+        for segment in pattern.segments:
+            node = node.children.get(segment) or node.children.setdefault(segment, _PatternNode())
+        node.here[subscriber] = node.here.get(subscriber, 0) + 1
+
+    def remove(self, pattern: Pattern, subscriber: S) -> None:
+        """Undo one `add` of the same pattern and subscriber; prunes empty branches."""
+        trail = [self._root]
+        for segment in pattern.segments:
+            found = trail[-1].children.get(segment)
+            if found is None:
+                return
+            trail.append(found)
+        here = trail[-1].here
+        if subscriber not in here:
+            return
+        here[subscriber] -= 1
+        if not here[subscriber]:
+            del here[subscriber]
+        path = pattern.segments
+        for parent, segment, node in zip(trail[-2::-1], path[::-1], trail[:0:-1], strict=True):
+            if node.here or node.children:
+                break
+            del parent.children[segment]
+
+    def match(self, channel: str) -> list[S]:
+        """Every subscriber with a pattern matching `channel`, each once."""
+        found: dict[S, None] = {}
+        _subscribers(self._root, channel.split(":"), 0, found)
+        return list(found)
+
+    def __bool__(self) -> bool:
+        return bool(self._root.children)
+
+
+def _subscribers(node: _PatternNode[S], segments: list[str], at: int, found: dict[S, None]) -> None:
+    if at == len(segments):
+        found.update(dict.fromkeys(node.here))
+        return
+    children = node.children
+    if (rest := children.get(">")) is not None:
+        found.update(dict.fromkeys(rest.here))
+    if (exact := children.get(segments[at])) is not None:
+        _subscribers(exact, segments, at + 1, found)
+    if (one := children.get("*")) is not None:
+        _subscribers(one, segments, at + 1, found)
