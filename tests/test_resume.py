@@ -121,3 +121,21 @@ async def test_disconnect_frees_state_at_once(gw: Running) -> None:
 
     await wait_for(lambda: hub.subscriptions == 0)
     assert hub.stats()["subscribers_per_channel"] == {}
+
+
+async def test_a_quiet_stream_s_heartbeat_moves_its_cursor_to_the_newest_entry() -> None:
+    async with running_gateway(heartbeat_seconds=0.2) as gw:
+        sub = gw.token(subscribe=[ETL])
+        pub = gw.token(publish=[ETL, "logs:faas:>"])
+        async with open_stream(gw.http, ETL, sub) as stream:
+            await stream.next()
+            acks = await gw.publish(pub, [[entry("logs:faas:ws1:fn1", "elsewhere")]])
+            beat = await stream.next()
+            # An id with no data: EventSource keeps it as lastEventId and dispatches nothing.
+            assert (beat.event, beat.data) == ("message", None)
+            assert beat.id == acks[0].results[0].cursor
+        await gw.publish(pub, [[entry(ETL, "after")]], producer="later")
+        async with open_stream(gw.http, ETL, sub, last_event_id=beat.id) as stream:
+            await stream.next()
+            following = await stream.next()
+            assert (following.event, following.data["message"]) == ("log", "after")

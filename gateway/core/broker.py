@@ -5,7 +5,7 @@ instances). tests/test_broker_contract.py holds each to the guarantees below, an
 the same limits (the keyword arguments below), so they keep the same promises by
 construction.
 
-Channels are ephemeral (docs/DESIGN.md, "Channel lifecycle"): a channel exists while it
+Channels are ephemeral (DESIGN §3.1): a channel exists while it
 holds retained entries. Once its last entry has expired (by age, by count, or to keep the
 broker under its byte bound) the broker keeps only a record of what it lost, for
 `GAP_MEMORY` history windows, and then forgets it; a later entry starts it again, its

@@ -8,7 +8,7 @@ Both global ones evict through one heap of channels by their oldest seq, on a ti
 work of a tick is what expires; nothing walks every channel. A channel keeps the seqs it
 lost (at most `max_entries` of them) so a late cursor is told exactly what it missed; once
 it holds nothing, that record is kept GAP_MEMORY history windows and then the channel is
-forgotten (docs/DESIGN.md, "Channel lifecycle").
+forgotten (DESIGN §3.1).
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ from gateway.core.index import ChannelIndex
 # Bytes counted against `max_bytes` besides each event's JSON line, measured with
 # tracemalloc (docs/OPERATIONS.md, "Sizing"): an event's objects and its place in history,
 # a channel's own objects and index entry, and one recorded lost seq.
-EVENT_COST = 200
-CHANNEL_COST = 900
+EVENT_COST = 180
+CHANNEL_COST = 1150
 LOSS_COST = 8
 MAX_BYTES = 256 * 1024 * 1024
 TICK = 1.0  # longest pause between expiry ticks (seconds)
@@ -46,12 +46,11 @@ _Stored = tuple[float, array, array]  # type: ignore[type-arg]
 class _History:
     """One channel's retained events, oldest first, and the seqs of those it lost."""
 
-    __slots__ = ("emptied_at", "events", "lost", "lost_dropped", "name", "next_offset", "stored_at")
+    __slots__ = ("emptied_at", "events", "lost", "lost_dropped", "name", "next_offset")
 
     def __init__(self, name: str) -> None:
         self.name = name
-        self.events: deque[Event] = deque()
-        self.stored_at: deque[float] = deque()
+        self.events: deque[Event] = deque()  # each with its `stored_at`
         self.next_offset = 0
         self.lost = array("q")  # seqs of evicted events, ascending
         self.lost_dropped = 0  # evicted events whose seqs were let go, oldest first
@@ -160,8 +159,8 @@ class MemoryBroker:
             history.next_offset += 1
             if not history.events:
                 self._hold(history)
+            event.stored_at = now
             history.events.append(event)
-            history.stored_at.append(now)
             events.append(event)
             size += len(event.data)
         self._entries += len(events)
@@ -188,10 +187,8 @@ class MemoryBroker:
 
     def _evict(self, history: _History, n: int, cause: str) -> None:
         """Drop the `n` oldest events of `history`, recording their seqs."""
-        events, stored_at = history.events, history.stored_at
+        events = history.events
         gone = [events.popleft() for _ in range(n)]
-        for _ in range(n):
-            stored_at.popleft()
         history.lost.extend(e.seq for e in gone)
         self._entries -= n
         self._bytes -= sum(len(e.data) for e in gone) + (EVENT_COST - LOSS_COST) * n
@@ -218,9 +215,10 @@ class MemoryBroker:
             if events[0].seq != seq:  # the count bound moved it on: correct the key
                 heapq.heapreplace(heap, (events[0].seq, history))
                 continue
-            if history.stored_at[0] >= cutoff and self._bytes <= self._max_bytes:
+            stored_at = events[0].stored_at
+            if stored_at >= cutoff and self._bytes <= self._max_bytes:
                 break
-            self._evict(history, 1, "age" if history.stored_at[0] < cutoff else "memory")
+            self._evict(history, 1, "age" if stored_at < cutoff else "memory")
             budget -= 1
             if history.events:
                 heapq.heapreplace(heap, (history.events[0].seq, history))
@@ -304,7 +302,7 @@ class MemoryBroker:
                 if history.name in visited:
                     continue  # matched by an earlier pattern too: its events go once
                 visited.add(history.name)
-                stale = _stale(history.stored_at, cutoff)
+                stale = _stale(history.events, cutoff)
                 n, last, known = history.losses_after(since, stale)
                 if n:
                     lost, channels, newest = lost + n, channels + 1, max(newest, last)
@@ -338,11 +336,11 @@ class MemoryBroker:
             self._timer = None
 
 
-def _stale(stored_at: deque[float], cutoff: float) -> int:
+def _stale(events: deque[Event], cutoff: float) -> int:
     """How many of a channel's oldest events are past the age bound (the next tick's)."""
     n = 0
-    for at in stored_at:
-        if at >= cutoff:
+    for event in events:
+        if event.stored_at >= cutoff:
             break
         n += 1
     return n

@@ -7,7 +7,7 @@ history replay, Redis) then reuses those bytes.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -67,6 +67,8 @@ class Event:
     seq: int
     severity: int
     data: bytes  # the one-line JSON form, shared by every reader
+    # When the memory broker stored it (its monotonic clock); not part of what it is.
+    stored_at: float = field(default=0.0, compare=False)
 
 
 def encode_data(entry: Entry, offset: int) -> bytes:

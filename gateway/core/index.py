@@ -1,4 +1,4 @@
-"""Segment trees over the channel grammar (docs/DESIGN.md, "Channels"), both ways round.
+"""Segment trees over the channel grammar (DESIGN §3), both ways round.
 
 `ChannelIndex` holds concrete channels and answers a pattern: a replay or a tail over
 `logs:*:ws1:>` visits only the channels under the branches the pattern can take, not every
