@@ -1,5 +1,6 @@
 """A TCP proxy for tests: forwards a local port to a target, and can cut every connection
-(`drop`) or swallow the target's replies (`hold`) to fake a network that loses acks."""
+(`drop`), swallow the target's replies (`hold`) to fake a network that loses acks, or go
+silent both ways (`silent`), as a path that died without a reset does."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ class TcpProxy:
         self._server: asyncio.Server | None = None
         self._transports: set[asyncio.WriteTransport] = set()
         self.hold = False  # when set, bytes from the target are discarded
+        self.silent = False  # when set, bytes both ways are discarded: a dead path
         self.connections = 0
 
     @property
@@ -56,7 +58,7 @@ class TcpProxy:
     ) -> None:
         try:
             while data := await reader.read(65536):
-                if not (replies and self.hold):
+                if not (replies and self.hold) and not self.silent:
                     writer.write(data)
                     await writer.drain()
         finally:

@@ -40,6 +40,7 @@ BAD_VALUES = {
     "publish_rate": "-5",
     "send_buffer_bytes": "1MiB",
     "heartbeat_seconds": "0",
+    "grpc_keepalive_seconds": "-20",
     "retry_ms": "soon",
     "grace_seconds": "nan",
     "cors_origins": "*",

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from gateway.core.broker import catch_up
+from gateway.core import sse
+from gateway.core.broker import Replay, catch_up
 from gateway.core.broker_memory import MemoryBroker
 from gateway.core.channels import parse_pattern
 from gateway.core.cursor import Cursor
@@ -33,6 +34,14 @@ def _entry(message: str) -> Entry:
     return Entry(ETL, 1, 9, message, "s", {})
 
 
+def _start(hub: Hub, sub: StreamSubscription, replay: Replay, after: int) -> None:
+    """What the stream handler does: send the replay, then hand `sub` to live delivery."""
+    assert isinstance(sub.sink, _Sink)
+    epoch = hub._epoch().encode()
+    sub.sink.write(b"".join(sse.replay_chunks(epoch, replay, sub.min_severity, 1 << 16)))
+    hub.start(sub, replay, after)
+
+
 async def _setup() -> tuple[MemoryBroker, Hub, _Sink, StreamSubscription]:
     broker = MemoryBroker()
     hub = Hub(epoch=lambda: broker.epoch)
@@ -46,13 +55,13 @@ async def test_resume_does_not_double_events_stored_this_loop_turn() -> None:
     broker, hub, sink, sub = await _setup()
     watcher = StreamSubscription("c0", sub.patterns, 0, "o", _Sink(), max_buffer=1 << 20)
     hub.add(watcher)  # someone is watching, so the hub queues what is stored
-    hub.start(watcher, *await catch_up(broker, watcher.patterns, None))
+    _start(hub, watcher, *await catch_up(broker, watcher.patterns, None))
     first = await broker.append([_entry("first")], None)
     await asyncio.sleep(0)  # flushed before `sub` comes
     await broker.append([_entry("unflushed")], None)  # queued in the hub, not flushed yet
     hub.add(sub)
     replay, after = await catch_up(broker, sub.patterns, Cursor(broker.epoch, first.events[0].seq))
-    hub.start(sub, replay, after)
+    _start(hub, sub, replay, after)
     await asyncio.sleep(0.01)
     assert sink.data.count(b'"message":"unflushed"') == 1
     assert b'"message":"first"' not in sink.data
@@ -62,7 +71,7 @@ async def test_live_start_skips_events_before_its_head() -> None:
     broker, hub, sink, sub = await _setup()
     await broker.append([_entry("before")], None)  # not flushed when the client connects
     hub.add(sub)
-    hub.start(sub, *await catch_up(broker, sub.patterns, None))
+    _start(hub, sub, *await catch_up(broker, sub.patterns, None))
     await broker.append([_entry("after")], None)
     await asyncio.sleep(0.01)
     assert b'"message":"before"' not in sink.data
@@ -74,7 +83,7 @@ async def test_reset_cursor_delivers_everything_new() -> None:
     hub.add(sub)
     replay, after = await catch_up(broker, sub.patterns, Cursor("oldepoch", 10**6))
     assert after == 0 and [g.reason for g in replay.gaps] == ["reset"]
-    hub.start(sub, replay, after)
+    _start(hub, sub, replay, after)
     await broker.append([_entry("new")], None)
     await asyncio.sleep(0.01)
     assert sink.data.count(b'"message":"new"') == 1
@@ -87,6 +96,6 @@ async def test_a_close_during_the_replay_is_sent_after_it() -> None:
     sub.close({"reason": "token_expired"}, "error")  # before start: the response has not begun
     assert sink.data == b""
     assert not sub.done.done()
-    hub.start(sub, *await catch_up(broker, sub.patterns, Cursor(broker.epoch, 0)))
+    _start(hub, sub, *await catch_up(broker, sub.patterns, Cursor(broker.epoch, 0)))
     assert sink.data.index(b'"message":"missed"') < sink.data.index(b"event: error")
     assert sub.done.result() == "error"

@@ -212,19 +212,26 @@ _EXPIRED = GatewayError(Code.UNAUTHENTICATED, "token expired; reconnect")
 
 class LogStreamServicer(pb_grpc.LogStreamServicer):
     def __init__(
-        self, verifier: Verifier, broker: Broker, hub: Hub, stopping: Stopping, queue_limit: int
+        self,
+        verifier: Verifier,
+        broker: Broker,
+        hub: Hub,
+        stopping: Stopping,
+        queue_limit: int,
+        write_timeout: float = 30.0,
     ) -> None:
         self._verifier = verifier
         self._broker = broker
         self._hub = hub
         self._stopping = stopping
         self._queue_limit = queue_limit
+        self._write_timeout = write_timeout
 
     async def Subscribe(
         self,
         request: pb.SubscribeRequest,
         context: grpc.aio.ServicerContext[pb.SubscribeRequest, pb.LogEvent],
-    ) -> AsyncIterator[pb.LogEvent]:
+    ) -> None:
         principal = await authenticate(self._verifier, context)
         try:
             patterns = tuple(parse_pattern(c) for c in request.channels)
@@ -245,11 +252,17 @@ class LogStreamServicer(pb_grpc.LogStreamServicer):
         except GatewayError as e:
             await abort(context, e)
         try:
-            cursor = decode_cursor(request.cursor)
-            self._hub.start(sub, *await catch_up(self._broker, patterns, cursor))
+            replay, after = await catch_up(self._broker, patterns, decode_cursor(request.cursor))
+            # The replay is written item by item as gRPC's flow control lets it (a replay of
+            # any size holds one message at a time); live events wait in `sub` meanwhile.
+            for item in replay.in_order():
+                if sub.done.done():
+                    break
+                if isinstance(item, Gap) or item.severity >= floor:
+                    await self._write(context, sub, item)
+            self._hub.start(sub, replay, after)
             async for item in _drain(sub):
-                seq = getattr(item, "seq", 0)
-                yield event_to_proto(encode_cursor(self._broker.epoch, seq) if seq else "", item)
+                await self._write(context, sub, item)
             reason = sub.done.result()
             if reason == "error":
                 await abort(context, GatewayError(Code.UNAUTHENTICATED, "token expired; reconnect"))
@@ -257,6 +270,18 @@ class LogStreamServicer(pb_grpc.LogStreamServicer):
                 await abort(context, GatewayError(Code.UNAVAILABLE, f"stream ended: {reason}"))
         finally:
             self._hub.remove(sub)
+
+    async def _write(
+        self, context: grpc.aio.ServicerContext[Any, Any], sub: EventSubscription, item: Event | Gap
+    ) -> None:
+        """One message, bounded in time: a client that takes nothing for that long is a
+        slow consumer (it resumes from its cursor)."""
+        cursor = encode_cursor(self._broker.epoch, item.seq) if item.seq else ""
+        try:
+            async with asyncio.timeout(self._write_timeout):  # no task per write, as wait_for
+                await context.write(event_to_proto(cursor, item))
+        except TimeoutError:
+            sub.finish("slow_consumer")
 
 
 async def _drain(sub: EventSubscription) -> AsyncIterator[Event | Gap]:

@@ -28,11 +28,17 @@ SSE_HEADERS = {
 }
 
 
+# A replay goes out in chunks of this size (or the send buffer, if smaller), each once the
+# client has taken the one before: whatever the history, a connection holds one chunk.
+REPLAY_CHUNK = 64 * 1024
+
+
 @dataclass(frozen=True, slots=True)
 class StreamSettings:
     retry_ms: int = 3000
     max_channels: int = 32
     max_buffer: int = 1024 * 1024
+    write_timeout: float = 30.0  # a client that takes no replay chunk for this long is dropped
 
 
 class TransportSink:
@@ -193,6 +199,10 @@ class StreamHandler:
         except BaseException:
             self._hub.remove(sub)
             raise
+        if sub.done.done():  # dropped while replaying: too slow, or its live events piled up
+            transport.abort()
+            self._hub.remove(sub)
+            return response
         # From here the hub feeds the stream, and the connection is the stream's.
         detach(request, DetachedStream(self._hub, sub, sink, defer_access_log()))
         return response
@@ -210,5 +220,14 @@ class StreamHandler:
         # A live-only start gets the head as its cursor, so a reconnect misses nothing.
         ready_id = None if cursor else encode_cursor(epoch, after)
         await response.write(sse.frame("ready", ready, ready_id, self._settings.retry_ms))
+        size = min(REPLAY_CHUNK, self._settings.max_buffer)
+        for chunk in sse.replay_chunks(epoch.encode(), replay, sub.min_severity, size):
+            if sub.done.done():
+                return response
+            try:  # aiohttp's write waits for the socket to drain past its small buffer
+                await asyncio.wait_for(response.write(chunk), self._settings.write_timeout)
+            except TimeoutError:
+                sub.finish("slow_consumer")
+                return response
         self._hub.start(sub, replay, after)
         return response

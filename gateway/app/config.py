@@ -209,7 +209,13 @@ SETTINGS = (
         _positive_int,
         "unsent bytes per SSE connection before it is dropped",
     ),
-    Setting("heartbeat_seconds", 15.0, _positive_float, "SSE `: ping` interval"),
+    Setting("heartbeat_seconds", 15.0, _positive_float, "SSE heartbeat interval"),
+    Setting(
+        "grpc_keepalive_seconds",
+        20.0,
+        _positive_float,
+        "gRPC ping interval on a quiet connection; no answer within half of it ends the calls",
+    ),
     Setting("retry_ms", 3000, _positive_int, "SSE `retry:` sent to browsers"),
     Setting("grace_seconds", 10.0, _positive_float, "drain time on SIGTERM"),
     Setting("cors_origins", "", _origins, "comma-separated origins allowed to read cross-origin"),
@@ -259,6 +265,7 @@ class Config:
     publish_rate: float
     send_buffer_bytes: int
     heartbeat_seconds: float
+    grpc_keepalive_seconds: float
     retry_ms: int
     grace_seconds: float
     cors_origins: str

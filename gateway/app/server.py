@@ -133,8 +133,17 @@ class Gateway:
             options=[
                 ("grpc.max_receive_message_length", c.max_message_bytes),
                 ("grpc.max_send_message_length", c.max_message_bytes),
+                # Our pings find a publisher or subscriber behind a dead path (a half-open
+                # connection would otherwise hold its call until the token expires).
+                ("grpc.keepalive_time_ms", int(c.grpc_keepalive_seconds * 1000)),
+                ("grpc.keepalive_timeout_ms", int(c.grpc_keepalive_seconds * 500)),
+                ("grpc.http2.ping_timeout_ms", int(c.grpc_keepalive_seconds * 500)),
+                ("grpc.http2.max_pings_without_data", 0),
+                # Clients' pings: at most one per 5 s, with or without calls (the SDK's
+                # keepalive); a client pinging faster is sent GOAWAY after 2 strikes.
                 ("grpc.keepalive_permit_without_calls", 1),
                 ("grpc.http2.min_ping_interval_without_data_ms", 5000),
+                ("grpc.http2.max_ping_strikes", 2),
                 # Above its default 8 KiB soft limit gRPC refuses metadata at random; tokens
                 # up to MAX_TOKEN_BYTES must always reach the verifier, which answers them.
                 ("grpc.max_metadata_size", 2 * MAX_TOKEN_BYTES),
@@ -147,7 +156,12 @@ class Gateway:
         )
         pb_grpc.add_LogStreamServicer_to_server(
             LogStreamServicer(
-                self.verifier, self.broker, self.hub, self.stopping, queue_limit=10_000
+                self.verifier,
+                self.broker,
+                self.hub,
+                self.stopping,
+                queue_limit=10_000,
+                write_timeout=2 * c.heartbeat_seconds,
             ),
             server,
         )
@@ -200,7 +214,9 @@ class Gateway:
             self.verifier,
             self.broker,
             self.hub,
-            StreamSettings(c.retry_ms, c.max_channels, c.send_buffer_bytes),
+            StreamSettings(
+                c.retry_ms, c.max_channels, c.send_buffer_bytes, 2 * c.heartbeat_seconds
+            ),
             self.sse_bytes,
         )
         publish = PublishHandler(self.verifier, self.ingest, c.max_message_bytes)

@@ -85,12 +85,13 @@ class Hub:
             sub.expiry = asyncio.get_running_loop().call_later(delay, self._expire, sub)
 
     def start(self, sub: Subscription, replay: Replay, after: int) -> None:
-        """Send the replay, then switch `sub` to live delivery."""
+        """Switch `sub` to live delivery once its transport has sent `replay` (in chunks,
+        each after the client took the last: a replay's size never sits in memory twice)."""
         # Events stored but not yet flushed may be in the replay too: hand them to `sub`
         # while it still holds live events, so its seq filter drops the doubles.
         self.flush()
         self.counts.add_gaps(replay.gaps)
-        sub.start(self._epoch().encode(), replay, after)
+        sub.start(self._epoch().encode(), max(after, replay.last))
 
     def remove(self, sub: Subscription) -> None:
         """Forget `sub` at once; safe to call twice."""

@@ -6,7 +6,7 @@ from the gateway itself, so no log content can forge or split an event.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from gateway.core.broker import Gap, Replay
@@ -48,16 +48,25 @@ def gap_frame(epoch: bytes, gap: Gap) -> bytes:
     return frame("gap", data, event_id)
 
 
-def replay_frames(epoch: bytes, replay: Replay, min_severity: int) -> bytes:
-    """A replay's frames in the order Replay.in_order gives."""
-    return b"".join(
-        gap_frame(epoch, item)
-        if isinstance(item, Gap)
-        else log_frame(epoch, item)
-        if item.severity >= min_severity
-        else b""
-        for item in replay.in_order()
-    )
+def replay_chunks(epoch: bytes, replay: Replay, min_severity: int, size: int) -> Iterator[bytes]:
+    """A replay's frames in the order Replay.in_order gives, in chunks of about `size`
+    bytes: the stream sends each once the client has taken the one before."""
+    parts: list[bytes] = []
+    held = 0
+    for item in replay.in_order():
+        if isinstance(item, Gap):
+            frame_ = gap_frame(epoch, item)
+        elif item.severity >= min_severity:
+            frame_ = log_frame(epoch, item)
+        else:
+            continue
+        parts.append(frame_)
+        held += len(frame_)
+        if held >= size:
+            yield b"".join(parts)
+            parts, held = [], 0
+    if parts:
+        yield b"".join(parts)
 
 
 # Line breaks of SSE (CR, LF) and of str.splitlines, which naive clients split on; and NUL,

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import ClassVar, Protocol
 
 from gateway.core import sse
-from gateway.core.broker import Gap, Replay
+from gateway.core.broker import Gap
 from gateway.core.channels import Pattern
 from gateway.core.events import Event
 
@@ -61,8 +61,9 @@ class Subscription:
     def flush(self) -> None:
         """Send what offer() queued (once per loop turn)."""
 
-    def start(self, epoch: bytes, replay: Replay, after: int) -> None:
-        """Send the replay, then the live events held meanwhile that it did not cover."""
+    def start(self, epoch: bytes, last: int) -> None:
+        """The replay, up to seq `last`, has been sent: send the live events held meanwhile
+        that it did not cover, and switch to live delivery."""
         raise NotImplementedError
 
     def heartbeat(self, frame: bytes) -> None:
@@ -92,10 +93,16 @@ class StreamSubscription(Subscription):
         self.max_buffer = max_buffer
         self.owed: list[bytes] = []
         self.last_word: tuple[bytes, str] | None = None  # a close() that came during replay
+        self.held_bytes = 0
 
     def offer(self, events: list[Event], chunk_for: ChunkFor) -> bool:
         if self.replaying:
+            # Live events wait while the replay is sent, within the same bound as unsent
+            # bytes: a client whose replay outlasts it resumes from its cursor instead.
             self.held.extend(events)
+            self.held_bytes += sum(len(e.data) for e in events)
+            if self.held_bytes > self.max_buffer:
+                self.finish("slow_consumer")
             return False
         chunk = chunk_for(self.min_severity)
         if not chunk:
@@ -112,20 +119,21 @@ class StreamSubscription(Subscription):
     def _send(self, data: bytes) -> None:
         if self.done.done():
             return
-        # Slow-consumer policy: a connection whose unsent bytes are past the bound is
-        # dropped; the client reconnects with Last-Event-ID and resumes from history.
-        if self.sink.pending_bytes() > self.max_buffer:
+        # Slow-consumer policy: a write that would take the unsent bytes past the bound
+        # drops the connection instead; the client reconnects with Last-Event-ID and
+        # resumes from history. A connection with nothing unsent always takes the write:
+        # what one loop turn owes it, so a burst alone never drops a client that reads.
+        pending = self.sink.pending_bytes()
+        if pending and pending + len(data) > self.max_buffer:
             self.sink.abort()
             self.finish("slow_consumer")
             return
         self.sink.write(data)
 
-    def start(self, epoch: bytes, replay: Replay, after: int) -> None:
-        last = max(replay.last, after)
-        held = [e for e in self.held if e.seq > last]
-        data = sse.replay_frames(epoch, replay, self.min_severity)
-        data += sse.log_frames(epoch, held, self.min_severity)
+    def start(self, epoch: bytes, last: int) -> None:
+        data = sse.log_frames(epoch, (e for e in self.held if e.seq > last), self.min_severity)
         self.held = []
+        self.held_bytes = 0
         self.replaying = False
         if data:
             self._send(data)
@@ -165,7 +173,9 @@ class EventSubscription(Subscription):
 
     def offer(self, events: list[Event], chunk_for: ChunkFor) -> bool:
         if self.replaying:
-            self.held.extend(events)
+            self.held.extend(events)  # within the queue's bound, as live events are
+            if len(self.held) > self.limit:
+                self.finish("slow_consumer")
         else:
             self._put([e for e in events if e.severity >= self.min_severity])
         return False
@@ -177,10 +187,7 @@ class EventSubscription(Subscription):
         for item in items:
             self.queue.put_nowait(item)
 
-    def start(self, epoch: bytes, replay: Replay, after: int) -> None:
-        last = max(replay.last, after)
-        floor = self.min_severity
-        self._put([i for i in replay.in_order() if isinstance(i, Gap) or i.severity >= floor])
+    def start(self, epoch: bytes, last: int) -> None:
         self._put([e for e in self.held if e.seq > last and e.severity >= self.min_severity])
         self.held = []
         self.replaying = False
