@@ -25,7 +25,7 @@ from gateway.api.http_publish import PublishHandler
 from gateway.api.http_stream import StreamHandler, StreamSettings
 from gateway.app import credentials, metrics
 from gateway.app.browser import add_browser_side
-from gateway.app.config import Config
+from gateway.app.config import Config, ConfigError
 from gateway.core.broker import Broker
 from gateway.core.broker_memory import MemoryBroker
 from gateway.core.broker_redis import RedisBroker
@@ -204,6 +204,15 @@ class Gateway:
         add_browser_side(app, c, self.verifier, stream)
         return app
 
+    def reload_keys(self) -> None:
+        """Verify with the key file as it is now (SIGHUP); a bad file keeps the old keys."""
+        try:
+            credentials.reload(self.verifier, self.config)
+        except ConfigError as e:
+            log.error("token keys not reloaded; the previous keys stay", extra={"error": str(e)})
+            return
+        log.info("token keys reloaded", extra={"algorithms": self.verifier.algorithms})
+
     # -- stop ---------------------------------------------------------------------------
 
     async def stop(self) -> None:
@@ -251,7 +260,8 @@ def _grpc_host(host: str) -> str:
 
 
 async def serve(config: Config, on_ready: Callable[[Gateway], None] | None = None) -> None:
-    """Run until SIGTERM or SIGINT, then drain; a second signal stops at once."""
+    """Run until SIGTERM or SIGINT, then drain; a second signal stops at once. SIGHUP reads
+    the token keys again."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     main = asyncio.current_task()
@@ -265,6 +275,7 @@ async def serve(config: Config, on_ready: Callable[[Gateway], None] | None = Non
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal)
     gateway = Gateway(config)
+    loop.add_signal_handler(signal.SIGHUP, gateway.reload_keys)
     try:
         await gateway.start()
         if on_ready is not None:
