@@ -122,10 +122,18 @@ async def post(
         return await client.post(f"{gw.http}/api/logs/publish", json=body, headers=headers)
 
 
-async def post_raw(gw: Running, content: bytes, token: str) -> httpx.Response:
+async def post_raw(
+    gw: Running, content: bytes | AsyncIterator[bytes], token: str
+) -> httpx.Response:
     headers = gw.headers(token) | {"Content-Type": "application/json"}
     async with httpx.AsyncClient() as client:
         return await client.post(f"{gw.http}/api/logs/publish", content=content, headers=headers)
+
+
+async def chunks(total: int, size: int = 65536) -> AsyncIterator[bytes]:
+    """A body without Content-Length (chunked): its size is known only by reading it."""
+    for _ in range(total // size):
+        yield b"x" * size
 
 
 async def test_http_publish_and_errors(gw: Running) -> None:
@@ -146,6 +154,7 @@ async def test_http_publish_and_errors(gw: Running) -> None:
         (await post(gw, {"channel": ETL, "message": "x" * 70_000}, token), 413),
         (await post_raw(gw, b"{not json", token), 400),
         (await post_raw(gw, b"x" * 5_000_000, token), 413),
+        (await post_raw(gw, chunks(5_000_000), token), 413),
     ]
     for response, status in cases:
         assert response.status_code == status, response.text
@@ -231,3 +240,18 @@ async def test_ops_endpoints(gw: Running) -> None:
 async def test_test_route_only_in_dev_mode() -> None:
     async with running_gateway(dev=False) as gw, httpx.AsyncClient(base_url=gw.http) as client:
         assert (await client.post("/test/logs")).status_code == 404
+
+
+async def test_unknown_routes_and_methods_answer_the_json_error_of_every_other_answer(
+    gw: Running,
+) -> None:
+    async with httpx.AsyncClient(base_url=gw.http) as client:
+        missing = await client.get("/api/logs/nope")
+        wrong_method = await client.put("/api/logs/publish")
+    assert missing.status_code == 404
+    assert missing.headers["Content-Type"].startswith("application/json")
+    assert missing.json() == {
+        "error": {"code": "not_found", "message": "Not Found: GET /api/logs/nope"}
+    }
+    assert wrong_method.status_code == 405 and wrong_method.headers["Allow"] == "POST"
+    assert wrong_method.json()["error"]["code"] == "method_not_allowed"
