@@ -12,9 +12,9 @@ from dataclasses import dataclass
 import grpc
 from aiohttp import web
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 from logs_gateway.v1 import logs_pb2_grpc as pb_grpc
 
+from gateway.api import grpc_reflection
 from gateway.api.grpc_access import CallLog
 from gateway.api.grpc_services import LogIngestServicer, LogStreamServicer, Stopping
 from gateway.api.http_access import access_log_middleware
@@ -137,9 +137,7 @@ class Gateway:
             server,
         )
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
-        reflection.enable_server_reflection(
-            (*SERVICES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
-        )
+        grpc_reflection.enable(server, (*SERVICES, health.SERVICE_NAME))
         try:
             port: int = server.add_insecure_port(f"{_grpc_host(c.host)}:{c.grpc_port}")
         except RuntimeError:  # grpcio's way of saying the address is taken or invalid
