@@ -76,3 +76,12 @@ def nchan_entry(channel: str, offset: int, now_ns: int) -> bytes:
             "attributes": {},
         }
     )
+
+
+def http_entry(channel: str, now_ns: int) -> bytes:
+    """The body of a single-entry `POST /api/logs/publish` carrying the same message."""
+    return b'{"channel":"%b","message":"%b","source":"%b"}' % (
+        channel.encode(),
+        message(now_ns),
+        SOURCE.encode(),
+    )

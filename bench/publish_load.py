@@ -1,5 +1,6 @@
 """Publishers for the load generator: one gRPC Publish stream (gateway) or one pipelined
-HTTP/1.1 connection of POSTs (nchan), each keeping a bounded number of batches in flight.
+HTTP/1.1 connection of single-entry POSTs (nchan, or the gateway's POST /api/logs/publish),
+each keeping a bounded number of batches in flight.
 
 Both keep their order on the wire: the gateway acks a stream's batches in order, and nginx
 answers pipelined requests in order, so a channel's offsets reach subscribers in order.
@@ -96,7 +97,7 @@ def _content_length(head: bytes) -> int:
 
 
 class _PostReader(asyncio.Protocol):
-    """Reads nginx's answers to pipelined POSTs, in order."""
+    """Reads the answers to pipelined POSTs, in order (nginx and aiohttp keep it)."""
 
     def __init__(self, on_answer: Callable[[bool], None]) -> None:
         self._buffer = b""
@@ -110,7 +111,7 @@ class _PostReader(asyncio.Protocol):
             length = _content_length(head)
             if len(buffer) < end + 4 + length:
                 break
-            self._on_answer(head[9:12] in (b"201", b"202"))
+            self._on_answer(head[9:12] in (b"200", b"201", b"202"))
             buffer = buffer[end + 4 + length :]
         self._buffer = buffer
 
@@ -119,12 +120,14 @@ class _PostReader(asyncio.Protocol):
             self.lost.set_result(None)
 
 
-class NchanPublisher:
-    """Pipelined `POST /pub/<channel>` on one keep-alive connection; one entry per request
-    (nchan has no batch publish)."""
+class HttpPublisher:
+    """Pipelined POSTs on one keep-alive connection, one entry per request (nchan has no
+    batch publish): `POST /pub/<channel>` to nchan, `POST /api/logs/publish` with a bearer
+    token to the gateway."""
 
-    def __init__(self, host: str, port: int, in_flight: int) -> None:
+    def __init__(self, host: str, port: int, in_flight: int, token: str = "") -> None:
         self._host, self._port = host, port
+        self._auth = f"Authorization: Bearer {token}\r\n" if token else ""
         self._room = asyncio.Semaphore(in_flight)
         self._sent: deque[int] = deque()
         self._idle = asyncio.Event()  # set while no answer is outstanding
@@ -149,13 +152,13 @@ class NchanPublisher:
         if not self._sent:
             self._idle.set()
 
-    async def send(self, channel: str, body: bytes) -> None:
+    async def send(self, path: str, body: bytes) -> None:
         await self._room.acquire()
         assert self._transport is not None
         self._sent.append(time.time_ns())
         self._idle.clear()
         head = (
-            f"POST /pub/{channel} HTTP/1.1\r\nHost: {self._host}\r\n"
+            f"POST {path} HTTP/1.1\r\nHost: {self._host}\r\n{self._auth}"
             f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
         )
         self._transport.write(head.encode() + body)

@@ -25,6 +25,7 @@ COLUMNS = (
     "server CPU",
     "vs nchan",
 )
+BARE = "aiohttp"  # bench/bare_http.py: what a POST costs aiohttp itself
 
 
 def medians(runs: Sequence[Sequence[Row]]) -> list[Row]:
@@ -82,6 +83,14 @@ def _vs_nchan(row: Row, nchan: Row | None) -> str:
     return ", ".join(parts)
 
 
+def _vs_bare(row: Row, bare: Row | None) -> str:
+    """Server CPU per entry against the bare aiohttp handler's per POST, same run."""
+    if bare is None or row.server == BARE or not (row.rate and bare.rate and bare.server_cpu):
+        return ""
+    ratio = (row.server_cpu / row.rate) / (bare.server_cpu / bare.rate)
+    return f"{ratio:.2f}x CPU/POST of bare aiohttp ({1e6 * row.server_cpu / row.rate:.0f} us)"
+
+
 def _server_cpu(row: Row) -> str:
     """Its CPU share, and the share it waited for a CPU when the machine's other work took
     a noticeable part (then its rate says more about the machine than about it)."""
@@ -91,7 +100,7 @@ def _server_cpu(row: Row) -> str:
     return f"{row.server_cpu:.0%}{waited}"
 
 
-def _cells(row: Row, nchan: Row | None) -> list[str]:
+def _cells(row: Row, nchan: Row | None, bare: Row | None) -> list[str]:
     lat = row.latency_ms
     load = f"{row.load_cpu:.0%}" + (" (saturated)" if row.load_cpu > SATURATED else "")
     return [
@@ -104,14 +113,15 @@ def _cells(row: Row, nchan: Row | None) -> list[str]:
         str(row.dups),
         load if row.unit != "kB/connection" else "",
         _server_cpu(row),
-        _vs_nchan(row, nchan),
+        ", ".join(part for part in (_vs_nchan(row, nchan), _vs_bare(row, bare)) if part),
     ]
 
 
 def table(rows: Sequence[Row]) -> str:
     """A Markdown table (readable as plain text too); notes follow it."""
     nchan = {r.scenario: r for r in rows if r.server == "nchan"}
-    body = [_cells(r, nchan.get(r.scenario)) for r in rows]
+    bare = {r.scenario: r for r in rows if r.server == BARE}
+    body = [_cells(r, nchan.get(r.scenario), bare.get(r.scenario)) for r in rows]
     widths = [max(len(c), *(len(b[i]) for b in body)) for i, c in enumerate(COLUMNS)]
     lines = [_line(COLUMNS, widths), _line(["-" * w for w in widths], widths)]
     lines += [_line(b, widths) for b in body]

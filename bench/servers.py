@@ -1,5 +1,6 @@
 """The servers under test, each a child process pinned to the server core: the gateway
-(`python -m gateway serve`), nchan (nginx with one worker) and redis-server.
+(`python -m gateway serve`), nchan (nginx with one worker), redis-server, and a bare aiohttp
+JSON handler (bench/bare_http.py) as the baseline of an HTTP POST.
 
 Every server binds 127.0.0.1 on a free port, is stopped by its context manager (SIGTERM,
 then SIGKILL after a bound), and is read through /proc for CPU time and resident memory.
@@ -154,6 +155,20 @@ def gateway(secret: str, broker: str = "memory", extra: tuple[str, ...] = ()) ->
         except Exception:
             sys.stderr.write((folder / "stderr").read_text()[-4000:])
             raise
+        finally:
+            _stop(process)
+
+
+@contextlib.contextmanager
+def bare_http() -> Iterator[Server]:
+    """bench/bare_http.py: aiohttp parsing and answering JSON, the baseline of a POST."""
+    port = free_port()
+    command = [sys.executable, "-m", "bench.bare_http", str(port)]
+    with _logged("aiohttp") as folder, (folder / "stderr").open("wb") as stderr:
+        process = subprocess.Popen(pinned(command), stdout=stderr, stderr=stderr)
+        try:
+            _wait_http(f"http://{HOST}:{port}/health", process)
+            yield Server("aiohttp", port, pids=[process.pid], python_pids=[process.pid])
         finally:
             _stop(process)
 

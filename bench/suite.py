@@ -10,7 +10,7 @@ import contextlib
 import secrets
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 
@@ -28,6 +28,9 @@ PATTERN = "logs:bench:>"
 class Sizes:
     fanout_subscribers: int = 1000
     fanout_seconds: float = 5.0
+    # Single-entry HTTP POSTs kept in flight on one pipelined connection ("post" rows: the
+    # gateway's POST /api/logs/publish, nchan's publisher, a bare aiohttp JSON handler).
+    post_in_flight: int = 16
     # Entries per gRPC request when publishing as fast as possible, as the SDK batches
     # (nchan: one per POST, it has no batch publish). `small_batch` rows show 10.
     fanout_batch: int = 100
@@ -110,6 +113,10 @@ class Servers:
             nchan = stack.enter_context(servers.nchan())
             target = Target("nchan", servers.HOST, nchan.http_port)
             return nchan, target, target
+        if kind == "aiohttp":
+            bare = stack.enter_context(servers.bare_http())
+            target = Target("aiohttp", servers.HOST, bare.http_port)
+            return bare, target, target
         broker = "memory"
         parts: list[Server] = []
         if kind != "gateway":
@@ -158,17 +165,21 @@ class Suite:
         seconds: float = 0.0,
         name: str = "fan-out",
         batch: int = 0,
+        post: bool = False,
     ) -> Row:
         s = self.sizes
         seconds = seconds or s.fanout_seconds
         with self.servers.use(kind) as (server, pub, sub):
             channel = sub.channel(_run_id(), 0)
-            batch = batch or s.fanout_batch
-            plan = Plan("flood", (channel,), seconds, batch, s.window, in_flight=8)
+            batch = 1 if post else batch or s.fanout_batch
+            in_flight = s.post_in_flight if post else 8
+            plan = Plan(
+                "flood", (channel,), seconds, batch, s.window, in_flight=in_flight, http=post
+            )
             subs = [channel] * subscribers
             return scenarios.deliveries(name, server, sub, subs, plan, pub, processes=s.processes)
 
-    def latency(self, kind: str, name: str = "latency") -> Row:
+    def latency(self, kind: str, name: str = "latency", post: bool = False) -> Row:
         s = self.sizes
         with self.servers.use(kind) as (server, pub, sub):
             channel = sub.channel(_run_id(), 0)
@@ -179,6 +190,7 @@ class Suite:
                 rate=s.latency_rate,
                 in_flight=64,
                 tick=s.latency_tick,
+                http=post,
             )
             subscribers = [channel] * s.latency_subscribers
             return scenarios.deliveries(
@@ -213,6 +225,14 @@ class Suite:
             name = f"ingest b{batch} x{streams}"
             return scenarios.ingest(name, server, pub, plan, processes)
 
+    def post_ingest(self, kind: str) -> Row:
+        """Single-entry POSTs as fast as `post_in_flight` allows: the CPU a POST costs."""
+        with self.servers.use(kind) as (server, pub, _):
+            channel = pub.channel(_run_id(), 0)
+            in_flight = self.sizes.post_in_flight
+            plan = Plan("ingest", (channel,), self.sizes.ingest_seconds, 1, 0, 0, 1, in_flight)
+            return scenarios.ingest("ingest post", server, pub, replace(plan, http=True))
+
 
 Step = tuple[str, Callable[[], Row]]
 
@@ -228,6 +248,7 @@ def plan_all(suite: Suite) -> list[Step]:
             (f"latency on {kind}", partial(suite.latency, kind)),
             (f"channels on {kind}", partial(suite.channels, kind)),
         ]
+    steps += _post_steps(suite)
     small = f"b{s.small_batch}"
     steps += [
         (
@@ -255,6 +276,22 @@ def plan_all(suite: Suite) -> list[Step]:
         for kind in suite.kinds:
             run = partial(suite.fanout, kind, n, s.scaling_seconds, f"scaling {n}")
             steps.append((f"scaling {n} on {kind}", run))
+    return steps
+
+
+def _post_steps(suite: Suite) -> list[Step]:
+    """One POST per entry on every server that takes them, side by side: the same work for
+    the gateway as for nchan, and the CPU of a POST against a bare aiohttp handler."""
+    s = suite.sizes
+    steps: list[Step] = []
+    for kind in suite.kinds:
+        fanout = partial(suite.fanout, kind, s.fanout_subscribers, name="fan-out post", post=True)
+        steps += [
+            (f"fan-out post on {kind}", fanout),
+            (f"latency post on {kind}", partial(suite.latency, kind, "latency post", post=True)),
+        ]
+    for kind in (*suite.kinds, "aiohttp"):
+        steps.append((f"ingest post on {kind}", partial(suite.post_ingest, kind)))
     return steps
 
 

@@ -20,7 +20,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from bench import entries as wire
-from bench.publish_load import Acks, GrpcPublisher, NchanPublisher
+from bench.publish_load import Acks, GrpcPublisher, HttpPublisher
 from bench.servers import LOAD_CORES
 from bench.sse_load import Shared, SseSubscriber, Tracker, get_request, open_subscribers
 
@@ -31,7 +31,7 @@ PROGRESS_EVERY = 0.002  # seconds between a subscriber worker's progress updates
 class Target:
     """A server as the load generator sees it (picklable)."""
 
-    kind: str  # "gateway" or "nchan"
+    kind: str  # "gateway", "nchan" or "aiohttp" (a bare JSON handler: publish only)
     host: str
     http_port: int
     grpc_port: int = 0
@@ -42,6 +42,14 @@ class Target:
         if self.kind == "gateway":
             return f"logs:bench:{run}:c{index}"
         return f"bench_{run}_c{index}"
+
+    def publish_path(self, channel: str) -> str:
+        return {"gateway": "/api/logs/publish", "nchan": f"/pub/{channel}"}.get(self.kind, "/")
+
+    def post_body(self, channel: str, offset: int, now_ns: int) -> bytes:
+        if self.kind == "nchan":
+            return wire.nchan_entry(channel, offset, now_ns)
+        return wire.http_entry(channel, now_ns)
 
     def stream_path(self, channel: str) -> str:
         if self.kind == "gateway":
@@ -62,6 +70,7 @@ class Plan:
     streams: int = 1
     in_flight: int = 8
     tick: float = 0.001  # paced: how often the publisher sends what is due (one request)
+    http: bool = False  # the gateway too gets single-entry HTTP POSTs, as nchan always does
 
 
 @dataclass
@@ -214,14 +223,14 @@ class _Streams:
         self.target = target
         self.plan = plan
         self.grpc: list[GrpcPublisher] = []
-        self.nchan: NchanPublisher | None = None
+        self.http: HttpPublisher | None = None
         self.acks = Acks()
 
     async def close(self, timeout: float) -> None:
-        if self.nchan is not None:
-            await self.nchan.close(timeout)
+        if self.http is not None:
+            await self.http.close(timeout)
         await asyncio.gather(*(p.close(timeout) for p in self.grpc))
-        parts = [p.acks for p in self.grpc] + ([self.nchan.acks] if self.nchan else [])
+        parts = [p.acks for p in self.grpc] + ([self.http.acks] if self.http else [])
         for acks in parts:
             self.acks.entries += acks.entries
             self.acks.errors += acks.errors
@@ -231,9 +240,10 @@ class _Streams:
 
 async def _sender(target: Target, plan: Plan) -> _Streams:
     streams = _Streams(target, plan)
-    if target.kind == "nchan":
-        streams.nchan = NchanPublisher(target.host, target.http_port, plan.in_flight)
-        await streams.nchan.connect()
+    if target.kind != "gateway" or plan.http:
+        port, token = target.http_port, target.pub_token
+        streams.http = HttpPublisher(target.host, port, plan.in_flight, token)
+        await streams.http.connect()
         return streams
     address = f"{target.host}:{target.grpc_port}"
     for i in range(plan.streams):
@@ -277,10 +287,11 @@ async def _send(
     """Send entries number `sent` to `sent + count - 1` (channel = number mod channels)."""
     indexes = [(sent + k) % len(channels) for k in range(count)]
     now = time.time_ns()
-    if streams.nchan is not None:
+    if streams.http is not None:
+        target = streams.target
         for k, i in enumerate(indexes):
-            offset = (sent + k) // len(channels)
-            await streams.nchan.send(channels[i], wire.nchan_entry(channels[i], offset, now))
+            body = target.post_body(channels[i], (sent + k) // len(channels), now)
+            await streams.http.send(target.publish_path(channels[i]), body)
         return
     batch = plan.batch if plan.mode == "flood" else count
     for first in range(0, count, batch):
@@ -289,7 +300,11 @@ async def _send(
 
 
 async def _ingest(streams: _Streams, plan: Plan) -> None:
-    """Every stream sends the same pre-built batch until the deadline."""
+    """Every stream sends the same pre-built batch until the deadline (over HTTP: the same
+    single-entry POST)."""
+    if streams.http is not None:
+        await _post_ingest(streams.http, streams.target, plan)
+        return
     entry = wire.GrpcEntries(plan.channels[0]).entry(time.time_ns())
     body = entry * plan.batch
     deadline = time.monotonic() + plan.seconds
@@ -299,3 +314,11 @@ async def _ingest(streams: _Streams, plan: Plan) -> None:
             await publisher.send_raw(body, plan.batch)
 
     await asyncio.gather(*(one(p) for p in streams.grpc))
+
+
+async def _post_ingest(publisher: HttpPublisher, target: Target, plan: Plan) -> None:
+    channel = plan.channels[0]
+    path, body = target.publish_path(channel), target.post_body(channel, 0, time.time_ns())
+    deadline = time.monotonic() + plan.seconds
+    while time.monotonic() < deadline:
+        await publisher.send(path, body)

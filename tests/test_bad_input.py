@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
 
 import grpc
 import httpx
@@ -41,8 +42,16 @@ async def test_expired_token_is_unauthenticated(gw: Running) -> None:
     assert "expired" in (error.details() or "")
 
 
-async def test_stream_outliving_its_token_is_ended(gw: Running) -> None:
+@pytest.fixture
+async def no_leeway() -> AsyncIterator[Running]:
+    """A gateway whose tokens end exactly at `exp` (the leeway adds to it otherwise)."""
+    async with running_gateway(jwt_leeway=0.0) as run:
+        yield run
+
+
+async def test_stream_outliving_its_token_is_ended(no_leeway: Running) -> None:
     # `exp` is in whole seconds: a ttl of 2 leaves 1-2 s, time enough for the first ack.
+    gw = no_leeway
     token = gw.token(publish=[ETL], ttl=2)
     stub, metadata = gw.ingest(token)
     call = stub.Publish(metadata=metadata)
@@ -113,10 +122,18 @@ async def post(
         return await client.post(f"{gw.http}/api/logs/publish", json=body, headers=headers)
 
 
-async def post_raw(gw: Running, content: bytes, token: str) -> httpx.Response:
+async def post_raw(
+    gw: Running, content: bytes | AsyncIterator[bytes], token: str
+) -> httpx.Response:
     headers = gw.headers(token) | {"Content-Type": "application/json"}
     async with httpx.AsyncClient() as client:
         return await client.post(f"{gw.http}/api/logs/publish", content=content, headers=headers)
+
+
+async def chunks(total: int, size: int = 65536) -> AsyncIterator[bytes]:
+    """A body without Content-Length (chunked): its size is known only by reading it."""
+    for _ in range(total // size):
+        yield b"x" * size
 
 
 async def test_http_publish_and_errors(gw: Running) -> None:
@@ -137,6 +154,7 @@ async def test_http_publish_and_errors(gw: Running) -> None:
         (await post(gw, {"channel": ETL, "message": "x" * 70_000}, token), 413),
         (await post_raw(gw, b"{not json", token), 400),
         (await post_raw(gw, b"x" * 5_000_000, token), 413),
+        (await post_raw(gw, chunks(5_000_000), token), 413),
     ]
     for response, status in cases:
         assert response.status_code == status, response.text
@@ -177,7 +195,8 @@ async def test_too_many_channels() -> None:
         assert response.status_code == 400 and "at most 2" in response.json()["error"]["message"]
 
 
-async def test_sse_ends_when_token_expires(gw: Running) -> None:
+async def test_sse_ends_when_token_expires(no_leeway: Running) -> None:
+    gw = no_leeway
     token = gw.token(subscribe=[ETL], ttl=1)
     async with open_stream(gw.http, ETL, token) as stream:
         await stream.next()
@@ -187,14 +206,23 @@ async def test_sse_ends_when_token_expires(gw: Running) -> None:
             await stream.next()
 
 
-async def test_token_expiring_while_the_stream_starts_still_says_why(gw: Running) -> None:
-    """`exp` already past but within the leeway: the expiry fires before the replay is
-    sent, and the client must still get the reason rather than a silent end."""
-    token = gw.signer.mint("late", subscribe=[ETL], extra={"exp": int(time.time())})
+async def test_a_token_inside_the_leeway_lives_until_exp_plus_leeway_then_says_why(
+    gw: Running,
+) -> None:
+    """`exp` already past but within the 5 s leeway: accepted, and the stream then lasts
+    until the same instant the verifier stops accepting it (not ended at once)."""
+    exp = int(time.time()) - 2
+    token = gw.signer.mint("late", subscribe=[ETL], extra={"iat": exp - 60, "exp": exp})
     async with open_stream(gw.http, ETL, token) as stream:
         assert (await stream.next()).event == "ready"
-        error = await stream.next()
+        await gw.publish(gw.token(publish=[ETL]), [[entry(ETL, "still open")]])
+        assert (await stream.next()).data["message"] == "still open"
+        error = await stream.next(timeout=10)
         assert error.event == "error" and error.data["reason"] == "token_expired"
+        assert time.time() >= exp + 5.0
+    async with httpx.AsyncClient() as client:
+        url = f"{gw.http}/api/logs/stream?channels={ETL}"
+        assert (await client.get(url, headers=gw.headers(token))).status_code == 401
 
 
 async def test_ops_endpoints(gw: Running) -> None:
@@ -212,3 +240,18 @@ async def test_ops_endpoints(gw: Running) -> None:
 async def test_test_route_only_in_dev_mode() -> None:
     async with running_gateway(dev=False) as gw, httpx.AsyncClient(base_url=gw.http) as client:
         assert (await client.post("/test/logs")).status_code == 404
+
+
+async def test_unknown_routes_and_methods_answer_the_json_error_of_every_other_answer(
+    gw: Running,
+) -> None:
+    async with httpx.AsyncClient(base_url=gw.http) as client:
+        missing = await client.get("/api/logs/nope")
+        wrong_method = await client.put("/api/logs/publish")
+    assert missing.status_code == 404
+    assert missing.headers["Content-Type"].startswith("application/json")
+    assert missing.json() == {
+        "error": {"code": "not_found", "message": "Not Found: GET /api/logs/nope"}
+    }
+    assert wrong_method.status_code == 405 and wrong_method.headers["Allow"] == "POST"
+    assert wrong_method.json()["error"]["code"] == "method_not_allowed"

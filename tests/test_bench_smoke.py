@@ -16,6 +16,7 @@ import pytest
 from bench import servers
 
 ROOT = Path(__file__).resolve().parent.parent
+POST_SCENARIOS = {"fan-out post", "latency post", "ingest post"}  # one entry per HTTP POST
 GATEWAY_SCENARIOS = {
     "idle",
     "fan-out",
@@ -24,8 +25,9 @@ GATEWAY_SCENARIOS = {
     "fan-out b10",
     "channels b10",
     *(f"ingest b{b} x{n}" for b in (1, 10, 100) for n in (1, 8)),
+    *POST_SCENARIOS,
 }
-NCHAN_SCENARIOS = {"idle", "fan-out", "latency", "channels"}
+NCHAN_SCENARIOS = {"idle", "fan-out", "latency", "channels", *POST_SCENARIOS}
 REDIS_SCENARIOS = {"fan-out", "latency", "channels", "ingest b1 x1", "ingest b100 x1"}
 CROSS_SCENARIOS = {"cross-instance latency", "cross fan-out"}
 
@@ -39,7 +41,7 @@ def test_quick_run_has_every_scenario_and_loses_nothing(tmp_path: Path) -> None:
     (results,) = tmp_path.glob("results-*.json")
     rows = json.loads(results.read_text())["medians"]
     found = {(r["server"], r["scenario"]) for r in rows}
-    wanted = {("gateway", s) for s in GATEWAY_SCENARIOS}
+    wanted = {("gateway", s) for s in GATEWAY_SCENARIOS} | {("aiohttp", "ingest post")}
     if servers.nchan_available():
         wanted |= {("nchan", s) for s in NCHAN_SCENARIOS}
     if shutil.which("redis-server"):

@@ -25,6 +25,7 @@ BAD_VALUES = {
     "jwt_issuer": " ",
     "jwt_audience": "",
     "jwt_leeway": "31",
+    "token_cache_entries": "-1",
     "broker": "mysql://db:3306",
     "workers": "0",
     "history_entries": "0",
@@ -123,6 +124,19 @@ def test_unreadable_public_keys_stop_a_real_process(tmp_path: Path) -> None:
     result = serve(env={"LOGS_GATEWAY_JWT_PUBLIC_KEYS": str(keys)})
     assert result.returncode == 2
     assert result.stderr.startswith(f"logs-gateway: LOGS_GATEWAY_JWT_PUBLIC_KEYS={str(keys)!r}: ")
+
+
+def test_a_jwks_without_a_signing_key_stops_a_real_process_naming_the_file(
+    tmp_path: Path,
+) -> None:
+    """An identity provider's JWKS may hold only its encryption key: one line, no traceback."""
+    keys = tmp_path / "jwks.json"
+    keys.write_text('{"keys": [{"kty": "RSA", "kid": "enc-1", "use": "enc", "alg": "RSA-OAEP"}]}')
+    result = serve(env={"LOGS_GATEWAY_JWT_PUBLIC_KEYS": str(keys)})
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"logs-gateway: LOGS_GATEWAY_JWT_PUBLIC_KEYS={str(keys)!r}: ")
+    assert "no usable verification key (key 'enc-1': not a signing key" in result.stderr
+    assert len(result.stderr.splitlines()) == 1
 
 
 def test_config_prints_every_setting_with_secrets_masked() -> None:

@@ -3,9 +3,14 @@ as grpc_health_probe, Kubernetes gRPC probes and grpcurl use them."""
 
 from __future__ import annotations
 
+import shutil
 import signal
+import subprocess
+import sys
+from pathlib import Path
 
 import grpc
+import pytest
 from google.protobuf.descriptor_pool import DescriptorPool
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
@@ -43,6 +48,7 @@ def test_reflection_lists_and_describes_the_services(gw_process: Running) -> Non
             *OUR_SERVICES,
             "grpc.health.v1.Health",
             "grpc.reflection.v1alpha.ServerReflection",
+            "grpc.reflection.v1.ServerReflection",
         }
         pool = DescriptorPool(database)
         publish = pool.FindServiceByName("logs_gateway.v1.LogIngest").FindMethodByName("Publish")
@@ -53,3 +59,19 @@ def test_reflection_lists_and_describes_the_services(gw_process: Running) -> Non
         assert subscribe.server_streaming
         assert not subscribe.client_streaming
         assert subscribe.output_type.full_name == "logs_gateway.v1.LogEvent"
+
+
+@pytest.mark.parametrize("protocol", ["grpc-v1", "grpc-v1alpha"])
+def test_a_reflection_client_of_either_version_describes_the_services(
+    gw_process: Running, protocol: str
+) -> None:
+    """`buf curl` (as grpcurl and Postman) asks for grpc.reflection.v1; older tools v1alpha."""
+    buf = shutil.which("buf", path=str(Path(sys.executable).parent)) or "buf"
+    url = f"http://{gw_process.grpc_target}"
+    common = [buf, "curl", "--protocol", "grpc", "--http2-prior-knowledge", "--reflect-protocol"]
+    listed = subprocess.run(
+        [*common, protocol, "--list-methods", url], capture_output=True, text=True, timeout=30
+    )
+    assert listed.returncode == 0, listed.stderr
+    assert "logs_gateway.v1.LogIngest/Publish" in listed.stdout.split()
+    assert "grpc.reflection.v1.ServerReflection/ServerReflectionInfo" in listed.stdout.split()

@@ -9,8 +9,9 @@ import base64
 import contextlib
 import hmac
 import json
+import signal
 import time
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ import jwt
 import pytest
 import redis
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ed25519
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from httpx_sse._decoders import SSEDecoder
 from logs_gateway.v1 import logs_pb2 as pb
 from logs_gateway.v1 import logs_pb2_grpc as pb_grpc
@@ -36,6 +37,7 @@ from gateway.core.ratelimit import MAX_IDLE_KEYS, RateLimiter
 from gateway.core.tokens import (
     MAX_TOKEN_BYTES,
     Principal,
+    PrivateKey,
     key_id,
     load_private_key,
     load_public_keys,
@@ -47,6 +49,7 @@ from tests.conftest import (
     SECRET,
     Running,
     entry,
+    gateway_process,
     running_gateway,
     wait_for,
 )
@@ -248,7 +251,7 @@ def forged_tokens(keys: tuple[Path, Path, str]) -> dict[str, str]:
             {"alg": "HS512"}, good, SECRET.encode(), "sha512"
         ),
         "unknown kid": ed(good, kid="no-such-key"),
-        "no kid": jwt.encode(good, private, algorithm="EdDSA"),
+        "no kid, signed by another key": jwt.encode(good, attacker, algorithm="EdDSA"),
         "another key under the right kid": ed(good, attacker),
         "RS256 claimed for the EdDSA kid": hand_signed({"alg": "RS256", "kid": kid}, good, b"x"),
         "key embedded in the header": ed(
@@ -334,6 +337,14 @@ REFUSED = {
     "grpc publish": "UNAUTHENTICATED",
     "grpc subscribe": "UNAUTHENTICATED",
 }
+ACCEPTED = {
+    "sse": "200",
+    "sse cookie": "200",
+    "publish": "200",
+    "admin": "200",
+    "grpc publish": "OK",
+    "grpc subscribe": "OK",
+}
 
 
 async def test_every_forged_token_is_refused_everywhere(tmp_path: Path) -> None:
@@ -343,14 +354,62 @@ async def test_every_forged_token_is_refused_everywhere(tmp_path: Path) -> None:
         results = {name: await verdicts(gw, token) for name, token in tokens.items()}
         accepted = {name: v for name, v in results.items() if v != REFUSED}
         assert accepted == {}, f"{len(accepted)} of {len(tokens)} forged tokens got in"
-        assert await verdicts(gw, gw.token(**ALL_RIGHTS)) == {
-            "sse": "200",
-            "sse cookie": "200",
-            "publish": "200",
-            "admin": "200",
-            "grpc publish": "OK",
-            "grpc subscribe": "OK",
-        }
+        assert await verdicts(gw, gw.token(**ALL_RIGHTS)) == ACCEPTED
+
+
+def issued(private: PrivateKey, alg: str, **header: Any) -> str:
+    """A token as an ordinary issuer mints it: PyJWT, no `kid` unless given."""
+    now = int(time.time())
+    claims = {"sub": "issuer", "iss": ISSUER, "aud": AUDIENCE, "iat": now, "exp": now + 600}
+    return jwt.encode(claims | {"logs": ALL_RIGHTS}, private, algorithm=alg, headers=header or None)
+
+
+@pytest.mark.parametrize(
+    ("alg", "generate"),
+    [
+        ("EdDSA", ed25519.Ed25519PrivateKey.generate),
+        ("ES256", lambda: ec.generate_private_key(ec.SECP256R1())),
+        ("RS256", lambda: rsa.generate_private_key(public_exponent=65537, key_size=2048)),
+    ],
+)
+async def test_a_token_without_kid_from_the_one_pem_key_is_accepted_everywhere(
+    tmp_path: Path, alg: str, generate: Callable[[], PrivateKey]
+) -> None:
+    private = generate()
+    pem = tmp_path / "issuer.pem"
+    pem.write_bytes(
+        private.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    async with running_gateway(jwt_public_keys=str(pem)) as gw:
+        assert await verdicts(gw, issued(private, alg)) == ACCEPTED
+        assert await verdicts(gw, issued(generate(), alg)) == REFUSED
+
+
+async def test_sighup_reloads_the_keys_and_a_removed_key_is_refused_at_once(
+    tmp_path: Path,
+) -> None:
+    old, new = ed25519.Ed25519PrivateKey.generate(), ed25519.Ed25519PrivateKey.generate()
+    jwks = tmp_path / "jwks.json"
+    jwks.write_text(json.dumps({"keys": [public_jwk(old.public_key(), "old")]}))
+    with gateway_process(env={"LOGS_GATEWAY_JWT_PUBLIC_KEYS": str(jwks)}) as gw:
+        token = issued(old, "EdDSA", kid="old")
+        assert (await post_entry(gw, token)).status_code == 200  # verified, and remembered
+        jwks.write_text(json.dumps({"keys": [public_jwk(new.public_key(), "new")]}))
+        assert gw.process is not None
+        gw.process.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while (answer := await post_entry(gw, token)).status_code == 200:
+            assert time.monotonic() < deadline, "the old key is still accepted after SIGHUP"
+            await asyncio.sleep(0.02)
+        assert answer.status_code == 401 and "key id 'old' is unknown" in answer.text
+        assert (await post_entry(gw, issued(new, "EdDSA", kid="new"))).status_code == 200
+        jwks.write_text("{broken")  # a bad file keeps the keys in use
+        gw.process.send_signal(signal.SIGHUP)
+        assert gw.output is not None
+        await wait_for(lambda: b"token keys not reloaded" in (gw.output / "stderr").read_bytes())
+        assert (await post_entry(gw, issued(new, "EdDSA", kid="new"))).status_code == 200
 
 
 async def test_a_token_past_the_size_limit_is_always_unauthenticated_on_grpc(gw: Running) -> None:

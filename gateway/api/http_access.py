@@ -9,7 +9,6 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
-from dataclasses import dataclass, field
 
 from aiohttp import web
 
@@ -22,22 +21,26 @@ MAX_LOGGED_PATH = 200
 CLIENT_CLOSED = 499  # nginx's code for "the client went away before the answer"
 
 
-@dataclass(slots=True)
 class _Line:
     """The access line of one request, written when the request ends."""
 
-    method: str
-    path: str
-    request_id: str
-    started: float = field(default_factory=time.monotonic)
-    deferred: bool = False  # left to the stream that outlives the handler
+    __slots__ = ("deferred", "method", "path", "request_id", "started")
+
+    def __init__(self, method: str, path: str, request_id: str) -> None:
+        self.method = method
+        self.path = path
+        self.request_id = request_id
+        self.started = time.monotonic()
+        self.deferred = False  # left to the stream that outlives the handler
 
     def write(self, status: int) -> None:
+        level = logging.DEBUG if status < 400 and self.path in QUIET_PATHS else logging.INFO
+        if not log.isEnabledFor(level):  # nothing to build for a line nobody reads
+            return
         token = request_ids.current.set(self.request_id)
         try:
-            quiet = self.path in QUIET_PATHS and status < 400
             log.log(
-                logging.DEBUG if quiet else logging.INFO,
+                level,
                 "http request",
                 extra={
                     "method": self.method,

@@ -51,12 +51,31 @@ def error_response(error: GatewayError) -> web.Response:
     return response
 
 
+def route_error_response(error: web.HTTPException, request: web.Request) -> web.Response:
+    """aiohttp's own refusals (no such route, a method the route does not take) in the
+    same JSON shape as every other error, instead of its plain text."""
+    slug = error.reason.lower().replace(" ", "_")  # not_found, method_not_allowed
+    message = f"{error.reason}: {request.method} {request.path[:MAX_SHOWN_PATH]}"
+    response = web.json_response({"error": {"code": slug, "message": message}}, status=error.status)
+    if "Allow" in error.headers:
+        response.headers["Allow"] = error.headers["Allow"]
+    return response
+
+
+MAX_SHOWN_PATH = 200
+
+
 @web.middleware
 async def errors_middleware(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
-    """Turn every GatewayError a handler raises into its response, in one place."""
+    """Turn every GatewayError a handler raises, and aiohttp's 4xx refusals, into their
+    JSON responses, in one place."""
     try:
         return await handler(request)
     except GatewayError as e:
         return error_response(e)
+    except web.HTTPException as e:
+        if not 400 <= e.status < 500:
+            raise
+        return route_error_response(e, request)

@@ -28,34 +28,39 @@ class PublishHandler:
         if not isinstance(raw, list) or not raw:
             raise invalid("'entries' must be a non-empty list")
         batch = await self._ingest.publish(principal, [entry_from_json(e) for e in raw])
+        epoch = batch.epoch
         results: list[dict[str, Any]] = []
         for o in batch.outcomes:
             if isinstance(o, GatewayError):
+                if len(raw) == 1:  # a lone entry answers with its own status
+                    raise o
                 results.append({"error": {"code": o.code.slug, "message": o.message}})
             else:
-                results.append({"offset": o.offset, "cursor": encode_cursor(batch.epoch, o.seq)})
-        errors = [o for o in batch.outcomes if isinstance(o, GatewayError)]
-        # A single entry answers with its own status; a batch answers 200 with per-entry results.
-        if len(raw) == 1 and errors:
-            raise errors[0]
-        return web.json_response({"results": results}, dumps=lambda o: orjson.dumps(o).decode())
+                results.append({"offset": o.offset, "cursor": encode_cursor(epoch, o.seq)})
+        # A batch answers 200 with per-entry results.
+        return json_answer({"results": results})
 
     async def _read_json(self, request: web.Request) -> Any:
         if request.content_length is not None and request.content_length > self._max_body:
-            raise GatewayError(Code.TOO_LARGE, f"body larger than {self._max_body} bytes")
+            raise too_large(self._max_body)
         if request.content_type != "application/json":
             raise invalid("Content-Type must be application/json")
-        body = await self._read_body(request)
+        try:
+            # The application's client_max_size is max_body: aiohttp stops reading past it.
+            body = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            raise too_large(self._max_body) from None
         try:
             return orjson.loads(body)
         except orjson.JSONDecodeError as e:
             raise invalid(f"body is not valid JSON: {e}") from None
 
-    async def _read_body(self, request: web.Request) -> bytes:
-        """The whole body, at most max_body bytes (one read() returns only what has arrived)."""
-        body = bytearray()
-        while chunk := await request.content.read(self._max_body + 1 - len(body)):
-            body += chunk
-            if len(body) > self._max_body:
-                raise GatewayError(Code.TOO_LARGE, f"body larger than {self._max_body} bytes")
-        return bytes(body)
+
+def too_large(max_body: int) -> GatewayError:
+    return GatewayError(Code.TOO_LARGE, f"body larger than {max_body} bytes")
+
+
+def json_answer(doc: Any) -> web.Response:
+    """A JSON response written by orjson straight to bytes (json_response would encode a
+    str made from them again)."""
+    return web.Response(body=orjson.dumps(doc), content_type="application/json", charset="utf-8")

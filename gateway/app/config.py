@@ -70,6 +70,13 @@ def _non_negative_float(text: str) -> float:
     return value
 
 
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise ValueError("must be a whole number of at least 0")
+    return value
+
+
 def _bool(text: str) -> bool:
     lowered = text.strip().lower()
     if lowered in ("1", "true", "yes", "on"):
@@ -168,6 +175,12 @@ SETTINGS = (
     Setting("jwt_issuer", "logs-gateway", _non_empty, "required `iss` claim"),
     Setting("jwt_audience", "logs-gateway", _non_empty, "required `aud` claim"),
     Setting("jwt_leeway", 5.0, _leeway, "clock skew allowed on exp/iat, seconds (<= 30)"),
+    Setting(
+        "token_cache_entries",
+        10_000,
+        _non_negative_int,
+        "verified tokens remembered until they expire (0: verify every request)",
+    ),
     Setting("broker", "memory", _broker, "'memory' or redis://HOST:PORT/DB"),
     Setting("workers", 1, _positive_int, "gateway processes sharing the ports (Redis broker)"),
     Setting("history_entries", 1000, _positive_int, "entries kept per channel"),
@@ -235,6 +248,7 @@ AUTH_SETTINGS = (
     "jwt_issuer",
     "jwt_audience",
     "jwt_leeway",
+    "token_cache_entries",
 )
 
 
@@ -250,6 +264,7 @@ class Config:
     jwt_issuer: str
     jwt_audience: str
     jwt_leeway: float
+    token_cache_entries: int
     broker: str
     workers: int
     history_entries: int

@@ -1,8 +1,16 @@
-"""Keys from configuration: the verifier the servers use and the signer the CLI uses."""
+"""Keys from configuration: the verifier the servers use and the signer the CLI uses.
+
+How a token's key is chosen: an HS256 token is checked against LOGS_GATEWAY_JWT_SECRET; an
+EdDSA / ES256 / RS256 token against the public key its `kid` names, or, without a `kid`,
+against the only configured key of its algorithm. A JWKS key's `kid` is its own (else its
+RFC 7638 thumbprint); a PEM key's is its RFC 7638 thumbprint, as `logs-gateway keys
+generate` and the CLI's signer use.
+"""
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import secrets
 from dataclasses import replace
@@ -13,13 +21,16 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from gateway.app.config import Config, ConfigError
 from gateway.core.tokens import (
+    PublicKey,
     Signer,
     Verifier,
     key_id,
     load_private_key,
-    load_public_keys,
     public_jwk,
+    read_key_file,
 )
+
+log = logging.getLogger("logs_gateway")
 
 MISSING_KEY = (
     "no token key configured: set LOGS_GATEWAY_JWT_SECRET (HS256, >= 32 bytes) or "
@@ -38,17 +49,39 @@ def with_dev_secret(config: Config) -> Config:
 def verifier(config: Config) -> Verifier:
     if not config.has_verify_key:
         raise ConfigError(MISSING_KEY)
-    try:
-        keys = load_public_keys(Path(config.jwt_public_keys)) if config.jwt_public_keys else {}
-    except (ValueError, OSError) as e:
-        raise ConfigError(f"LOGS_GATEWAY_JWT_PUBLIC_KEYS={config.jwt_public_keys!r}: {e}") from None
     return Verifier(
-        secret=config.jwt_secret.encode() if config.jwt_secret else None,
-        public_keys=keys,
+        secret=_secret(config),
+        public_keys=public_keys(config),
         issuer=config.jwt_issuer,
         audience=config.jwt_audience,
         leeway=config.jwt_leeway,
+        cache_entries=config.token_cache_entries,
     )
+
+
+def reload(verifier: Verifier, config: Config) -> None:
+    """Read the key file again (on SIGHUP) and verify with what it holds now; on an error
+    the keys in use stay, and the error is raised (ConfigError) for the caller to log."""
+    verifier.use_keys(secret=_secret(config), public_keys=public_keys(config))
+
+
+def public_keys(config: Config) -> dict[str, PublicKey]:
+    """The usable keys of LOGS_GATEWAY_JWT_PUBLIC_KEYS; the keys it skips are named in one
+    log line, and a file with no usable key is a ConfigError naming it."""
+    path = config.jwt_public_keys
+    if not path:
+        return {}
+    try:
+        found = read_key_file(Path(path))
+    except (ValueError, OSError) as e:
+        raise ConfigError(f"LOGS_GATEWAY_JWT_PUBLIC_KEYS={path!r}: {e}") from None
+    if found.skipped:
+        log.warning("verification keys skipped", extra={"file": path, "skipped": found.skipped})
+    return found.keys
+
+
+def _secret(config: Config) -> bytes | None:
+    return config.jwt_secret.encode() if config.jwt_secret else None
 
 
 def signer(config: Config) -> Signer:

@@ -154,6 +154,16 @@ class GatewayCollector:
         yield _counter(
             "broker_errors", "Broker failures on the publish path.", s.ingest.counts.broker_errors
         )
+        yield _gauge(
+            "token_cache_entries",
+            "Verified tokens remembered until they expire.",
+            s.verifier.cached,
+        )
+        yield _counter(
+            "token_cache_hits",
+            "Requests whose token was verified before (no signature check).",
+            s.verifier.cache_hits,
+        )
 
 
 def _gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 import grpc
 from aiohttp import web
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 from logs_gateway.v1 import logs_pb2_grpc as pb_grpc
 
+from gateway.api import grpc_reflection
 from gateway.api.grpc_access import CallLog
 from gateway.api.grpc_services import LogIngestServicer, LogStreamServicer, Stopping
 from gateway.api.http_access import access_log_middleware
@@ -25,7 +25,7 @@ from gateway.api.http_publish import PublishHandler
 from gateway.api.http_stream import StreamHandler, StreamSettings
 from gateway.app import credentials, metrics
 from gateway.app.browser import add_browser_side
-from gateway.app.config import Config
+from gateway.app.config import Config, ConfigError
 from gateway.core.broker import Broker
 from gateway.core.broker_memory import MemoryBroker
 from gateway.core.broker_redis import RedisBroker
@@ -166,9 +166,7 @@ class Gateway:
             server,
         )
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
-        reflection.enable_server_reflection(
-            (*SERVICES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
-        )
+        grpc_reflection.enable(server, (*SERVICES, health.SERVICE_NAME))
         try:
             port: int = server.add_insecure_port(f"{_grpc_host(c.host)}:{c.grpc_port}")
         except RuntimeError:  # grpcio's way of saying the address is taken or invalid
@@ -235,6 +233,15 @@ class Gateway:
         add_browser_side(app, c, self.verifier, stream)
         return app
 
+    def reload_keys(self) -> None:
+        """Verify with the key file as it is now (SIGHUP); a bad file keeps the old keys."""
+        try:
+            credentials.reload(self.verifier, self.config)
+        except ConfigError as e:
+            log.error("token keys not reloaded; the previous keys stay", extra={"error": str(e)})
+            return
+        log.info("token keys reloaded", extra={"algorithms": self.verifier.algorithms})
+
     # -- stop ---------------------------------------------------------------------------
 
     async def stop(self) -> None:
@@ -285,7 +292,8 @@ def _grpc_host(host: str) -> str:
 
 
 async def serve(config: Config, on_ready: Callable[[Gateway], None] | None = None) -> None:
-    """Run until SIGTERM or SIGINT, then drain; a second signal stops at once."""
+    """Run until SIGTERM or SIGINT, then drain; a second signal stops at once. SIGHUP reads
+    the token keys again."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     main = asyncio.current_task()
@@ -299,6 +307,7 @@ async def serve(config: Config, on_ready: Callable[[Gateway], None] | None = Non
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal)
     gateway = Gateway(config)
+    loop.add_signal_handler(signal.SIGHUP, gateway.reload_keys)
     try:
         await gateway.start()
         if on_ready is not None:

@@ -56,6 +56,7 @@ class _Supervisor:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop.set)
+        loop.add_signal_handler(signal.SIGHUP, self._reload_keys)
         for number in range(1, self.config.workers + 1):
             await self._spawn(number)
         log.info("workers started", extra={"pids": [p.pid for p in self.workers.values()]})
@@ -71,6 +72,12 @@ class _Supervisor:
                 await self._spawn(index)
         await self._stop_all()
         return code
+
+    def _reload_keys(self) -> None:
+        """SIGHUP: every worker reads the key file again."""
+        for process in self.workers.values():
+            if process.returncode is None:
+                process.send_signal(signal.SIGHUP)
 
     async def _spawn(self, index: int) -> None:
         command = [sys.executable, "-m", "gateway", "serve", "--worker", str(index)]

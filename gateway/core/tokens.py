@@ -2,7 +2,8 @@
 
 Identity comes only from a verified token. Algorithms are an explicit allow-list, each bound
 to its own key: an HS256 token is checked only against the shared secret, an asymmetric one
-only against the public key its `kid` names, so a public key can never be used as a secret.
+only against a public key of its algorithm (the one its `kid` names, or the only one), so a
+public key can never be used as a secret.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from gateway.core.errors import GatewayError, denied, unauthenticated
 REQUIRED_CLAIMS = ("sub", "exp", "iat", "iss", "aud")
 MAX_TOKEN_BYTES = 8192
 MAX_LEEWAY = 30.0
+DEFAULT_CACHE_ENTRIES = 10_000
 ASYMMETRIC_ALGORITHMS = {
     ed25519.Ed25519PublicKey: "EdDSA",
     ec.EllipticCurvePublicKey: "ES256",
@@ -44,6 +46,8 @@ class Principal:
     publish: tuple[Pattern, ...]
     subscribe: tuple[Pattern, ...]
     admin: bool
+    # The instant the token stops being accepted: its `exp` plus the clock leeway. A stream
+    # ends at this same instant, so a token accepted at connect is never ended at once.
     expires_at: float
     token_id: str
 
@@ -72,7 +76,14 @@ class VerifyKey:
 
 
 class Verifier:
-    """Verifies bearer tokens against the configured keys and claims."""
+    """Verifies bearer tokens against the configured keys and claims.
+
+    Verified tokens are remembered (keyed by the token string, at most `cache_entries`,
+    the oldest dropped first) until their `expires_at`, so a busy publisher or a browser
+    that reconnects pays one signature check per token, not one per request. A cached
+    token is answered by the same expiry test as a fresh one; nothing is kept for a
+    refused token, so each refusal is the verifier's own; new keys drop the cache.
+    """
 
     def __init__(
         self,
@@ -82,30 +93,61 @@ class Verifier:
         issuer: str,
         audience: str,
         leeway: float = 5.0,
+        cache_entries: int = DEFAULT_CACHE_ENTRIES,
     ) -> None:
+        self._issuer = issuer
+        self._audience = audience
+        self._leeway = min(leeway, MAX_LEEWAY)
+        self._cache: dict[str, Principal] = {}
+        self._cache_entries = cache_entries
+        self.cache_hits = 0
+        self.refusals: Counter[str] = Counter()  # by GatewayError.reason, for /metrics
+        self.use_keys(secret=secret, public_keys=public_keys)
+
+    def use_keys(self, *, secret: bytes | None, public_keys: Mapping[str, PublicKey]) -> None:
+        """Verify with these keys from now on (a reload); tokens cached under the old keys
+        are forgotten, so a key taken out refuses its tokens at once."""
         if secret is None and not public_keys:
             raise ValueError("a verifier needs an HS256 secret or at least one public key")
         self._secret = secret
         self._keys = {kid: VerifyKey(_algorithm_for(k), k) for kid, k in public_keys.items()}
-        self._issuer = issuer
-        self._audience = audience
-        self._leeway = min(leeway, MAX_LEEWAY)
-        self.refusals: Counter[str] = Counter()  # by GatewayError.reason, for /metrics
+        self._by_algorithm: dict[str, list[VerifyKey]] = {}
+        for key in self._keys.values():
+            self._by_algorithm.setdefault(key.algorithm, []).append(key)
+        self._cache.clear()
 
     @property
     def algorithms(self) -> list[str]:
-        algs = {k.algorithm for k in self._keys.values()}
+        algs = set(self._by_algorithm)
         if self._secret is not None:
             algs.add("HS256")
         return sorted(algs)
 
+    @property
+    def cached(self) -> int:
+        return len(self._cache)
+
     def verify(self, token: str | None) -> Principal:
         """Return the token's Principal or raise GatewayError(UNAUTHENTICATED)."""
+        if token and (principal := self._cache.get(token)) is not None:
+            if time.time() < principal.expires_at:
+                self.cache_hits += 1
+                return principal
+            del self._cache[token]  # and the verifier below refuses it, as it would anyway
         try:
-            return self._verify(token)
+            principal = self._verify(token)
         except GatewayError as e:
             self.refusals[e.reason] += 1
             raise
+        self._remember(token, principal)
+        return principal
+
+    def _remember(self, token: str | None, principal: Principal) -> None:
+        if not token or self._cache_entries <= 0:
+            return
+        if len(self._cache) >= self._cache_entries:
+            del self._cache[next(iter(self._cache))]
+        self._cache[token] = principal
 
     def _verify(self, token: str | None) -> Principal:
         if not token:
@@ -121,10 +163,9 @@ class Verifier:
                 audience=self._audience,
                 issuer=self._issuer,
                 leeway=self._leeway,
-                options={"require": list(REQUIRED_CLAIMS)},
+                # `exp` is checked below, by the same test a cached token gets.
+                options={"require": list(REQUIRED_CLAIMS), "verify_exp": False},
             )
-        except jwt.ExpiredSignatureError:
-            raise unauthenticated("token expired", "expired") from None
         except jwt.ImmatureSignatureError:
             raise unauthenticated(
                 "token not yet valid (iat/nbf in the future)", "not_yet_valid"
@@ -139,7 +180,10 @@ class Verifier:
             raise unauthenticated("token issuer is not accepted here", "bad_issuer") from None
         except jwt.PyJWTError as e:
             raise unauthenticated(f"invalid token: {e}", "malformed") from None
-        return principal_from_claims(claims)
+        principal = principal_from_claims(claims, self._leeway)
+        if time.time() >= principal.expires_at:
+            raise unauthenticated("token expired", "expired")
+        return principal
 
     def _key_for(self, token: str) -> VerifyKey:
         try:
@@ -152,6 +196,8 @@ class Verifier:
         kid = header.get("kid")
         if alg not in self.algorithms:
             raise unauthenticated(f"token algorithm {alg!r} is not accepted", "bad_algorithm")
+        if kid is None:
+            return self._only_key(alg)
         if not isinstance(kid, str) or kid not in self._keys:
             raise unauthenticated(f"token key id {kid!r} is unknown", "unknown_kid")
         key = self._keys[kid]
@@ -161,8 +207,19 @@ class Verifier:
             )
         return key
 
+    def _only_key(self, alg: str) -> VerifyKey:
+        """A token without `kid` (as issuers with one key send): the one key of its
+        algorithm. With several, which one is meant is not guessed."""
+        candidates = self._by_algorithm.get(alg, [])
+        if len(candidates) != 1:
+            raise unauthenticated(
+                f"token has no key id and {len(candidates)} {alg} keys could verify it",
+                "missing_kid",
+            )
+        return candidates[0]
 
-def principal_from_claims(claims: Mapping[str, Any]) -> Principal:
+
+def principal_from_claims(claims: Mapping[str, Any], leeway: float) -> Principal:
     sub = claims["sub"]
     if not isinstance(sub, str) or not sub:
         raise unauthenticated("token 'sub' must be a non-empty string", "bad_claims")
@@ -187,7 +244,7 @@ def principal_from_claims(claims: Mapping[str, Any]) -> Principal:
         publish=publish,
         subscribe=subscribe,
         admin=admin,
-        expires_at=float(exp),
+        expires_at=float(exp) + leeway,
         token_id=str(claims.get("jti", "")),
     )
 
@@ -261,28 +318,73 @@ class Signer:
         return jwt.encode(claims, self._private_key, algorithm=alg, headers={"kid": self._kid})
 
 
-def load_public_keys(path: Path) -> dict[str, PublicKey]:
-    """Read public keys from a JWKS file (kid per key) or a PEM file (kid = JWK thumbprint)."""
+@dataclass(frozen=True, slots=True)
+class KeyFile:
+    """The usable keys of a PEM or JWKS file by `kid`, and the keys left out, each with why."""
+
+    keys: dict[str, PublicKey]
+    skipped: tuple[str, ...] = ()
+
+
+def read_key_file(path: Path) -> KeyFile:
+    """Read verification keys: a JWKS file (each key's `kid`, else its thumbprint) or a PEM
+    file (kid = the key's RFC 7638 thumbprint). JWKS keys that are not for signing or not
+    of an accepted algorithm are skipped; no usable key at all is a ValueError."""
     text = path.read_text()
-    if text.lstrip().startswith("{"):
-        return _keys_from_jwks(json.loads(text), path)
-    key = _public_key(serialization.load_pem_public_key(text.encode()), str(path))
-    return {key_id(key): key}
+    if not text.lstrip().startswith("{"):
+        key = _public_key(serialization.load_pem_public_key(text.encode()), str(path))
+        return KeyFile({key_id(key): key})
+    found = _keys_from_jwks(json.loads(text), path)
+    if not found.keys:
+        raise ValueError(f"{path}: no usable verification key ({'; '.join(found.skipped)})")
+    return found
 
 
-def _keys_from_jwks(doc: Any, path: Path) -> dict[str, PublicKey]:
+def load_public_keys(path: Path) -> dict[str, PublicKey]:
+    return read_key_file(path).keys
+
+
+def _keys_from_jwks(doc: Any, path: Path) -> KeyFile:
     if not isinstance(doc, dict) or not isinstance(doc.get("keys"), list):
         raise ValueError(f"{path}: a JWKS file must be an object with a 'keys' list")
     keys: dict[str, PublicKey] = {}
-    for jwk in doc["keys"]:
-        kid = jwk.get("kid") if isinstance(jwk, dict) else None
-        if not isinstance(kid, str) or not kid:
-            raise ValueError(f"{path}: every key in a JWKS file needs a 'kid'")
-        keys[kid] = _public_key(jwt.PyJWK(jwk).key, f"{path}: key {kid!r}")
-    return keys
+    skipped: list[str] = []
+    for i, jwk in enumerate(doc["keys"]):
+        name = f"key {jwk.get('kid', i)!r}" if isinstance(jwk, dict) else f"key {i}"
+        try:
+            key = _signing_key(jwk)
+        except ValueError as e:
+            skipped.append(f"{name}: {e}")
+            continue
+        kid = jwk.get("kid")
+        keys[kid if isinstance(kid, str) and kid else key_id(key)] = key
+    return KeyFile(keys, tuple(skipped))
+
+
+def _signing_key(jwk: Any) -> PublicKey:
+    """The public key of a JWK meant for verifying signatures with an accepted algorithm,
+    or ValueError saying why it is not one."""
+    if not isinstance(jwk, dict):
+        raise ValueError("not a JSON object")
+    if jwk.get("use", "sig") != "sig":
+        raise ValueError(f"not a signing key (use {jwk['use']!r})")
+    if "key_ops" in jwk and "verify" not in (jwk["key_ops"] or ()):
+        raise ValueError(f"not a verification key (key_ops {jwk['key_ops']!r})")
+    accepted = ASYMMETRIC_ALGORITHMS.values()
+    if "alg" in jwk and jwk["alg"] not in accepted:
+        raise ValueError(f"algorithm {jwk['alg']!r} is not accepted ({', '.join(accepted)})")
+    if "d" in jwk:
+        raise ValueError("holds a private key; publish only the public part")
+    try:
+        key = jwt.PyJWK(jwk).key
+    except (jwt.PyJWTError, KeyError, TypeError, ValueError) as e:
+        raise ValueError(f"unsupported key ({e})") from None
+    return _public_key(key, "the key")
 
 
 def _public_key(key: object, where: str) -> PublicKey:
+    if isinstance(key, ec.EllipticCurvePublicKey) and not isinstance(key.curve, ec.SECP256R1):
+        raise ValueError(f"{where}: EC curve {key.curve.name} is not P-256 (ES256)")
     if isinstance(key, ed25519.Ed25519PublicKey | ec.EllipticCurvePublicKey | rsa.RSAPublicKey):
         return key
     raise ValueError(f"{where}: unsupported or non-public key type {type(key).__name__}")
