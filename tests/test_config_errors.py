@@ -39,6 +39,7 @@ BAD_VALUES = {
     "heartbeat_seconds": "0",
     "retry_ms": "soon",
     "grace_seconds": "nan",
+    "otlp_channel_template": "logs:{service.name}",
     "cors_origins": "*",
     "log_level": "verbose",
     "log_format": "xml",
