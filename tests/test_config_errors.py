@@ -44,6 +44,7 @@ BAD_VALUES = {
     "grpc_keepalive_seconds": "-20",
     "retry_ms": "soon",
     "grace_seconds": "nan",
+    "otlp_channel_template": "logs:{service.name}",
     "cors_origins": "*",
     "log_level": "verbose",
     "log_format": "xml",

@@ -21,7 +21,11 @@ from tests.conftest import Running, gateway_process
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
-OUR_SERVICES = ("logs_gateway.v1.LogIngest", "logs_gateway.v1.LogStream")
+OUR_SERVICES = (
+    "logs_gateway.v1.LogIngest",
+    "logs_gateway.v1.LogStream",
+    "opentelemetry.proto.collector.logs.v1.LogsService",
+)
 
 
 def test_health_is_serving_then_not_serving_while_draining() -> None:
@@ -59,6 +63,9 @@ def test_reflection_lists_and_describes_the_services(gw_process: Running) -> Non
         assert subscribe.server_streaming
         assert not subscribe.client_streaming
         assert subscribe.output_type.full_name == "logs_gateway.v1.LogEvent"
+        otlp = pool.FindServiceByName("opentelemetry.proto.collector.logs.v1.LogsService")
+        export = otlp.methods_by_name["Export"]
+        assert not export.client_streaming and not export.server_streaming
 
 
 @pytest.mark.parametrize("protocol", ["grpc-v1", "grpc-v1alpha"])

@@ -14,7 +14,7 @@ def _event(message: str, seq: int = 42, severity: int = 13) -> bytes:
 def test_log_frame_exact_bytes() -> None:
     assert _event("slow step") == (
         b"id: abc123-42\nevent: log\n"
-        b'data: {"channel":"logs:etl:w:f","offset":7,"time":"2026-11-27T01:51:19.043427Z",'
+        b'data: {"channel":"logs:etl:w:f","offset":7,"time":"2026-11-27T01:51:19.043427000Z",'
         b'"level":"warn","severity":13,"message":"slow step","source":"etl",'
         b'"attributes":{"k":"v"}}\n\n'
     )

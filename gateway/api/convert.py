@@ -57,7 +57,7 @@ def attribute_to_proto(value: str | int | float | bool) -> pb.AttributeValue:
 
 def entry_from_json(obj: Any) -> Entry | GatewayError:
     """An entry of POST /api/logs/publish: channel, message, optional level, attributes,
-    source, time (RFC 3339 `...Z` with microseconds)."""
+    source, time (RFC 3339 `...Z`, up to nanoseconds)."""
     if not isinstance(obj, dict):
         return invalid("each entry must be a JSON object")
     channel, message = obj.get("channel"), obj.get("message")

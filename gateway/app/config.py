@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from gateway.core.channel_template import ChannelTemplate
+
 ENV_PREFIX = "LOGS_GATEWAY_"
 _LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _HOSTNAME = re.compile(rf"(?=.{{1,253}}$){_LABEL}(\.{_LABEL})*")
@@ -142,6 +144,12 @@ def _origins(text: str) -> str:
     return text
 
 
+def _channel_template(text: str) -> str:
+    if text:
+        ChannelTemplate.parse(text)
+    return text
+
+
 @dataclass(frozen=True, slots=True)
 class Setting:
     name: str
@@ -231,6 +239,13 @@ SETTINGS = (
     ),
     Setting("retry_ms", 3000, _positive_int, "SSE `retry:` sent to browsers"),
     Setting("grace_seconds", 10.0, _positive_float, "drain time on SIGTERM"),
+    Setting(
+        "otlp_channel_template",
+        "",
+        _channel_template,
+        "channel of an OTLP record without a logs_gateway.channel attribute, from its"
+        " attributes, e.g. logs:{service.name}:{workspace.id}",
+    ),
     Setting("cors_origins", "", _origins, "comma-separated origins allowed to read cross-origin"),
     Setting("log_level", "info", _level, "debug, info, warning or error"),
     Setting("log_format", "json", _log_format, "json or text"),
@@ -283,6 +298,7 @@ class Config:
     grpc_keepalive_seconds: float
     retry_ms: int
     grace_seconds: float
+    otlp_channel_template: str
     cors_origins: str
     log_level: str
     log_format: str

@@ -13,6 +13,7 @@ import grpc
 from aiohttp import web
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from logs_gateway.v1 import logs_pb2_grpc as pb_grpc
+from opentelemetry.proto.collector.logs.v1 import logs_service_pb2_grpc as otlp_grpc
 
 from gateway.api import grpc_reflection
 from gateway.api.grpc_access import CallLog
@@ -23,12 +24,17 @@ from gateway.api.http_metrics import MetricsHandler
 from gateway.api.http_ops import OpsHandlers
 from gateway.api.http_publish import PublishHandler
 from gateway.api.http_stream import StreamHandler, StreamSettings
+from gateway.api.otlp_export import SERVICE as OTLP_SERVICE
+from gateway.api.otlp_export import OtlpExport
+from gateway.api.otlp_grpc import OtlpLogsServicer
+from gateway.api.otlp_http import OtlpHttpHandler
 from gateway.app import credentials, metrics
 from gateway.app.browser import add_browser_side
 from gateway.app.config import Config, ConfigError
 from gateway.core.broker import Broker
 from gateway.core.broker_memory import MemoryBroker
 from gateway.core.broker_redis import RedisBroker
+from gateway.core.channel_template import ChannelTemplate
 from gateway.core.errors import GatewayError
 from gateway.core.hub import Hub
 from gateway.core.ingest import Ingest, Limits
@@ -36,7 +42,7 @@ from gateway.core.tally import ByteCount
 from gateway.core.tokens import MAX_TOKEN_BYTES
 
 log = logging.getLogger("logs_gateway")
-SERVICES = ("logs_gateway.v1.LogIngest", "logs_gateway.v1.LogStream")
+SERVICES = ("logs_gateway.v1.LogIngest", "logs_gateway.v1.LogStream", OTLP_SERVICE)
 SHUTDOWN = {"reason": "server draining; reconnect", "retry_ms": 1000}
 # Live delivery had to skip events (Redis lost its data, or this instance fell behind the
 # shared feed): streams end, and clients resume from their cursor through history.
@@ -86,6 +92,12 @@ class Gateway:
         limits = Limits(config.max_entry_bytes, config.max_batch_entries, config.publish_rate)
         self.ingest = Ingest(self.broker, limits)
         self.stopping = Stopping()
+        template = config.otlp_channel_template
+        self.otlp = OtlpExport(
+            self.ingest,
+            ChannelTemplate.parse(template) if template else None,
+            lambda: self.stopping.is_set,
+        )
         self.health = health.aio.HealthServicer()
         self.sse_bytes = ByteCount()
         self.grpc_calls = CallLog()
@@ -165,6 +177,9 @@ class Gateway:
             ),
             server,
         )
+        otlp_grpc.add_LogsServiceServicer_to_server(
+            OtlpLogsServicer(self.verifier, self.otlp), server
+        )
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         grpc_reflection.enable(server, (*SERVICES, health.SERVICE_NAME))
         try:
@@ -224,6 +239,8 @@ class Gateway:
         # No HEAD: a stream has no headers-only form, and its bytes would follow them.
         app.router.add_get("/api/logs/stream", stream.handle, allow_head=False)
         app.router.add_post("/api/logs/publish", publish.handle)
+        otlp = OtlpHttpHandler(self.verifier, self.otlp, c.max_message_bytes)
+        app.router.add_post("/v1/logs", otlp.handle)
         app.router.add_get("/health", ops.health)
         app.router.add_get("/ready", ops.ready)
         app.router.add_get("/admin/logs/stats", ops.stats)

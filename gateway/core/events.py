@@ -7,6 +7,7 @@ history replay, Redis) then reuses those bytes.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -121,7 +122,8 @@ def decode_data(data: bytes) -> dict[str, Any]:
 
 
 def format_time(time_ns: int) -> str:
-    """RFC 3339 UTC with microseconds, e.g. 2026-11-27T01:02:03.123456Z."""
+    """RFC 3339 UTC at full (nanosecond) precision, e.g. 2026-11-27T01:02:03.123456789Z:
+    OTLP records carry nanoseconds, and a subscriber sees the publisher's own time."""
     global _last_second
     seconds = time_ns // 1_000_000_000
     last = _last_second  # one read: another thread may replace it meanwhile
@@ -130,15 +132,22 @@ def format_time(time_ns: int) -> str:
         # batch mostly share their second.
         text = dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
         last = _last_second = (seconds, text)
-    micros = time_ns // 1000 % 1_000_000
-    return f"{last[1]}.{_DIGITS[micros // 1000]}{_DIGITS[micros % 1000]}Z"
+    nanos = time_ns % 1_000_000_000
+    millis, rest = divmod(nanos, 1_000_000)
+    return f"{last[1]}.{_DIGITS[millis]}{_DIGITS[rest // 1000]}{_DIGITS[rest % 1000]}Z"
 
 
 _last_second = (-1, "")
-_DIGITS = tuple(f"{n:03d}" for n in range(1000))  # half the cost of formatting with :06d
+_DIGITS = tuple(f"{n:03d}" for n in range(1000))  # half the cost of formatting with :09d
+_TIME = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?Z")
 
 
 def parse_time(text: str) -> int:
-    """Inverse of format_time (microsecond precision)."""
-    stamp = dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=dt.UTC)
-    return int(stamp.timestamp()) * 1_000_000_000 + stamp.microsecond * 1000
+    """Inverse of format_time; also reads fewer fraction digits (lines stored before
+    nanoseconds had six), or none."""
+    match = _TIME.fullmatch(text)
+    if match is None:
+        raise ValueError(f"time {text!r} must be RFC 3339 UTC like 2026-11-27T01:02:03.123Z")
+    stamp = dt.datetime.strptime(match[1], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=dt.UTC)
+    fraction = (match[2] or "").ljust(9, "0")
+    return int(stamp.timestamp()) * 1_000_000_000 + int(fraction)

@@ -46,7 +46,8 @@ function fillRow(row, item) {
   lvl.className = `lvl lvl-${level}`;
   src.textContent = entry.source ?? '';
   msg.textContent = entry.message ?? '';
-  row.title = `${entry.channel}\n${entry.message}`;
+  const trace = entry.trace_id ? `\ntrace ${entry.trace_id} span ${entry.span_id || '-'}` : '';
+  row.title = `${entry.channel}${trace}\n${entry.message}`;
 }
 
 export class LogView {

@@ -47,9 +47,16 @@ async def test_sign_in_connect_live_entry_then_disconnect(page: Page) -> None:
         for level, text in ((13, "slow query: 2.4 s"), (17, "load step failed"), (5, "rows: 1024")):
             token = gw.token("svc", publish=["logs:>"])
             await gw.publish(token, [[entry(ETL, text, level)]], producer=text)
+        traced = entry(ETL, "traced step")
+        traced.trace_id, traced.span_id = bytes(range(1, 17)), bytes(range(1, 9))
+        await gw.publish(gw.token("svc", publish=["logs:>"]), [[traced]], producer="traced")
         await page.get_by_text("rows: 1024").wait_for()
+        row = page.locator(".row", has_text="traced step")
+        assert await row.get_attribute("title") == (
+            f"{ETL}\ntrace {bytes(range(1, 17)).hex()} span {bytes(range(1, 9)).hex()}\ntraced step"
+        )
         await page.screenshot(path=artifact("logs-page-connected.png"))
-        assert await count(page) == f"{SAMPLES + 4} entries"
+        assert await count(page) == f"{SAMPLES + 5} entries"
 
         await page.get_by_role("button", name="Disconnect").click()
         await wait_state(page, "disconnected")
@@ -57,7 +64,7 @@ async def test_sign_in_connect_live_entry_then_disconnect(page: Page) -> None:
         await publish(gw, ETL, "published after disconnect")
         await page.wait_for_timeout(1000)
         assert "published after disconnect" not in await messages(page)
-        assert await count(page) == f"{SAMPLES + 4} entries"
+        assert await count(page) == f"{SAMPLES + 5} entries"
     assert page.errors == []  # type: ignore[attr-defined]
 
 

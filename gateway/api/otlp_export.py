@@ -1,0 +1,67 @@
+"""One OTLP logs export, the same over gRPC and HTTP: records to the publish path, its
+answer back as OTLP says (a response, or a google.rpc.Status with the retry delay)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+from google.protobuf.duration_pb2 import Duration
+from google.rpc.error_details_pb2 import RetryInfo
+from google.rpc.status_pb2 import Status
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
+    ExportLogsServiceRequest,
+    ExportLogsServiceResponse,
+)
+
+from gateway.api.otlp_convert import entries_from_request, export_response
+from gateway.core.channel_template import ChannelTemplate
+from gateway.core.errors import Code, GatewayError
+from gateway.core.ingest import Ingest
+from gateway.core.tokens import Principal
+
+SERVICE = "opentelemetry.proto.collector.logs.v1.LogsService"
+# A draining gateway asks exporters to come back after the time a load balancer needs to
+# send them to another instance (the SSE stream's `shutdown` says the same).
+DRAINING = GatewayError(
+    Code.UNAVAILABLE, "gateway is draining; retry", reason="draining", retry_after=1.0
+)
+
+
+class OtlpExport:
+    def __init__(
+        self, ingest: Ingest, template: ChannelTemplate | None, draining: Callable[[], bool]
+    ) -> None:
+        self._ingest = ingest
+        self._template = template
+        self._draining = draining
+
+    async def __call__(
+        self, principal: Principal, request: ExportLogsServiceRequest
+    ) -> ExportLogsServiceResponse:
+        """Answers once every accepted record is in history; raises GatewayError when the
+        whole request is refused (draining, over the token's publish rate)."""
+        if self._draining():
+            raise DRAINING
+        items = entries_from_request(request, self._template)
+        if not items:
+            return ExportLogsServiceResponse()
+        batch = await self._ingest.publish(principal, items)
+        return export_response(batch.outcomes)
+
+
+def retry_info(error: GatewayError) -> RetryInfo | None:
+    """The delay OTLP clients wait before resending, when the refusal has one."""
+    if error.retry_after is None:
+        return None
+    millis = max(1, math.ceil(error.retry_after * 1000))
+    return RetryInfo(retry_delay=Duration(seconds=millis // 1000, nanos=millis % 1000 * 10**6))
+
+
+def status_of(error: GatewayError) -> Status:
+    """The error as google.rpc.Status: the gRPC status details and the OTLP/HTTP body."""
+    status = Status(code=error.code.grpc_code, message=error.message)
+    info = retry_info(error)
+    if info is not None:
+        status.details.add().Pack(info)
+    return status

@@ -1,0 +1,54 @@
+"""OTLP/gRPC: opentelemetry.proto.collector.logs.v1.LogsService/Export on the gRPC port."""
+
+from __future__ import annotations
+
+from typing import Any, NoReturn
+
+import grpc
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
+    ExportLogsServiceRequest,
+    ExportLogsServiceResponse,
+)
+
+from gateway.api.grpc_services import authenticate, grpc_status
+from gateway.api.otlp_export import OtlpExport, retry_info, status_of
+from gateway.core.errors import GatewayError
+from gateway.core.tokens import Verifier
+
+# The retry delay travels twice: in the status details, where the OTLP spec and the
+# Collector's exporters look, and alone under the key the OpenTelemetry Python and Java
+# exporters read.
+DETAILS_KEY = "grpc-status-details-bin"
+RETRY_INFO_KEY = "google.rpc.retryinfo-bin"
+
+
+class OtlpLogsServicer:
+    """Credentials as OTel exporters send them (`authorization: Bearer` in the exporter's
+    `headers`), checked by the same verifier as LogIngest.Publish."""
+
+    def __init__(self, verifier: Verifier, export: OtlpExport) -> None:
+        self._verifier = verifier
+        self._export = export
+
+    async def Export(
+        self,
+        request: ExportLogsServiceRequest,
+        context: grpc.aio.ServicerContext[ExportLogsServiceRequest, ExportLogsServiceResponse],
+    ) -> ExportLogsServiceResponse:
+        principal = await authenticate(self._verifier, context)
+        try:
+            return await self._export(principal, request)
+        except GatewayError as e:
+            await abort(context, e)
+
+
+async def abort(context: grpc.aio.ServicerContext[Any, Any], error: GatewayError) -> NoReturn:
+    trailing: list[tuple[str, bytes]] = []
+    info = retry_info(error)
+    if info is not None:
+        trailing += [
+            (DETAILS_KEY, status_of(error).SerializeToString()),
+            (RETRY_INFO_KEY, info.SerializeToString()),
+        ]
+    await context.abort(grpc_status(error), error.message, tuple(trailing))
+    raise AssertionError("unreachable: abort raises")

@@ -1,0 +1,72 @@
+"""OTLP/HTTP: POST /v1/logs, as application/x-protobuf or application/json.
+
+Answers in the request's own encoding, as the OTLP spec asks: the response message on
+success, a google.rpc.Status on failure, with `Retry-After` when the client should resend
+later (429 over the publish rate, 503 while draining). aiohttp inflates gzip (and deflate)
+bodies itself, and the body limit counts the inflated bytes.
+"""
+
+from __future__ import annotations
+
+import math
+
+from aiohttp import web
+from google.protobuf.message import DecodeError, Message
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+
+from gateway.api.http_auth import authenticate
+from gateway.api.otlp_export import OtlpExport, status_of
+from gateway.api.otlp_json import request_from_json, to_json
+from gateway.core.errors import Code, GatewayError, invalid
+from gateway.core.tokens import Verifier
+
+PATH = "/v1/logs"
+PROTOBUF = "application/x-protobuf"
+JSON = "application/json"
+
+
+class OtlpHttpHandler:
+    def __init__(self, verifier: Verifier, export: OtlpExport, max_body: int) -> None:
+        self._verifier = verifier
+        self._export = export
+        self._max_body = max_body
+
+    async def handle(self, request: web.Request) -> web.Response:
+        as_json = request.content_type == JSON
+        try:
+            principal = authenticate(request, self._verifier, allow_cookie=False)
+            parsed = await self._read(request, as_json)
+            response = await self._export(principal, parsed)
+        except GatewayError as e:
+            return _encoded(status_of(e), as_json, e.code.http_status, e.retry_after)
+        return _encoded(response, as_json, 200, None)
+
+    async def _read(self, request: web.Request, as_json: bool) -> ExportLogsServiceRequest:
+        if not as_json and request.content_type != PROTOBUF:
+            raise invalid(f"Content-Type must be {PROTOBUF} or {JSON}")
+        too_large = GatewayError(Code.TOO_LARGE, f"body larger than {self._max_body} bytes")
+        if request.content_length is not None and request.content_length > self._max_body:
+            raise too_large
+        try:
+            body = await request.read()  # at most the app's client_max_size, inflated
+        except web.HTTPRequestEntityTooLarge:
+            raise too_large from None
+        if as_json:
+            return request_from_json(body)
+        try:
+            return ExportLogsServiceRequest.FromString(body)
+        except DecodeError as e:
+            raise invalid(f"body is not an OTLP protobuf logs request: {e}") from None
+
+
+def _encoded(
+    message: Message, as_json: bool, status: int, retry_after: float | None
+) -> web.Response:
+    response = web.Response(
+        body=to_json(message) if as_json else message.SerializeToString(),
+        status=status,
+        content_type=JSON if as_json else PROTOBUF,
+    )
+    if retry_after is not None:
+        response.headers["Retry-After"] = str(max(1, math.ceil(retry_after)))
+    return response
