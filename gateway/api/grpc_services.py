@@ -219,6 +219,7 @@ class LogStreamServicer(pb_grpc.LogStreamServicer):
         stopping: Stopping,
         queue_limit: int,
         write_timeout: float = 30.0,
+        max_tail: int = 1000,
     ) -> None:
         self._verifier = verifier
         self._broker = broker
@@ -226,6 +227,7 @@ class LogStreamServicer(pb_grpc.LogStreamServicer):
         self._stopping = stopping
         self._queue_limit = queue_limit
         self._write_timeout = write_timeout
+        self._max_tail = max_tail
 
     async def Subscribe(
         self,
@@ -240,6 +242,8 @@ class LogStreamServicer(pb_grpc.LogStreamServicer):
             for p in patterns:
                 principal.check_subscribe(p)
             floor = level_severity(request.min_level) if request.min_level else 0
+            if request.tail > self._max_tail:
+                raise invalid(f"tail must be from 0 to {self._max_tail}")
         except ValueError as e:
             await abort(context, invalid(str(e)))
         except GatewayError as e:
@@ -252,7 +256,8 @@ class LogStreamServicer(pb_grpc.LogStreamServicer):
         except GatewayError as e:
             await abort(context, e)
         try:
-            replay, after = await catch_up(self._broker, patterns, decode_cursor(request.cursor))
+            cursor = decode_cursor(request.cursor)
+            replay, after = await catch_up(self._broker, patterns, cursor, request.tail, floor)
             # The replay is written item by item as gRPC's flow control lets it (a replay of
             # any size holds one message at a time); live events wait in `sub` meanwhile.
             for item in replay.in_order():

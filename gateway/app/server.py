@@ -174,6 +174,7 @@ class Gateway:
                 self.stopping,
                 queue_limit=10_000,
                 write_timeout=2 * c.heartbeat_seconds,
+                max_tail=c.history_entries,
             ),
             server,
         )
@@ -228,7 +229,11 @@ class Gateway:
             self.broker,
             self.hub,
             StreamSettings(
-                c.retry_ms, c.max_channels, c.send_buffer_bytes, 2 * c.heartbeat_seconds
+                c.retry_ms,
+                c.max_channels,
+                c.send_buffer_bytes,
+                2 * c.heartbeat_seconds,
+                c.history_entries,
             ),
             self.sse_bytes,
         )

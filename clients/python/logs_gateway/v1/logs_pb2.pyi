@@ -134,14 +134,16 @@ class PublishAck(_message.Message):
     def __init__(self, sequence: _Optional[int] = ..., results: _Optional[_Iterable[_Union[EntryResult, _Mapping]]] = ..., duplicate: _Optional[bool] = ...) -> None: ...
 
 class SubscribeRequest(_message.Message):
-    __slots__ = ("channels", "cursor", "min_level")
+    __slots__ = ("channels", "cursor", "min_level", "tail")
     CHANNELS_FIELD_NUMBER: _ClassVar[int]
     CURSOR_FIELD_NUMBER: _ClassVar[int]
     MIN_LEVEL_FIELD_NUMBER: _ClassVar[int]
+    TAIL_FIELD_NUMBER: _ClassVar[int]
     channels: _containers.RepeatedScalarFieldContainer[str]
     cursor: str
     min_level: str
-    def __init__(self, channels: _Optional[_Iterable[str]] = ..., cursor: _Optional[str] = ..., min_level: _Optional[str] = ...) -> None: ...
+    tail: int
+    def __init__(self, channels: _Optional[_Iterable[str]] = ..., cursor: _Optional[str] = ..., min_level: _Optional[str] = ..., tail: _Optional[int] = ...) -> None: ...
 
 class Gap(_message.Message):
     __slots__ = ("channel", "lost", "reason", "channels")
