@@ -18,6 +18,7 @@ from gateway.api.convert import entry_from_proto, event_to_proto
 from gateway.core.broker import Broker, Gap, catch_up
 from gateway.core.channels import parse_pattern
 from gateway.core.cursor import decode_cursor, encode_cursor
+from gateway.core.endings import End, grpc_error
 from gateway.core.errors import Code, GatewayError, invalid
 from gateway.core.events import Event, level_severity
 from gateway.core.hub import Hub
@@ -268,11 +269,8 @@ class LogStreamServicer(pb_grpc.LogStreamServicer):
             self._hub.start(sub, replay, after)
             async for item in _drain(sub):
                 await self._write(context, sub, item)
-            reason = sub.done.result()
-            if reason == "error":
-                await abort(context, GatewayError(Code.UNAUTHENTICATED, "token expired; reconnect"))
-            if reason in ("shutdown", "slow_consumer"):
-                await abort(context, GatewayError(Code.UNAVAILABLE, f"stream ended: {reason}"))
+            if (error := grpc_error(sub.done.result())) is not None:
+                await abort(context, error)
         finally:
             self._hub.remove(sub)
 
@@ -286,7 +284,7 @@ class LogStreamServicer(pb_grpc.LogStreamServicer):
             async with asyncio.timeout(self._write_timeout):  # no task per write, as wait_for
                 await context.write(event_to_proto(cursor, item))
         except TimeoutError:
-            sub.finish("slow_consumer")
+            sub.finish(End.SLOW_CONSUMER)
 
 
 async def _drain(sub: EventSubscription) -> AsyncIterator[Event | Gap]:

@@ -14,6 +14,7 @@ from gateway.core import sse
 from gateway.core.broker import Broker, catch_up
 from gateway.core.channels import Pattern, parse_pattern
 from gateway.core.cursor import Cursor, decode_cursor, encode_cursor
+from gateway.core.endings import End
 from gateway.core.errors import invalid
 from gateway.core.events import level_severity
 from gateway.core.hub import Hub
@@ -240,7 +241,7 @@ class StreamHandler:
             try:  # aiohttp's write waits for the socket to drain past its small buffer
                 await asyncio.wait_for(response.write(chunk), self._settings.write_timeout)
             except TimeoutError:
-                sub.finish("slow_consumer")
+                sub.finish(End.SLOW_CONSUMER)
                 return response
         self._hub.start(sub, replay, after)
         return response

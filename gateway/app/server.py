@@ -35,6 +35,7 @@ from gateway.core.broker import Broker
 from gateway.core.broker_memory import MemoryBroker
 from gateway.core.broker_redis import RedisBroker
 from gateway.core.channel_template import ChannelTemplate
+from gateway.core.endings import End
 from gateway.core.errors import GatewayError
 from gateway.core.hub import Hub
 from gateway.core.ingest import Ingest, Limits
@@ -43,10 +44,6 @@ from gateway.core.tokens import MAX_TOKEN_BYTES
 
 log = logging.getLogger("logs_gateway")
 SERVICES = ("logs_gateway.v1.LogIngest", "logs_gateway.v1.LogStream", OTLP_SERVICE)
-SHUTDOWN = {"reason": "server draining; reconnect", "retry_ms": 1000}
-# Live delivery had to skip events (Redis lost its data, or this instance fell behind the
-# shared feed): streams end, and clients resume from their cursor through history.
-RESYNC = {"reason": "live feed interrupted; reconnect to resume", "retry_ms": 1000}
 
 
 def make_broker(config: Config) -> Broker:
@@ -88,7 +85,7 @@ class Gateway:
         )
         self.broker.add_listener(self.hub.deliver)
         if isinstance(self.broker, RedisBroker):
-            self.broker.on_resync(lambda: self.hub.close_all(RESYNC, "shutdown"))
+            self.broker.on_resync(lambda: self.hub.close_all(End.RESYNC))
         limits = Limits(config.max_entry_bytes, config.max_batch_entries, config.publish_rate)
         self.ingest = Ingest(self.broker, limits)
         self.stopping = Stopping()
@@ -288,7 +285,7 @@ class Gateway:
         with contextlib.suppress(GatewayError):
             await self.broker.head()
         self.hub.flush()
-        self.hub.close_all(SHUTDOWN, "shutdown")
+        self.hub.close_all(End.DRAINING)
         # 4. Both servers wait for their handlers, and SSE connections for their last
         #    bytes to be sent, bounded by the grace.
         await asyncio.gather(grpc_stopped, self._stop_http(), self.hub.emptied(grace))

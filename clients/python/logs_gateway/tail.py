@@ -188,7 +188,9 @@ def _handle(event: ServerEvent, position: _Position, printer: Printer) -> str | 
         printer.notice(f"gap: {lost} entries lost on {data.get('channel')} ({reason})")
     elif event.event == "error":
         return f"stream closed by the gateway: {data.get('message') or data}"
-    elif event.event == "shutdown":
+    elif event.event == "shutdown":  # the gateway asks for a reconnect: say why
+        if data.get("reason") == "resync":
+            return "the gateway's live feed was interrupted"
         return "the gateway is shutting down"
     return None
 
