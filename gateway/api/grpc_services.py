@@ -96,6 +96,11 @@ class Stopping:
         if self._future is not None and not self._future.done():
             self._future.set_result(None)
 
+    @property
+    def open(self) -> int:
+        """Publish streams open now."""
+        return self._streams
+
     @contextlib.contextmanager
     def stream(self) -> Iterator[None]:
         """Count an open publish stream, so a drain can wait for its last ack."""

@@ -278,7 +278,11 @@ class Gateway:
         #    with UNAVAILABLE. Wait for those last acks (bounded by the grace).
         self.stopping.set()
         grpc_stopped = asyncio.create_task(self._stop_grpc(grace))
-        await self.stopping.streams_ended(grace / 2)
+        if not await self.stopping.streams_ended(grace / 2):
+            log.warning(
+                "drain: publish streams still open after half the grace; they are cut",
+                extra={"publish_streams": self.stopping.open},
+            )
         # 3. Every acked entry reaches connected subscribers, then they get a last
         #    `shutdown` event and reconnect elsewhere. head() returns once the listeners
         #    have had every stored event (on Redis: once the feed brought them back).
@@ -288,7 +292,12 @@ class Gateway:
         self.hub.close_all(End.DRAINING)
         # 4. Both servers wait for their handlers, and SSE connections for their last
         #    bytes to be sent, bounded by the grace.
-        await asyncio.gather(grpc_stopped, self._stop_http(), self.hub.emptied(grace))
+        *_, emptied = await asyncio.gather(grpc_stopped, self._stop_http(), self.hub.emptied(grace))
+        if not emptied:
+            log.warning(
+                "drain: streams still open after the grace; they are cut",
+                extra={"streams": self.hub.subscriptions},
+            )
         # 5. Background work, then the broker last: nothing is using it any more.
         if self._heartbeats is not None:
             self._heartbeats.cancel()
