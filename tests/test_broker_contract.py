@@ -247,7 +247,8 @@ async def test_an_expired_channel_is_forgotten_and_its_loss_still_counted(
     make_broker: MakeBroker,
 ) -> None:
     broker = make_broker(max_age=0.25)
-    start = Cursor(broker.epoch, await broker.head())
+    head = await broker.head()  # first: a Redis broker learns its epoch from Redis
+    start = Cursor(broker.epoch, head)
     stored = [
         (await broker.append([entry(f"logs:etl:ws1:run-{i}", "m")], None)).events[0]
         for i in range(100)
@@ -268,7 +269,8 @@ async def test_a_forgotten_channel_starts_again_and_an_older_cursor_hears_of_it(
     make_broker: MakeBroker,
 ) -> None:
     broker = make_broker(max_age=0.2)
-    start = Cursor(broker.epoch, await broker.head())
+    head = await broker.head()  # first: a Redis broker learns its epoch from Redis
+    start = Cursor(broker.epoch, head)
     gone = (await broker.append([entry(ETL, "a"), entry(ETL, "b")], None)).events
 
     async def forgotten() -> bool:

@@ -24,8 +24,9 @@ import contextlib
 import heapq
 import logging
 import secrets
-from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
+import time
+from collections import Counter, OrderedDict
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
 from redis.asyncio import BlockingConnectionPool, Redis
@@ -40,6 +41,7 @@ from gateway.core.channels import Pattern
 from gateway.core.cursor import Cursor
 from gateway.core.errors import Code, GatewayError
 from gateway.core.events import Entry, Event, encode_data
+from gateway.core.index import ChannelIndex
 
 log = logging.getLogger("logs_gateway.redis")
 T = TypeVar("T")
@@ -47,7 +49,10 @@ T = TypeVar("T")
 # Feed entries (appended batches) kept for an instance that falls behind or is cut off
 # briefly; past that it resyncs its subscribers through history. Bounds Redis memory too.
 FEED_MAX = 10_000
-TRIMMED_MAX = 1_000  # trim records kept per channel, to count exactly what a cursor lost
+PRUNE_MAX = 1_000  # most stale channel names one script forgets (the next one goes on)
+READ_PAGE = 256  # channel reads per pipeline of a replay, each page awaited in turn
+LOAD_PAGE = 1_000  # registry entries asked for per HSCAN when loading the channel index
+KEEP_MARGIN = 1.0  # seconds a name outlives its Redis record here (clock skew, feed delay)
 BLOCK_MS = 5_000  # longest wait of one feed read
 READ_COUNT = 512  # most feed entries taken per read
 POOL_SIZE = 32  # connections for appends and replays
@@ -85,9 +90,13 @@ class RedisBroker:
         self._feed_redis = Redis.from_url(url, socket_timeout=timeout + BLOCK_MS / 1000, **options)
         self._append_script = self._redis.register_script(lua.APPEND)
         self._read_script = self._redis.register_script(lua.READ)
+        self._horizon_script = self._redis.register_script(lua.HORIZON)
         self._position_script = self._redis.register_script(lua.POSITION)
         self._keys = _Keys(prefix)
-        self._trim = [max_entries, int(max_age * 1000), TRIMMED_MAX]  # READ's limits
+        life = (broker.GAP_MEMORY + 1) * max_age  # how long a channel's record outlives it
+        self._trim = [max_entries, int(max_age * 1000)]  # READ's limits
+        self._life_ms = int(life * 1000)
+        self._ledger_max = 2 * max_entries
         self._feed_max = feed_max
         self._dedup_ms = int(dedup_seconds * 1000)
         self._dedup_batches = dedup_batches
@@ -95,8 +104,12 @@ class RedisBroker:
         self._epoch = ""
         self._delivered = 0  # seq of the last event handed to the listeners (in this epoch)
         self._feed_id: bytes | str = "0-0"  # the last feed entry read
-        self._channels: set[str] = set()
-        self._stale = True  # whether _channels may lack channels (load them from Redis)
+        self._max_age = max_age
+        self._keep = life + KEEP_MARGIN
+        self._index: ChannelIndex[_Channel] = ChannelIndex()  # names with a record in Redis
+        self._known: OrderedDict[str, _Channel] = OrderedDict()  # the same, oldest first
+        self._holding: OrderedDict[str, _Channel] = OrderedDict()  # appended within max_age
+        self._stale = True  # whether the index may lack channels (load them from Redis)
         self._listeners: list[Listener] = []
         self._resync: list[Callable[[], None]] = []
         self._positioned = asyncio.Event()
@@ -119,7 +132,8 @@ class RedisBroker:
         keys, args = self._append_input(entries, parts, key)
         epoch, duplicate, result = await self._call(self._append_script(keys, args))
         first, *offsets = map(int, result.split())
-        self._channels.update(entry.channel for entry in entries)
+        if not duplicate:
+            self._note((entry.channel, first + i) for i, entry in enumerate(entries))
         if epoch.decode() != self._epoch:
             self._skip_to(epoch.decode(), first - 1)
         # A duplicate's events are rebuilt from the batch resent, which is the same batch.
@@ -137,12 +151,15 @@ class RedisBroker:
         counts = Counter(entry.channel for entry in entries)
         number = {name: i for i, name in enumerate(counts, 1)}
         k = self._keys
-        keys = [k.epoch, k.seq, k.offsets, k.feed, k.dedup(key)]
+        producer, sequence = key if key is not None else ("", 0)
+        keys = [k.epoch, k.seq, k.feed, k.channels, k.last, k.forgotten]
+        keys += [k.dedup(producer), k.window(producer)]
         for name in counts:
-            keys += [k.history(name), k.trimmed(name)]
-        max_entries, max_age_ms, trimmed_max = self._trim
+            keys += [k.history(name), k.ledger(name)]
+        max_entries, max_age_ms = self._trim
         args: list[str | int | bytes] = [secrets.token_hex(4), max_entries, max_age_ms]
-        args += [self._feed_max, self._dedup_ms, int(key is not None), trimmed_max]
+        args += [self._life_ms, self._ledger_max, PRUNE_MAX, self._feed_max]
+        args += [int(key is not None), self._dedup_ms, self._dedup_batches, sequence]
         args += [len(entries), len(counts), *(x for pair in counts.items() for x in pair)]
         # One argument for the whole batch: packing arguments is most of a client's cost.
         lines = (
@@ -162,31 +179,42 @@ class RedisBroker:
             return self._delivered
 
     async def replay(self, patterns: Sequence[Pattern], after: Cursor) -> Replay:
+        """Reads only the channels that match and have an append after the cursor, in
+        pages of READ_PAGE scripts; each channel's reply counts its own losses."""
         upto = await self._snapshot()
         if self._stale:
-            await self._load_channels()
+            await self._load_index()
+        self._prune(time.monotonic())
         reset = after.epoch != self._epoch
         since = 0 if reset else after.seq
-        names = [n for n in self._channels if any(p.matches(n) for p in patterns)]
-        replies = await self._read_histories(names, since, upto)
-        replay = Replay()
-        runs: list[list[Event]] = []
-        found = dict(zip(names, replies, strict=True))
+        # Each channel once, under the first pattern matching it.
+        matched: list[tuple[int, str]] = []
         visited: set[str] = set()
-        for pattern in patterns:
-            lost = channels = newest = 0
-            for name in names:
-                if name in visited or not pattern.matches(name):
-                    continue
-                visited.add(name)
-                reply = found[name]
-                if reply[0] and not reset:
-                    lost, channels = lost + int(reply[0]), channels + 1
-                    newest = max(newest, int(reply[1]))
-                if len(reply) > 2:
-                    runs.append(_history_events(name, reply))
+        for i, pattern in enumerate(patterns):
+            for channel in self._index.match(pattern):
+                if channel.last > since and channel.name not in visited:
+                    visited.add(channel.name)
+                    matched.append((i, channel.name))
+        replies = await self._read_histories([name for _, name in matched], since, upto)
+        forgotten = int(await self._call(self._horizon()))
+        totals = [[0, 0, 0, since >= forgotten] for _ in patterns]  # lost, channels, newest, exact
+        runs: list[list[Event]] = []
+        for (i, name), reply in zip(matched, replies, strict=True):
+            lost, newest, exact = int(reply[0]), int(reply[1]), reply[2] == 1
+            total = totals[i]
+            total[0] += lost
+            total[1] += lost > 0
+            total[2] = max(total[2], newest)
+            total[3] = total[3] and exact
+            if len(reply) > 3:
+                runs.append(_history_events(name, reply))
+        replay = Replay()
+        for pattern, (lost, channels, newest, exact) in zip(patterns, totals, strict=True):
             if reset:
                 replay.gaps.append(Gap(pattern.text, 0, "reset"))
+            elif not exact:
+                seq = max(newest, forgotten)
+                replay.gaps.append(Gap(pattern.text, lost, "expired", channels, seq))
             elif lost:
                 replay.gaps.append(Gap(pattern.text, lost, "trimmed", channels, newest))
         replay.events = list(heapq.merge(*runs, key=lambda e: e.seq))
@@ -207,7 +235,10 @@ class RedisBroker:
             return False
 
     def usage(self) -> Usage:
-        return Usage(len(self._channels))
+        """Channels appended to within max age (by any instance, as the feed tells); what
+        they hold is bounded by Redis's maxmemory, not counted here."""
+        self._prune(time.monotonic())
+        return Usage(len(self._holding))
 
     async def close(self) -> None:
         if self._closed:
@@ -271,20 +302,77 @@ class RedisBroker:
                 raise _unavailable() from None
 
     async def _read_histories(self, names: list[str], since: int, upto: int) -> list[Any]:
-        if not names:
-            return []
+        """One READ reply per name, in pages: a pipeline of every channel at once would
+        hold Redis and this loop for as long as all of them take, past the socket timeout."""
         k = self._keys
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for name in names:
-                keys = [k.history(name), k.trimmed(name), k.offsets]
-                await self._read_script(keys, [name, since, upto, *self._trim], client=pipe)
-            replies: list[Any] = await self._call(pipe.execute())
+        replies: list[Any] = []
+        for start in range(0, len(names), READ_PAGE):
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for name in names[start : start + READ_PAGE]:
+                    keys = [k.history(name), k.ledger(name), k.last]
+                    await self._read_script(keys, [name, since, upto, *self._trim], client=pipe)
+                replies += await self._call(pipe.execute())
         return replies
 
-    async def _load_channels(self) -> None:
+    def _horizon(self) -> Awaitable[Any]:
+        """The forgotten horizon (HORIZON), forgetting what is due first."""
+        k = self._keys
+        keys = [k.channels, k.last, k.forgotten, k.seq]
+        return self._horizon_script(keys, [self._life_ms, PRUNE_MAX])
+
+    async def _load_index(self) -> None:
+        """Add the registry's channels to the index, LOAD_PAGE at a time (HSCAN returns
+        every entry present throughout; later ones come by the feed)."""
         self._stale = False
-        names = await self._call(self._redis.hkeys(self._keys.offsets))
-        self._channels.update(n.decode() if isinstance(n, bytes) else n for n in names)
+        try:
+            now, wall = time.monotonic(), time.time()
+            found = []
+            async for name, value in self._redis.hscan_iter(self._keys.last, count=LOAD_PAGE):
+                last, ms = value.split()
+                found.append((now - (wall - int(ms) / 1000), name.decode(), int(last)))
+        except RedisError:
+            self._stale = True
+            raise _unavailable() from None
+        found.sort()
+        for at, name, last in found:
+            self._put(name, last, at)
+        # The registry's names are older than most already held: keep both oldest first.
+        for ordered in (self._known, self._holding):
+            items = sorted(ordered.values(), key=lambda c: c.at)
+            ordered.clear()
+            ordered.update((c.name, c) for c in items)
+        self._prune(now)
+
+    def _note(self, appended: Iterable[tuple[str, int]]) -> None:
+        """Channels appended to just now, with the seqs they got (in seq order)."""
+        now = time.monotonic()
+        for name, seq in dict(appended).items():
+            self._put(name, seq, now)
+        self._prune(now)
+
+    def _put(self, name: str, last: int, at: float) -> None:
+        channel = self._known.get(name)
+        if channel is None:
+            channel = self._known[name] = _Channel(name, last, at)
+            self._index.put(name, channel)
+        elif channel.at <= at:
+            channel.last, channel.at = max(channel.last, last), at
+            self._known.move_to_end(name)
+        else:
+            return
+        self._holding[name] = channel
+        self._holding.move_to_end(name)
+
+    def _prune(self, now: float) -> None:
+        """Let go of names past max age (holding) and past their Redis record (known)."""
+        for ordered, cutoff in ((self._holding, self._max_age), (self._known, self._keep)):
+            while ordered:
+                channel = next(iter(ordered.values()))
+                if channel.at >= now - cutoff:
+                    break
+                del ordered[channel.name]
+                if ordered is self._known:
+                    self._index.pop(channel.name)
 
     # -- the read loop ------------------------------------------------------------------
 
@@ -301,7 +389,7 @@ class RedisBroker:
                 delay = RETRY_DELAYS[0]
                 while True:
                     if self._stale:
-                        await self._load_channels()
+                        await self._load_index()
                     reply = await self._feed_redis.xread(
                         {self._keys.feed: self._feed_id}, count=READ_COUNT, block=BLOCK_MS
                     )
@@ -353,7 +441,7 @@ class RedisBroker:
             log.warning("feed trimmed past this instance", extra={"missed": first - 1})
             self._skip_to(epoch, first - 1)
         events = _feed_events(first, fields[b"e"])
-        self._channels.update(e.channel for e in events)
+        self._note((e.channel, e.seq) for e in events)
         self._delivered = events[-1].seq
         return events
 
@@ -362,9 +450,21 @@ class RedisBroker:
         resync callbacks so live subscribers resume from history instead."""
         if epoch != self._epoch:
             log.warning("redis history reset (new epoch)", extra={"epoch": epoch})
+            # The old names are gone with their history; the registry has the new ones.
+            self._index, self._known, self._holding = ChannelIndex(), OrderedDict(), OrderedDict()
         self._epoch, self._delivered, self._stale = epoch, seq, True
         for callback in self._resync:
             callback()
+
+
+class _Channel:
+    """A channel this instance knows of: its newest seq, and when it was last appended to
+    (monotonic seconds)."""
+
+    __slots__ = ("at", "last", "name")
+
+    def __init__(self, name: str, last: int, at: float) -> None:
+        self.name, self.last, self.at = name, last, at
 
 
 class _Keys:
@@ -374,17 +474,22 @@ class _Keys:
         self.prefix = prefix
         self.epoch = f"{prefix}:epoch"
         self.seq = f"{prefix}:seq"
-        self.offsets = f"{prefix}:offsets"
         self.feed = f"{prefix}:feed"
+        self.forgotten = f"{prefix}:forgotten"
+        self.channels = f"{prefix}:channels"
+        self.last = f"{prefix}:last"
 
     def history(self, channel: str) -> str:
         return f"{self.prefix}:h:{channel}"
 
-    def trimmed(self, channel: str) -> str:
-        return f"{self.prefix}:t:{channel}"
+    def ledger(self, channel: str) -> str:
+        return f"{self.prefix}:s:{channel}"
 
-    def dedup(self, key: DedupKey | None) -> str:
-        return f"{self.prefix}:d" if key is None else f"{self.prefix}:d:{key[0]}:{key[1]}"
+    def dedup(self, producer: str) -> str:
+        return f"{self.prefix}:d:{producer}"
+
+    def window(self, producer: str) -> str:
+        return f"{self.prefix}:w:{producer}"
 
 
 def _split(data: bytes) -> tuple[bytes, bytes]:
@@ -395,9 +500,9 @@ def _split(data: bytes) -> tuple[bytes, bytes]:
 
 
 def _history_events(channel: str, reply: list[bytes]) -> list[Event]:
-    """Events from a READ reply: [lost, newest lost, id, record, id, record, ...]."""
+    """Events from a READ reply: [lost, newest lost, exact, id, record, id, record, ...]."""
     events = []
-    items = iter(reply[2:])
+    items = iter(reply[3:])
     for entry_id, record in zip(items, items, strict=True):
         offset, severity, data = record.split(b" ", 2)
         seq = int(entry_id.split(b"-", 1)[0])
