@@ -27,6 +27,7 @@ import secrets
 import time
 from collections import Counter, OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from redis.asyncio import BlockingConnectionPool, Redis
@@ -50,7 +51,7 @@ T = TypeVar("T")
 # briefly; past that it resyncs its subscribers through history. Bounds Redis memory too.
 FEED_MAX = 10_000
 PRUNE_MAX = 1_000  # most stale channel names one script forgets (the next one goes on)
-READ_PAGE = 256  # channel reads per pipeline of a replay, each page awaited in turn
+READ_PAGE = 256  # channels read by one script of a replay, each page awaited in turn
 LOAD_PAGE = 1_000  # registry entries asked for per HSCAN when loading the channel index
 KEEP_MARGIN = 1.0  # seconds a name outlives its Redis record here (clock skew, feed delay)
 BLOCK_MS = 5_000  # longest wait of one feed read
@@ -196,27 +197,26 @@ class RedisBroker:
                     visited.add(channel.name)
                     matched.append((i, channel.name))
         replies = await self._read_histories([name for _, name in matched], since, upto)
-        forgotten = int(await self._call(self._horizon()))
-        totals = [[0, 0, 0, since >= forgotten] for _ in patterns]  # lost, channels, newest, exact
+        forgotten = int(await self._call(self._horizon()))  # after the reads: none escapes
+        losses = [_Loss(exact=since >= forgotten) for _ in patterns]
         runs: list[list[Event]] = []
         for (i, name), reply in zip(matched, replies, strict=True):
-            lost, newest, exact = int(reply[0]), int(reply[1]), reply[2] == 1
-            total = totals[i]
-            total[0] += lost
-            total[1] += lost > 0
-            total[2] = max(total[2], newest)
-            total[3] = total[3] and exact
-            if len(reply) > 3:
-                runs.append(_history_events(name, reply))
+            head, *lines = reply.split(b"\n")
+            lost, newest, exact = (int(x) for x in head.split())
+            losses[i].add(lost, newest, bool(exact))
+            if lines:
+                runs.append(_history_events(name, lines))
         replay = Replay()
-        for pattern, (lost, channels, newest, exact) in zip(patterns, totals, strict=True):
+        for pattern, loss in zip(patterns, losses, strict=True):
             if reset:
                 replay.gaps.append(Gap(pattern.text, 0, "reset"))
-            elif not exact:
-                seq = max(newest, forgotten)
-                replay.gaps.append(Gap(pattern.text, lost, "expired", channels, seq))
-            elif lost:
-                replay.gaps.append(Gap(pattern.text, lost, "trimmed", channels, newest))
+            elif not loss.exact:
+                seq = max(loss.newest, forgotten)
+                replay.gaps.append(Gap(pattern.text, loss.lost, "expired", loss.channels, seq))
+            elif loss.lost:
+                replay.gaps.append(
+                    Gap(pattern.text, loss.lost, "trimmed", loss.channels, loss.newest)
+                )
         replay.events = list(heapq.merge(*runs, key=lambda e: e.seq))
         replay.gaps.sort(key=lambda g: g.seq)
         return replay
@@ -302,16 +302,16 @@ class RedisBroker:
                 raise _unavailable() from None
 
     async def _read_histories(self, names: list[str], since: int, upto: int) -> list[Any]:
-        """One READ reply per name, in pages: a pipeline of every channel at once would
-        hold Redis and this loop for as long as all of them take, past the socket timeout."""
+        """One READ reply per name, READ_PAGE channels a script: one script or pipeline for
+        every channel at once would hold Redis and this loop past the socket timeout."""
         k = self._keys
         replies: list[Any] = []
         for start in range(0, len(names), READ_PAGE):
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for name in names[start : start + READ_PAGE]:
-                    keys = [k.history(name), k.ledger(name), k.last]
-                    await self._read_script(keys, [name, since, upto, *self._trim], client=pipe)
-                replies += await self._call(pipe.execute())
+            page = names[start : start + READ_PAGE]
+            keys = [k.last]
+            for name in page:
+                keys += [k.history(name), k.ledger(name)]
+            replies += await self._call(self._read_script(keys, [since, upto, *self._trim, *page]))
         return replies
 
     def _horizon(self) -> Awaitable[Any]:
@@ -457,6 +457,22 @@ class RedisBroker:
             callback()
 
 
+@dataclass(slots=True)
+class _Loss:
+    """What the channels of one pattern lost after a cursor (a Gap's fields)."""
+
+    exact: bool
+    lost: int = 0
+    channels: int = 0
+    newest: int = 0
+
+    def add(self, lost: int, newest: int, exact: bool) -> None:
+        self.lost += lost
+        self.channels += lost > 0
+        self.newest = max(self.newest, newest)
+        self.exact = self.exact and exact
+
+
 class _Channel:
     """A channel this instance knows of: its newest seq, and when it was last appended to
     (monotonic seconds)."""
@@ -499,12 +515,11 @@ def _split(data: bytes) -> tuple[bytes, bytes]:
     return data[:at], data[at + 1 :]
 
 
-def _history_events(channel: str, reply: list[bytes]) -> list[Event]:
-    """Events from a READ reply: [lost, newest lost, exact, id, record, id, record, ...]."""
+def _history_events(channel: str, lines: list[bytes]) -> list[Event]:
+    """Events from the lines of a READ reply: "ID OFFSET SEVERITY DATA" each."""
     events = []
-    items = iter(reply[3:])
-    for entry_id, record in zip(items, items, strict=True):
-        offset, severity, data = record.split(b" ", 2)
+    for line in lines:
+        entry_id, offset, severity, data = line.split(b" ", 3)
         seq = int(entry_id.split(b"-", 1)[0])
         events.append(Event(channel, int(offset), seq, int(severity), data))
     return events

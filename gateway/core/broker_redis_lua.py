@@ -15,12 +15,14 @@ window, max age; L = (GAP_MEMORY + 1) x W, a channel's record life):
 - `P:h:CHANNEL` is a channel's history: a stream whose entry ids are `SEQ-MS` (the seq first,
   so a cursor is a stream position; the append time second, for trimming by age) with one
   field `e` = "OFFSET SEVERITY DATA". TTL W: it goes with its newest entry.
-- `P:s:CHANNEL` is a channel's ledger: one record per append, id `LASTSEQ-LASTOFFSET`, field
-  `s` = the seqs that append gave the channel, the newest 2 x max entries records. Offsets
-  are dense, so the first record after a cursor and the oldest entry kept count exactly what
-  the cursor lost, however it was lost (count, age or the key's expiry). TTL L: it outlives
-  the history by GAP_MEMORY windows; its last record is the channel's next offset, and once
-  it is gone the channel is forgotten and starts again at offset 0.
+- `P:s:CHANNEL` is a channel's ledger: a list, one record per append, the newest 2 x max
+  entries: "LASTOFFSET RUN RUN ...", the seqs that append gave the channel as runs `A` or
+  `A-B` (a batch's entries to one channel are usually consecutive). Offsets are dense, so
+  the first record after a cursor and the oldest entry kept count exactly what the cursor
+  lost, however it was lost (count, age or the key's expiry). TTL L: it outlives the
+  history by GAP_MEMORY windows; its last record gives the channel's next offset, and once
+  it is gone the channel is forgotten and starts again at offset 0. (A list, not a stream:
+  Redis 7.0 gives every stream a 4 KB listpack, a list holds a one-entry record in ~150 B.)
 - `P:channels` (sorted set: channel -> last append ms) and `P:last` (hash: channel ->
   "LASTSEQ LASTMS") are the registry of channels whose ledger may still exist: appends prune
   the names older than L (raising `P:forgotten`), and both expire whole L after the last
@@ -64,6 +66,34 @@ local function trim(hkey, max_len, min_ms)
     end
     start, count = '(' .. page[#page][1], 100
   end
+end
+"""
+
+_LEDGER = """
+-- Ledger records: "LASTOFFSET RUN RUN ..." with runs "A" or "A-B" of seqs.
+local function last_seq(record) return tonumber(string.match(record, '(%d+)$')) end
+local function last_offset(record) return tonumber(string.match(record, '^(%d+)')) end
+-- The record's seqs, in order, as {first, last} runs, and how many seqs they hold.
+local function runs_of(record)
+  local runs, size = {}, 0
+  for run in string.gmatch(string.match(record, ' (.*)$'), '%S+') do
+    local a, b = string.match(run, '^(%d+)-?(%d*)$')
+    a = tonumber(a)
+    b = tonumber(b) or a
+    runs[#runs + 1] = {a, b}
+    size = size + b - a + 1
+  end
+  return runs, size
+end
+-- The index (0-based) and record of the first record with a seq above `seq`, or nil.
+local function first_after(lkey, len, seq)
+  local lo, hi = 0, len
+  while lo < hi do
+    local mid = math.floor((lo + hi) / 2)
+    if last_seq(redis.call('LINDEX', lkey, mid)) > seq then hi = mid else lo = mid + 1 end
+  end
+  if lo == len then return nil, nil end
+  return lo, redis.call('LINDEX', lkey, lo)
 end
 """
 
@@ -113,6 +143,7 @@ end
 APPEND = (
     _NOW
     + _TRIM
+    + _LEDGER
     + _EPOCH
     + _FORGET
     + """
@@ -130,12 +161,12 @@ forget(KEYS[4], KEYS[5], KEYS[6], KEYS[2], now - life, tonumber(ARGV[6]))
 local n, nchan = tonumber(ARGV[12]), tonumber(ARGV[13])
 local ms = string.format('%d', now)
 local first = redis.call('INCRBY', KEYS[2], n) - n + 1
-local names, next_offset, seqs = {}, {}, {}
+local names, next_offset, runs = {}, {}, {}
 for c = 1, nchan do
   names[c] = ARGV[12 + 2 * c]
-  local record = redis.call('XREVRANGE', KEYS[8 + 2 * c], '+', '-', 'COUNT', 1)[1]
-  next_offset[c] = record and tonumber(string.match(record[1], '-(%d+)$')) + 1 or 0
-  seqs[c] = {}
+  local record = redis.call('LINDEX', KEYS[8 + 2 * c], -1)
+  next_offset[c] = record and last_offset(record) + 1 or 0
+  runs[c] = {}
 end
 local seq, offsets, lines = first, {}, {}
 for c, severity, cut, data in string.gmatch(ARGV[14 + 2 * nchan], '(%d+) (%d+) (%d+) ([^\\n]*)') do
@@ -144,21 +175,31 @@ for c, severity, cut, data in string.gmatch(ARGV[14 + 2 * nchan], '(%d+) (%d+) (
   next_offset[c] = next_offset[c] + 1
   local record = offset .. ' ' .. severity .. ' '
     .. string.sub(data, 1, cut) .. offset .. string.sub(data, cut + 1)
-  local id = string.format('%d', seq)
-  redis.call('XADD', KEYS[7 + 2 * c], id .. '-' .. ms, 'e', record)
-  seqs[c][#seqs[c] + 1] = id
+  redis.call('XADD', KEYS[7 + 2 * c], string.format('%d-', seq) .. ms, 'e', record)
+  local mine = runs[c]
+  if #mine > 0 and mine[#mine][2] == seq - 1 then
+    mine[#mine][2] = seq
+  else
+    mine[#mine + 1] = {seq, seq}
+  end
   offsets[#offsets + 1] = offset
   lines[#lines + 1] = names[c] .. ' ' .. record
   seq = seq + 1
 end
 for c = 1, nchan do
-  local hkey, lkey, mine = KEYS[7 + 2 * c], KEYS[8 + 2 * c], seqs[c]
+  local hkey, lkey, parts = KEYS[7 + 2 * c], KEYS[8 + 2 * c], {}
   trim(hkey, tonumber(ARGV[2]), now - max_age)
   redis.call('PEXPIRE', hkey, max_age)
-  local last = mine[#mine]
-  redis.call('XADD', lkey, 'MAXLEN', '~', ARGV[5], last .. '-' .. (next_offset[c] - 1),
-    's', table.concat(mine, ' '))
+  parts[1] = string.format('%d', next_offset[c] - 1)
+  for i, run in ipairs(runs[c]) do
+    parts[i + 1] = run[1] == run[2] and string.format('%d', run[1])
+      or string.format('%d-%d', run[1], run[2])
+  end
+  if redis.call('RPUSH', lkey, table.concat(parts, ' ')) > tonumber(ARGV[5]) then
+    redis.call('LTRIM', lkey, -tonumber(ARGV[5]), -1)
+  end
   redis.call('PEXPIRE', lkey, life)
+  local last = string.format('%d', runs[c][#runs[c]][2])
   redis.call('ZADD', KEYS[4], now, names[c])
   redis.call('HSET', KEYS[5], names[c], last .. ' ' .. ms)
 end
@@ -185,69 +226,81 @@ return {epoch, 0, result}
 """
 )
 
-# One channel's events in (after, upto], oldest first, after trimming by age, and what it
-# lost after `after`.
-# KEYS: history, ledger, last. ARGV: channel, after, upto, max entries, max age ms.
-# Returns {lost, newest lost seq, exact (1/0), id, record, id, record, ...}: not exact when
-# the ledger no longer reaches back to the cursor (lost is then a lower bound) or the
-# channel was forgotten (its ledger expired: newest is its last seq).
+# Channels' events in (after, upto], oldest first, after trimming by age, and what each
+# lost after `after`: a page of a replay, one script for many channels.
+# KEYS: last, then (history, ledger) per channel. ARGV: after, upto, max entries, max age
+# ms, then the channel names. Returns one string per channel (one reply item: parsing
+# items is most of a client's cost), lines "LOST NEWEST EXACT" then "ID RECORD" per event:
+# NEWEST is the newest lost seq; EXACT (1/0) is 0 when the ledger no longer reaches back to
+# the cursor (LOST is then a lower bound) or the channel was forgotten (its ledger expired:
+# NEWEST is its last seq).
 READ = (
     _NOW
     + _TRIM
+    + _LEDGER
     + """
-local function offset_of(id) return tonumber(string.match(id, '-(%d+)$')) end
 local function seq_of(id) return tonumber(string.match(id, '^(%d+)')) end
-local after = tonumber(ARGV[2])
-local newest_record = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)[1]
-if not newest_record then
-  local last = redis.call('HGET', KEYS[3], ARGV[1])
-  if last and seq_of(last) > after then return {0, seq_of(last), 0} end
-  return {0, 0, 1}
+local after, upto = tonumber(ARGV[1]), ARGV[2]
+local max_len, min_ms = tonumber(ARGV[3]), now_ms() - tonumber(ARGV[4])
+
+-- The newest lost seq: that of offset `offset`, in the record holding the oldest entry
+-- kept, or the record before it.
+local function seq_at(lkey, len, offset, oldest)
+  local i, holder = first_after(lkey, len, seq_of(oldest[1]) - 1)
+  local held, count = runs_of(holder)
+  local want = offset - (last_offset(holder) - count + 1)
+  if want < 0 then
+    if i > 0 then return last_seq(redis.call('LINDEX', lkey, i - 1)) end
+    return seq_of(oldest[1]) - 1
+  end
+  for _, run in ipairs(held) do
+    if want <= run[2] - run[1] then return run[1] + want end
+    want = want - (run[2] - run[1] + 1)
+  end
 end
-trim(KEYS[1], tonumber(ARGV[4]), now_ms() - tonumber(ARGV[5]))
-local out = {0, 0, 1}
-local oldest = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 1)[1]
-local first_kept = offset_of(newest_record[1]) + 1
-if oldest then first_kept = tonumber(string.match(oldest[2][2], '^(%d+)')) end
--- The first append after the cursor: the offset of the first entry the cursor had not seen.
-local record = redis.call('XRANGE', KEYS[2], string.format('%d', after + 1), '+', 'COUNT', 1)[1]
-if record then
-  local seqs = {}
-  for seq in string.gmatch(record[2][2], '%d+') do seqs[#seqs + 1] = tonumber(seq) end
-  local seen = 0
-  while seqs[seen + 1] <= after do seen = seen + 1 end
-  local first_offset = offset_of(record[1]) - #seqs + 1
-  local first_unseen = first_offset + seen
-  if first_kept > first_unseen then
-    out[1] = first_kept - first_unseen
-    -- The newest lost seq: the seq of offset first_kept - 1.
-    if not oldest then
-      out[2] = seq_of(newest_record[1])
-    else
-      local from = string.format('%d', seq_of(oldest[1]))
-      local holder = redis.call('XRANGE', KEYS[2], from, '+', 'COUNT', 1)[1]
-      local last_offset, held = offset_of(holder[1]), {}
-      for seq in string.gmatch(holder[2][2], '%d+') do held[#held + 1] = seq end
-      local at = first_kept - 1 - (last_offset - #held + 1)
-      if at >= 0 then
-        out[2] = tonumber(held[at + 1])
-      else
-        local before = redis.call('XREVRANGE', KEYS[2], '(' .. holder[1], '-', 'COUNT', 1)[1]
-        out[2] = before and seq_of(before[1]) or seq_of(oldest[1]) - 1
-      end
+
+local function read(hkey, lkey, name)
+  local len = redis.call('LLEN', lkey)
+  if len == 0 then
+    local last = redis.call('HGET', KEYS[1], name)
+    if last and seq_of(last) > after then return string.format('0 %d 0', seq_of(last)) end
+    return '0 0 1'
+  end
+  trim(hkey, max_len, min_ms)
+  local out = {0, 0, 1}
+  local newest = redis.call('LINDEX', lkey, -1)
+  local oldest = redis.call('XRANGE', hkey, '-', '+', 'COUNT', 1)[1]
+  local first_kept = last_offset(newest) + 1
+  if oldest then first_kept = tonumber(string.match(oldest[2][2], '^(%d+)')) end
+  -- The first append after the cursor: the offset of the first entry it had not seen.
+  local at, record = first_after(lkey, len, after)
+  if record then
+    local runs, size = runs_of(record)
+    local seen = 0
+    for _, run in ipairs(runs) do
+      seen = seen + math.max(0, math.min(run[2], after) - run[1] + 1)
     end
+    local first_offset = last_offset(record) - size + 1
+    local first_unseen = first_offset + seen
+    if first_kept > first_unseen then
+      out[1] = first_kept - first_unseen
+      out[2] = oldest and seq_at(lkey, len, first_kept - 1, oldest) or last_seq(newest)
+    end
+    -- Older records were dropped and the cursor predates them: some losses are uncounted.
+    if at == 0 and seen == 0 and first_offset > 0 then out[3] = 0 end
   end
-  -- Older records were dropped and the cursor predates them: some losses are uncounted.
-  if seen == 0 and first_offset > 0 then
-    local oldest_record = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 1)[1]
-    if oldest_record[1] == record[1] then out[3] = 0 end
+  local lines = {string.format('%d %d %d', out[1], out[2], out[3])}
+  for _, item in ipairs(redis.call('XRANGE', hkey, string.format('%d', after + 1), upto)) do
+    lines[#lines + 1] = item[1] .. ' ' .. item[2][2]
   end
+  return table.concat(lines, '\\n')
 end
-for _, item in ipairs(redis.call('XRANGE', KEYS[1], string.format('%d', after + 1), ARGV[3])) do
-  out[#out + 1] = item[1]
-  out[#out + 1] = item[2][2]
+
+local replies = {}
+for c = 1, #ARGV - 4 do
+  replies[c] = read(KEYS[2 * c], KEYS[2 * c + 1], ARGV[4 + c])
 end
-return out
+return replies
 """
 )
 
