@@ -309,6 +309,23 @@ async def test_a_resent_batch_is_recognised_within_the_window_only(
     assert not late.duplicate
 
 
+async def test_the_dedup_window_is_per_producer_and_answers_alike_within_it(
+    make_broker: MakeBroker,
+) -> None:
+    broker = make_broker(dedup_batches=2)
+    batch = [entry(ETL, "a"), entry(FAAS, "b")]
+    first = await broker.append(batch, ("p", 1))
+    for sequence in range(1, 4):  # another producer's batches do not push p's out
+        await broker.append(batch, ("q", sequence))
+    for _ in range(2):  # recognised again and again, with the first answer each time
+        again = await broker.append(batch, ("p", 1))
+        assert again.duplicate
+        assert [(e.channel, e.offset, e.seq) for e in again.events] == [
+            (e.channel, e.offset, e.seq) for e in first.events
+        ]
+    assert not (await broker.append(batch, ("q", 1))).duplicate  # q's window: 2 and 3
+
+
 # -- listeners -----------------------------------------------------------------------------
 
 

@@ -1,13 +1,22 @@
 """The shared broker: channel history in Redis, so several gateway instances act as one.
 
 Every append is one Lua script (see broker_redis_lua): it takes seqs from one counter, adds
-the events to their channels' streams, trims them, adds the batch to the feed and keeps the
-de-duplication key, all or nothing, and Redis has confirmed it before `append` returns.
+the events to their channels' streams and ledgers, trims them, sets their TTLs, updates
+the channel registry (forgetting stale names), adds the batch to the feed and keeps the
+de-duplication window, all or nothing, and Redis has confirmed it before `append` returns.
+Every key a channel or producer uses expires with what it holds, so Redis holds what is
+retained, not what was ever used (docs/SCALING.md, "What Redis holds, and when it goes").
 
 Delivery: each instance runs ONE read loop that follows the feed with a blocking XREAD and
 hands each batch to the listeners in seq order, its own appends included (nothing is handed
 over at append time, so nothing twice). Patterns need nothing per channel in Redis: the hub
 matches them.
+
+Replay: an index of channel names by segment (ChannelIndex, each with its last seq), fed by
+appends and the feed, loaded from the registry at start and after a resync, and pruned by
+age, gives the channels a pattern matches that had an append after the cursor; they are
+read READ_PAGE per script, so a resume over 100,000 channels is many short commands, and
+each channel's reply counts its own losses for one gap per pattern.
 
 When Redis goes away, appends fail at once with UNAVAILABLE, open streams keep their
 heartbeats, and the read loop retries and then resumes from its last feed id. Where it
