@@ -206,7 +206,9 @@ class RedisBroker:
                     visited.add(channel.name)
                     matched.append((i, channel.name))
         replies = await self._read_histories([name for _, name in matched], since, upto)
-        forgotten = int(await self._call(self._horizon()))  # after the reads: none escapes
+        # Read after the channels, so no channel forgotten meanwhile escapes both; never
+        # past the snapshot (appends after it are not this replay's).
+        forgotten = min(int(await self._call(self._horizon())), upto)
         losses = [_Loss(exact=since >= forgotten) for _ in patterns]
         runs: list[list[Event]] = []
         for (i, name), reply in zip(matched, replies, strict=True):
