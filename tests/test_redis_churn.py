@@ -54,7 +54,7 @@ def used_memory(server: RedisServer) -> int:
 async def test_a_churn_of_channels_leaves_only_the_fixed_keys(
     own_redis: RedisServer, brokers: list[RedisBroker]
 ) -> None:
-    max_age, n = 0.5, 20_000
+    max_age, n = 1.0, 20_000
     broker = RedisBroker(own_redis.url, max_age=max_age, dedup_seconds=max_age)
     brokers.append(broker)
     head = await broker.head()
@@ -64,9 +64,9 @@ async def test_a_churn_of_channels_leaves_only_the_fixed_keys(
         batch = [entry(run(j), "m" * 100) for j in range(i, i + BATCH)]
         await broker.append(batch, ("producer", i))
     last_append = time.monotonic()
-    peak = used_memory(own_redis)
     present = keys(own_redis)
-    assert len(present) > n  # a history, a ledger per channel (those not yet expired)
+    # Each channel has a history and a ledger (the first may have expired already).
+    assert {f"logs-gateway:h:{run(n - 1)}", f"logs-gateway:s:{run(n - 1)}"} <= present
     # A resume from before all of them: one gap per pattern, and it adds no key (but the
     # fixed forgotten horizon, should it forget channels).
     patterns = [parse_pattern("logs:etl:>"), parse_pattern("logs:*:ws1:>")]
@@ -81,9 +81,10 @@ async def test_a_churn_of_channels_leaves_only_the_fixed_keys(
     assert left <= FIXED and {"logs-gateway:epoch", "logs-gateway:seq"} <= left
     server = own_redis.client()
     await wait_for(lambda: server.dbsize() == len(left), timeout=10)  # reclaimed, not only hidden
-    # What stays is the feed (its own bound, FEED_MAX appends): nothing of the channels.
+    # What stays is the feed (its own bound, FEED_MAX appends), not even a registry entry
+    # (~120 bytes) a channel; a one-entry channel held ~5 kB.
     feed = server.memory_usage("logs-gateway:feed") or 0
-    assert used_memory(own_redis) - before - feed < (peak - before) / 50
+    assert used_memory(own_redis) - before - feed < 64 * n
     assert broker.usage().channels == 0
     # A cursor from before the churn is told its losses can no longer be counted.
     late = await broker.replay(patterns, start)
