@@ -314,9 +314,9 @@ class RedisBroker:
     async def _call(self, awaitable: Awaitable[T]) -> T:
         try:
             return await awaitable
-        except RedisError as e:
-            if isinstance(e, ResponseError):  # not an outage: a refusal (e.g. OOM) or a bug
-                log.error("redis refused a command", extra={"error": str(e)[:300]})
+        except ResponseError as e:
+            raise _refused(e) from None
+        except RedisError:
             raise _unavailable() from None
 
     async def _started(self) -> None:
@@ -463,9 +463,29 @@ class RedisBroker:
         if not self._epoch:
             self._epoch, self._delivered, self._feed_id = epoch.decode(), int(seq), last_id
             self._positioned.set()
+            await self._check_durability()
         elif epoch.decode() != self._epoch:
             self._skip_to(epoch.decode(), int(seq))
             self._feed_id = last_id
+
+    async def _check_durability(self) -> None:
+        """Say at start when an ack will not survive a Redis restart (docs/SCALING.md,
+        "Durability"): an ack is as durable as Redis's persistence."""
+        try:
+            config = await self._redis.config_get("appendonly")
+            config |= await self._redis.config_get("save")
+        except ResponseError:  # CONFIG is often disabled on managed Redis: nothing to say
+            return
+        if config.get("appendonly") != "yes" and not config.get("save"):
+            log.warning(
+                "redis keeps nothing on disk (appendonly no, save ''): acknowledged entries "
+                "are lost if Redis restarts; set appendonly yes (docs/SCALING.md, Durability)"
+            )
+        elif config.get("appendonly") != "yes":
+            log.warning(
+                "redis persists by snapshots only (appendonly no): a restart loses the "
+                "entries acknowledged since the last snapshot (docs/SCALING.md, Durability)"
+            )
 
     def _consume(self, reply: Any) -> None:
         for _stream, entries in reply or ():
@@ -594,6 +614,26 @@ def _feed_events(first: int, lines: bytes) -> list[Event]:
         channel, offset, severity, data = line.split(b" ", 3)
         events.append(Event(channel.decode(), int(offset), first + i, int(severity), data))
     return events
+
+
+# Refusals that pass: Redis is out of memory (expiry frees it), busy with a script, loading
+# its data, or a replica for now. Any other error reply is a bug or a misconfiguration.
+_TRANSIENT = ("OOM", "BUSY", "LOADING", "MASTERDOWN", "READONLY", "TRYAGAIN")
+
+
+def _refused(error: ResponseError) -> GatewayError:
+    """What a Redis error reply means to the client: retry later, or a failure retrying
+    cannot fix (INTERNAL: logged with its cause, so an operator can)."""
+    text = str(error)[:300]
+    if text.startswith(_TRANSIENT):
+        log.warning("redis refused a command; retry later", extra={"error": text})
+        return GatewayError(
+            Code.UNAVAILABLE, f"the log broker (Redis) refused: {text}; retry", reason="broker"
+        )
+    log.error("redis failed a command", extra={"error": text})
+    return GatewayError(
+        Code.INTERNAL, "the log broker (Redis) failed the command; see the gateway's log"
+    )
 
 
 def _unavailable() -> GatewayError:
