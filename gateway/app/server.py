@@ -17,6 +17,7 @@ from opentelemetry.proto.collector.logs.v1 import logs_service_pb2_grpc as otlp_
 
 from gateway.api import grpc_reflection
 from gateway.api.grpc_access import CallLog
+from gateway.api.grpc_auth import Authenticator
 from gateway.api.grpc_services import LogIngestServicer, LogStreamServicer, Stopping
 from gateway.api.http_access import access_log_middleware
 from gateway.api.http_auth import errors_middleware
@@ -138,7 +139,7 @@ class Gateway:
     async def _start_grpc(self) -> int:
         c = self.config
         server = grpc.aio.server(
-            interceptors=[self.grpc_calls],
+            interceptors=[self.grpc_calls, Authenticator(self.verifier)],
             options=[
                 ("grpc.max_receive_message_length", c.max_message_bytes),
                 ("grpc.max_send_message_length", c.max_message_bytes),
@@ -161,11 +162,10 @@ class Gateway:
             ],
         )
         pb_grpc.add_LogIngestServicer_to_server(
-            LogIngestServicer(self.verifier, self.ingest, self.stopping), server
+            LogIngestServicer(self.ingest, self.stopping), server
         )
         pb_grpc.add_LogStreamServicer_to_server(
             LogStreamServicer(
-                self.verifier,
                 self.broker,
                 self.hub,
                 self.stopping,
@@ -175,9 +175,7 @@ class Gateway:
             ),
             server,
         )
-        otlp_grpc.add_LogsServiceServicer_to_server(
-            OtlpLogsServicer(self.verifier, self.otlp), server
-        )
+        otlp_grpc.add_LogsServiceServicer_to_server(OtlpLogsServicer(self.otlp), server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         grpc_reflection.enable(server, (*SERVICES, health.SERVICE_NAME))
         try:
