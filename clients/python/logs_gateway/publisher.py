@@ -386,8 +386,8 @@ class Publisher:
         """Connect and stream until closed with nothing left; fail on what cannot succeed."""
         try:
             await self._connect_loop()
-        except LogsGatewayError as e:
-            log.error("publisher to %s stopped: %s", self.target, e)
+        except LogsGatewayError as e:  # raised to the caller: flush(), close(), publish()
+            log.info("publisher to %s stopped: %s", self.target, e)
             self._fail(e)
         except Exception as e:
             log.exception("publisher to %s stopped on an unexpected error", self.target)
@@ -462,7 +462,7 @@ class Publisher:
             return delay
         left = self._reached_at + timeout - time.monotonic()
         if left <= 0:
-            raise Unavailable(f"cannot reach {self.target}: {cause}")
+            raise Unavailable(f"cannot reach {self.target}: {_last_cause(cause)}")
         return min(delay, left)
 
     def _refused_as_too_large(self, connection: Connection, details: str) -> None:
@@ -608,6 +608,13 @@ def _entry_errors(pairs: list[tuple[pb.LogEntry, pb.EntryResult]]) -> list[LogsG
     if whole:
         return [BatchTooLarge(r.message, entry=e) for e, r in refused]
     return [error_for(r.code, r.message, e) for e, r in refused]
+
+
+def _last_cause(details: str) -> str:
+    """The innermost cause of a gRPC connect failure ("failed to connect to all addresses;
+    last error: ...: Connection refused" -> "connection refused"), for a readable line."""
+    cause = details.rpartition(": ")[2] or details
+    return cause[:1].lower() + cause[1:]
 
 
 def _retry_after(error: grpc.aio.AioRpcError) -> float:
