@@ -226,6 +226,7 @@ async def test_connection_matches_acks_strictly() -> None:
         (grpc.StatusCode.RESOURCE_EXHAUSTED, 0.2, False, Step.WAIT_HINT),  # rate limited
         (grpc.StatusCode.RESOURCE_EXHAUSTED, 0.0, False, Step.SPLIT),  # message too large
         (grpc.StatusCode.UNAVAILABLE, 0.0, False, Step.RECONNECT),  # unreachable, draining
+        (grpc.StatusCode.CANCELLED, 0.0, False, Step.RECONNECT),  # a gateway past its grace
         (grpc.StatusCode.UNAUTHENTICATED, 0.0, False, Step.REFRESH),
         (grpc.StatusCode.INVALID_ARGUMENT, 0.0, False, Step.FAIL),
         (grpc.StatusCode.PERMISSION_DENIED, 0.0, False, Step.FAIL),

@@ -8,7 +8,8 @@ decides what an ended stream calls for from one table, RETRY, by status code and
 the gateway sent `retry-after-ms`:
 
 - rate limited (RESOURCE_EXHAUSTED with `retry-after-ms`): wait that long, resend;
-- unreachable, draining, connection lost (UNAVAILABLE): reconnect with backoff, resend;
+- unreachable, draining, connection lost (UNAVAILABLE; CANCELLED by a gateway stopping
+  past its grace): reconnect with backoff, resend;
 - token refused (UNAUTHENTICATED): ask the token source again and reconnect at once; a
   token refused twice, or MAX_REFUSALS refusals in a row, fails the publisher;
 - message over the gateway's limit (RESOURCE_EXHAUSTED without `retry-after-ms`, gRPC's own
@@ -103,6 +104,7 @@ RETRY: dict[tuple[grpc.StatusCode, bool], Step] = {
     (_Code.RESOURCE_EXHAUSTED, False): Step.SPLIT,  # gRPC's "message larger than max"
     (_Code.UNAVAILABLE, True): Step.WAIT_HINT,
     (_Code.UNAVAILABLE, False): Step.RECONNECT,  # unreachable, draining, connection lost
+    (_Code.CANCELLED, False): Step.RECONNECT,  # the gateway cancelled it (stopping past grace)
     (_Code.UNAUTHENTICATED, False): Step.REFRESH,  # expired on an open stream, or refused
 }
 
