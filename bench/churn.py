@@ -110,6 +110,7 @@ class Churn:
     across: dict[str, dict[str, Any]] = field(default_factory=dict)  # "first", "again"
     sizes: dict[str, Any] = field(default_factory=dict)
     load: dict[str, float] = field(default_factory=dict)  # 1-minute load average after a phase
+    watched: int = 0  # log events the presence phase's workspace watcher received
 
 
 # -- probes: one SSE stream read by this process ---------------------------------------------
@@ -340,12 +341,18 @@ def lifecycle(churn: Churn, sizes: Sizes, servers: Servers) -> None:
 
 
 def presence(churn: Churn, sizes: Sizes, servers: Servers) -> None:
-    """Costs and loop lag with `few` channels present, then with `round_channels`."""
+    """Costs and loop lag with `few` channels present, then with `round_channels`; a
+    watcher of the workspace (a dashboard) is subscribed throughout, as on a live gateway
+    (it is what made the gateway before issue 12 keep a route per channel)."""
     servers.label = "churn presence"
     with servers.use(churn.kind) as (server, pub, sub), worker_group() as started:
         cursor = asyncio.run(_head(sub))
+        progress = multiprocessing.get_context("spawn").Array("q", 1, lock=False)
+        watcher = Worker(workers.subscribe, sub, [WILDCARD], 2, progress, 0)
         probe = Worker(workers.probe_health, sub.host, sub.http_port, LAG_EVERY)
-        started.append(probe)
+        started += [watcher, probe]
+        watcher.send("connect", 1)
+        watcher.expect("ready", 30)
         probe.expect("ready", 30)
         probe.send("go")
         windows: dict[str, tuple[int, int, float, float]] = {}
@@ -356,6 +363,9 @@ def presence(churn: Churn, sizes: Sizes, servers: Servers) -> None:
             windows |= _storms(churn, sizes, server, sub, cursor, present)
         probe.send("stop")
         stamps, trips = probe.expect("result", 60)
+        watcher.send("go")
+        watcher.send("expect", {}, 0.0)
+        churn.watched = watcher.expect("result", 60).received
     for name, (begin, end, cpu, wait) in windows.items():
         overlapping = [
             trip for at, trip in zip(stamps, trips, strict=True) if at + trip > begin and at < end

@@ -72,6 +72,7 @@ def test_quick_churn_has_every_figure_and_forgets_expired_channels(tmp_path: Pat
     storms = ("idle", "one channel each", "wildcard")
     wanted = {f"{s} at {n}" for s in storms for n in (sizes["few"], sizes["round_channels"])}
     assert set(churn["lag_ms"]) == wanted
+    assert churn["watched"] == sizes["round_channels"]  # one entry to each channel present
     for run in ("none", "patterns"):
         ingest = churn["ingest"][run]
         assert ingest["rate"] > 0 and ingest["refused"] == ingest["viewers_lost"] == 0, ingest
