@@ -59,7 +59,7 @@ BYSTANDER = "logs:etl:bystander:live"
 LAG_EVERY = 0.002  # seconds between /health probes
 BYSTANDER_EVERY = 0.01  # seconds between the bystander's entries
 PROBE_BOUND = 60.0  # seconds one timed resume may take
-STORM_BOUND = 150.0  # seconds the viewers of a storm may take, together
+STORM_BOUND = 90.0  # seconds the viewers of a storm may take, together
 READY = b"event: ready\n"
 _ID = re.compile(rb"(?m)^id: (\S+)$")
 
@@ -106,6 +106,7 @@ class Churn:
     resume_ms: dict[str, float] = field(default_factory=dict)  # medians, by what and present
     lag_ms: dict[str, dict[str, float]] = field(default_factory=dict)  # percentiles by phase
     storm_ms: dict[str, float] = field(default_factory=dict)  # slowest viewer of each storm
+    storm_late: dict[str, int] = field(default_factory=dict)  # viewers not resumed in the bound
     ingest: dict[str, dict[str, Any]] = field(default_factory=dict)  # "none", "patterns"
     across: dict[str, dict[str, Any]] = field(default_factory=dict)  # "first", "again"
     sizes: dict[str, Any] = field(default_factory=dict)
@@ -163,9 +164,15 @@ def _timed(target: Target, streams: list[tuple[str, str, int]], bound: float) ->
 
 async def _timing(target: Target, streams: list[tuple[str, str, int]], bound: float) -> list[float]:
     started = time.time_ns()
-    frames, subs, _ = await _open(target, streams)
+    deadline = time.monotonic() + bound
+    opening = asyncio.ensure_future(_open(target, streams))
+    await asyncio.wait([opening], timeout=bound)  # a gateway that never answers is bounded too
+    if not opening.done():
+        opening.cancel()
+        return [bound * 1e3] * len(streams)
+    frames, subs, _ = opening.result()
     try:
-        await asyncio.wait([f.done for f in frames], timeout=bound)
+        await asyncio.wait([f.done for f in frames], timeout=max(0.0, deadline - time.monotonic()))
     finally:
         for sub in subs:
             sub.close()
@@ -197,8 +204,9 @@ async def _replay(target: Target, cursor: str, quiet: float, bound: float) -> di
         "gaps": frames.gaps,
         "logs": frames.received,
         "bytes": frames.bytes,
-        "ms": (shared.last_receive_ns - started) / 1e6,
+        "ms": max(0, shared.last_receive_ns - started) / 1e6,
         "closed": closed,
+        "refused": shared.bad_status > 0,  # answered with an error, not a stream
         "last_id": frames.last_id,
     }
 
@@ -286,8 +294,9 @@ def _publish(target: Target, prefix: str, count: int, rate: int, sampler: Sample
     """One entry to each of `count` fresh channels, at `rate`/s (0: as fast as acked);
     returns the entries acknowledged."""
     seconds = count / rate + 60 if rate else 300.0
-    plan = Plan("fresh", (prefix,), seconds, 100, rate=rate, streams=2, in_flight=4, count=count)
-    plan = Plan(**{**plan.__dict__, "tick": 0.002})
+    plan = Plan(
+        "fresh", (prefix,), seconds, 100, rate=rate, streams=2, in_flight=4, tick=0.002, count=count
+    )
     with worker_group() as started:
         publisher = Worker(workers.publish, target, plan, None)
         started.append(publisher)
@@ -304,6 +313,7 @@ def _publish(target: Target, prefix: str, count: int, rate: int, sampler: Sample
 
 
 def lifecycle(churn: Churn, sizes: Sizes, servers: Servers) -> None:
+    """Two rounds of fresh channels, and between them a resume from before the first."""
     h = sizes.history_seconds
     servers.label = "churn lifecycle"
     with servers.use(churn.kind, ("--history-seconds", str(h))) as (server, pub, sub):
@@ -347,8 +357,7 @@ def presence(churn: Churn, sizes: Sizes, servers: Servers) -> None:
     servers.label = "churn presence"
     with servers.use(churn.kind) as (server, pub, sub), worker_group() as started:
         cursor = asyncio.run(_head(sub))
-        progress = multiprocessing.get_context("spawn").Array("q", 1, lock=False)
-        watcher = Worker(workers.subscribe, sub, [WILDCARD], 2, progress, 0)
+        watcher = Worker(workers.subscribe, sub, [WILDCARD], 2, _slot(), 0)
         probe = Worker(workers.probe_health, sub.host, sub.http_port, LAG_EVERY)
         started += [watcher, probe]
         watcher.send("connect", 1)
@@ -405,6 +414,8 @@ def _storms(
         if streams:
             took = _timed(sub, streams, STORM_BOUND)
             churn.storm_ms[f"{name} at {present}"] = max(took)
+            late = sum(ms >= STORM_BOUND * 1e3 for ms in took)
+            churn.storm_late[f"{name} at {present}"] = late
         else:
             time.sleep(1.0)
         after = server.times()
@@ -424,8 +435,7 @@ def ingest(churn: Churn, sizes: Sizes, servers: Servers, patterns: int) -> dict[
     groups = _pattern_groups(patterns, sizes.patterns_per_stream)
     with servers.use(churn.kind, args) as (_, pub, sub), worker_group() as started:
         if groups:
-            progress = multiprocessing.get_context("spawn").Array("q", 1, lock=False)
-            viewers = Worker(workers.subscribe, sub, groups, len(groups) + 1, progress, 0)
+            viewers = Worker(workers.subscribe, sub, groups, len(groups) + 1, _slot(), 0)
             started.append(viewers)
             viewers.send("connect", len(groups))
             opened = viewers.expect("ready", 300)
@@ -451,6 +461,11 @@ def ingest(churn: Churn, sizes: Sizes, servers: Servers, patterns: int) -> dict[
         "viewers_lost": closed,
         "bystander": bystander,
     }
+
+
+def _slot() -> Any:
+    """A subscriber worker's progress slot (nothing here publishes against it)."""
+    return multiprocessing.get_context("spawn").Array("q", 1, lock=False)
 
 
 def _pattern_groups(patterns: int, per_stream: int) -> list[str]:

@@ -224,7 +224,10 @@ def _lag(storm: str, present: str) -> Callable[[Churn], Cell]:
         text = f"p99 {lag['p99']:,.1f} ms (p50 {lag['p50']:.1f}, max {lag['max']:,.1f}{took})"
         if lag["wait"] >= 0.05:
             text += f", gateway waited for a CPU {lag['wait']:.0%}"
-        return text, None if storm == "idle" or present == "few" else lag["p99"] <= 10
+        if late := c.storm_late.get(name, 0):
+            text += f", {late} viewers not resumed within the bound"
+        met = lag["p99"] <= 10 and not late
+        return text, None if storm == "idle" or present == "few" else met
 
     return cell
 
@@ -248,6 +251,8 @@ def _bystander(which: str) -> Callable[[Churn], Cell]:
 
 def _across(c: Churn) -> Cell:
     first, again = c.across["first"], c.across["again"]
+    if first.get("refused"):
+        return "refused: an error answer, no stream", False
     text = f"{first['gaps']:,} gap frames, {first['logs']:,} log, {first['bytes']:,} B"
     text += f" in {first['ms']:,.0f} ms" + (", stream dropped" if first["closed"] else "")
     text += f"; resumed from its last id: {again['gaps']:,} gaps"
