@@ -107,6 +107,7 @@ class Churn:
     lag_ms: dict[str, dict[str, float]] = field(default_factory=dict)  # percentiles by phase
     storm_ms: dict[str, float] = field(default_factory=dict)  # slowest viewer of each storm
     storm_late: dict[str, int] = field(default_factory=dict)  # viewers not resumed in the bound
+    storm_refused: dict[str, int] = field(default_factory=dict)  # viewers answered with an error
     ingest: dict[str, dict[str, Any]] = field(default_factory=dict)  # "none", "patterns"
     across: dict[str, dict[str, Any]] = field(default_factory=dict)  # "first", "again"
     sizes: dict[str, Any] = field(default_factory=dict)
@@ -156,28 +157,31 @@ async def _open(
     return frames, subs, shared
 
 
-def _timed(target: Target, streams: list[tuple[str, str, int]], bound: float) -> list[float]:
+Timing = tuple[list[float], int]  # ms per stream, and how many were refused
+
+
+def _timed(target: Target, streams: list[tuple[str, str, int]], bound: float) -> Timing:
     """Milliseconds from connecting until each stream had its `ready` and wanted events
-    (`bound` s for those that never did)."""
+    (`bound` s for those that never did: refused ones, counted apart, or late ones)."""
     return asyncio.run(_timing(target, streams, bound))
 
 
-async def _timing(target: Target, streams: list[tuple[str, str, int]], bound: float) -> list[float]:
+async def _timing(target: Target, streams: list[tuple[str, str, int]], bound: float) -> Timing:
     started = time.time_ns()
     deadline = time.monotonic() + bound
     opening = asyncio.ensure_future(_open(target, streams))
     await asyncio.wait([opening], timeout=bound)  # a gateway that never answers is bounded too
     if not opening.done():
         opening.cancel()
-        return [bound * 1e3] * len(streams)
-    frames, subs, _ = opening.result()
+        return [bound * 1e3] * len(streams), 0
+    frames, subs, shared = opening.result()
     try:
         await asyncio.wait([f.done for f in frames], timeout=max(0.0, deadline - time.monotonic()))
     finally:
         for sub in subs:
             sub.close()
     ends = [f.done.result() if f.done.done() else started + int(bound * 1e9) for f in frames]
-    return [(end - started) / 1e6 for end in ends]
+    return [(end - started) / 1e6 for end in ends], shared.bad_status
 
 
 async def _head(target: Target) -> str:
@@ -393,7 +397,7 @@ def _costs(sub: Target, sizes: Sizes, cursor: str, present: int) -> dict[str, fl
     shapes = {"one channel": (one, cursor, 1), "wildcard subscribe": (WILDCARD, "", 0)}
     return {
         f"{what} at {present}": statistics.median(
-            _timed(sub, [stream], PROBE_BOUND)[0] for _ in range(sizes.probes)
+            _timed(sub, [stream], PROBE_BOUND)[0][0] for _ in range(sizes.probes)
         )
         for what, stream in shapes.items()
     }
@@ -412,10 +416,11 @@ def _storms(
     for name, streams in storms.items():
         begin, (cpu, wait) = time.monotonic_ns(), server.times()
         if streams:
-            took = _timed(sub, streams, STORM_BOUND)
+            took, refused = _timed(sub, streams, STORM_BOUND)
             churn.storm_ms[f"{name} at {present}"] = max(took)
-            late = sum(ms >= STORM_BOUND * 1e3 for ms in took)
+            late = sum(ms >= STORM_BOUND * 1e3 for ms in took) - refused
             churn.storm_late[f"{name} at {present}"] = late
+            churn.storm_refused[f"{name} at {present}"] = refused
         else:
             time.sleep(1.0)
         after = server.times()

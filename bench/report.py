@@ -226,7 +226,9 @@ def _lag(storm: str, present: str) -> Callable[[Churn], Cell]:
             text += f", gateway waited for a CPU {lag['wait']:.0%}"
         if late := c.storm_late.get(name, 0):
             text += f", {late} viewers not resumed within the bound"
-        met = lag["p99"] <= 10 and not late
+        if refused := c.storm_refused.get(name, 0):
+            text += f", {refused} viewers refused"
+        met = lag["p99"] <= 10 and not late and not refused
         return text, None if storm == "idle" or present == "few" else met
 
     return cell

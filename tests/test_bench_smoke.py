@@ -74,6 +74,7 @@ def test_quick_churn_has_every_figure_and_forgets_expired_channels(tmp_path: Pat
     wanted = {f"{s} at {n}" for s in storms for n in (sizes["few"], sizes["round_channels"])}
     assert set(churn["lag_ms"]) == wanted
     assert not any(churn["storm_late"].values()), churn["storm_late"]
+    assert not any(churn["storm_refused"].values()), churn["storm_refused"]
     assert churn["watched"] == sizes["round_channels"]  # one entry to each channel present
     for run in ("none", "patterns"):
         ingest = churn["ingest"][run]
