@@ -161,7 +161,12 @@ def plot(rows: Sequence[Row], path: Path, fanout_scenario: str, subscribers: int
     memory_axes.set(
         title="Idle SSE connections", xlabel="open connections", ylabel="server RSS (MiB)"
     )
-    for axes in (rate_axes, memory_axes):
+    _save(plt, figure, (rate_axes, memory_axes), path)
+    return True
+
+
+def _save(plt: Any, figure: Any, panels: Sequence[Any], path: Path) -> None:
+    for axes in panels:
         axes.grid(True, alpha=0.3)
         if axes.get_legend_handles_labels()[0]:  # a partial run may have no curve here
             axes.legend()
@@ -169,7 +174,6 @@ def plot(rows: Sequence[Row], path: Path, fanout_scenario: str, subscribers: int
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=110)
     plt.close(figure)
-    return True
 
 
 def _scaling_points(
@@ -322,11 +326,5 @@ def plot_churn(results: Sequence[Churn], path: Path) -> bool:
         ylabel="gateway RSS (MiB)",
     )
     channel_axes.set(title="logs_gateway_channels", xlabel="seconds", ylabel="channels")
-    for axes in (rss_axes, channel_axes):
-        axes.grid(True, alpha=0.3)
-        axes.legend()
-    figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    _save(plt, figure, (rss_axes, channel_axes), path)
     return True

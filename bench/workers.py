@@ -1,4 +1,5 @@
-"""Load generator processes, pinned to the load core: subscriber workers and a publisher.
+"""Load generator processes, pinned to the load core: subscriber workers, a publisher, and
+the event-loop lag probe (a `GET /health` round trip at a steady pace).
 
 The orchestrator talks to each worker over a pipe, in steps: a worker says `ready`, waits
 for `go` (the measured window starts), and answers `result` with its own CPU time. The
