@@ -278,7 +278,7 @@ async def test_a_batch_over_the_message_limit_is_split_and_the_rest_goes_on() ->
             await pub.flush(timeout=10)
             await wait_for(lambda: len(received) >= 5, timeout=10)
             reader.cancel()
-        assert gw.gateway is not None and gw.gateway.ingest.stored.total == 5
+        assert gw.gateway is not None and gw.gateway.ingest.counts.total("stored") == 5
     assert [e.data["message"][:1] for e in received] == ["0", "1", "2", "s", "a"]
     assert [type(e) for e in errors] == [EntryTooLarge]
     assert "over the gateway's limit" in str(errors[0])
@@ -313,12 +313,12 @@ async def test_a_draining_gateway_is_left_for_the_next_without_loss_or_repeats()
         await pub.flush(timeout=10)
         await publish_range(pub, 200, 400)
     assert first.gateway is not None
-    stored.append(first.gateway.ingest.stored.total)
+    stored.append(first.gateway.ingest.counts.total("stored"))
     async with running_gateway(grpc_port=port) as second:
         await publish_range(pub, 400, 500)
         await pub.close(timeout=20)
         assert second.gateway is not None
-        stored.append(second.gateway.ingest.stored.total)
+        stored.append(second.gateway.ingest.counts.total("stored"))
     assert sum(stored) == 500 and stored[1] >= 100
     assert pub.stats.acked == 500 and pub.stats.reconnects >= 1
 

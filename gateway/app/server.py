@@ -99,6 +99,7 @@ class Gateway:
         self.health = health.aio.HealthServicer()
         self.sse_bytes = ByteCount()
         self.grpc_calls = CallLog()
+        self.loop_lag = metrics.LoopLag()
         self.metrics = metrics.build_registry(
             metrics.Sources(
                 self.hub,
@@ -108,11 +109,12 @@ class Gateway:
                 self.sse_bytes,
                 self.grpc_calls,
                 lambda: self.stopping.is_set,
+                self.loop_lag,
             )
         )
         self._grpc: grpc.aio.Server | None = None
         self._runner: web.AppRunner | None = None
-        self._heartbeats: asyncio.Task[None] | None = None
+        self._background: list[asyncio.Task[None]] = []  # heartbeats, the loop-lag monitor
         self._stopped = False
         self.ports = Ports(0, 0)
 
@@ -120,9 +122,10 @@ class Gateway:
 
     async def start(self) -> Ports:
         self.ports = Ports(await self._start_http(), await self._start_grpc())
-        self._heartbeats = asyncio.create_task(
-            self.hub.run_heartbeats(self.config.heartbeat_seconds)
-        )
+        self._background = [
+            asyncio.create_task(self.hub.run_heartbeats(self.config.heartbeat_seconds)),
+            asyncio.create_task(self.loop_lag.run()),
+        ]
         for name in ("", *SERVICES):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         log.info(
@@ -297,10 +300,10 @@ class Gateway:
                 extra={"streams": self.hub.subscriptions},
             )
         # 5. Background work, then the broker last: nothing is using it any more.
-        if self._heartbeats is not None:
-            self._heartbeats.cancel()
+        for task in self._background:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._heartbeats
+                await task
         await self.broker.close()
         log.info("stopped")
 
