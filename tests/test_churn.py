@@ -195,6 +195,29 @@ def test_the_channel_index_finds_exactly_what_a_full_scan_finds() -> None:
     assert len(index) == 0 and not list(index.values())
 
 
+def test_a_match_after_a_seq_finds_exactly_the_channels_touched_since() -> None:
+    rng = random.Random(5)
+    for in_order in (True, False):  # a walk may stop early only while touches were in order
+        index: ChannelIndex[str] = ChannelIndex()
+        touched: dict[str, int] = {}
+        seqs = list(range(1, 2001))
+        if not in_order:
+            rng.shuffle(seqs)
+        for seq in seqs:
+            channel = (
+                f"logs:{rng.choice(('etl', 'faas'))}:ws{rng.randrange(5)}:r{rng.randrange(60)}"
+            )
+            index.put(channel, channel, seq)
+            touched[channel] = max(touched.get(channel, 0), seq)
+        for _ in range(200):
+            pattern = parse_pattern(
+                rng.choice(("logs:>", "logs:*:ws1:>", "logs:etl:*:*", "logs:faas:ws2:r7"))
+            )
+            after = rng.randrange(0, 2001)
+            expected = {c for c, s in touched.items() if s > after and pattern.matches(c)}
+            assert set(index.match(pattern, after)) == expected
+
+
 async def test_the_expiry_timer_stops_when_nothing_is_held() -> None:
     broker = MemoryBroker(max_age=0.1)
     await fill(broker, ["logs:etl:ws1:a"])

@@ -64,6 +64,43 @@ class Gap:
     seq: int = 0
 
 
+@dataclass(slots=True)
+class Loss:
+    """What the channels of one pattern lost after a cursor: the Gap both brokers report."""
+
+    exact: bool  # False once any count is only a lower bound
+    lost: int = 0
+    channels: int = 0
+    newest: int = 0
+
+    def add(self, lost: int, newest: int, exact: bool) -> None:
+        self.lost += lost
+        self.channels += lost > 0
+        self.newest = max(self.newest, newest)
+        self.exact = self.exact and exact
+
+    def gap(self, pattern: str, reset: bool, forgotten: int) -> Gap | None:
+        """The pattern's gap, if it has one; `forgotten` is the newest seq of any channel
+        the broker no longer remembers (DESIGN §3.2)."""
+        if reset:
+            return Gap(pattern, 0, "reset")
+        if not self.exact:
+            return Gap(pattern, self.lost, "expired", self.channels, max(self.newest, forgotten))
+        if self.lost:
+            return Gap(pattern, self.lost, "trimmed", self.channels, self.newest)
+        return None
+
+    @staticmethod
+    def gaps(
+        patterns: Sequence[Pattern], losses: list[Loss], reset: bool, forgotten: int
+    ) -> list[Gap]:
+        """One gap at most per pattern, in seq order."""
+        found = (
+            loss.gap(p.text, reset, forgotten) for p, loss in zip(patterns, losses, strict=True)
+        )
+        return sorted((g for g in found if g is not None), key=lambda g: g.seq)
+
+
 @dataclass(frozen=True, slots=True)
 class Usage:
     """What a broker holds: channels with retained entries, those entries, their bytes

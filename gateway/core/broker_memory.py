@@ -24,7 +24,7 @@ from collections import Counter, OrderedDict, deque
 from collections.abc import Sequence
 
 from gateway.core import broker
-from gateway.core.broker import Appended, DedupKey, Gap, Listener, Replay, Usage
+from gateway.core.broker import Appended, DedupKey, Listener, Loss, Replay, Usage
 from gateway.core.channels import Pattern
 from gateway.core.cursor import Cursor
 from gateway.core.events import Entry, Event, make_event
@@ -39,6 +39,7 @@ LOSS_COST = 8
 MAX_BYTES = 256 * 1024 * 1024
 TICK = 1.0  # longest pause between expiry ticks (seconds)
 TICK_WORK = 5_000  # most evictions in one tick; more go on in the next loop turn
+REPLAY_SLICE = 500  # channels a replay visits between two turns of the loop
 
 # What de-duplication keeps of a stored batch: when, its offsets and seqs (16 B an entry).
 _Stored = tuple[float, array, array]  # type: ignore[type-arg]
@@ -71,8 +72,8 @@ class _History:
         exact = not self.lost_dropped or (bool(lost) and lost[0] <= seq)
         return count, newest, exact
 
-    def after(self, seq: int, skip: int) -> list[Event]:
-        """Retained events after `seq`, leaving out the `skip` oldest (expired)."""
+    def after(self, seq: int, skip: int, upto: int) -> list[Event]:
+        """Retained events in (seq, upto], leaving out the `skip` oldest (expired)."""
         events = self.events
         if not events or events[-1].seq <= seq:
             return []
@@ -82,7 +83,8 @@ class _History:
             event = events[i]
             if event.seq <= seq:
                 break
-            out.append(event)
+            if event.seq <= upto:
+                out.append(event)
         out.reverse()
         return out
 
@@ -133,8 +135,11 @@ class MemoryBroker:
             stored = zip(entries, offsets, seqs, strict=False)
             return Appended([Event(e.channel, o, s, e.severity, b"") for e, o, s in stored], True)
         events = self._store(entries, now)
-        for channel in {e.channel for e in entries}:  # once per channel, not per entry
-            self._trim(self._channels[channel])
+        newest = {e.channel: e.seq for e in events}  # once per channel, not per entry
+        for channel, seq in sorted(newest.items(), key=_second):  # touched in seq order
+            history = self._channels[channel]
+            self._index.put(channel, history, seq)
+            self._trim(history)
         if self._bytes > self._max_bytes:
             self._expire(now, TICK_WORK * 100)
         if key is not None:
@@ -169,8 +174,7 @@ class MemoryBroker:
         return events
 
     def _open(self, name: str) -> _History:
-        history = self._channels[name] = _History(name)
-        self._index.put(name, history)
+        history = self._channels[name] = _History(name)  # `append` puts it in the index
         self._bytes += CHANNEL_COST
         return history
 
@@ -290,35 +294,28 @@ class MemoryBroker:
         return self._seq
 
     async def replay(self, patterns: Sequence[Pattern], after: Cursor) -> Replay:
+        """Visits the matching channels touched after the cursor, yielding the loop every
+        REPLAY_SLICE of them (a large replay never holds it); only what was stored before
+        it began is returned, so live events after that reach the subscriber once."""
         cutoff = time.monotonic() - self._max_age
+        upto, forgotten = self._seq, self._forgotten
         reset = after.epoch != self._epoch
         since = 0 if reset else after.seq
-        replay = Replay()
+        matched: dict[str, tuple[int, _History]] = {}  # each channel under its first pattern
+        for i, pattern in enumerate(patterns):
+            for history in self._index.match(pattern, since):
+                matched.setdefault(history.name, (i, history))
+        losses = [Loss(exact=since >= forgotten) for _ in patterns]
         runs: list[list[Event]] = []
-        visited: set[str] = set()
-        for pattern in patterns:
-            lost = channels = newest = 0
-            exact = since >= self._forgotten
-            for history in self._index.match(pattern):
-                if history.name in visited:
-                    continue  # matched by an earlier pattern too: its events go once
-                visited.add(history.name)
-                stale = _stale(history.events, cutoff)
-                n, last, known = history.losses_after(since, stale)
-                if n:
-                    lost, channels, newest = lost + n, channels + 1, max(newest, last)
-                exact = exact and known
-                if events := history.after(since, stale):
-                    runs.append(events)
-            if reset:
-                replay.gaps.append(Gap(pattern.text, 0, "reset"))
-            elif not exact:
-                seq = max(newest, self._forgotten)
-                replay.gaps.append(Gap(pattern.text, lost, "expired", channels, seq))
-            elif lost:
-                replay.gaps.append(Gap(pattern.text, lost, "trimmed", channels, newest))
+        for n, (i, history) in enumerate(matched.values(), 1):
+            stale = _stale(history.events, cutoff)
+            losses[i].add(*history.losses_after(since, stale))
+            if events := history.after(since, stale, upto):
+                runs.append(events)
+            if n % REPLAY_SLICE == 0:
+                await asyncio.sleep(0)
+        replay = Replay(gaps=Loss.gaps(patterns, losses, reset, forgotten))
         replay.events = list(heapq.merge(*runs, key=lambda e: e.seq))
-        replay.gaps.sort(key=lambda g: g.seq)
         return replay
 
     async def tail(self, patterns: Sequence[Pattern], count: int, min_severity: int) -> list[Event]:
@@ -346,6 +343,10 @@ class MemoryBroker:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+
+
+def _second(pair: tuple[str, int]) -> int:
+    return pair[1]
 
 
 def _stale(events: deque[Event], cutoff: float) -> int:

@@ -36,7 +36,6 @@ import secrets
 import time
 from collections import Counter, OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from redis.asyncio import BlockingConnectionPool, Redis
@@ -46,7 +45,7 @@ from redis.exceptions import RedisError, ResponseError
 
 from gateway.core import broker
 from gateway.core import broker_redis_lua as lua
-from gateway.core.broker import Appended, DedupKey, Gap, Listener, Replay, Usage
+from gateway.core.broker import Appended, DedupKey, Listener, Loss, Replay, Usage
 from gateway.core.channels import Pattern
 from gateway.core.cursor import Cursor
 from gateway.core.errors import Code, GatewayError
@@ -202,7 +201,7 @@ class RedisBroker:
         matched: list[tuple[int, str]] = []
         visited: set[str] = set()
         for i, pattern in enumerate(patterns):
-            for channel in self._index.match(pattern):
+            for channel in self._index.match(pattern, since):
                 if channel.last > since and channel.name not in visited:
                     visited.add(channel.name)
                     matched.append((i, channel.name))
@@ -210,7 +209,7 @@ class RedisBroker:
         # Read after the channels, so no channel forgotten meanwhile escapes both; never
         # past the snapshot (appends after it are not this replay's).
         forgotten = min(int(await self._call(self._horizon())), upto)
-        losses = [_Loss(exact=since >= forgotten) for _ in patterns]
+        losses = [Loss(exact=since >= forgotten) for _ in patterns]
         runs: list[list[Event]] = []
         for (i, name), reply in zip(matched, replies, strict=True):
             head, *lines = reply.split(b"\n")
@@ -218,19 +217,8 @@ class RedisBroker:
             losses[i].add(lost, newest, bool(exact))
             if lines:
                 runs.append(_history_events(name, lines))
-        replay = Replay()
-        for pattern, loss in zip(patterns, losses, strict=True):
-            if reset:
-                replay.gaps.append(Gap(pattern.text, 0, "reset"))
-            elif not loss.exact:
-                seq = max(loss.newest, forgotten)
-                replay.gaps.append(Gap(pattern.text, loss.lost, "expired", loss.channels, seq))
-            elif loss.lost:
-                replay.gaps.append(
-                    Gap(pattern.text, loss.lost, "trimmed", loss.channels, loss.newest)
-                )
+        replay = Replay(gaps=Loss.gaps(patterns, losses, reset, forgotten))
         replay.events = list(heapq.merge(*runs, key=lambda e: e.seq))
-        replay.gaps.sort(key=lambda g: g.seq)
         return replay
 
     async def tail(self, patterns: Sequence[Pattern], count: int, min_severity: int) -> list[Event]:
@@ -402,9 +390,10 @@ class RedisBroker:
         channel = self._known.get(name)
         if channel is None:
             channel = self._known[name] = _Channel(name, last, at)
-            self._index.put(name, channel)
+            self._index.put(name, channel, last)
         elif channel.at <= at:
             channel.last, channel.at = max(channel.last, last), at
+            self._index.put(name, channel, channel.last)
             self._known.move_to_end(name)
         else:
             return
@@ -523,22 +512,6 @@ class RedisBroker:
         self._epoch, self._delivered, self._stale = epoch, seq, True
         for callback in self._resync:
             callback()
-
-
-@dataclass(slots=True)
-class _Loss:
-    """What the channels of one pattern lost after a cursor (a Gap's fields)."""
-
-    exact: bool
-    lost: int = 0
-    channels: int = 0
-    newest: int = 0
-
-    def add(self, lost: int, newest: int, exact: bool) -> None:
-        self.lost += lost
-        self.channels += lost > 0
-        self.newest = max(self.newest, newest)
-        self.exact = self.exact and exact
 
 
 class _Channel:

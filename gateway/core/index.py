@@ -18,26 +18,59 @@ V = TypeVar("V")
 S = TypeVar("S")
 
 
-class _ChannelNode(Generic[V]):
-    """Channels one segment below this node (`leaves`) and deeper ones (`children`)."""
+class _Leaf(Generic[V]):
+    __slots__ = ("newest", "value")
 
-    __slots__ = ("children", "leaves")
+    def __init__(self, value: V, newest: int) -> None:
+        self.value, self.newest = value, newest
+
+
+class _ChannelNode(Generic[V]):
+    """Channels one segment below this node (`leaves`) and deeper ones (`children`), each
+    kept in the order it was last touched, so the newest come last; `newest` is the highest
+    seq touched anywhere below. `ordered` stays true while touches came in seq order (then
+    a walk from the newest end may stop at the first that is too old)."""
+
+    __slots__ = ("children", "leaves", "newest", "ordered")
 
     def __init__(self) -> None:
         self.children: dict[str, _ChannelNode[V]] = {}
-        self.leaves: dict[str, V] = {}
+        self.leaves: dict[str, _Leaf[V]] = {}
+        self.newest = 0
+        self.ordered = True
 
     def __bool__(self) -> bool:
         return bool(self.children or self.leaves)
 
-    def every(self) -> Iterator[V]:
-        yield from self.leaves.values()
-        for child in self.children.values():
-            yield from child.every()
+    def leaves_after(self, after: int) -> Iterator[V]:
+        for leaf in reversed(self.leaves.values()):
+            if leaf.newest > after:
+                yield leaf.value
+            elif self.ordered:
+                return
+
+    def children_after(self, after: int) -> Iterator[_ChannelNode[V]]:
+        for child in reversed(self.children.values()):
+            if child.newest > after:
+                yield child
+            elif self.ordered:
+                return
+
+    def every(self, after: int) -> Iterator[V]:
+        yield from self.leaves_after(after)
+        for child in self.children_after(after):
+            yield from child.every(after)
+
+
+def _touched(node: _ChannelNode[V], seq: int) -> None:
+    if seq < node.newest:
+        node.ordered = False
+    node.newest = max(node.newest, seq)
 
 
 class ChannelIndex(Generic[V]):
-    """Concrete channel names -> one value each, found by name or by pattern."""
+    """Concrete channel names -> one value each, found by name or by pattern, and by how
+    recently each was touched (`put` with a seq: a channel's newest event)."""
 
     def __init__(self) -> None:
         self._root: _ChannelNode[V] = _ChannelNode()
@@ -54,17 +87,27 @@ class ChannelIndex(Generic[V]):
             if found is None:
                 return None
             node = found
-        return node.leaves.get(last)
+        leaf = node.leaves.get(last)
+        return None if leaf is None else leaf.value
 
-    def put(self, channel: str, value: V) -> None:
-        """Hold `value` for `channel`, replacing the one held."""
+    def put(self, channel: str, value: V, seq: int = 0) -> None:
+        """Hold `value` for `channel` (replacing the one held), touched at `seq`: a match
+        with `after` below it finds the channel. Touch in seq order to keep matches short."""
         *path, last = channel.split(":")
         node = self._root
+        _touched(node, seq)
         for segment in path:
-            node = node.children.get(segment) or node.children.setdefault(segment, _ChannelNode())
-        if last not in node.leaves:
+            child = node.children.pop(segment, None) or _ChannelNode()
+            node.children[segment] = child  # last: the most recently touched
+            node = child
+            _touched(node, seq)
+        leaf = node.leaves.pop(last, None)
+        if leaf is None:
             self._size += 1
-        node.leaves[last] = value
+            leaf = _Leaf(value, seq)
+        else:
+            leaf.value, leaf.newest = value, max(leaf.newest, seq)
+        node.leaves[last] = leaf
 
     def pop(self, channel: str) -> V | None:
         """Forget `channel` and every node only it used."""
@@ -75,38 +118,41 @@ class ChannelIndex(Generic[V]):
             if found is None:
                 return None
             trail.append(found)
-        value = trail[-1].leaves.pop(last, None)
-        if value is None:
+        leaf = trail[-1].leaves.pop(last, None)
+        if leaf is None:
             return None
         self._size -= 1
         for parent, segment, node in zip(trail[-2::-1], path[::-1], trail[:0:-1], strict=True):
             if node:
                 break
             del parent.children[segment]
-        return value
+        return leaf.value
 
-    def match(self, pattern: Pattern) -> Iterator[V]:
-        """The values of the channels `pattern` matches (each once, in no fixed order)."""
-        return _matching(self._root, pattern.segments, 0)
+    def match(self, pattern: Pattern, after: int = -1) -> Iterator[V]:
+        """The values of the channels `pattern` matches that were touched after seq
+        `after` (each once, newest first where touches came in order)."""
+        return _matching(self._root, pattern.segments, 0, after)
 
     def values(self) -> Iterator[V]:
-        return self._root.every()
+        return self._root.every(-1)
 
 
-def _matching(node: _ChannelNode[V], segments: tuple[str, ...], at: int) -> Iterator[V]:
+def _matching(node: _ChannelNode[V], segments: tuple[str, ...], at: int, after: int) -> Iterator[V]:
+    if node.newest <= after:
+        return
     segment = segments[at]
     if segment == ">":
-        yield from node.every()
+        yield from node.every(after)
     elif at == len(segments) - 1:
         if segment == "*":
-            yield from node.leaves.values()
-        elif (value := node.leaves.get(segment)) is not None:
-            yield value
+            yield from node.leaves_after(after)
+        elif (leaf := node.leaves.get(segment)) is not None and leaf.newest > after:
+            yield leaf.value
     elif segment == "*":
-        for each in node.children.values():
-            yield from _matching(each, segments, at + 1)
+        for each in node.children_after(after):
+            yield from _matching(each, segments, at + 1, after)
     elif (child := node.children.get(segment)) is not None:
-        yield from _matching(child, segments, at + 1)
+        yield from _matching(child, segments, at + 1, after)
 
 
 class _PatternNode(Generic[S]):
