@@ -31,6 +31,7 @@ from gateway.api.otlp_http import OtlpHttpHandler
 from gateway.app import credentials, metrics
 from gateway.app.browser import add_browser_side
 from gateway.app.config import Config, ConfigError
+from gateway.core.admission import Admission, publish_limit
 from gateway.core.broker import Broker
 from gateway.core.broker_memory import MemoryBroker
 from gateway.core.broker_redis import RedisBroker
@@ -39,6 +40,7 @@ from gateway.core.endings import End
 from gateway.core.errors import GatewayError
 from gateway.core.hub import Hub
 from gateway.core.ingest import Ingest, Limits
+from gateway.core.stream_counts import RedisStreamCounts
 from gateway.core.tally import ByteCount
 from gateway.core.tokens import MAX_TOKEN_BYTES
 
@@ -57,6 +59,7 @@ def make_broker(config: Config) -> Broker:
             max_bytes=c.max_history_bytes,
             dedup_seconds=c.dedup_seconds,
             dedup_batches=c.dedup_batches,
+            max_dedup_bytes=c.max_dedup_bytes,
         )
     return RedisBroker(
         c.broker,
@@ -80,8 +83,20 @@ class Gateway:
         self.config = config
         self.verifier = credentials.verifier(config)
         self.broker = make_broker(config)
+        # Per-token stream counts: in Redis when there is one, so that every worker and
+        # instance counts the same streams.
+        self.stream_counts = (
+            RedisStreamCounts(config.broker) if isinstance(self.broker, RedisBroker) else None
+        )
         self.hub = Hub(
-            epoch=lambda: self.broker.epoch, max_per_owner=config.max_connections_per_token
+            epoch=lambda: self.broker.epoch,
+            max_per_owner=config.max_connections_per_token,
+            max_streams=config.max_streams,
+            shared=self.stream_counts,
+        )
+        self.publish_streams = Admission(
+            publish_limit(config.max_publish_streams, config.max_publish_streams_per_token),
+            self.stream_counts,
         )
         self.broker.add_listener(self.hub.deliver)
         if isinstance(self.broker, RedisBroker):
@@ -107,6 +122,7 @@ class Gateway:
                 self.sse_bytes,
                 self.grpc_calls,
                 lambda: self.stopping.is_set,
+                self.publish_streams,
             )
         )
         self._grpc: grpc.aio.Server | None = None
@@ -161,7 +177,8 @@ class Gateway:
             ],
         )
         pb_grpc.add_LogIngestServicer_to_server(
-            LogIngestServicer(self.verifier, self.ingest, self.stopping), server
+            LogIngestServicer(self.verifier, self.ingest, self.stopping, self.publish_streams),
+            server,
         )
         pb_grpc.add_LogStreamServicer_to_server(
             LogStreamServicer(
@@ -294,6 +311,8 @@ class Gateway:
             self._heartbeats.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._heartbeats
+        if self.stream_counts is not None:
+            await self.stream_counts.close()
         await self.broker.close()
         log.info("stopped")
 
