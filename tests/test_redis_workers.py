@@ -11,6 +11,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client.openmetrics.parser import (
+    text_string_to_metric_families as openmetrics_families,
+)
+from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.app import cli
 from gateway.app.workers import BOOT_SECONDS
@@ -74,11 +78,30 @@ async def _every_stream_gets_every_entry(run: Running) -> None:
             assert [e.data["message"] for e in await stream.take(4)] == ["m0", "m1", "m2", "m3"]
 
 
-async def test_per_token_limits_span_the_workers(redis_server: RedisServer) -> None:
+async def scrape(run: Running) -> str:
+    async with httpx.AsyncClient() as client:
+        return (await client.get(run.http + "/metrics")).text
+
+
+def per_worker(metrics: str, sample: str) -> dict[str, float]:
+    """{worker: value} of `sample` (its name and labels but the worker's) in a scrape."""
+    found = {}
+    for line in metrics.splitlines():
+        if line.startswith(sample[:-1] + ",worker="):
+            worker = line.split('worker="')[1].split('"')[0]
+            found[worker] = float(line.split()[-1])
+    return found
+
+
+async def test_per_token_limits_and_metrics_span_the_workers(redis_server: RedisServer) -> None:
     """Each worker sees the streams of the others: past a token's limit every new stream is
-    refused, whichever worker the kernel hands it to."""
+    refused, whichever worker the kernel hands it to; one scrape reports both workers."""
     limits = ("--max-connections-per-token", "4", "--max-publish-streams-per-token", "3")
     with gateway_process("--workers", "2", "--broker", redis_server.url, *limits) as run:
+        deadline = time.monotonic() + 15
+        # Until the second worker serves its metrics too.
+        while "logs_gateway_workers_missing 0.0" not in (metrics := await scrape(run)):
+            assert time.monotonic() < deadline, metrics
         reader = run.token("spanning-reader", subscribe=["logs:>"])
         async with contextlib.AsyncExitStack() as stack:
             streams = [
@@ -97,6 +120,24 @@ async def test_per_token_limits_span_the_workers(redis_server: RedisServer) -> N
                     assert refused.status_code == 429
                     message = refused.json()["error"]["message"]
                     assert "already has 4 open streams (--max-connections-per-token)" in message
+            metrics = await scrape(run)
+            open_ = per_worker(metrics, 'logs_gateway_streams_open{kind="subscribe"}')
+            assert set(open_) == {"1", "2"} and sum(open_.values()) == 4
+            refusals = per_worker(
+                metrics, 'logs_gateway_streams_refused_total{kind="subscribe",limit="per_token"}'
+            )
+            assert sum(refusals.values()) == 8
+            # The merged scrape is valid exposition: every family once, samples per worker.
+            families = {f.name: f for f in text_string_to_metric_families(metrics)}
+            workers = {
+                s.labels["worker"] for s in families["process_resident_memory_bytes"].samples
+            }
+            assert workers == {"1", "2"}
+            async with httpx.AsyncClient() as client:
+                accept = {"Accept": "application/openmetrics-text; version=1.0.0"}
+                text = (await client.get(run.http + "/metrics", headers=accept)).text
+            counters = {f.name: f for f in openmetrics_families(text)}
+            assert counters["logs_gateway_streams_refused"].type == "counter"
         publisher = run.token("spanning-svc", publish=["logs:>"])
         async with publish_streams(run) as publishers:
             await open_publishers(run, publisher, 3, publishers)

@@ -31,6 +31,7 @@ from gateway.api.otlp_http import OtlpHttpHandler
 from gateway.app import credentials, metrics
 from gateway.app.browser import add_browser_side
 from gateway.app.config import Config, ConfigError
+from gateway.app.worker_metrics import Workers
 from gateway.core.admission import Admission, publish_limit
 from gateway.core.broker import Broker
 from gateway.core.broker_memory import MemoryBroker
@@ -79,8 +80,9 @@ class Ports:
 class Gateway:
     """Owns the broker, hub, both servers and their shutdown order."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, workers: Workers | None = None) -> None:
         self.config = config
+        self.workers = workers  # this process's place among --workers, if it is one
         self.verifier = credentials.verifier(config)
         self.broker = make_broker(config)
         # Per-token stream counts: in Redis when there is one, so that every worker and
@@ -127,6 +129,7 @@ class Gateway:
         )
         self._grpc: grpc.aio.Server | None = None
         self._runner: web.AppRunner | None = None
+        self._own_metrics: web.AppRunner | None = None
         self._heartbeats: asyncio.Task[None] | None = None
         self._stopped = False
         self.ports = Ports(0, 0)
@@ -135,6 +138,8 @@ class Gateway:
 
     async def start(self) -> Ports:
         self.ports = Ports(await self._start_http(), await self._start_grpc())
+        if self.workers is not None:
+            self._own_metrics = await self.workers.serve_own(self.metrics)
         self._heartbeats = asyncio.create_task(
             self.hub.run_heartbeats(self.config.heartbeat_seconds)
         )
@@ -263,7 +268,8 @@ class Gateway:
         app.router.add_get("/health", ops.health)
         app.router.add_get("/ready", ops.ready)
         app.router.add_get("/admin/logs/stats", ops.stats)
-        app.router.add_get("/metrics", MetricsHandler(self.metrics).handle)
+        merge = self.workers.merged if self.workers is not None else None
+        app.router.add_get("/metrics", MetricsHandler(self.metrics, merge).handle)
         if c.dev:
             app.router.add_route("*", "/test/logs", ops.test_logs)
         add_browser_side(app, c, self.verifier, stream)
@@ -323,13 +329,19 @@ class Gateway:
     async def _stop_http(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
+        if self._own_metrics is not None:
+            await self._own_metrics.cleanup()
 
 
 def _grpc_host(host: str) -> str:
     return f"[{host}]" if ":" in host and not host.startswith("[") else host
 
 
-async def serve(config: Config, on_ready: Callable[[Gateway], None] | None = None) -> None:
+async def serve(
+    config: Config,
+    on_ready: Callable[[Gateway], None] | None = None,
+    workers: Workers | None = None,
+) -> None:
     """Run until SIGTERM or SIGINT, then drain; a second signal stops at once. SIGHUP reads
     the token keys again."""
     stop = asyncio.Event()
@@ -344,7 +356,7 @@ async def serve(config: Config, on_ready: Callable[[Gateway], None] | None = Non
     # Before anything starts, so a signal at any point drains instead of killing.
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal)
-    gateway = Gateway(config)
+    gateway = Gateway(config, workers)
     loop.add_signal_handler(signal.SIGHUP, gateway.reload_keys)
     try:
         await gateway.start()
