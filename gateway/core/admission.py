@@ -48,8 +48,9 @@ def publish_limit(total: int, per_token: int) -> Limit:
 class SharedCounts(Protocol):
     """Per-token counts of open streams that every instance sees."""
 
-    async def take(self, kind: str, owner: str, stream: str, limit: int) -> bool:
-        """Count `stream` for `owner` unless it already holds `limit`; whether it did."""
+    async def take(self, kind: str, owner: str, stream: str, limit: int) -> bool | None:
+        """Count `stream` for `owner` unless it already holds `limit`; whether it did, or
+        None when the shared counts cannot be reached (this process then counts alone)."""
         ...
 
     def give_back(self, kind: str, owner: str, stream: str) -> None:
@@ -73,14 +74,15 @@ class Admission:
             raise self._refusal(
                 "total", f"the gateway already has {limit.total} {limit.noun}", limit.total_setting
             )
-        if self._shared is None:
-            admitted = self._by_owner[owner] < limit.per_token
-        else:
+        admitted: bool | None = None
+        if self._shared is not None:
             self._admitting += 1
             try:
                 admitted = await self._shared.take(limit.kind, owner, stream, limit.per_token)
             finally:
                 self._admitting -= 1
+        if admitted is None:  # no shared counts, or out of reach: a live stream still starts
+            admitted = self._by_owner[owner] < limit.per_token
         if not admitted:
             raise self._refusal(
                 "per_token",

@@ -5,7 +5,10 @@ open streams (`INSTANCE:STREAM`), each scored with the Redis time its lease runs
 instance renews its streams' leases every LEASE / 3; a lease not renewed (its process
 crashed or lost Redis) runs out, and the next admission of that token drops it, so a dead
 worker's streams stop counting within LEASE seconds. The set itself expires with its last
-lease. Redis's clock scores every lease, so the instances' clocks need not agree.
+lease. Redis's clock scores every lease, so the instances' clocks need not agree. While
+Redis cannot be reached, each process counts its own streams (gateway.core.admission): a
+live stream can start through an outage, and the streams opened meanwhile count only in
+their own process until they close.
 """
 
 from __future__ import annotations
@@ -18,8 +21,6 @@ from collections import defaultdict
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
-
-from gateway.core.errors import Code, GatewayError
 
 log = logging.getLogger("logs_gateway.stream_counts")
 LEASE = 30.0  # seconds a stream counts without a renewal
@@ -69,14 +70,13 @@ class RedisStreamCounts:
         self._renewer: asyncio.Task[None] | None = None
         self._pending: set[asyncio.Task[None]] = set()
 
-    async def take(self, kind: str, owner: str, stream: str, limit: int) -> bool:
+    async def take(self, kind: str, owner: str, stream: str, limit: int) -> bool | None:
         key, member = self._key(kind, owner), f"{self._instance}:{stream}"
         try:
             taken = await self._take([key], [self._lease_ms, limit, member])
         except RedisError:
-            raise GatewayError(
-                Code.UNAVAILABLE, "stream counts unavailable (Redis); retry", reason="broker"
-            ) from None
+            log.info("stream counts unreachable; counting this process alone", extra={"key": key})
+            return None
         if not taken:
             return False
         self._held[key].add(member)
