@@ -34,6 +34,7 @@ BAD_VALUES = {
     "dedup_seconds": "0",
     "dedup_batches": "-1",
     "max_dedup_bytes": "64MiB",
+    "max_feed_bytes": "0",
     "max_entry_bytes": "64k",
     "max_message_bytes": "0",
     "max_batch_entries": "1.5",

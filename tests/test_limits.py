@@ -15,8 +15,10 @@ from logs_gateway.v1 import logs_pb2 as pb
 from logs_gateway.v1 import logs_pb2_grpc as pb_grpc
 
 from gateway.core.broker_memory import MemoryBroker
-from gateway.core.events import Entry
+from gateway.core.broker_redis import RedisBroker
+from gateway.core.events import Entry, Event
 from tests.conftest import Running, entry, gateway_process, wait_for
+from tests.redis_server import RedisServer
 from tests.sse_client import open_stream
 
 CHANNEL = "logs:etl:limits:run1"
@@ -187,3 +189,36 @@ async def test_dedup_memory_stays_under_its_byte_bound(entries_per_batch: int) -
     assert resent.duplicate
     forgotten = await broker.append(batch, ("producer-00000", 0))
     assert not forgotten.duplicate  # the cost of the bound: the least recent went first
+
+
+def feed_lines(key: str, redis_server: RedisServer) -> list[bytes]:
+    """The event lines (field `e`) of each entry of a feed, oldest first."""
+    entries: list[tuple[bytes, dict[bytes, bytes]]] = redis_server.client().xrange(key)  # type: ignore[assignment]
+    return [fields[b"e"] for _, fields in entries]
+
+
+async def test_the_redis_feed_stays_under_its_byte_bound(redis_server: RedisServer) -> None:
+    """Batches of about 10 kB into a feed bound at 64 kB: the feed's event lines stay
+    within the bound (an entry over it alone is kept: it is the newest), and an instance
+    that keeps up still gets every event live."""
+    bound = 64 * 1024
+    reader = RedisBroker(redis_server.url, prefix="feed-bytes", feed_max_bytes=bound)
+    writer = RedisBroker(redis_server.url, prefix="feed-bytes", feed_max_bytes=bound)
+    received: list[Event] = []
+    reader.add_listener(received.extend)
+    try:
+        await reader.head()  # its read loop follows the feed from here
+        message = "x" * 1000
+        for i in range(200):
+            batch = [Entry("logs:etl:feed:r1", 1, 9, f"{i} {message}", "svc", {})] * 10
+            await writer.append(batch, None)
+            feed = feed_lines("feed-bytes:feed", redis_server)
+            assert sum(map(len, feed)) <= bound, (i, sum(map(len, feed)))
+        assert len(feed) < 10  # by bytes: far below the 10,000 batches of the count bound
+        await wait_for(lambda: len(received) == 2_000, 10)
+        assert [e.seq for e in received] == sorted(e.seq for e in received)
+        await writer.append([Entry("logs:etl:feed:r1", 1, 9, "y" * 60_000, "svc", {})] * 2, None)
+        assert len(feed_lines("feed-bytes:feed", redis_server)) == 1
+    finally:
+        await reader.close()
+        await writer.close()

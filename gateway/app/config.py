@@ -217,6 +217,12 @@ SETTINGS = (
         _positive_int,
         "memory broker: bytes kept to recognise resent batches; least recent producers go first",
     ),
+    Setting(
+        "max_feed_bytes",
+        256 * 1024 * 1024,
+        _positive_int,
+        "Redis broker: bytes of the feed every instance reads; past it the oldest batches go",
+    ),
     Setting("max_entry_bytes", 65536, _positive_int, "largest entry (message, source, attributes)"),
     Setting(
         "max_message_bytes", 4 * 1024 * 1024, _positive_int, "largest gRPC message / HTTP body"
@@ -317,6 +323,7 @@ class Config:
     dedup_seconds: float
     dedup_batches: int
     max_dedup_bytes: int
+    max_feed_bytes: int
     max_entry_bytes: int
     max_message_bytes: int
     max_batch_entries: int

@@ -68,6 +68,7 @@ def make_broker(config: Config) -> Broker:
         max_age=c.history_seconds,
         dedup_seconds=c.dedup_seconds,
         dedup_batches=c.dedup_batches,
+        feed_max_bytes=c.max_feed_bytes,
     )
 
 

@@ -47,6 +47,7 @@ T = TypeVar("T")
 # Feed entries (appended batches) kept for an instance that falls behind or is cut off
 # briefly; past that it resyncs its subscribers through history. Bounds Redis memory too.
 FEED_MAX = 10_000
+FEED_MAX_BYTES = 256 * 1024 * 1024  # of the feed's event lines (entries are bounded too)
 TRIMMED_MAX = 1_000  # trim records kept per channel, to count exactly what a cursor lost
 BLOCK_MS = 5_000  # longest wait of one feed read
 READ_COUNT = 512  # most feed entries taken per read
@@ -71,6 +72,7 @@ class RedisBroker:
         prefix: str = "logs-gateway",
         timeout: float = 2.0,
         feed_max: int = FEED_MAX,
+        feed_max_bytes: int = FEED_MAX_BYTES,
     ) -> None:
         # No automatic retries: an append must fail fast (the publisher resends, and the
         # de-duplication key makes that safe), never run twice behind our back.
@@ -91,6 +93,7 @@ class RedisBroker:
         self._keys = _Keys(prefix)
         self._trim = [max_entries, int(max_age * 1000), TRIMMED_MAX]  # READ's limits
         self._feed_max = feed_max
+        self._feed_max_bytes = feed_max_bytes
         self._dedup_ms = int(dedup_seconds * 1000)
         self._dedup_batches = dedup_batches
         self._timeout = timeout
@@ -151,7 +154,7 @@ class RedisBroker:
             b"%d %d %d %b%b" % (number[entry.channel], entry.severity, len(head), head, tail)
             for entry, (head, tail) in zip(entries, parts, strict=True)
         )
-        return keys, [*args, b"\n".join(lines)]
+        return keys, [*args, b"\n".join(lines), self._feed_max_bytes]
 
     async def head(self) -> int:
         """Redis's newest seq; while Redis is unreachable, the newest this instance

@@ -11,7 +11,8 @@ Layout (`P` is the key prefix):
 - `P:t:CHANNEL` records what trimming removed, one entry per trim: id `LASTSEQ-LASTOFFSET`,
   field `s` = the removed seqs, so a replay counts exactly what a cursor lost.
 - `P:feed` holds every append in seq order (field `p` epoch, `s` first seq, `e` one line
-  "CHANNEL OFFSET SEVERITY DATA" per event): the one stream every instance reads.
+  "CHANNEL OFFSET SEVERITY DATA" per event, `b` the bytes of every `e` so far): the one
+  stream every instance reads, bounded by entries (MAXLEN ~) and by the bytes of its `e`.
 - `P:d:PRODUCER:SEQUENCE` is the first result of a de-duplication key, with a TTL.
 
 DATA is the event's JSON line, which never holds a raw newline or starts a field early, so
@@ -49,6 +50,36 @@ local function trim(hkey, tkey, max_len, min_ms, tomb_max)
 end
 """
 
+_FEED = """
+-- A feed entry's `b` (the bytes of every `e` up to its own; nil if written without it) and
+-- the bytes of its own `e`.
+local function feed_bytes(fields)
+  local b, e = nil, 0
+  for i = 1, #fields, 2 do
+    if fields[i] == 'b' then b = tonumber(fields[i + 1]) end
+    if fields[i] == 'e' then e = #fields[i + 1] end
+  end
+  return b, e
+end
+
+-- Drop the oldest feed entries whose bytes lie below `floor`; never the newest.
+local function trim_feed(fkey, floor, newest)
+  if floor <= 0 then return end
+  local start = '-'
+  while true do
+    local page = redis.call('XRANGE', fkey, start, newest, 'COUNT', 4)
+    for _, item in ipairs(page) do
+      local b, e = feed_bytes(item[2])
+      if item[1] == newest or (b ~= nil and b - e >= floor) then
+        redis.call('XTRIM', fkey, 'MINID', item[1])
+        return
+      end
+    end
+    start = '(' .. page[#page][1]
+  end
+end
+"""
+
 _EPOCH = """
 -- The epoch, created when missing (Redis lost its data, or this is the first start).
 local function epoch_of(key, candidate)
@@ -65,9 +96,11 @@ end
 # ARGV: candidate epoch, max entries, max age ms, feed max, dedup ttl ms, use dedup (0/1),
 #       trimmed max, entry count, channel count C, C pairs (channel name, its entry count),
 #       then the entries, one line each: "CHANNEL_NUMBER SEVERITY CUT DATA", where DATA is
-#       the JSON line without its offset, which belongs after its first CUT bytes.
+#       the JSON line without its offset, which belongs after its first CUT bytes; last the
+#       feed's max bytes.
 APPEND = (
     _TRIM
+    + _FEED
     + _EPOCH
     + """
 local epoch = epoch_of(KEYS[1], ARGV[1])
@@ -102,8 +135,12 @@ for c = 1, nchan do
   trim(KEYS[4 + 2 * c], KEYS[5 + 2 * c], tonumber(ARGV[2]), min_ms, ARGV[7])
 end
 if n > 0 then
-  redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[4], '*',
-    'p', epoch, 's', string.format('%d', first), 'e', table.concat(lines, '\\n'))
+  local line = table.concat(lines, '\\n')
+  local last = redis.call('XREVRANGE', KEYS[4], '+', '-', 'COUNT', 1)[1]
+  local total = #line + ((last and feed_bytes(last[2])) or 0)
+  local id = redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[4], '*',
+    'p', epoch, 's', string.format('%d', first), 'e', line, 'b', string.format('%d', total))
+  trim_feed(KEYS[4], total - tonumber(ARGV[11 + 2 * nchan]), id)
 end
 local result = string.format('%d', first)
 if n > 0 then result = result .. ' ' .. table.concat(offsets, ' ') end
