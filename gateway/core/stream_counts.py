@@ -19,11 +19,12 @@ import logging
 import secrets
 from collections import defaultdict
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.exceptions import RedisError
 
 log = logging.getLogger("logs_gateway.stream_counts")
 LEASE = 30.0  # seconds a stream counts without a renewal
+POOL_SIZE = 4
 
 # KEYS: the token's set. ARGV: lease ms, limit, member.
 _TAKE = """
@@ -59,7 +60,16 @@ class RedisStreamCounts:
     def __init__(
         self, url: str, *, prefix: str = "logs-gateway", timeout: float = 2.0, lease: float = LEASE
     ) -> None:
-        self._redis = Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
+        # A few connections, waited for when busy: a flood of new streams must not open as
+        # many connections to Redis (one script call takes microseconds).
+        pool = BlockingConnectionPool.from_url(
+            url,
+            max_connections=POOL_SIZE,
+            timeout=timeout,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+        )
+        self._redis = Redis(connection_pool=pool)
         self._take = self._redis.register_script(_TAKE)
         self._renew = self._redis.register_script(_RENEW)
         self._prefix = f"{prefix}:open"
@@ -109,7 +119,7 @@ class RedisStreamCounts:
             self._renewer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._renewer
-        await self._redis.aclose()
+        await self._redis.aclose(close_connection_pool=True)
 
     def _key(self, kind: str, owner: str) -> str:
         return f"{self._prefix}:{kind}:{owner}"
