@@ -151,7 +151,7 @@ async def test_routing_a_new_channel_costs_the_same_with_5_000_wildcard_patterns
         for i in range(patterns):
             texts = (f"logs:*:ws{i}:>", f"logs:etl:ws{i}:*")
             sub = EventSubscription(f"s{i}", tuple(map(parse_pattern, texts)), 0, f"o{i}", 10)
-            hub.add(sub)
+            await hub.add(sub)
         event = Event("logs:etl:ws-new:run-1", 0, 1, 9, b"{}")
 
         async def deliver() -> None:

@@ -19,6 +19,7 @@ from logs_gateway.v1 import logs_pb2 as pb
 
 from gateway.api.grpc_auth import admit, verify
 from gateway.api.grpc_services import LogIngestServicer, Stopping
+from gateway.core.admission import Admission, publish_limit
 from gateway.core.broker_memory import MemoryBroker
 from gateway.core.errors import GatewayError
 from gateway.core.hub import Hub
@@ -80,7 +81,8 @@ def server() -> Any:
     broker.add_listener(hub.deliver)
     verifier = Verifier(secret=SECRET.encode(), public_keys={}, issuer=ISSUER, audience=AUDIENCE)
     ingest = Ingest(broker, Limits(max_entry_bytes=1024, max_batch_entries=10))
-    servicer = _Bridge(LogIngestServicer(ingest, Stopping()), verifier)
+    streams = Admission(publish_limit(100, 16))
+    servicer = _Bridge(LogIngestServicer(ingest, Stopping(), streams), verifier)
     return grpc_testing.server_from_dictionary(
         {pb.DESCRIPTOR.services_by_name["LogIngest"]: servicer}, grpc_testing.strict_real_time()
     )

@@ -58,12 +58,12 @@ async def _setup() -> tuple[MemoryBroker, Hub, _Sink, StreamSubscription]:
 async def test_resume_does_not_double_events_stored_this_loop_turn() -> None:
     broker, hub, sink, sub = await _setup()
     watcher = StreamSubscription("c0", sub.patterns, 0, "o", _Sink(), max_buffer=1 << 20)
-    hub.add(watcher)  # someone is watching, so the hub queues what is stored
+    await hub.add(watcher)  # someone is watching, so the hub queues what is stored
     _start(hub, watcher, *await catch_up(broker, watcher.patterns, None))
     first = await broker.append([_entry("first")], None)
     await asyncio.sleep(0)  # flushed before `sub` comes
     await broker.append([_entry("unflushed")], None)  # queued in the hub, not flushed yet
-    hub.add(sub)
+    await hub.add(sub)
     replay, after = await catch_up(broker, sub.patterns, Cursor(broker.epoch, first.events[0].seq))
     _start(hub, sub, replay, after)
     await asyncio.sleep(0.01)
@@ -74,7 +74,7 @@ async def test_resume_does_not_double_events_stored_this_loop_turn() -> None:
 async def test_live_start_skips_events_before_its_head() -> None:
     broker, hub, sink, sub = await _setup()
     await broker.append([_entry("before")], None)  # not flushed when the client connects
-    hub.add(sub)
+    await hub.add(sub)
     _start(hub, sub, *await catch_up(broker, sub.patterns, None))
     await broker.append([_entry("after")], None)
     await asyncio.sleep(0.01)
@@ -84,7 +84,7 @@ async def test_live_start_skips_events_before_its_head() -> None:
 
 async def test_reset_cursor_delivers_everything_new() -> None:
     broker, hub, sink, sub = await _setup()
-    hub.add(sub)
+    await hub.add(sub)
     replay, after = await catch_up(broker, sub.patterns, Cursor("oldepoch", 10**6))
     assert after == 0 and [g.reason for g in replay.gaps] == ["reset"]
     _start(hub, sub, replay, after)
@@ -96,7 +96,7 @@ async def test_reset_cursor_delivers_everything_new() -> None:
 async def test_a_close_during_the_replay_is_sent_after_it() -> None:
     broker, hub, sink, sub = await _setup()
     await broker.append([_entry("missed")], None)
-    hub.add(sub)
+    await hub.add(sub)
     sub.close(End.TOKEN_EXPIRED)  # before start: the response has not begun
     assert sink.data == b""
     assert not sub.done.done()

@@ -33,7 +33,7 @@ async def test_routes_match_a_full_scan() -> None:
         if i == 150:  # routes known before some subscriptions arrive, after others
             for channel in channels[:20]:
                 hub._route(channel)
-        hub.add(sub)
+        await hub.add(sub)
     for sub in rng.sample(subs, 100):
         hub.remove(sub)
         subs.remove(sub)

@@ -209,7 +209,7 @@ async def test_slow_consumer_drop_is_counted() -> None:
     hub = Hub(epoch=lambda: "e1")
     sink = _FullSink()
     sub = StreamSubscription("c1", (parse_pattern(ETL),), 0, "owner", sink, max_buffer=1024)
-    hub.add(sub)
+    await hub.add(sub)
     hub.start(sub, Replay(), 0)
     sub.heartbeat(sse.PING)  # the first write finds the buffer full
     hub.remove(sub)

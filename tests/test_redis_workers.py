@@ -6,15 +6,23 @@ import asyncio
 import contextlib
 import os
 import signal
+import time
 from pathlib import Path
 
+import httpx
 import pytest
+from prometheus_client.openmetrics.parser import (
+    text_string_to_metric_families as openmetrics_families,
+)
+from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.app import cli
 from gateway.app.workers import BOOT_SECONDS
+from gateway.core.stream_counts import RedisStreamCounts
 from tests.conftest import Running, entry, gateway_process, wait_for
 from tests.redis_server import RedisServer
 from tests.sse_client import open_stream
+from tests.test_limits import PublishStream, assert_refused, open_publishers, publish_streams
 
 CHANNEL = "logs:etl:workers:wf1"
 
@@ -68,3 +76,103 @@ async def _every_stream_gets_every_entry(run: Running) -> None:
         await run.publish(publisher, batches, producer="workers")
         for stream in streams:
             assert [e.data["message"] for e in await stream.take(4)] == ["m0", "m1", "m2", "m3"]
+
+
+async def scrape(run: Running) -> str:
+    async with httpx.AsyncClient() as client:
+        return (await client.get(run.http + "/metrics")).text
+
+
+def per_worker(metrics: str, sample: str) -> dict[str, float]:
+    """{worker: value} of `sample` (its name and labels but the worker's) in a scrape."""
+    found = {}
+    for line in metrics.splitlines():
+        if line.startswith(sample[:-1] + ",worker="):
+            worker = line.split('worker="')[1].split('"')[0]
+            found[worker] = float(line.split()[-1])
+    return found
+
+
+async def test_per_token_limits_and_metrics_span_the_workers(redis_server: RedisServer) -> None:
+    """Each worker sees the streams of the others: past a token's limit every new stream is
+    refused, whichever worker the kernel hands it to; one scrape reports both workers."""
+    limits = ("--max-connections-per-token", "4", "--max-publish-streams-per-token", "3")
+    with gateway_process("--workers", "2", "--broker", redis_server.url, *limits) as run:
+        deadline = time.monotonic() + 15
+        # Until the second worker serves its metrics too.
+        while "logs_gateway_workers_missing 0.0" not in (metrics := await scrape(run)):
+            assert time.monotonic() < deadline, metrics
+        reader = run.token("spanning-reader", subscribe=["logs:>"])
+        async with contextlib.AsyncExitStack() as stack:
+            streams = [
+                await stack.enter_async_context(open_stream(run.http, CHANNEL, reader))
+                for _ in range(4)
+            ]
+            for stream in streams:
+                assert (await stream.next()).event == "ready"
+            async with httpx.AsyncClient() as client:
+                for _ in range(8):  # new connections, spread over both workers
+                    refused = await client.get(
+                        run.http + "/api/logs/stream",
+                        params={"channels": CHANNEL},
+                        headers=run.headers(reader),
+                    )
+                    assert refused.status_code == 429
+                    message = refused.json()["error"]["message"]
+                    assert "already has 4 open streams (--max-connections-per-token)" in message
+            metrics = await scrape(run)
+            open_ = per_worker(metrics, 'logs_gateway_streams_open{kind="subscribe"}')
+            assert set(open_) == {"1", "2"} and sum(open_.values()) == 4
+            refusals = per_worker(
+                metrics, 'logs_gateway_streams_refused_total{kind="subscribe",limit="per_token"}'
+            )
+            assert sum(refusals.values()) == 8
+            # The merged scrape is valid exposition: every family once, samples per worker.
+            families = {f.name: f for f in text_string_to_metric_families(metrics)}
+            workers = {
+                s.labels["worker"] for s in families["process_resident_memory_bytes"].samples
+            }
+            assert workers == {"1", "2"}
+            async with httpx.AsyncClient() as client:
+                accept = {"Accept": "application/openmetrics-text; version=1.0.0"}
+                text = (await client.get(run.http + "/metrics", headers=accept)).text
+            counters = {f.name: f for f in openmetrics_families(text)}
+            assert counters["logs_gateway_streams_refused"].type == "counter"
+        publisher = run.token("spanning-svc", publish=["logs:>"])
+        async with publish_streams(run) as publishers:
+            await open_publishers(run, publisher, 3, publishers)
+            for _ in range(6):  # each on its own connection, so on either worker
+                publishers.append(extra := PublishStream(run, publisher))
+                assert_refused(
+                    await extra.refusal(),
+                    "already has 3 open publish streams",
+                    "--max-publish-streams-per-token",
+                )
+
+
+async def test_a_dead_instances_stream_counts_run_out(redis_server: RedisServer) -> None:
+    """An instance that dies holding streams stops counting once their leases run out; a
+    live one keeps its streams counted by renewing them."""
+    dead = RedisStreamCounts(redis_server.url, prefix="lease-test", lease=1.0)
+    live = RedisStreamCounts(redis_server.url, prefix="lease-test", lease=1.0)
+    try:
+        assert await live.take("subscribe", "tok", "s1", 3)
+        assert await dead.take("subscribe", "tok", "s1", 3)
+        assert await dead.take("subscribe", "tok", "s2", 3)
+        assert not await live.take("subscribe", "tok", "s2", 3)
+        await dead.close()  # as if it crashed: its streams were never given back
+        assert not await live.take("subscribe", "tok", "s2", 3)  # still counted
+        started = time.monotonic()
+        while not await live.take("subscribe", "tok", "s2", 3):
+            assert time.monotonic() - started < 5
+            await asyncio.sleep(0.05)
+        assert await live.take("subscribe", "tok", "s3", 3)
+        # Past several leases the live instance's three are still counted (renewed).
+        await asyncio.sleep(2.5)
+        assert not await live.take("subscribe", "tok", "s4", 3)
+        live.give_back("subscribe", "tok", "s1")
+        while not await live.take("subscribe", "tok", "s4", 3):  # its removal is sent apart
+            assert time.monotonic() - started < 10
+            await asyncio.sleep(0.05)
+    finally:
+        await live.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import math
 import time
@@ -17,6 +18,7 @@ from logs_gateway.v1 import logs_pb2_grpc as pb_grpc
 
 from gateway.api.convert import entry_from_proto, entry_to_proto, gap_to_proto
 from gateway.api.grpc_auth import principal as authenticated
+from gateway.core.admission import Admission
 from gateway.core.broker import Broker, Gap, catch_up
 from gateway.core.channels import parse_pattern
 from gateway.core.cursor import decode_cursor, encode_cursor
@@ -109,9 +111,11 @@ class Stopping:
 
 
 class LogIngestServicer(pb_grpc.LogIngestServicer):
-    def __init__(self, ingest: Ingest, stopping: Stopping) -> None:
+    def __init__(self, ingest: Ingest, stopping: Stopping, admission: Admission) -> None:
         self._ingest = ingest
         self._stopping = stopping
+        self._admission = admission  # open Publish streams, in all and per token
+        self._ids = itertools.count(1)
 
     async def Publish(
         self,
@@ -121,10 +125,18 @@ class LogIngestServicer(pb_grpc.LogIngestServicer):
         principal = authenticated()
         if self._stopping.is_set:
             await abort(context, _DRAINING)
+        stream = f"p{next(self._ids)}"
+        try:
+            await self._admission.admit(principal.owner, stream)
+        except GatewayError as e:
+            await abort(context, e)
         requests = aiter(request_iterator)
-        with self._stopping.stream(), _Interrupt(self._stopping, principal) as interrupt:
-            while (request := await interrupt.read(requests, context)) is not None:
-                yield await self._publish(principal, request, context)
+        try:
+            with self._stopping.stream(), _Interrupt(self._stopping, principal) as interrupt:
+                while (request := await interrupt.read(requests, context)) is not None:
+                    yield await self._publish(principal, request, context)
+        finally:
+            self._admission.release(principal.owner, stream)
 
     async def _publish(
         self,
@@ -246,7 +258,7 @@ class LogStreamServicer(pb_grpc.LogStreamServicer):
             self._hub.next_id(), patterns, floor, principal.owner, self._queue_limit
         )
         try:
-            self._hub.add(sub, expires_at=principal.expires_at)
+            await self._hub.add(sub, expires_at=principal.expires_at)
         except GatewayError as e:
             await abort(context, e)
         try:

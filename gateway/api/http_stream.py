@@ -209,7 +209,7 @@ class StreamHandler:
             sink,
             self._settings.max_buffer,
         )
-        self._hub.add(sub, expires_at=principal.expires_at)
+        await self._hub.add(sub, expires_at=principal.expires_at)
         try:
             response = await self._start(request, sub, cursor, tail)
         except BaseException:

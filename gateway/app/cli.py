@@ -14,6 +14,7 @@ from gateway.app import credentials, logs, proxy_server, workers
 from gateway.app.cli_clients import CLIENT_VERBS, add_client_verbs, run_client_verb
 from gateway.app.config import AUTH_SETTINGS, Config, ConfigError
 from gateway.app.server import Gateway, serve
+from gateway.app.worker_metrics import Workers
 from gateway.core.errors import GatewayError
 
 DEV_SUBJECTS = {
@@ -40,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     # Set by the --workers supervisor on the processes it starts (see gateway/app/workers.py).
     serve_p.add_argument("--worker", type=int, default=0, help=argparse.SUPPRESS)
     serve_p.add_argument("--supervisor", type=int, default=0, help=argparse.SUPPRESS)
+    serve_p.add_argument("--worker-folder", default="", help=argparse.SUPPRESS)
 
     config_p = verbs.add_parser("config", help="print the effective configuration, secrets masked")
     cfg.add_arguments(config_p)
@@ -89,7 +91,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.verb in CLIENT_VERBS:
         return run_client_verb(args)
     if args.verb == "serve":
-        return _serve(cfg.load(args), args.worker, args.supervisor)
+        return _serve(cfg.load(args), args.worker, args.supervisor, args.worker_folder)
     if args.verb == "config":
         for name, value in cfg.load(args).masked().items():
             print(f"{name} = {value!r}")
@@ -121,7 +123,7 @@ def _token(args: argparse.Namespace) -> int:
     return 0
 
 
-def _serve(config: Config, worker: int = 0, supervisor: int = 0) -> int:
+def _serve(config: Config, worker: int = 0, supervisor: int = 0, folder: str = "") -> int:
     logs.setup(config.log_level, config.log_format)
     if config.dev:
         config = credentials.with_dev_secret(config)
@@ -131,7 +133,8 @@ def _serve(config: Config, worker: int = 0, supervisor: int = 0) -> int:
         return workers.supervise(config)
     banner = _print_dev_banner if config.dev and worker <= 1 else None
     on_ready = workers.follow_supervisor(supervisor, banner) if worker else banner
-    run_loop(config.event_loop, serve(config, on_ready))
+    place = Workers(Path(folder), worker, config.workers) if worker and folder else None
+    run_loop(config.event_loop, serve(config, on_ready, place))
     return 0
 
 

@@ -211,13 +211,48 @@ SETTINGS = (
         _positive_int,
         "how many of a producer's latest batches are recognised when resent",
     ),
+    Setting(
+        "max_dedup_bytes",
+        64 * 1024 * 1024,
+        _positive_int,
+        "memory broker: bytes kept to recognise resent batches; least recent producers go first",
+    ),
+    Setting(
+        "max_feed_bytes",
+        256 * 1024 * 1024,
+        _positive_int,
+        "Redis broker: bytes of the feed every instance reads; past it the oldest batches go",
+    ),
     Setting("max_entry_bytes", 65536, _positive_int, "largest entry (message, source, attributes)"),
     Setting(
         "max_message_bytes", 4 * 1024 * 1024, _positive_int, "largest gRPC message / HTTP body"
     ),
     Setting("max_batch_entries", 1000, _positive_int, "most entries in one publish batch"),
     Setting("max_channels", 32, _positive_int, "channels per SSE connection"),
-    Setting("max_connections_per_token", 16, _positive_int, "open streams per token"),
+    Setting(
+        "max_connections_per_token",
+        16,
+        _positive_int,
+        "open SSE and gRPC Subscribe streams per token (on Redis: across every gateway)",
+    ),
+    Setting(
+        "max_streams",
+        10_000,
+        _positive_int,
+        "open SSE and gRPC Subscribe streams in all, per process",
+    ),
+    Setting(
+        "max_publish_streams_per_token",
+        64,
+        _positive_int,
+        "open gRPC Publish streams per token (on Redis: across every gateway)",
+    ),
+    Setting(
+        "max_publish_streams",
+        5_000,
+        _positive_int,
+        "open gRPC Publish streams in all, per process",
+    ),
     Setting(
         "publish_rate",
         20_000.0,
@@ -287,11 +322,16 @@ class Config:
     max_history_bytes: int
     dedup_seconds: float
     dedup_batches: int
+    max_dedup_bytes: int
+    max_feed_bytes: int
     max_entry_bytes: int
     max_message_bytes: int
     max_batch_entries: int
     max_channels: int
     max_connections_per_token: int
+    max_streams: int
+    max_publish_streams_per_token: int
+    max_publish_streams: int
     publish_rate: float
     send_buffer_bytes: int
     heartbeat_seconds: float

@@ -25,6 +25,7 @@ from prometheus_client.core import (
 )
 
 from gateway.api.grpc_access import CallLog
+from gateway.core.admission import Admission
 from gateway.core.broker import Broker
 from gateway.core.hub import Hub
 from gateway.core.ingest import Ingest
@@ -68,6 +69,7 @@ class Sources:
     grpc_calls: CallLog
     draining: Callable[[], bool]
     loop_lag: LoopLag
+    publish_streams: Admission
 
 
 def build_registry(sources: Sources) -> CollectorRegistry:
@@ -86,6 +88,7 @@ class GatewayCollector:
 
     def collect(self) -> Iterator[Metric]:
         yield from self._streams()
+        yield from self._limits()
         yield from self._entries()
         yield from self._failures()
         yield _histogram(
@@ -132,6 +135,37 @@ class GatewayCollector:
             len(s.hub.stats()["subscribers_per_channel"]),
         )
         yield _gauge("draining", "1 while the gateway drains.", int(s.draining()))
+
+    def _limits(self) -> Iterator[Metric]:
+        admissions = (self._s.hub.admission, self._s.publish_streams)
+        yield _labelled(
+            GaugeMetricFamily,
+            "stream_limit",
+            "Streams allowed, by kind (subscribe, publish) and limit (total per process,"
+            " per_token).",
+            ("kind", "limit"),
+            [((a.limit.kind, "total"), a.limit.total) for a in admissions]
+            + [((a.limit.kind, "per_token"), a.limit.per_token) for a in admissions],
+        )
+        yield _labelled(
+            GaugeMetricFamily,
+            "streams_open",
+            "Open streams by kind (subscribe: SSE and gRPC Subscribe; publish: gRPC Publish).",
+            ("kind",),
+            [((a.limit.kind,), a.open) for a in admissions],
+        )
+        yield _labelled(
+            CounterMetricFamily,
+            "streams_refused",
+            "Streams refused at a limit, by kind and limit (total, per_token).",
+            ("kind", "limit"),
+            [((a.limit.kind, which), n) for a in admissions for which, n in a.refused.items()],
+        )
+        dedup = self._s.broker.usage().dedup_bytes
+        if dedup is not None:
+            yield _gauge(
+                "dedup_bytes", "Bytes kept to recognise resent batches (--max-dedup-bytes).", dedup
+            )
 
     def _entries(self) -> Iterator[Metric]:
         s = self._s

@@ -32,6 +32,8 @@ from gateway.api.otlp_http import OtlpHttpHandler
 from gateway.app import credentials, metrics
 from gateway.app.browser import add_browser_side
 from gateway.app.config import Config, ConfigError
+from gateway.app.worker_metrics import Workers
+from gateway.core.admission import Admission, publish_limit
 from gateway.core.broker import Broker
 from gateway.core.broker_memory import MemoryBroker
 from gateway.core.broker_redis import RedisBroker
@@ -40,6 +42,7 @@ from gateway.core.endings import End
 from gateway.core.errors import GatewayError
 from gateway.core.hub import Hub
 from gateway.core.ingest import Ingest, Limits
+from gateway.core.stream_counts import RedisStreamCounts
 from gateway.core.tally import ByteCount
 from gateway.core.tokens import MAX_TOKEN_BYTES
 
@@ -58,6 +61,7 @@ def make_broker(config: Config) -> Broker:
             max_bytes=c.max_history_bytes,
             dedup_seconds=c.dedup_seconds,
             dedup_batches=c.dedup_batches,
+            max_dedup_bytes=c.max_dedup_bytes,
         )
     return RedisBroker(
         c.broker,
@@ -65,6 +69,7 @@ def make_broker(config: Config) -> Broker:
         max_age=c.history_seconds,
         dedup_seconds=c.dedup_seconds,
         dedup_batches=c.dedup_batches,
+        feed_max_bytes=c.max_feed_bytes,
     )
 
 
@@ -77,12 +82,25 @@ class Ports:
 class Gateway:
     """Owns the broker, hub, both servers and their shutdown order."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, workers: Workers | None = None) -> None:
         self.config = config
+        self.workers = workers  # this process's place among --workers, if it is one
         self.verifier = credentials.verifier(config)
         self.broker = make_broker(config)
+        # Per-token stream counts: in Redis when there is one, so that every worker and
+        # instance counts the same streams.
+        self.stream_counts = (
+            RedisStreamCounts(config.broker) if isinstance(self.broker, RedisBroker) else None
+        )
         self.hub = Hub(
-            epoch=lambda: self.broker.epoch, max_per_owner=config.max_connections_per_token
+            epoch=lambda: self.broker.epoch,
+            max_per_owner=config.max_connections_per_token,
+            max_streams=config.max_streams,
+            shared=self.stream_counts,
+        )
+        self.publish_streams = Admission(
+            publish_limit(config.max_publish_streams, config.max_publish_streams_per_token),
+            self.stream_counts,
         )
         self.broker.add_listener(self.hub.deliver)
         if isinstance(self.broker, RedisBroker):
@@ -110,10 +128,12 @@ class Gateway:
                 self.grpc_calls,
                 lambda: self.stopping.is_set,
                 self.loop_lag,
+                self.publish_streams,
             )
         )
         self._grpc: grpc.aio.Server | None = None
         self._runner: web.AppRunner | None = None
+        self._own_metrics: web.AppRunner | None = None
         self._background: list[asyncio.Task[None]] = []  # heartbeats, the loop-lag monitor
         self._stopped = False
         self.ports = Ports(0, 0)
@@ -122,6 +142,8 @@ class Gateway:
 
     async def start(self) -> Ports:
         self.ports = Ports(await self._start_http(), await self._start_grpc())
+        if self.workers is not None:
+            self._own_metrics = await self.workers.serve_own(self.metrics)
         self._background = [
             asyncio.create_task(self.hub.run_heartbeats(self.config.heartbeat_seconds)),
             asyncio.create_task(self.loop_lag.run()),
@@ -165,7 +187,7 @@ class Gateway:
             ],
         )
         pb_grpc.add_LogIngestServicer_to_server(
-            LogIngestServicer(self.ingest, self.stopping), server
+            LogIngestServicer(self.ingest, self.stopping, self.publish_streams), server
         )
         pb_grpc.add_LogStreamServicer_to_server(
             LogStreamServicer(
@@ -247,7 +269,8 @@ class Gateway:
         app.router.add_get("/health", ops.health)
         app.router.add_get("/ready", ops.ready)
         app.router.add_get("/admin/logs/stats", ops.stats)
-        app.router.add_get("/metrics", MetricsHandler(self.metrics).handle)
+        merge = self.workers.merged if self.workers is not None else None
+        app.router.add_get("/metrics", MetricsHandler(self.metrics, merge).handle)
         if c.dev:
             app.router.add_route("*", "/test/logs", ops.test_logs)
         add_browser_side(app, c, self.verifier, stream)
@@ -304,6 +327,8 @@ class Gateway:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if self.stream_counts is not None:
+            await self.stream_counts.close()
         await self.broker.close()
         log.info("stopped")
 
@@ -314,13 +339,19 @@ class Gateway:
     async def _stop_http(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
+        if self._own_metrics is not None:
+            await self._own_metrics.cleanup()
 
 
 def _grpc_host(host: str) -> str:
     return f"[{host}]" if ":" in host and not host.startswith("[") else host
 
 
-async def serve(config: Config, on_ready: Callable[[Gateway], None] | None = None) -> None:
+async def serve(
+    config: Config,
+    on_ready: Callable[[Gateway], None] | None = None,
+    workers: Workers | None = None,
+) -> None:
     """Run until SIGTERM or SIGINT, then drain; a second signal stops at once. SIGHUP reads
     the token keys again."""
     stop = asyncio.Event()
@@ -335,7 +366,7 @@ async def serve(config: Config, on_ready: Callable[[Gateway], None] | None = Non
     # Before anything starts, so a signal at any point drains instead of killing.
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal)
-    gateway = Gateway(config)
+    gateway = Gateway(config, workers)
     loop.add_signal_handler(signal.SIGHUP, gateway.reload_keys)
     try:
         await gateway.start()

@@ -14,8 +14,10 @@ import asyncio
 import contextlib
 import logging
 import os
+import shutil
 import signal
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -51,8 +53,16 @@ class _Supervisor:
         self.stop = asyncio.Event()
         self.workers: dict[int, asyncio.subprocess.Process] = {}
         self.started: dict[int, float] = {}
+        # The workers' own metrics sockets (gateway/app/worker_metrics.py); mode 0700.
+        self.folder = tempfile.mkdtemp(prefix="logs-gateway-workers-")
 
     async def run(self) -> int:
+        try:
+            return await self._run()
+        finally:
+            shutil.rmtree(self.folder, ignore_errors=True)
+
+    async def _run(self) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop.set)
@@ -81,7 +91,7 @@ class _Supervisor:
 
     async def _spawn(self, index: int) -> None:
         command = [sys.executable, "-m", "gateway", "serve", "--worker", str(index)]
-        command += ["--supervisor", str(os.getpid())]
+        command += ["--supervisor", str(os.getpid()), "--worker-folder", self.folder]
         # Its own session: a terminal's Ctrl-C reaches only the supervisor, which forwards
         # one SIGTERM (a second signal would stop a worker without draining).
         self.workers[index] = await asyncio.create_subprocess_exec(

@@ -104,12 +104,14 @@ class Loss:
 @dataclass(frozen=True, slots=True)
 class Usage:
     """What a broker holds: channels with retained entries, those entries, their bytes
-    (None where the broker cannot tell cheaply) and entries evicted so far by cause."""
+    (None where the broker cannot tell cheaply), entries evicted so far by cause, and the
+    bytes kept to recognise resent batches (None where they are not in this process)."""
 
     channels: int
     entries: int | None = None
     bytes: int | None = None
     evicted: dict[str, int] = field(default_factory=dict)  # "age", "count", "memory"
+    dedup_bytes: int | None = None
 
 
 @dataclass(slots=True)

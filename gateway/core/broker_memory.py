@@ -37,6 +37,12 @@ EVENT_COST = 180
 CHANNEL_COST = 1150
 LOSS_COST = 8
 MAX_BYTES = 256 * 1024 * 1024
+# What de-duplication holds, measured the same way: a stored batch, each of its entries,
+# and a producer's own objects (plus its id's bytes). Bounded by `max_dedup_bytes`.
+DEDUP_BATCH_COST = 420
+DEDUP_ENTRY_COST = 20
+DEDUP_PRODUCER_COST = 400
+MAX_DEDUP_BYTES = 64 * 1024 * 1024
 TICK = 1.0  # longest pause between expiry ticks (seconds)
 TICK_WORK = 5_000  # most evictions in one tick; more go on in the next loop turn
 REPLAY_SLICE = 500  # channels a replay visits between two turns of the loop
@@ -101,6 +107,7 @@ class MemoryBroker:
         dedup_seconds: float = broker.DEDUP_SECONDS,
         dedup_batches: int = broker.DEDUP_BATCHES,
         max_producers: int = 10_000,
+        max_dedup_bytes: int = MAX_DEDUP_BYTES,
     ) -> None:
         self._epoch = secrets.token_hex(4)
         self._seq = 0
@@ -121,6 +128,8 @@ class MemoryBroker:
         self._dedup_seconds = dedup_seconds
         self._dedup_batches = dedup_batches
         self._max_producers = max_producers
+        self._max_dedup_bytes = max_dedup_bytes
+        self.dedup_bytes = 0
         self._timer: asyncio.TimerHandle | asyncio.Handle | None = None
 
     @property
@@ -276,6 +285,7 @@ class MemoryBroker:
         window = self._dedup.get(producer)
         if window is None:
             window = self._dedup[producer] = OrderedDict()
+            self.dedup_bytes += DEDUP_PRODUCER_COST + len(producer)
         self._dedup.move_to_end(producer)
         window[sequence] = (
             now,
@@ -283,12 +293,22 @@ class MemoryBroker:
             array("q", [e.seq for e in events]),
         )
         window.move_to_end(sequence)
+        self.dedup_bytes += _batch_cost(window[sequence])
         if len(window) > self._dedup_batches:
-            window.popitem(last=False)
-        # Producers in order of last use: the least recent go first, by count or by age.
+            self.dedup_bytes -= _batch_cost(window.popitem(last=False)[1])
+        # Producers in order of last use: the least recent go first, by count, age or bytes;
+        # past the bytes with one producer left, its oldest batches.
         oldest = self._dedup
-        while len(oldest) > self._max_producers or _idle(oldest, now - self._dedup_seconds):
-            oldest.popitem(last=False)
+        while (
+            len(oldest) > self._max_producers
+            or _idle(oldest, now - self._dedup_seconds)
+            or (self.dedup_bytes > self._max_dedup_bytes and len(oldest) > 1)
+        ):
+            gone, batches = oldest.popitem(last=False)
+            self.dedup_bytes -= DEDUP_PRODUCER_COST + len(gone)
+            self.dedup_bytes -= sum(_batch_cost(b) for b in batches.values())
+        while self.dedup_bytes > self._max_dedup_bytes and len(window) > 1:
+            self.dedup_bytes -= _batch_cost(window.popitem(last=False)[1])
 
     async def head(self) -> int:
         return self._seq
@@ -336,7 +356,9 @@ class MemoryBroker:
         return True
 
     def usage(self) -> Usage:
-        return Usage(self._holding, self._entries, self._bytes, dict(self.evicted))
+        return Usage(
+            self._holding, self._entries, self._bytes, dict(self.evicted), self.dedup_bytes
+        )
 
     async def close(self) -> None:
         self._listeners.clear()
@@ -357,6 +379,10 @@ def _stale(events: deque[Event], cutoff: float) -> int:
             break
         n += 1
     return n
+
+
+def _batch_cost(stored: _Stored) -> int:
+    return DEDUP_BATCH_COST + DEDUP_ENTRY_COST * len(stored[1])
 
 
 def _idle(producers: OrderedDict[str, OrderedDict[int, _Stored]], cutoff: float) -> bool:

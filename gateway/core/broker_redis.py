@@ -58,6 +58,7 @@ T = TypeVar("T")
 # Feed entries (appended batches) kept for an instance that falls behind or is cut off
 # briefly; past that it resyncs its subscribers through history. Bounds Redis memory too.
 FEED_MAX = 10_000
+FEED_MAX_BYTES = 256 * 1024 * 1024  # of the feed's event lines (entries are bounded too)
 PRUNE_MAX = 1_000  # most stale channel names one script forgets (the next one goes on)
 READ_PAGE = 256  # channels read by one script of a replay, each page awaited in turn
 LOAD_PAGE = 1_000  # registry entries asked for per HSCAN when loading the channel index
@@ -84,6 +85,7 @@ class RedisBroker:
         prefix: str = "logs-gateway",
         timeout: float = 2.0,
         feed_max: int = FEED_MAX,
+        feed_max_bytes: int = FEED_MAX_BYTES,
     ) -> None:
         # No automatic retries: an append must fail fast (the publisher resends, and the
         # de-duplication key makes that safe), never run twice behind our back.
@@ -108,6 +110,7 @@ class RedisBroker:
         self._life_ms = int(life * 1000)
         self._ledger_max = 2 * max_entries
         self._feed_max = feed_max
+        self._feed_max_bytes = feed_max_bytes
         self._dedup_ms = int(dedup_seconds * 1000)
         self._dedup_batches = dedup_batches
         self._timeout = timeout
@@ -176,7 +179,7 @@ class RedisBroker:
             b"%d %d %d %b%b" % (number[entry.channel], entry.severity, len(head), head, tail)
             for entry, (head, tail) in zip(entries, parts, strict=True)
         )
-        return keys, [*args, b"\n".join(lines)]
+        return keys, [*args, b"\n".join(lines), self._feed_max_bytes]
 
     async def head(self) -> int:
         """Redis's newest seq; while Redis is unreachable, the newest this instance

@@ -5,8 +5,8 @@ Layout (`P` is the key prefix). Fixed keys, one each:
   it changes exactly when Redis lost its data.
 - `P:seq` is the broker-wide seq counter.
 - `P:feed` holds the last appends in seq order (field `p` epoch, `s` first seq, `e` one line
-  "CHANNEL OFFSET SEVERITY DATA" per event): the one stream every instance reads; trimmed
-  to the feed bound.
+  "CHANNEL OFFSET SEVERITY DATA" per event, `b` the bytes of every `e` so far): the one
+  stream every instance reads, bounded by entries (MAXLEN ~) and by the bytes of its `e`.
 - `P:forgotten` is the newest seq of any channel forgotten: a cursor older than it may have
   lost entries nobody can count any more (an "expired" gap).
 
@@ -133,17 +133,49 @@ local function forget(registry, last, forgotten, seqkey, cutoff, max)
 end
 """
 
+_FEED = """
+-- A feed entry's `b` (the bytes of every `e` up to its own; nil if written without it) and
+-- the bytes of its own `e`.
+local function feed_bytes(fields)
+  local b, e = nil, 0
+  for i = 1, #fields, 2 do
+    if fields[i] == 'b' then b = tonumber(fields[i + 1]) end
+    if fields[i] == 'e' then e = #fields[i + 1] end
+  end
+  return b, e
+end
+
+-- Drop the oldest feed entries whose bytes lie below `floor`; never the newest.
+local function trim_feed(fkey, floor, newest)
+  if floor <= 0 then return end
+  local start = '-'
+  while true do
+    local page = redis.call('XRANGE', fkey, start, newest, 'COUNT', 4)
+    for _, item in ipairs(page) do
+      local b, e = feed_bytes(item[2])
+      if item[1] == newest or (b ~= nil and b - e >= floor) then
+        redis.call('XTRIM', fkey, 'MINID', item[1])
+        return
+      end
+    end
+    start = '(' .. page[#page][1]
+  end
+end
+"""
+
 # KEYS: epoch, seq, feed, channels, last, forgotten, dedup, window, then (history, ledger)
 #       per distinct channel.
 # ARGV: candidate epoch, max entries, max age ms, record life ms, ledger max, prune max,
 #       feed max, use dedup (0/1), dedup ms, dedup batches, producer's sequence,
 #       entry count, channel count C, C pairs (channel name, its entry count),
 #       then the entries, one line each: "CHANNEL_NUMBER SEVERITY CUT DATA", where DATA is
-#       the JSON line without its offset, which belongs after its first CUT bytes.
+#       the JSON line without its offset, which belongs after its first CUT bytes; last the
+#       feed's max bytes.
 APPEND = (
     _NOW
     + _TRIM
     + _LEDGER
+    + _FEED
     + _EPOCH
     + _FORGET
     + """
@@ -206,8 +238,12 @@ end
 if n > 0 then
   redis.call('PEXPIRE', KEYS[4], life)
   redis.call('PEXPIRE', KEYS[5], life)
-  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[7], '*',
-    'p', epoch, 's', string.format('%d', first), 'e', table.concat(lines, '\\n'))
+  local line = table.concat(lines, '\\n')
+  local last = redis.call('XREVRANGE', KEYS[3], '+', '-', 'COUNT', 1)[1]
+  local total = #line + ((last and feed_bytes(last[2])) or 0)
+  local id = redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[7], '*',
+    'p', epoch, 's', string.format('%d', first), 'e', line, 'b', string.format('%d', total))
+  trim_feed(KEYS[3], total - tonumber(ARGV[15 + 2 * nchan]), id)
 end
 local result = string.format('%d', first)
 if n > 0 then result = result .. ' ' .. table.concat(offsets, ' ') end

@@ -18,9 +18,9 @@ from collections.abc import Callable
 from typing import Any
 
 from gateway.core import sse
+from gateway.core.admission import Admission, SharedCounts, subscribe_limit
 from gateway.core.broker import Replay
 from gateway.core.endings import ENDINGS, End
-from gateway.core.errors import Code, GatewayError
 from gateway.core.events import Event
 from gateway.core.index import PatternIndex
 from gateway.core.subscription import Subscription
@@ -41,10 +41,13 @@ class Hub:
         *,
         epoch: Callable[[], str],
         max_per_owner: int = 16,
+        max_streams: int = 10_000,
+        shared: SharedCounts | None = None,
         max_routes: int = 10_000,
         flush_every: float = FLUSH_EVERY,
     ) -> None:
         self._epoch = epoch
+        self.admission = Admission(subscribe_limit(max_streams, max_per_owner), shared)
         self._subs: set[Subscription] = set()
         # Subscriptions by pattern: routing a channel costs its segments, not every pattern.
         self._patterns: PatternIndex[Subscription] = PatternIndex()
@@ -55,8 +58,6 @@ class Hub:
         self._pending: asyncio.Handle | None = None  # the scheduled flush
         self._flush_every = flush_every
         self._flushed_at = -flush_every
-        self._per_owner: Counter[str] = Counter()
-        self._max_per_owner = max_per_owner
         self._max_routes = max_routes
         self._last = ("", 0)  # (epoch, seq) of the newest event the broker handed over
         self._ids = itertools.count(1)
@@ -70,15 +71,10 @@ class Hub:
 
     # -- subscriptions ----------------------------------------------------------------
 
-    def add(self, sub: Subscription, expires_at: float | None = None) -> None:
-        """Register `sub` for live events (held until `start`); enforces the owner limit."""
-        if self._per_owner[sub.owner] >= self._max_per_owner:
-            raise GatewayError(
-                Code.RATE_LIMITED,
-                f"this token already has {self._max_per_owner} open streams",
-                reason="connections",
-            )
-        self._per_owner[sub.owner] += 1
+    async def add(self, sub: Subscription, expires_at: float | None = None) -> None:
+        """Register `sub` for live events (held until `start`); enforces the limits on
+        streams in all and per token (GatewayError RATE_LIMITED past either)."""
+        await self.admission.admit(sub.owner, sub.id)
         self._subs.add(sub)
         self._empty.clear()
         for pattern in sub.patterns:
@@ -104,9 +100,7 @@ class Hub:
         self._subs.discard(sub)
         if not self._subs:
             self._empty.set()
-        self._per_owner[sub.owner] -= 1
-        if not self._per_owner[sub.owner]:
-            del self._per_owner[sub.owner]
+        self.admission.release(sub.owner, sub.id)
         if sub.expiry is not None:
             sub.expiry.cancel()
         for pattern in sub.patterns:
@@ -220,7 +214,7 @@ class Hub:
         per_channel = Counter(p.text for sub in self._subs for p in sub.patterns)
         return {
             "connections": len(self._subs),
-            "owners": len(self._per_owner),
+            "owners": self.admission.owners,
             "subscribers_per_channel": dict(per_channel),
             "deliveries": self.delivered,
         }
