@@ -46,12 +46,18 @@ export function formatTime(time, utc, now = new Date()) {
   return formatter(timeZone, day(when) !== day(now)).format(when).replace(',', '.');
 }
 
-/** A hue (0-359) for `text`, the same on every load: FNV-1a over its UTF-16 units. */
+// Hues far enough apart to tell sources apart at a glance, in light and dark themes.
+const HUES = [212, 28, 140, 280, 350, 180, 48, 310, 100, 250, 0, 160];
+
+/** A hue for `text`, the same on every load: a hash of its UTF-16 units picks one. */
 export function hueOf(text) {
   let hash = 0x811c9dc5;
   for (let i = 0; i < text.length; i += 1) {
     hash ^= text.charCodeAt(i);
     hash = Math.imul(hash, 0x01000193);
   }
-  return (hash >>> 0) % 360;
+  hash ^= hash >>> 16; // mix the high bits in: FNV alone gave etl and faas one colour
+  hash = Math.imul(hash, 0x85ebca6b);
+  hash ^= hash >>> 13;
+  return HUES[(hash >>> 0) % HUES.length];
 }

@@ -209,7 +209,8 @@ function wireShortcuts(view, details, pause) {
     if (typing(e.target)) return;
     if (e.key === '/') {
       e.preventDefault();
-      $('tools').classList.add('open');
+      $('tools').classList.add('open'); // on a phone the toolbar may be folded
+      $('tools-toggle').setAttribute('aria-expanded', 'true');
       $('search').focus();
     } else if (e.key === 'End') {
       e.preventDefault();

@@ -54,9 +54,9 @@ async def test_opens_with_the_last_200_entries_then_resumes_by_cursor(
     async with page.expect_request("**/api/logs/stream?*tail=200*"):
         await connect(page)
     await expect(page.locator("#count")).to_have_text("200 entries")
-    await search(page, "early 50")
+    await search(page, '"early 50"')
     assert await messages(page) == ["early 50"]  # 50..249: the newest 200, in order
-    await search(page, "early 49")
+    await search(page, '"early 49"')
     assert await messages(page) == []
     # A reload resumes from its cursor: no tail asked, no entry shown twice.
     async with page.expect_request("**last_event_id=*") as request:
@@ -232,6 +232,9 @@ async def test_scrolling_up_pauses_follow_and_counts_what_arrives(page: Page, gw
     await page.mouse.move(640, 400)
     await page.mouse.wheel(0, -600)
     await expect(jump).to_have_text("Jump to latest")
+    # The wheel scrolls smoothly: wait until it has gone all the way up.
+    above = "(l => l.scrollHeight - l.clientHeight - l.scrollTop)(document.getElementById('list'))"
+    await wait_for_async(lambda: page.evaluate(f"{above} >= 599"))
     top = await page.evaluate("document.getElementById('list').scrollTop")
     await send(gw, [made(ETL, f"more {i}", "etl") for i in range(5)], "more")
     await expect(jump).to_have_text("5 new, jump to latest")
