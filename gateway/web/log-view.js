@@ -70,7 +70,7 @@ export class LogView {
   #selected = null;
   #rows = [];
 
-  /** `el`: { list (the scrolling box), spacer, rows, count, jump } elements. */
+  /** `el`: { list (the scrolling box), spacer, rows, count, jump, sampleNote } elements. */
   constructor(el, { rowHeight = 24, maxLive = MAX_LIVE, onOpen = () => {}, onSources = () => {} }) {
     this.#el = el;
     this.#rowHeight = rowHeight;
@@ -84,7 +84,7 @@ export class LogView {
     globalThis.addEventListener('resize', () => this.#relayout());
   }
 
-  /** The sample entries (replacing any before); they never mix with real ones. */
+  /** The sample entries (replacing any before): shown only while no real entry is held. */
   setSamples(entries) {
     this.#samples = entries.map((entry, i) => makeItem(entry, `sample|${i}`));
     for (const item of this.#samples) this.#noteSource(item.entry.source);
@@ -220,6 +220,7 @@ export class LogView {
       fresh.push(makeItem(entry, key));
     }
     this.#pending = [];
+    if (fresh.length && !this.#items.length && this.#samples.length) this.#refilter = true;
     this.#items.push(...fresh);
     return fresh;
   }
@@ -237,7 +238,7 @@ export class LogView {
   #filterAll() {
     for (const item of this.#visible) item.shown = false;
     this.#visible = [];
-    for (const item of this.#samples.concat(this.#items)) {
+    for (const item of this.#items.length ? this.#items : this.#samples) {
       if (this.#matches(item)) this.#show(item);
     }
     this.#refilter = false;
@@ -407,9 +408,11 @@ export class LogView {
 
   #renderStatus() {
     const total = this.#items.length;
-    const shown = this.#visible.length - (this.#samples.length ? this.#countShownSamples() : 0);
+    const samples = total ? 0 : this.#samples.length;
+    const shown = this.#visible.length - (samples ? this.#countShownSamples() : 0);
     const parts = [`${total.toLocaleString('en')} ${total === 1 ? 'entry' : 'entries'}`];
-    if (this.#samples.length) parts.push(`${this.#samples.length} samples`);
+    if (samples) parts.push(`${samples} samples`);
+    this.#el.sampleNote.hidden = samples === 0;
     if (shown !== total) parts.push(`${shown.toLocaleString('en')} shown`);
     if (this.#held) parts.push('paused');
     this.#el.count.textContent = parts.join(' · ');

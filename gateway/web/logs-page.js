@@ -237,7 +237,14 @@ function main() {
   });
   const sourceSelect = $('source');
   const view = new LogView(
-    { list: $('list'), spacer: $('spacer'), rows: $('rows'), count: $('count'), jump: $('jump') },
+    {
+      list: $('list'),
+      spacer: $('spacer'),
+      rows: $('rows'),
+      count: $('count'),
+      jump: $('jump'),
+      sampleNote: $('sample-note'),
+    },
     {
       onOpen: (entry) => details.open(entry),
       onSources(sources) {
@@ -255,7 +262,6 @@ function main() {
     const samples = shown ? sampleEntries(workspace, samplesAnchor()) : [];
     const selected = samples.filter((s) => patterns.some((p) => segmentsMatch(p, s.channel)));
     view.setSamples(selected);
-    $('sample-note').hidden = selected.length === 0;
   };
 
   let unfollow = () => {};

@@ -88,8 +88,11 @@ async def test_samples_only_in_dev_mode_while_disconnected_for_selected_channels
     assert await page.is_hidden("#sample-note")
     await publish(gw, FAAS, "a real one")
     await page.get_by_text("a real one").wait_for()
-    await page.get_by_role("button", name="Disconnect").click()
-    await expect(page.locator("#count")).to_have_text("1 entry · 5 samples")
+    await page.get_by_role("button", name="Disconnect").click()  # real entries held: none
+    await expect(page.locator("#status")).to_have_attribute("data-state", "disconnected")
+    await next_frame(page)
+    assert await page.inner_text("#count") == "1 entry"
+    assert await page.is_hidden("#sample-note")
 
 
 async def test_no_samples_outside_dev_mode(page: Page) -> None:
