@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import AsyncIterator
 
@@ -227,7 +228,9 @@ async def test_a_token_inside_the_leeway_lives_until_exp_plus_leeway_then_says_w
 
 async def test_ops_endpoints(gw: Running) -> None:
     async with httpx.AsyncClient(base_url=gw.http) as client:
-        assert (await client.get("/health")).json() == {"status": "ok"}
+        # Dev mode names the process answering (the demo checks it is its own gateway).
+        health = {"status": "ok", "mode": "dev", "pid": os.getpid()}
+        assert (await client.get("/health")).json() == health
         assert (await client.get("/ready")).json()["ready"] is True
         assert (await client.get("/admin/logs/stats")).status_code == 401
         user = gw.token(subscribe=["logs:>"])
@@ -237,9 +240,10 @@ async def test_ops_endpoints(gw: Running) -> None:
         assert (await client.post("/test/logs?count=2")).json()["offsets"] == [0, 1]
 
 
-async def test_test_route_only_in_dev_mode() -> None:
+async def test_test_route_and_process_id_only_in_dev_mode() -> None:
     async with running_gateway(dev=False) as gw, httpx.AsyncClient(base_url=gw.http) as client:
         assert (await client.post("/test/logs")).status_code == 404
+        assert (await client.get("/health")).json() == {"status": "ok"}
 
 
 async def test_unknown_routes_and_methods_answer_the_json_error_of_every_other_answer(

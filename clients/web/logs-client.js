@@ -17,6 +17,7 @@ const DEFAULTS = Object.freeze({
   url: '/api/logs/stream', // or a proxy route such as /api/dapadmin/faas/sse/logs/stream?...
   withCredentials: true, // send the `logs_gateway_token` cookie, also to a CORS-listed gateway
   level: '', // minimum level for the whole connection, e.g. 'warn'
+  tail: 0, // recent entries asked for (`&tail=N`) when a stream opens with no cursor yet
   keep: 200, // recent entries kept per channel, in memory and in sessionStorage
   storage: 'session', // 'session' keeps recent entries across reloads; null keeps nothing
   storageKey: 'logs-gateway',
@@ -95,6 +96,12 @@ export class LogsClient {
   #onPageHide = () => this.#persistNow();
   #onOnline = () => this.#retryNow();
 
+  /**
+   * `options` override DEFAULTS above. `tail: N` (0 to the gateway's history bound) makes
+   * the first stream start with the N most recent entries of its channels, oldest first;
+   * every later open (a reconnect, a change of channels, a reload with a stored cursor)
+   * sends the cursor instead, which resumes exactly and wins over `tail` at the gateway.
+   */
   constructor(options = {}) {
     this.#opts = { ...DEFAULTS, ...options };
     this.#storage = this.#opts.storage === 'session' ? globalThis.sessionStorage ?? null : null;
@@ -122,7 +129,7 @@ export class LogsClient {
     let sub = this.#subs.get(channel);
     if (!sub) {
       sub = { segments: parsePattern(channel), listeners: new Set(), recent: [] };
-      sub.recent = this.#restored.get(channel) ?? [];
+      sub.recent = this.#restored.get(channel) ?? this.#keptMatching(sub.segments);
       this.#restored.delete(channel);
       this.#subs.set(channel, sub);
       this.#routes.clear();
@@ -133,6 +140,21 @@ export class LogsClient {
     return () => {
       if (sub.listeners.delete(listener) && sub.listeners.size === 0) this.#scheduleReconcile();
     };
+  }
+
+  /**
+   * The entries other subscriptions keep that `segments` matches, oldest first: a pattern
+   * that replaces another (a page editing its channels) keeps what was already shown.
+   */
+  #keptMatching(segments) {
+    const kept = new Map();
+    for (const sub of this.#subs.values()) {
+      for (const entry of sub.recent) {
+        if (segmentsMatch(segments, entry.channel)) kept.set(entryKey(entry), entry);
+      }
+    }
+    const byTime = (a, b) => (a.time < b.time ? -1 : a.time > b.time ? 1 : 0);
+    return [...kept.values()].sort(byTime).slice(-this.#opts.keep);
   }
 
   /** The recent entries of `channel` (oldest first), restored ones included. */
@@ -231,6 +253,8 @@ export class LogsClient {
     if (this.#opts.level) url.searchParams.set('level', this.#opts.level);
     // EventSource sends Last-Event-ID only on its own reconnects; ours carry the cursor here.
     if (this.#cursor) url.searchParams.set('last_event_id', this.#cursor);
+    // Only a first connect asks for history: with a cursor, the resume is exact without it.
+    else if (this.#opts.tail > 0) url.searchParams.set('tail', String(this.#opts.tail));
     return url.href;
   }
 

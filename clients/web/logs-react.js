@@ -23,7 +23,10 @@ export function createLogsReact(React) {
   const { createContext, createElement, useCallback, useContext, useEffect, useState } = React;
   const ClientContext = createContext(null);
 
-  /** Provides one connection to its subtree: `client`, or one made from `options`. */
+  /**
+   * Provides one connection to its subtree: `client`, or one made from `options` (the
+   * LogsClient options, e.g. `{ tail: 200 }` to open with the recent history).
+   */
   function LogsSSEProvider({ client = null, options = {}, children = null }) {
     const [shared] = useState(() => client ?? new LogsClient(options));
     useEffect(() => {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 import time
 from collections.abc import Callable
@@ -34,6 +35,7 @@ class OpsHandlers:
         hub: Hub,
         ingest: Ingest,
         draining: Callable[[], bool],
+        dev: bool = False,
     ) -> None:
         self._verifier = verifier
         self._broker = broker
@@ -41,9 +43,14 @@ class OpsHandlers:
         self._ingest = ingest
         self._draining = draining
         self._started = time.time()
+        # Dev mode says which process answers, so the demo can tell its own gateway from
+        # one already holding the port (and the Logs page that it may show sample rows).
+        self._health: dict[str, object] = {"status": "ok"}
+        if dev:
+            self._health |= {"mode": "dev", "pid": os.getpid()}
 
     async def health(self, request: web.Request) -> web.Response:
-        return web.json_response({"status": "ok"})
+        return web.json_response(self._health)
 
     async def ready(self, request: web.Request) -> web.Response:
         broker_ok = await self._broker.ready()

@@ -259,7 +259,7 @@ class Gateway:
         )
         publish = PublishHandler(self.verifier, self.ingest, c.max_message_bytes)
         ops = OpsHandlers(
-            self.verifier, self.broker, self.hub, self.ingest, lambda: self.stopping.is_set
+            self.verifier, self.broker, self.hub, self.ingest, lambda: self.stopping.is_set, c.dev
         )
         # No HEAD: a stream has no headers-only form, and its bytes would follow them.
         app.router.add_get("/api/logs/stream", stream.handle, allow_head=False)

@@ -1,4 +1,7 @@
-/** The demo's sample entries, shown before connecting and kept beside live ones. */
+/**
+ * The demo's sample entries: shown only in dev mode, while disconnected, for the selected
+ * channels, marked as samples (the page removes them once it connects).
+ */
 
 const SAMPLES = [
   ['etl', 'workflow456', 'info', 'workflow workflow456 started: extract, transform, load'],
@@ -19,12 +22,12 @@ const SAMPLES = [
 ];
 const SEVERITY = { debug: 5, info: 9, warn: 13, error: 17 };
 
-/** The 15 samples for `workspace`, a few seconds apart and ending now. */
-export function sampleEntries(workspace, now = Date.now()) {
+/** The 15 samples for `workspace`, a few seconds apart and ending at `end` (ms). */
+export function sampleEntries(workspace, end) {
   return SAMPLES.map(([service, resource, level, message], i) => ({
     channel: ['logs', service, workspace, resource].filter(Boolean).join(':'),
     offset: i,
-    time: new Date(now - (SAMPLES.length - i) * 7000).toISOString(),
+    time: new Date(end - (SAMPLES.length - i) * 7000).toISOString(),
     level,
     severity: SEVERITY[level],
     message,

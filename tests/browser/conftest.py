@@ -109,7 +109,7 @@ async def connect(page: Page) -> None:
 
 async def messages(page: Page) -> list[str]:
     """The messages the list shows (the list renders only the rows in sight: search first)."""
-    return await page.locator("#rows .row .msg").all_inner_texts()
+    return await page.locator("#rows .row .msg .text").all_inner_texts()
 
 
 async def search(page: Page, text: str) -> None:

@@ -13,7 +13,6 @@ from gateway.api.http_auth import COOKIE
 from tests.browser.conftest import (
     ETL,
     WORKSPACE,
-    artifact,
     connect,
     messages,
     publish,
@@ -37,7 +36,7 @@ async def test_sign_in_connect_live_entry_then_disconnect(page: Page) -> None:
     async with running_gateway() as gw:
         assert gw.gateway is not None
         await sign_in(page, gw.http)
-        assert await count(page) == f"{SAMPLES} entries"  # the samples, before connecting
+        await expect(page.locator("#count")).to_have_text(f"0 entries · {SAMPLES} samples")
         assert await state(page) == "disconnected"
         await connect(page)
         await publish(gw, ETL, "checkout finished in 412 ms")
@@ -50,13 +49,8 @@ async def test_sign_in_connect_live_entry_then_disconnect(page: Page) -> None:
         traced = entry(ETL, "traced step")
         traced.trace_id, traced.span_id = bytes(range(1, 17)), bytes(range(1, 9))
         await gw.publish(gw.token("svc", publish=["logs:>"]), [[traced]], producer="traced")
-        await page.get_by_text("rows: 1024").wait_for()
-        row = page.locator(".row", has_text="traced step")
-        assert await row.get_attribute("title") == (
-            f"{ETL}\ntrace {bytes(range(1, 17)).hex()} span {bytes(range(1, 9)).hex()}\ntraced step"
-        )
-        await page.screenshot(path=artifact("logs-page-connected.png"))
-        assert await count(page) == f"{SAMPLES + 5} entries"
+        await page.get_by_text("traced step").wait_for()
+        assert await count(page) == "5 entries"  # the samples went when it connected
 
         await page.get_by_role("button", name="Disconnect").click()
         await wait_state(page, "disconnected")
@@ -64,7 +58,7 @@ async def test_sign_in_connect_live_entry_then_disconnect(page: Page) -> None:
         await publish(gw, ETL, "published after disconnect")
         await page.wait_for_timeout(1000)
         assert "published after disconnect" not in await messages(page)
-        assert await count(page) == f"{SAMPLES + 5} entries"
+        assert await count(page) == "5 entries"  # no samples beside real entries
     assert page.errors == []  # type: ignore[attr-defined]
 
 
@@ -78,14 +72,18 @@ async def test_filters_search_and_pause(page: Page) -> None:
         await expect(page.locator("#rows .row")).to_have_count(2)
         assert await messages(page) == ["alpha one", "alpha three"]
         await search(page, "")
-        await page.select_option("#level", "17")  # error and up: the two sample errors
+        for text in ("gamma failed", "delta failed"):
+            token = gw.token("svc", publish=["logs:>"])
+            await gw.publish(token, [[entry(ETL, text, 17)]], producer=text)
+        await page.get_by_text("delta failed").wait_for()
+        await page.select_option("#level", "17")  # error and up
         await expect(page.locator("#rows .row")).to_have_count(2)
         assert {await r.get_attribute("data-level") for r in await page.locator(".row").all()} == {
             "error"
         }
         await page.get_by_role("button", name="Pause").click()
         # The count line is redrawn on the next animation frame: wait for it.
-        await expect(page.locator("#count")).to_contain_text("auto-scroll paused")
+        await expect(page.locator("#count")).to_contain_text("paused")
 
 
 async def test_restart_shows_reconnecting_then_what_was_missed_once(
@@ -247,11 +245,11 @@ async def test_smooth_with_ten_thousand_entries(page: Page) -> None:
         await connect(page)
         await page.evaluate(FRAME_WATCH)
         token = gw.token("svc", publish=["logs:>"])
-        # A burst of 10,500 entries: the list keeps the newest 10,000 beside the samples.
+        # A burst of 10,500 entries: the list keeps the newest 10,000.
         batches = [[entry(ETL, f"bulk {b}-{i}") for i in range(500)] for b in range(21)]
         started = time.monotonic()
         await gw.publish(token, batches, producer="bulk")
-        await expect(page.locator("#count")).to_have_text("10,015 entries", timeout=20_000)
+        await expect(page.locator("#count")).to_have_text("10,000 entries", timeout=20_000)
         elapsed = time.monotonic() - started
         burst_frame = await longest_frame(page)
         assert await page.locator("#rows .row").count() < 80, "only rows in sight are in the DOM"
@@ -274,7 +272,7 @@ async def test_smooth_with_ten_thousand_entries(page: Page) -> None:
 
         await asyncio.gather(steady_stream(gw, token, 2.0), use_the_page())
         steady_frame = await longest_frame(page)
-        await expect(page.locator("#count")).to_have_text("10,015 entries")
+        await expect(page.locator("#count")).to_have_text("10,000 entries")
         assert steady_frame < 250, f"a frame took {steady_frame:.0f} ms with 10,000 entries"
-        await search(page, "bulk 7-499")
+        await search(page, '"bulk 7-499"')
         await expect(page.locator("#rows .row")).to_have_count(1)
