@@ -17,6 +17,7 @@ const DEFAULTS = Object.freeze({
   url: '/api/logs/stream', // or a proxy route such as /api/dapadmin/faas/sse/logs/stream?...
   withCredentials: true, // send the `logs_gateway_token` cookie, also to a CORS-listed gateway
   level: '', // minimum level for the whole connection, e.g. 'warn'
+  tail: 0, // on the first connect only: start with the N most recent retained entries
   keep: 200, // recent entries kept per channel, in memory and in sessionStorage
   storage: 'session', // 'session' keeps recent entries across reloads; null keeps nothing
   storageKey: 'logs-gateway',
@@ -95,6 +96,14 @@ export class LogsClient {
   #onPageHide = () => this.#persistNow();
   #onOnline = () => this.#retryNow();
 
+  /**
+   * Options (all optional, defaults above): `url`, `withCredentials`, `level`, `keep`,
+   * `storage`, `storageKey`, `minDelayMs`, `maxDelayMs`, and `tail`: with `tail: N` the first
+   * connect (`&tail=N` on the stream URL) starts with the N most recent retained entries
+   * that match, oldest first, then live ones; reconnects, and a tab restored with its
+   * cursor, resume with the cursor instead (the missed entries, not the tail again).
+   * The types, with every field: logs-client.d.ts.
+   */
   constructor(options = {}) {
     this.#opts = { ...DEFAULTS, ...options };
     this.#storage = this.#opts.storage === 'session' ? globalThis.sessionStorage ?? null : null;
@@ -230,7 +239,10 @@ export class LogsClient {
     url.searchParams.set('channels', channels.join(','));
     if (this.#opts.level) url.searchParams.set('level', this.#opts.level);
     // EventSource sends Last-Event-ID only on its own reconnects; ours carry the cursor here.
+    // With no cursor yet (the first connect), `tail` asks for recent history; a reconnect
+    // resumes from the cursor instead, so the tail is never sent twice.
     if (this.#cursor) url.searchParams.set('last_event_id', this.#cursor);
+    else if (this.#opts.tail > 0) url.searchParams.set('tail', String(this.#opts.tail));
     return url.href;
   }
 

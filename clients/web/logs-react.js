@@ -23,7 +23,11 @@ export function createLogsReact(React) {
   const { createContext, createElement, useCallback, useContext, useEffect, useState } = React;
   const ClientContext = createContext(null);
 
-  /** Provides one connection to its subtree: `client`, or one made from `options`. */
+  /**
+   * Provides one connection to its subtree: `client`, or one made from `options` (the
+   * LogsClient options: e.g. `{ url, tail: 100 }` starts every hook below with up to the 100
+   * most recent entries of the connection's channels, on the first connect only).
+   */
   function LogsSSEProvider({ client = null, options = {}, children = null }) {
     const [shared] = useState(() => client ?? new LogsClient(options));
     useEffect(() => {
