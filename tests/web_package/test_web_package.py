@@ -14,6 +14,7 @@ import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.conftest import Running, gateway_process
@@ -98,3 +99,12 @@ def test_react_bindings_under_jsdom(gateway: Running, react: str) -> None:
     output = run([tool("vitest"), "run"], env=env)
     count = declared_tests(APP / "react" / "hooks.test.js")
     assert re.search(rf"Tests\s+{count} passed \({count}\)", output), output
+
+
+def test_gateway_serves_the_same_modules(gateway: Running) -> None:
+    """Pages without a build step load the package's own files from /static/lib/."""
+    for name in ("logs-client.js", "logs-react.js"):
+        response = httpx.get(f"{gateway.http}/static/lib/{name}")
+        assert response.status_code == 200
+        assert response.headers["Content-Type"] == "text/javascript; charset=utf-8"
+        assert response.content == (PACKAGE / name).read_bytes()
