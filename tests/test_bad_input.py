@@ -197,7 +197,7 @@ async def test_too_many_channels() -> None:
 
 async def test_sse_ends_when_token_expires(no_leeway: Running) -> None:
     gw = no_leeway
-    token = gw.token(subscribe=[ETL], ttl=1)
+    token = gw.token(subscribe=[ETL], ttl=2)  # whole seconds: 1 could leave none to connect
     async with open_stream(gw.http, ETL, token) as stream:
         await stream.next()
         error = await stream.next(timeout=5)

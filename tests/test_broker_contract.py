@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from gateway.core.broker import Broker, Gap
+from gateway.core.broker import Broker, Gap, catch_up
 from gateway.core.broker_memory import MemoryBroker
 from gateway.core.broker_redis import RedisBroker
 from gateway.core.channels import parse_pattern
@@ -238,6 +238,43 @@ async def test_one_gap_per_pattern_counts_the_loss_over_every_channel_it_matched
     # Resuming from a gap's seq reports only what was lost after it.
     again = await broker.replay(patterns, Cursor(broker.epoch, newest_etl))
     assert [(g.pattern, g.lost) for g in again.gaps] == [("logs:*:ws1:>", 1)]
+
+
+# -- tail ----------------------------------------------------------------------------------
+
+
+async def test_tail_is_the_newest_matching_entries_across_channels_oldest_first(
+    make_broker: MakeBroker,
+) -> None:
+    broker = make_broker()
+    stored: list[Event] = []
+    for i in range(6):
+        batch = [
+            entry(ETL, f"etl {i}", 9 + 4 * (i % 2)),
+            entry(FAAS, f"faas {i}"),
+            entry(ETL2, f"b {i}"),
+        ]
+        stored += (await broker.append(batch, None)).events
+    etl = [parse_pattern("logs:etl:>")]
+    wanted = [e for e in stored if e.channel != FAAS]
+    assert await broker.tail(etl, 5, 0) == wanted[-5:]
+    assert await broker.tail(etl, 100, 0) == wanted  # all there is, no more
+    warn = [e for e in wanted if e.severity >= 13]
+    assert await broker.tail(etl, 2, 13) == warn[-2:]
+    both = [parse_pattern(ETL), parse_pattern("logs:*:ws1:>")]  # overlapping: each entry once
+    assert await broker.tail(both, 4, 0) == stored[-4:]
+    assert await broker.tail([parse_pattern("logs:none:>")], 5, 0) == []
+
+
+async def test_a_tail_start_is_followed_live_with_nothing_twice(make_broker: MakeBroker) -> None:
+    broker = make_broker()
+    old = (await broker.append([entry(ETL, f"m{i}") for i in range(5)], None)).events
+    replay, after = await catch_up(broker, [parse_pattern(ETL)], None, tail=3)
+    assert replay.events == old[-3:] and replay.gaps == []
+    assert after == old[-1].seq  # live events are those after it
+    # A cursor wins over tail: the resume is exact.
+    resumed, _ = await catch_up(broker, [parse_pattern(ETL)], Cursor(broker.epoch, old[0].seq), 3)
+    assert resumed.events == old[1:]
 
 
 # -- the channel lifecycle ------------------------------------------------------------------

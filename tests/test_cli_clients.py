@@ -90,6 +90,10 @@ def test_help_explains_every_verb(verb: str, capsys: pytest.CaptureFixture[str])
         (["publish", "logs:a:b", "m", "--level", "loud"], "argument --level: invalid choice"),
         (["tail"], "the following arguments are required: CHANNEL_OR_PATTERN"),
         (["tail", "logs:>", "--colour"], "unrecognized arguments: --colour"),
+        (
+            ["tail", "logs:>", "-n", "-1"],
+            "argument -n/--lines: must be a whole number of at least 0",
+        ),
     ],
 )
 def test_bad_flags_give_one_error_line_and_exit_2(
@@ -156,7 +160,7 @@ async def test_publish_sends_stdin_lines_and_reports_refusals(gw_process: Runnin
 async def test_tail_prints_entries_and_resumes_from_an_id(gw_process: Running) -> None:
     connection = ("--url", gw_process.http, "--token", gw_process.token(subscribe=[CH]))
     pub = gw_process.token(publish=[CH])
-    async with cli_process("tail", CH, "--json", *connection) as follow:
+    async with cli_process("tail", CH, "--json", "-n", "0", *connection) as follow:
         assert (await read_line(follow.stderr)).startswith(f"-- following {CH}")
         await gw_process.publish(pub, [[entry(CH, f"tail {i}") for i in range(3)]], "tail-test")
         lines = [json.loads(await read_line(follow.stdout)) for _ in range(3)]
@@ -167,6 +171,22 @@ async def test_tail_prints_entries_and_resumes_from_an_id(gw_process: Running) -
         f"INFO  {CH} [tester] tail 1",
         f"INFO  {CH} [tester] tail 2",
     ]
+
+
+async def test_tail_shows_the_last_lines_first_then_follows(gw_process: Running) -> None:
+    channel = "logs:etl:ws:recent"
+    connection = ("--url", gw_process.http, "--token", gw_process.token(subscribe=[channel]))
+    pub = gw_process.token(publish=[channel])
+    await gw_process.publish(pub, [[entry(channel, f"old {i}") for i in range(15)]], "recent")
+    async with cli_process("tail", channel, "--json", "-n", "4", *connection) as follow:
+        first = [json.loads(await read_line(follow.stdout))["message"] for _ in range(4)]
+        await gw_process.publish(pub, [[entry(channel, "new")]], "recent-2")
+        following = json.loads(await read_line(follow.stdout))["message"]
+    assert first == ["old 11", "old 12", "old 13", "old 14"]
+    assert following == "new"
+    async with cli_process("tail", channel, "--json", *connection) as default:  # as tail(1): 10
+        shown = [json.loads(await read_line(default.stdout))["message"] for _ in range(10)]
+    assert shown == [*(f"old {i}" for i in range(6, 15)), "new"]
 
 
 async def test_tail_reconnects_through_dropped_connections_without_loss_or_repeats(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import queue
 import signal
 import time
@@ -15,7 +16,7 @@ import pytest
 from logs_gateway.v1 import logs_pb2 as pb
 from logs_gateway.v1 import logs_pb2_grpc as pb_grpc
 
-from tests.conftest import Running, entry, gateway_process
+from tests.conftest import Running, entry, gateway_process, running_gateway, wait_for
 from tests.sse_client import open_stream
 
 ETL = "logs:etl:workspace123:workflow456"
@@ -112,3 +113,24 @@ async def test_sigterm_drains_with_many_open_streams(publishers: int) -> None:
             assert of_p[: len(acked_by_p)] == acked_by_p, "an acked entry was not delivered"
         assert gw.process.returncode == 0
         assert elapsed < 5 + 2, f"drain took {elapsed:.1f} s"
+
+
+async def test_a_drain_that_runs_out_its_grace_says_what_was_left(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # A send buffer larger than what it is sent: not dropped as slow, just never done.
+    async with running_gateway(
+        grace_seconds=1.0, publish_rate=0.0, send_buffer_bytes=1 << 26
+    ) as gw:
+        assert gw.gateway is not None
+        token = gw.token(subscribe=[ETL])
+        [stuck] = await open_idle_streams(gw, token, 1)  # it never reads again
+        pub = gw.token(publish=[ETL])
+        big = [[entry(ETL, "x" * 60_000) for _ in range(50)] for _ in range(4)]  # ~12 MB
+        await gw.publish(pub, big)
+        await wait_for(lambda: gw.gateway is not None and gw.gateway.hub.subscriptions == 1)
+        with caplog.at_level(logging.WARNING, logger="logs_gateway"):
+            await gw.gateway.stop()
+        stuck.close()
+    left = [r for r in caplog.records if r.getMessage().startswith("drain: streams still open")]
+    assert len(left) == 1 and left[0].streams == 1  # type: ignore[attr-defined]

@@ -9,6 +9,7 @@ from gateway.core.broker import Replay, catch_up
 from gateway.core.broker_memory import MemoryBroker
 from gateway.core.channels import parse_pattern
 from gateway.core.cursor import Cursor
+from gateway.core.endings import End
 from gateway.core.events import Entry
 from gateway.core.hub import Hub
 from gateway.core.subscription import StreamSubscription
@@ -93,9 +94,9 @@ async def test_a_close_during_the_replay_is_sent_after_it() -> None:
     broker, hub, sink, sub = await _setup()
     await broker.append([_entry("missed")], None)
     hub.add(sub)
-    sub.close({"reason": "token_expired"}, "error")  # before start: the response has not begun
+    sub.close(End.TOKEN_EXPIRED)  # before start: the response has not begun
     assert sink.data == b""
     assert not sub.done.done()
     _start(hub, sub, *await catch_up(broker, sub.patterns, Cursor(broker.epoch, 0)))
     assert sink.data.index(b'"message":"missed"') < sink.data.index(b"event: error")
-    assert sub.done.result() == "error"
+    assert sub.done.result() is End.TOKEN_EXPIRED

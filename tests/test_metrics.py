@@ -20,6 +20,7 @@ from gateway.core.channels import parse_pattern
 from gateway.core.errors import Code, GatewayError
 from gateway.core.events import Entry
 from gateway.core.hub import Hub
+from gateway.core.meter import Meter
 from gateway.core.subscription import StreamSubscription
 from gateway.core.tally import OTHER, Histogram, HubCounts, IngestCounts, LabelCap
 from tests.conftest import Running, entry, running_gateway
@@ -225,3 +226,32 @@ async def test_openmetrics_when_the_scraper_asks(gw: Running) -> None:
     assert response.headers["content-type"].startswith("application/openmetrics-text")
     names = {f.name for f in openmetrics_families(response.text)}
     assert {"logs_gateway_entries_received", "logs_gateway_publish_latency_seconds"} <= names
+
+
+async def test_admin_stats_and_metrics_count_the_same_refusals() -> None:
+    async with running_gateway(max_batch_entries=3) as gw:
+        pub = gw.token("etl-service", publish=[ETL])
+        await gw.publish(pub, [[entry(ETL, "ok"), entry(ETL, "")]])  # one stored, one refused
+        await gw.publish(pub, [[entry(ETL, f"m{i}") for i in range(4)]], producer="big")
+        samples = await scrape(gw)
+        async with httpx.AsyncClient() as client:
+            response = await client.get(
+                gw.http + "/admin/logs/stats", headers=gw.headers(gw.token(admin=True))
+            )
+        stats = response.json()
+    received = "logs_gateway_entries_received_total"
+    refused = sum(
+        v
+        for (name, labels), v in samples.items()
+        if name == received and dict(labels)["outcome"] not in ("stored", "duplicate")
+    )
+    # The batch over the limit is refused whole: 4 entries, counted on both sides.
+    assert refused == stats["entries_refused"] == 5
+    assert value(samples, received, service="etl", outcome="stored") == stats["entries_stored"] == 1
+    assert stats["entries_per_second"] >= 1  # over the seconds covered, not always 60
+
+
+def test_a_rate_divides_by_the_time_it_covers() -> None:
+    meter = Meter()
+    meter.add(30)
+    assert meter.rate() == 30  # within the first second: 30 in 1 s, not 30 in 60

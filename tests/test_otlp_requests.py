@@ -289,7 +289,7 @@ async def test_a_bad_token_is_unauthenticated_and_stores_nothing(gw: Running) ->
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await export(gw, otlp(record()), "not-a-jwt")
     assert err.value.code() is grpc.StatusCode.UNAUTHENTICATED
-    assert gw.gateway is not None and gw.gateway.ingest.stored.total == 0
+    assert gw.gateway is not None and gw.gateway.ingest.counts.total("stored") == 0
 
 
 async def test_over_the_publish_rate_the_retry_delay_is_given_as_otlp_clients_read_it() -> None:
@@ -371,4 +371,4 @@ async def test_a_draining_gateway_asks_exporters_to_come_back() -> None:
         assert err.value.code() is grpc.StatusCode.UNAVAILABLE
         trailers = dict(err.value.trailing_metadata() or ())
         assert RetryInfo.FromString(trailers["google.rpc.retryinfo-bin"]).retry_delay.seconds == 1
-        assert gw.gateway.ingest.stored.total == 0
+        assert gw.gateway.ingest.counts.total("stored") == 0

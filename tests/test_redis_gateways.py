@@ -18,7 +18,6 @@ import grpc
 import pytest
 from logs_gateway.v1 import logs_pb2 as pb
 
-from gateway.app.server import RESYNC
 from tests.conftest import Running, entry, gateway_process, running_gateway
 from tests.redis_server import RedisServer, running_redis
 from tests.sse_client import Event, Stream, open_stream
@@ -183,7 +182,12 @@ async def test_redis_losing_its_data_ends_live_streams_and_resume_says_reset(
                 cursor = (await stream.take(1))[0].id
                 redis.client().flushall()
                 await run.publish(pub, [[entry(ETL, "after")]], producer="lost", first_seq=2)
-                assert (await stream.take(1, kind="shutdown"))[0].data == RESYNC
+                last = (await stream.take(1, kind="shutdown"))[0].data
+                assert last == {
+                    "reason": "resync",
+                    "message": "live feed interrupted; reconnect to resume",
+                    "retry_ms": 1000,
+                }
             async with open_stream(run.http, ETL, sub, last_event_id=cursor) as stream:
                 await stream.next()
                 gap = await stream.next()

@@ -94,7 +94,7 @@ async def test_a_connection_that_stops_answering_is_replaced(gw: Running) -> Non
         await wait_for(lambda: proxy.connections == 2, timeout=10)
         proxy.hold = False
         await pub.flush(timeout=10)
-    assert gw.gateway is not None and gw.gateway.ingest.stored.total == 101
+    assert gw.gateway is not None and gw.gateway.ingest.counts.total("stored") == 101
     assert (pub.stats.acked, pub.stats.duplicates) == (101, 100)
 
 
@@ -115,7 +115,7 @@ async def test_an_idle_connection_that_died_is_replaced_before_the_next_entry(
         proxy.hold = False
         await pub.publish(CH, "after")
         await pub.flush(timeout=10)
-    assert gw.gateway is not None and gw.gateway.ingest.stored.total == 2
+    assert gw.gateway is not None and gw.gateway.ingest.counts.total("stored") == 2
 
 
 async def test_a_forbidden_channel_raises_permission_denied_naming_it(gw: Running) -> None:
@@ -197,7 +197,7 @@ async def test_buffers_while_the_gateway_is_away_then_delivers(signer: Signer) -
         async with running_gateway(grpc_port=port) as gw:
             assert await asyncio.wait_for(blocked, 20)
             await pub.flush(timeout=20)
-            assert gw.gateway is not None and gw.gateway.ingest.stored.total == 51
+            assert gw.gateway is not None and gw.gateway.ingest.counts.total("stored") == 51
     assert pub.stats.acked == 51
 
 

@@ -318,8 +318,8 @@ async def grpc_verdict(call: Awaitable[object]) -> str:
 
 
 async def grpc_subscribe(run: Running, token: str, channels: list[str]) -> None:
-    """Open a gRPC subscription: raises its refusal, or returns once it has stayed open
-    for a moment (a subscription sends nothing before the first entry)."""
+    """Open a gRPC subscription: raises its refusal, or returns once it is open (its first
+    event is `ready`)."""
     async with grpc.aio.insecure_channel(run.grpc_target) as channel:
         call = pb_grpc.LogStreamStub(channel).Subscribe(
             pb.SubscribeRequest(channels=channels), metadata=[("authorization", f"Bearer {token}")]

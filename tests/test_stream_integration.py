@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import grpc
 import httpx
 import jwt
@@ -145,7 +143,8 @@ async def test_grpc_subscribe_live_and_resume(gw_process: Running) -> None:
         call = stub.Subscribe(
             pb.SubscribeRequest(channels=["logs:etl:>"], min_level="info"), metadata=metadata
         )
-        await asyncio.sleep(0.3)  # the subscription is registered before anything is published
+        ready = await call.read()  # first, as SSE's `ready`: the head as its cursor
+        assert ready.HasField("ready") and list(ready.ready.channels) == ["logs:etl:>"]
         acks = await gw_process.publish(
             pub,
             [[entry(ETL, "one"), entry(ETL, "dbg", 5), entry(FAAS, "x"), entry(ETL, "two")]],
@@ -159,9 +158,36 @@ async def test_grpc_subscribe_live_and_resume(gw_process: Running) -> None:
         resumed = stub.Subscribe(
             pb.SubscribeRequest(channels=[ETL], cursor=first.cursor), metadata=metadata
         )
+        assert (await resumed.read()).cursor == ""  # a resume's own cursors follow
         missed = [await resumed.read() for _ in range(2)]
         resumed.cancel()
         assert [m.entry.entry.body for m in missed] == ["dbg", "two"]
+        # A subscriber that saw nothing but `ready` resumes from its cursor, missing nothing.
+        from_head = stub.Subscribe(
+            pb.SubscribeRequest(channels=[ETL], cursor=ready.cursor), metadata=metadata
+        )
+        await from_head.read()
+        everything = [await from_head.read() for _ in range(3)]
+        from_head.cancel()
+        assert [m.entry.entry.body for m in everything] == ["one", "dbg", "two"]
+
+
+async def test_grpc_subscribe_keeps_times_to_the_nanosecond(gw_process: Running) -> None:
+    sub = gw_process.token(subscribe=[ETL])
+    stamped = entry(ETL, "stamped")
+    stamped.time_unix_nano = 1_700_000_000_123_456_789
+    acks = await gw_process.publish(gw_process.token(publish=[ETL]), [[stamped]], "nanos")
+    metadata = [("authorization", f"Bearer {sub}")]
+    async with grpc.aio.insecure_channel(gw_process.grpc_target) as channel:
+        before = acks[0].results[0].cursor.rsplit("-", 1)
+        cursor = f"{before[0]}-{int(before[1]) - 1}"
+        call = pb_grpc.LogStreamStub(channel).Subscribe(
+            pb.SubscribeRequest(channels=[ETL], cursor=cursor), metadata=metadata
+        )
+        await call.read()
+        got = await call.read()
+        call.cancel()
+    assert got.entry.entry.time_unix_nano == 1_700_000_000_123_456_789
 
 
 async def test_grpc_subscribe_refused_outside_rights(gw_process: Running) -> None:

@@ -276,7 +276,7 @@ export class LogsClient {
     const data = parseData(event);
     this.#closeSource();
     const wait = Number(data.retry_ms) > 0 ? Number(data.retry_ms) : this.#opts.minDelayMs;
-    this.#retry({ reason: 'shutdown', message: data.reason ?? 'server draining' }, wait);
+    this.#retry({ reason: 'shutdown', message: data.message ?? 'server draining' }, wait);
   }
 
   #onServerError(event) {

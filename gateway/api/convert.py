@@ -81,13 +81,13 @@ def entry_from_json(obj: Any) -> Entry | GatewayError:
     return Entry(channel, time_ns, severity, message, source, attributes)
 
 
-def event_to_proto(cursor: str, item: Event | Gap) -> pb.LogEvent:
-    if isinstance(item, Gap):
-        gap = pb.Gap(
-            channel=item.pattern, lost=item.lost, reason=item.reason, channels=item.channels
-        )
-        return pb.LogEvent(cursor=cursor, gap=gap)
-    doc = decode_data(item.data)
+def gap_to_proto(gap: Gap) -> pb.Gap:
+    return pb.Gap(channel=gap.pattern, lost=gap.lost, reason=gap.reason, channels=gap.channels)
+
+
+def entry_to_proto(event: Event) -> pb.StoredEntry:
+    """A stored event as gRPC sends it, from its JSON line (times to the nanosecond)."""
+    doc = decode_data(event.data)
     entry = pb.LogEntry(
         channel=doc["channel"],
         time_unix_nano=parse_time(doc["time"]),
@@ -99,4 +99,4 @@ def event_to_proto(cursor: str, item: Event | Gap) -> pb.LogEvent:
         span_id=bytes.fromhex(doc.get("span_id", "")),
         source=doc["source"],
     )
-    return pb.LogEvent(cursor=cursor, entry=pb.StoredEntry(offset=item.offset, entry=entry))
+    return pb.StoredEntry(offset=event.offset, entry=entry)

@@ -7,6 +7,7 @@ import contextlib
 import logging
 import math
 import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterator
 from typing import Any, NoReturn
 
@@ -14,10 +15,11 @@ import grpc
 from logs_gateway.v1 import logs_pb2 as pb
 from logs_gateway.v1 import logs_pb2_grpc as pb_grpc
 
-from gateway.api.convert import entry_from_proto, event_to_proto
+from gateway.api.convert import entry_from_proto, entry_to_proto, gap_to_proto
 from gateway.core.broker import Broker, Gap, catch_up
 from gateway.core.channels import parse_pattern
 from gateway.core.cursor import decode_cursor, encode_cursor
+from gateway.core.endings import End, grpc_error
 from gateway.core.errors import Code, GatewayError, invalid
 from gateway.core.events import Event, level_severity
 from gateway.core.hub import Hub
@@ -29,6 +31,7 @@ log = logging.getLogger("logs_gateway.grpc")
 
 _STATUS = {code.value[0]: code for code in grpc.StatusCode}
 MAX_PRODUCER_ID = 128
+CONVERTED = 4096  # stored entries kept converted for the next subscriber of the same event
 
 
 def grpc_status(error: GatewayError) -> grpc.StatusCode:
@@ -92,6 +95,11 @@ class Stopping:
         self.is_set = True
         if self._future is not None and not self._future.done():
             self._future.set_result(None)
+
+    @property
+    def open(self) -> int:
+        """Publish streams open now."""
+        return self._streams
 
     @contextlib.contextmanager
     def stream(self) -> Iterator[None]:
@@ -219,6 +227,7 @@ class LogStreamServicer(pb_grpc.LogStreamServicer):
         stopping: Stopping,
         queue_limit: int,
         write_timeout: float = 30.0,
+        max_tail: int = 1000,
     ) -> None:
         self._verifier = verifier
         self._broker = broker
@@ -226,6 +235,8 @@ class LogStreamServicer(pb_grpc.LogStreamServicer):
         self._stopping = stopping
         self._queue_limit = queue_limit
         self._write_timeout = write_timeout
+        self._max_tail = max_tail
+        self._converted: OrderedDict[int, pb.StoredEntry] = OrderedDict()  # by seq
 
     async def Subscribe(
         self,
@@ -240,6 +251,8 @@ class LogStreamServicer(pb_grpc.LogStreamServicer):
             for p in patterns:
                 principal.check_subscribe(p)
             floor = level_severity(request.min_level) if request.min_level else 0
+            if request.tail > self._max_tail:
+                raise invalid(f"tail must be from 0 to {self._max_tail}")
         except ValueError as e:
             await abort(context, invalid(str(e)))
         except GatewayError as e:
@@ -252,7 +265,11 @@ class LogStreamServicer(pb_grpc.LogStreamServicer):
         except GatewayError as e:
             await abort(context, e)
         try:
-            replay, after = await catch_up(self._broker, patterns, decode_cursor(request.cursor))
+            cursor = decode_cursor(request.cursor)
+            replay, after = await catch_up(self._broker, patterns, cursor, request.tail, floor)
+            head = "" if cursor or replay.events else encode_cursor(self._broker.epoch, after)
+            ready = pb.Ready(connection=sub.id, channels=[p.text for p in patterns])
+            await self._send(context, sub, pb.LogEvent(cursor=head, ready=ready))
             # The replay is written item by item as gRPC's flow control lets it (a replay of
             # any size holds one message at a time); live events wait in `sub` meanwhile.
             for item in replay.in_order():
@@ -263,25 +280,38 @@ class LogStreamServicer(pb_grpc.LogStreamServicer):
             self._hub.start(sub, replay, after)
             async for item in _drain(sub):
                 await self._write(context, sub, item)
-            reason = sub.done.result()
-            if reason == "error":
-                await abort(context, GatewayError(Code.UNAUTHENTICATED, "token expired; reconnect"))
-            if reason in ("shutdown", "slow_consumer"):
-                await abort(context, GatewayError(Code.UNAVAILABLE, f"stream ended: {reason}"))
+            if (error := grpc_error(sub.done.result())) is not None:
+                await abort(context, error)
         finally:
             self._hub.remove(sub)
 
     async def _write(
         self, context: grpc.aio.ServicerContext[Any, Any], sub: EventSubscription, item: Event | Gap
     ) -> None:
+        cursor = encode_cursor(self._broker.epoch, item.seq) if item.seq else ""
+        if isinstance(item, Gap):
+            await self._send(context, sub, pb.LogEvent(cursor=cursor, gap=gap_to_proto(item)))
+            return
+        stored = self._converted.get(item.seq)
+        if stored is None:  # once per event, however many subscribers it goes to
+            stored = self._converted[item.seq] = entry_to_proto(item)
+            if len(self._converted) > CONVERTED:
+                self._converted.popitem(last=False)
+        await self._send(context, sub, pb.LogEvent(cursor=cursor, entry=stored))
+
+    async def _send(
+        self,
+        context: grpc.aio.ServicerContext[Any, Any],
+        sub: EventSubscription,
+        event: pb.LogEvent,
+    ) -> None:
         """One message, bounded in time: a client that takes nothing for that long is a
         slow consumer (it resumes from its cursor)."""
-        cursor = encode_cursor(self._broker.epoch, item.seq) if item.seq else ""
         try:
             async with asyncio.timeout(self._write_timeout):  # no task per write, as wait_for
-                await context.write(event_to_proto(cursor, item))
+                await context.write(event)
         except TimeoutError:
-            sub.finish("slow_consumer")
+            sub.finish(End.SLOW_CONSUMER)
 
 
 async def _drain(sub: EventSubscription) -> AsyncIterator[Event | Gap]:

@@ -65,9 +65,10 @@ class OpsHandlers:
                 "channels": self._broker.usage().channels,
                 "connections": hub["connections"],
                 "subscribers_per_channel": hub["subscribers_per_channel"],
-                "entries_stored": self._ingest.stored.total,
-                "entries_refused": self._ingest.refused.total,
-                "entries_per_second": self._ingest.stored.rate(),
+                # The counts /metrics reports (entries_received_total), from the same place.
+                "entries_stored": self._ingest.counts.total("stored"),
+                "entries_refused": self._ingest.counts.total(),
+                "entries_per_second": round(self._ingest.counts.stored_rate.rate(), 1),
                 "deliveries": hub["deliveries"],
             }
         )

@@ -14,6 +14,7 @@ from gateway.core import sse
 from gateway.core.broker import Broker, catch_up
 from gateway.core.channels import Pattern, parse_pattern
 from gateway.core.cursor import Cursor, decode_cursor, encode_cursor
+from gateway.core.endings import End
 from gateway.core.errors import invalid
 from gateway.core.events import level_severity
 from gateway.core.hub import Hub
@@ -39,6 +40,7 @@ class StreamSettings:
     max_channels: int = 32
     max_buffer: int = 1024 * 1024
     write_timeout: float = 30.0  # a client that takes no replay chunk for this long is dropped
+    max_tail: int = 1000  # the history bound: `tail` asks for at most what a channel keeps
 
 
 class TransportSink:
@@ -136,6 +138,15 @@ def parse_level(text: str | None) -> int:
         raise invalid(str(e)) from None
 
 
+def parse_tail(text: str | None, most: int) -> int:
+    """`tail=N`: how many recent entries to send first (0, the default: live only)."""
+    if text is None or text == "":
+        return 0
+    if not text.isdigit() or int(text) > most:
+        raise invalid(f"query parameter 'tail' must be a whole number from 0 to {most}")
+    return int(text)
+
+
 def request_cursor(request: web.Request) -> Cursor | None:
     """Where to resume: `last_event_id` in the query (must be valid), else the
     `Last-Event-ID` header (a malformed one starts live rather than failing the browser)."""
@@ -181,6 +192,7 @@ class StreamHandler:
         for pattern in patterns:
             principal.check_subscribe(pattern)
         cursor = request_cursor(request)
+        tail = parse_tail(request.query.get("tail"), self._settings.max_tail)
         transport = request.transport
         if transport is None:
             raise asyncio.CancelledError  # the client is already gone
@@ -195,7 +207,7 @@ class StreamHandler:
         )
         self._hub.add(sub, expires_at=principal.expires_at)
         try:
-            response = await self._start(request, sub, cursor)
+            response = await self._start(request, sub, cursor, tail)
         except BaseException:
             self._hub.remove(sub)
             raise
@@ -208,17 +220,19 @@ class StreamHandler:
         return response
 
     async def _start(
-        self, request: web.Request, sub: StreamSubscription, cursor: Cursor | None
+        self, request: web.Request, sub: StreamSubscription, cursor: Cursor | None, tail: int
     ) -> web.StreamResponse:
-        """Send the headers, `ready` and what the client missed; live events follow."""
-        replay, after = await catch_up(self._broker, sub.patterns, cursor)
+        """Send the headers, `ready` and what the client missed (or the `tail` most recent
+        entries); live events follow."""
+        replay, after = await catch_up(self._broker, sub.patterns, cursor, tail, sub.min_severity)
         epoch = self._broker.epoch
         response = web.StreamResponse(headers=SSE_HEADERS)
         response.force_close()
         await response.prepare(request)
         ready = {"connection": sub.id, "channels": [p.text for p in sub.patterns]}
-        # A live-only start gets the head as its cursor, so a reconnect misses nothing.
-        ready_id = None if cursor else encode_cursor(epoch, after)
+        # A live-only start gets the head as its cursor, so a reconnect misses nothing; after
+        # a tail the last entry's id is the cursor (ids never go back on one stream).
+        ready_id = None if cursor or replay.events else encode_cursor(epoch, after)
         await response.write(sse.frame("ready", ready, ready_id, self._settings.retry_ms))
         size = min(REPLAY_CHUNK, self._settings.max_buffer)
         for chunk in sse.replay_chunks(epoch.encode(), replay, sub.min_severity, size):
@@ -227,7 +241,7 @@ class StreamHandler:
             try:  # aiohttp's write waits for the socket to drain past its small buffer
                 await asyncio.wait_for(response.write(chunk), self._settings.write_timeout)
             except TimeoutError:
-                sub.finish("slow_consumer")
+                sub.finish(End.SLOW_CONSUMER)
                 return response
         self._hub.start(sub, replay, after)
         return response

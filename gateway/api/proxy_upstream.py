@@ -28,7 +28,7 @@ log = logging.getLogger("logs_gateway.proxy")
 # reconnects through us. Five default heartbeats.
 UPSTREAM_IDLE_SECONDS = 75.0
 UPSTREAM_CONNECT_SECONDS = 5.0
-PASSED_QUERY = ("level", "last_event_id")
+PASSED_QUERY = ("level", "last_event_id", "tail")
 PASSED_BACK = ("Content-Type", "WWW-Authenticate", "Retry-After")
 MAX_ERROR_BODY = 64 * 1024
 

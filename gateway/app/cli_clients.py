@@ -111,7 +111,15 @@ def _add_tail(verbs: Any) -> None:
         help="e.g. logs:etl:workspace123:workflow456 or 'logs:*:workspace123:>'",
     )
     p.add_argument("--level", choices=LEVELS, help="lowest level shown (default: all)")
-    p.add_argument("--since-id", metavar="CURSOR", help="resume after this event id")
+    p.add_argument(
+        "-n",
+        "--lines",
+        type=_lines,
+        default=10,
+        metavar="N",
+        help="first show the N most recent entries, as tail(1) (default 10; 0: live only)",
+    )
+    p.add_argument("--since-id", metavar="CURSOR", help="resume after this event id (wins over -n)")
     p.add_argument("--json", action="store_true", help="one JSON object per entry, with its id")
     p.add_argument(
         "--color",
@@ -120,6 +128,12 @@ def _add_tail(verbs: Any) -> None:
         help="level colours (auto: when stdout is a terminal and NO_COLOR is unset)",
     )
     _add_connection(p)
+
+
+def _lines(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 0, not {text!r}")
+    return int(text)
 
 
 def _add_connection(p: argparse.ArgumentParser) -> None:
@@ -197,7 +211,15 @@ def _tail(args: argparse.Namespace) -> int:
     )
     printer = Printer(json_output=args.json, color=color)
     channels: list[str] = args.channels
-    coro = tail(_url(args), channels, token, printer, level=args.level, since_id=args.since_id)
+    coro = tail(
+        _url(args),
+        channels,
+        token,
+        printer,
+        level=args.level,
+        since_id=args.since_id,
+        lines=args.lines,
+    )
     asyncio.run(coro)
     return 0
 

@@ -35,6 +35,7 @@ from gateway.core.broker import Broker
 from gateway.core.broker_memory import MemoryBroker
 from gateway.core.broker_redis import RedisBroker
 from gateway.core.channel_template import ChannelTemplate
+from gateway.core.endings import End
 from gateway.core.errors import GatewayError
 from gateway.core.hub import Hub
 from gateway.core.ingest import Ingest, Limits
@@ -43,10 +44,6 @@ from gateway.core.tokens import MAX_TOKEN_BYTES
 
 log = logging.getLogger("logs_gateway")
 SERVICES = ("logs_gateway.v1.LogIngest", "logs_gateway.v1.LogStream", OTLP_SERVICE)
-SHUTDOWN = {"reason": "server draining; reconnect", "retry_ms": 1000}
-# Live delivery had to skip events (Redis lost its data, or this instance fell behind the
-# shared feed): streams end, and clients resume from their cursor through history.
-RESYNC = {"reason": "live feed interrupted; reconnect to resume", "retry_ms": 1000}
 
 
 def make_broker(config: Config) -> Broker:
@@ -88,7 +85,7 @@ class Gateway:
         )
         self.broker.add_listener(self.hub.deliver)
         if isinstance(self.broker, RedisBroker):
-            self.broker.on_resync(lambda: self.hub.close_all(RESYNC, "shutdown"))
+            self.broker.on_resync(lambda: self.hub.close_all(End.RESYNC))
         limits = Limits(config.max_entry_bytes, config.max_batch_entries, config.publish_rate)
         self.ingest = Ingest(self.broker, limits)
         self.stopping = Stopping()
@@ -174,6 +171,7 @@ class Gateway:
                 self.stopping,
                 queue_limit=10_000,
                 write_timeout=2 * c.heartbeat_seconds,
+                max_tail=c.history_entries,
             ),
             server,
         )
@@ -228,7 +226,11 @@ class Gateway:
             self.broker,
             self.hub,
             StreamSettings(
-                c.retry_ms, c.max_channels, c.send_buffer_bytes, 2 * c.heartbeat_seconds
+                c.retry_ms,
+                c.max_channels,
+                c.send_buffer_bytes,
+                2 * c.heartbeat_seconds,
+                c.history_entries,
             ),
             self.sse_bytes,
         )
@@ -276,17 +278,26 @@ class Gateway:
         #    with UNAVAILABLE. Wait for those last acks (bounded by the grace).
         self.stopping.set()
         grpc_stopped = asyncio.create_task(self._stop_grpc(grace))
-        await self.stopping.streams_ended(grace / 2)
+        if not await self.stopping.streams_ended(grace / 2):
+            log.warning(
+                "drain: publish streams still open after half the grace; they are cut",
+                extra={"publish_streams": self.stopping.open},
+            )
         # 3. Every acked entry reaches connected subscribers, then they get a last
         #    `shutdown` event and reconnect elsewhere. head() returns once the listeners
         #    have had every stored event (on Redis: once the feed brought them back).
         with contextlib.suppress(GatewayError):
             await self.broker.head()
         self.hub.flush()
-        self.hub.close_all(SHUTDOWN, "shutdown")
+        self.hub.close_all(End.DRAINING)
         # 4. Both servers wait for their handlers, and SSE connections for their last
         #    bytes to be sent, bounded by the grace.
-        await asyncio.gather(grpc_stopped, self._stop_http(), self.hub.emptied(grace))
+        *_, emptied = await asyncio.gather(grpc_stopped, self._stop_http(), self.hub.emptied(grace))
+        if not emptied:
+            log.warning(
+                "drain: streams still open after the grace; they are cut",
+                extra={"streams": self.hub.subscriptions},
+            )
         # 5. Background work, then the broker last: nothing is using it any more.
         if self._heartbeats is not None:
             self._heartbeats.cancel()

@@ -122,6 +122,11 @@ class Broker(Protocol):
         Costs what matches and what is returned, never every channel held."""
         ...
 
+    async def tail(self, patterns: Sequence[Pattern], count: int, min_severity: int) -> list[Event]:
+        """The `count` newest retained events of at least `min_severity` on channels
+        matching `patterns`, oldest first. Costs the channels matched and what is returned."""
+        ...
+
     def add_listener(self, listener: Listener) -> None:
         """`listener` is called on the event loop with each batch of new events, in seq
         order, exactly once per event (including events stored by other instances)."""
@@ -141,12 +146,21 @@ class Broker(Protocol):
 
 
 async def catch_up(
-    broker: Broker, patterns: Sequence[Pattern], cursor: Cursor | None
+    broker: Broker,
+    patterns: Sequence[Pattern],
+    cursor: Cursor | None,
+    tail: int = 0,
+    min_severity: int = 0,
 ) -> tuple[Replay, int]:
     """What a new subscription must be sent first, and the seq after which live events
-    are new to it: the head for a live-only start, the cursor when resuming in the same
-    epoch, 0 (everything held) after a reset."""
+    are new to it: the head for a live start (after the `tail` newest entries, if asked),
+    the cursor when resuming in the same epoch, 0 (everything held) after a reset. A
+    cursor wins over `tail`: a resume is exact."""
     if cursor is None:
-        return Replay(), await broker.head()
+        head = await broker.head()
+        # Read after the head: an entry stored between the two is in the tail, and the
+        # subscription's seq filter (Replay.last) keeps it from coming twice.
+        recent = await broker.tail(patterns, tail, min_severity) if tail else []
+        return Replay(events=recent), head
     replay = await broker.replay(patterns, cursor)
     return replay, cursor.seq if cursor.epoch == broker.epoch else 0

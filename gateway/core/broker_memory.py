@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import heapq
+import itertools
 import secrets
 import time
 from array import array
@@ -319,6 +320,17 @@ class MemoryBroker:
         replay.events = list(heapq.merge(*runs, key=lambda e: e.seq))
         replay.gaps.sort(key=lambda g: g.seq)
         return replay
+
+    async def tail(self, patterns: Sequence[Pattern], count: int, min_severity: int) -> list[Event]:
+        cutoff = time.monotonic() - self._max_age
+        matched = {h.name: h for p in patterns for h in self._index.match(p)}
+        newest_first = heapq.merge(
+            *(reversed(h.events) for h in matched.values()), key=lambda e: -e.seq
+        )
+        wanted = (e for e in newest_first if e.severity >= min_severity and e.stored_at >= cutoff)
+        recent = list(itertools.islice(wanted, count))
+        recent.reverse()
+        return recent
 
     def add_listener(self, listener: Listener) -> None:
         self._listeners.append(listener)

@@ -25,7 +25,7 @@ import heapq
 import logging
 import secrets
 from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
 from redis.asyncio import BlockingConnectionPool, Redis
@@ -51,6 +51,8 @@ TRIMMED_MAX = 1_000  # trim records kept per channel, to count exactly what a cu
 BLOCK_MS = 5_000  # longest wait of one feed read
 READ_COUNT = 512  # most feed entries taken per read
 POOL_SIZE = 32  # connections for appends and replays
+LAST_MS = 2**64 - 1  # the highest second part of a stream id: "every entry of this seq"
+PAGE = 256  # most commands in one pipeline: a read over many channels goes in pages
 RETRY_DELAYS = (0.05, 2.0)  # first and longest pause between reconnects of the read loop
 _OFFSET = b'"offset":'
 
@@ -192,6 +194,38 @@ class RedisBroker:
         replay.events = list(heapq.merge(*runs, key=lambda e: e.seq))
         replay.gaps.sort(key=lambda g: g.seq)
         return replay
+
+    async def tail(self, patterns: Sequence[Pattern], count: int, min_severity: int) -> list[Event]:
+        upto = await self._snapshot()
+        if self._stale:
+            await self._load_channels()
+        names = [n for n in self._channels if any(p.matches(n) for p in patterns)]
+        # With a severity floor the newest `count` of a channel may not be enough.
+        per_channel = count if not min_severity else self._trim[0]
+        oldest_ms = await self._now_ms() - self._trim[1]
+        runs = []
+        for name, reply in zip(names, await self._newest(names, upto, per_channel), strict=True):
+            records = [(entry_id, fields[b"e"]) for entry_id, fields in reversed(reply)]
+            events = _stream_events(name, records, oldest_ms)
+            runs.append([e for e in events if e.severity >= min_severity])
+        recent = list(heapq.merge(*runs, key=lambda e: e.seq))
+        return recent[-count:]
+
+    async def _newest(self, names: list[str], upto: int, count: int) -> list[Any]:
+        """Each channel's newest `count` history entries up to seq `upto`, newest first."""
+        replies: list[Any] = []
+        for start in range(0, len(names), PAGE):
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for name in names[start : start + PAGE]:
+                    pipe.xrevrange(
+                        self._keys.history(name), f"{upto}-{2**64 - 1}", "-", count=count
+                    )
+                replies += await self._call(pipe.execute())
+        return replies
+
+    async def _now_ms(self) -> int:
+        seconds, micros = await self._call(self._redis.time())
+        return int(seconds) * 1000 + int(micros) // 1000
 
     def add_listener(self, listener: Listener) -> None:
         self._listeners.append(listener)
@@ -396,12 +430,22 @@ def _split(data: bytes) -> tuple[bytes, bytes]:
 
 def _history_events(channel: str, reply: list[bytes]) -> list[Event]:
     """Events from a READ reply: [lost, newest lost, id, record, id, record, ...]."""
-    events = []
     items = iter(reply[2:])
-    for entry_id, record in zip(items, items, strict=True):
+    return _stream_events(channel, zip(items, items, strict=True))
+
+
+def _stream_events(
+    channel: str, records: Iterable[tuple[bytes, bytes]], oldest_ms: int = 0
+) -> list[Event]:
+    """Events from history stream entries (id `SEQ-MS`, record "OFFSET SEVERITY DATA"),
+    leaving out those stored before `oldest_ms` (past the age bound, not yet trimmed)."""
+    events = []
+    for entry_id, record in records:
+        seq, ms = entry_id.split(b"-", 1)
+        if int(ms) < oldest_ms:
+            continue
         offset, severity, data = record.split(b" ", 2)
-        seq = int(entry_id.split(b"-", 1)[0])
-        events.append(Event(channel, int(offset), seq, int(severity), data))
+        events.append(Event(channel, int(offset), int(seq), int(severity), data))
     return events
 
 

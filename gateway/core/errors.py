@@ -14,6 +14,7 @@ class Code(enum.Enum):
     TOO_LARGE = (8, 413)
     RATE_LIMITED = (8, 429)
     UNAVAILABLE = (14, 503)
+    INTERNAL = (13, 500)  # a failure retrying cannot fix: a bug, a broker refusing commands
     UNAUTHENTICATED = (16, 401)
 
     @property

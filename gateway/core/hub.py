@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import logging
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -18,11 +19,14 @@ from typing import Any
 
 from gateway.core import sse
 from gateway.core.broker import Replay
+from gateway.core.endings import ENDINGS, End
 from gateway.core.errors import Code, GatewayError
 from gateway.core.events import Event
 from gateway.core.index import PatternIndex
 from gateway.core.subscription import Subscription
 from gateway.core.tally import HubCounts
+
+log = logging.getLogger("logs_gateway.hub")
 
 # Flushes come at most this often (seconds). An idle hub flushes at once; a busy one
 # gathers what arrives meanwhile, so each subscriber gets one write for several events
@@ -108,9 +112,15 @@ class Hub:
         for pattern in sub.patterns:
             self._patterns.remove(pattern, sub)
         self._routes.clear()
-        sub.finish("closed")
+        sub.finish(End.CLOSED)
         # A handler cancelled by its client's disconnect cancels `done` with it.
-        self.counts.ended["closed" if sub.done.cancelled() else sub.done.result()] += 1
+        reason = End.CLOSED if sub.done.cancelled() else sub.done.result()
+        self.counts.ended[reason] += 1
+        log.log(
+            ENDINGS[reason].log_level,
+            "stream ended",
+            extra={"connection": sub.id, "transport": sub.transport, "reason": reason.value},
+        )
 
     def _route(self, channel: str) -> list[Subscription]:
         route = self._routes.get(channel)
@@ -123,7 +133,7 @@ class Hub:
         return route
 
     def _expire(self, sub: Subscription) -> None:
-        sub.close({"reason": "token_expired", "message": "token expired; reconnect"}, "error")
+        sub.close(End.TOKEN_EXPIRED)
 
     # -- delivery ---------------------------------------------------------------------
 
@@ -186,10 +196,10 @@ class Hub:
             await asyncio.sleep(interval)
             self.heartbeat()
 
-    def close_all(self, data: Any, event: str) -> None:
-        """Send every subscriber a last event and end its stream (drain)."""
+    def close_all(self, reason: End) -> None:
+        """End every stream for `reason`, telling each client why (drain, resync)."""
         for sub in list(self._subs):
-            sub.close(data, event)
+            sub.close(reason)
 
     async def emptied(self, timeout: float) -> bool:
         """Wait until every subscription has been removed (its connection closed)."""

@@ -18,7 +18,6 @@ from gateway.core.broker import Broker, DedupKey
 from gateway.core.channels import parse_channel, parse_pattern
 from gateway.core.errors import Code, GatewayError, invalid
 from gateway.core.events import MAX_SEVERITY, Entry, Event
-from gateway.core.meter import Meter
 from gateway.core.ratelimit import RateLimiter
 from gateway.core.tally import IngestCounts
 from gateway.core.tokens import Principal
@@ -46,8 +45,6 @@ class Ingest:
         self._broker = broker
         self._limits = limits
         self._rate = RateLimiter(limits.publish_rate) if limits.publish_rate > 0 else None
-        self.stored = Meter()
-        self.refused = Meter()
         self.counts = IngestCounts()
 
     async def publish(
@@ -80,9 +77,6 @@ class Ingest:
         except Exception:
             self.counts.broker_errors += 1
             raise
-        if not appended.duplicate:
-            self.stored.add(len(accepted))
-            self.refused.add(len(checked) - len(accepted))
         outcomes: Sequence[Event | GatewayError] = appended.events
         if len(accepted) < len(checked):
             stored = iter(appended.events)

@@ -9,6 +9,7 @@ from typing import ClassVar, Protocol
 from gateway.core import sse
 from gateway.core.broker import Gap
 from gateway.core.channels import Pattern
+from gateway.core.endings import End, last_frame
 from gateway.core.events import Event
 
 # Chunk of SSE bytes for the events of one run, filtered by a minimum severity; computed
@@ -44,13 +45,13 @@ class Subscription:
         self.owner = owner
         self.replaying = True
         self.held: list[Event] = []
-        self.done: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self.done: asyncio.Future[End] = asyncio.get_running_loop().create_future()
         self.expiry: asyncio.TimerHandle | None = None
 
     def matches(self, channel: str) -> bool:
         return any(p.matches(channel) for p in self.patterns)
 
-    def finish(self, reason: str) -> None:
+    def finish(self, reason: End) -> None:
         if not self.done.done():
             self.done.set_result(reason)
 
@@ -69,8 +70,8 @@ class Subscription:
     def heartbeat(self, frame: bytes) -> None:
         """Keep the connection open through idle proxies (`frame` may carry a cursor)."""
 
-    def close(self, data: object, event: str) -> None:
-        """Send a last event and end the subscription."""
+    def close(self, reason: End) -> None:
+        """Tell the client why (ENDINGS) and end the subscription."""
         raise NotImplementedError
 
 
@@ -92,7 +93,7 @@ class StreamSubscription(Subscription):
         self.sink = sink
         self.max_buffer = max_buffer
         self.owed: list[bytes] = []
-        self.last_word: tuple[bytes, str] | None = None  # a close() that came during replay
+        self.last_word: End | None = None  # a close() that came during the replay
         self.held_bytes = 0
 
     def offer(self, events: list[Event], chunk_for: ChunkFor) -> bool:
@@ -102,7 +103,7 @@ class StreamSubscription(Subscription):
             self.held.extend(events)
             self.held_bytes += sum(len(e.data) for e in events)
             if self.held_bytes > self.max_buffer:
-                self.finish("slow_consumer")
+                self.finish(End.SLOW_CONSUMER)
             return False
         chunk = chunk_for(self.min_severity)
         if not chunk:
@@ -126,7 +127,7 @@ class StreamSubscription(Subscription):
         pending = self.sink.pending_bytes()
         if pending and pending + len(data) > self.max_buffer:
             self.sink.abort()
-            self.finish("slow_consumer")
+            self.finish(End.SLOW_CONSUMER)
             return
         self.sink.write(data)
 
@@ -138,25 +139,24 @@ class StreamSubscription(Subscription):
         if data:
             self._send(data)
         if self.last_word is not None and not self.done.done():
-            frame, event = self.last_word
-            self.sink.write(frame)
-            self.finish(event)
+            self.sink.write(last_frame(self.last_word))
+            self.finish(self.last_word)
 
     def heartbeat(self, frame: bytes) -> None:
         # Until start() the handler may not have sent the response headers yet.
         if not self.replaying:
             self._send(frame)
 
-    def close(self, data: object, event: str) -> None:
+    def close(self, reason: End) -> None:
         if self.done.done():
             return
         if self.replaying:
             # The response may not have begun: the event goes out right after the replay
             # (a token expiring as the stream starts still tells the client why).
-            self.last_word = (sse.frame(event, data), event)
+            self.last_word = reason
             return
-        self.sink.write(sse.frame(event, data))
-        self.finish(event)
+        self.sink.write(last_frame(reason))
+        self.finish(reason)
 
 
 class EventSubscription(Subscription):
@@ -175,14 +175,14 @@ class EventSubscription(Subscription):
         if self.replaying:
             self.held.extend(events)  # within the queue's bound, as live events are
             if len(self.held) > self.limit:
-                self.finish("slow_consumer")
+                self.finish(End.SLOW_CONSUMER)
         else:
             self._put([e for e in events if e.severity >= self.min_severity])
         return False
 
     def _put(self, items: list[Event | Gap] | list[Event]) -> None:
         if self.queue.qsize() + len(items) > self.limit:
-            self.finish("slow_consumer")
+            self.finish(End.SLOW_CONSUMER)
             return
         for item in items:
             self.queue.put_nowait(item)
@@ -192,5 +192,5 @@ class EventSubscription(Subscription):
         self.held = []
         self.replaying = False
 
-    def close(self, data: object, event: str) -> None:
-        self.finish(event)
+    def close(self, reason: End) -> None:
+        self.finish(reason)

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 from gateway.core.broker import Gap
 from gateway.core.errors import GatewayError
 from gateway.core.events import Entry
+from gateway.core.meter import Meter
 
 OTHER = "other"
 UNKNOWN = "unknown"
@@ -76,6 +77,7 @@ class IngestCounts:
 
     def __init__(self, max_services: int = MAX_SERVICES) -> None:
         self.entries: Counter[tuple[str, str]] = Counter()  # (service, outcome) -> entries
+        self.stored_rate = Meter()  # the same stored entries, over the last minute
         self.latency = Histogram(LATENCY_BOUNDS)
         self.broker_errors = 0
         self._services = LabelCap(max_services)
@@ -93,8 +95,16 @@ class IngestCounts:
         accepted = Counter(c.channel for c in checked if isinstance(c, Entry))
         for channel, n in accepted.items():
             self.entries[self._service(channel, admit=not duplicate), outcome] += n
+        if not duplicate:
+            self.stored_rate.add(accepted.total())
         if accepted.total() < len(checked):
             self._record_refused(items, checked)
+
+    def total(self, *outcomes: str) -> int:
+        """Entries answered with any of `outcomes`; with none given, every refusal."""
+        if outcomes:
+            return sum(n for (_, o), n in self.entries.items() if o in outcomes)
+        return sum(n for (_, o), n in self.entries.items() if o not in ("stored", "duplicate"))
 
     def _record_refused(
         self, items: Sequence[Entry | GatewayError], checked: Sequence[Entry | GatewayError]

@@ -100,6 +100,7 @@ class _Position:
     explicit: bool = False  # a --since-id not yet used: sent as `last_event_id`, checked
     progressed: bool = False
     connected_before: bool = False
+    lines: int = 0  # recent entries asked for while there is no cursor yet
 
 
 async def tail(
@@ -110,12 +111,13 @@ async def tail(
     *,
     level: str | None = None,
     since_id: str | None = None,
+    lines: int = 0,
     max_failures: int = MAX_FAILURES,
 ) -> None:
-    """Print entries until cancelled. Raises a LogsGatewayError when the gateway refuses the
-    stream (token, rights, bad channel or cursor), or after `max_failures` failed attempts
-    in a row."""
-    position = _Position(cursor=since_id or "", explicit=bool(since_id))
+    """Print the `lines` most recent entries, then entries as they come, until cancelled.
+    Raises a LogsGatewayError when the gateway refuses the stream (token, rights, bad
+    channel, cursor or count), or after `max_failures` failed attempts in a row."""
+    position = _Position(cursor=since_id or "", explicit=bool(since_id), lines=lines)
     backoff = Backoff(MAX_BACKOFF)
     failures = 0
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=READ_TIMEOUT)
@@ -147,6 +149,8 @@ async def _follow(
 ) -> str:
     """One connection: print its events until it ends; return why it ended."""
     params = {"channels": ",".join(channels)} | ({"level": level} if level else {})
+    if position.lines and not position.cursor:  # a reconnect resumes from its cursor
+        params["tail"] = str(position.lines)
     headers = {"Authorization": f"Bearer {await fetch_token(token)}"}
     if position.explicit:
         params["last_event_id"] = position.cursor
@@ -184,7 +188,9 @@ def _handle(event: ServerEvent, position: _Position, printer: Printer) -> str | 
         printer.notice(f"gap: {lost} entries lost on {data.get('channel')} ({reason})")
     elif event.event == "error":
         return f"stream closed by the gateway: {data.get('message') or data}"
-    elif event.event == "shutdown":
+    elif event.event == "shutdown":  # the gateway asks for a reconnect: say why
+        if data.get("reason") == "resync":
+            return "the gateway's live feed was interrupted"
         return "the gateway is shutting down"
     return None
 

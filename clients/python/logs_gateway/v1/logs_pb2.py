@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1alogs_gateway/v1/logs.proto\x12\x0flogs_gateway.v1\"t\n\x0e\x41ttributeValue\x12\x16\n\x0cstring_value\x18\x01 \x01(\tH\x00\x12\x13\n\tint_value\x18\x02 \x01(\x03H\x00\x12\x16\n\x0c\x64ouble_value\x18\x03 \x01(\x01H\x00\x12\x14\n\nbool_value\x18\x04 \x01(\x08H\x00\x42\x07\n\x05value\"\xd8\x02\n\x08LogEntry\x12\x0f\n\x07\x63hannel\x18\x01 \x01(\t\x12\x16\n\x0etime_unix_nano\x18\x02 \x01(\x06\x12\x38\n\x0fseverity_number\x18\x03 \x01(\x0e\x32\x1f.logs_gateway.v1.SeverityNumber\x12\x15\n\rseverity_text\x18\x04 \x01(\t\x12\x0c\n\x04\x62ody\x18\x05 \x01(\t\x12=\n\nattributes\x18\x06 \x03(\x0b\x32).logs_gateway.v1.LogEntry.AttributesEntry\x12\x10\n\x08trace_id\x18\x07 \x01(\x0c\x12\x0f\n\x07span_id\x18\x08 \x01(\x0c\x12\x0e\n\x06source\x18\t \x01(\t\x1aR\n\x0f\x41ttributesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12.\n\x05value\x18\x02 \x01(\x0b\x32\x1f.logs_gateway.v1.AttributeValue:\x02\x38\x01\"c\n\x0ePublishRequest\x12\x13\n\x0bproducer_id\x18\x01 \x01(\t\x12\x10\n\x08sequence\x18\x02 \x01(\x04\x12*\n\x07\x65ntries\x18\x03 \x03(\x0b\x32\x19.logs_gateway.v1.LogEntry\"L\n\x0b\x45ntryResult\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x0e\n\x06offset\x18\x03 \x01(\x04\x12\x0e\n\x06\x63ursor\x18\x04 \x01(\t\"`\n\nPublishAck\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12-\n\x07results\x18\x02 \x03(\x0b\x32\x1c.logs_gateway.v1.EntryResult\x12\x11\n\tduplicate\x18\x03 \x01(\x08\"G\n\x10SubscribeRequest\x12\x10\n\x08\x63hannels\x18\x01 \x03(\t\x12\x0e\n\x06\x63ursor\x18\x02 \x01(\t\x12\x11\n\tmin_level\x18\x03 \x01(\t\"F\n\x03Gap\x12\x0f\n\x07\x63hannel\x18\x01 \x01(\t\x12\x0c\n\x04lost\x18\x02 \x01(\x04\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x10\n\x08\x63hannels\x18\x04 \x01(\r\"v\n\x08LogEvent\x12\x0e\n\x06\x63ursor\x18\x01 \x01(\t\x12-\n\x05\x65ntry\x18\x02 \x01(\x0b\x32\x1c.logs_gateway.v1.StoredEntryH\x00\x12#\n\x03gap\x18\x03 \x01(\x0b\x32\x14.logs_gateway.v1.GapH\x00\x42\x06\n\x04kind\"G\n\x0bStoredEntry\x12\x0e\n\x06offset\x18\x01 \x01(\x04\x12(\n\x05\x65ntry\x18\x02 \x01(\x0b\x32\x19.logs_gateway.v1.LogEntry*\xc3\x05\n\x0eSeverityNumber\x12\x1f\n\x1bSEVERITY_NUMBER_UNSPECIFIED\x10\x00\x12\x19\n\x15SEVERITY_NUMBER_TRACE\x10\x01\x12\x1a\n\x16SEVERITY_NUMBER_TRACE2\x10\x02\x12\x1a\n\x16SEVERITY_NUMBER_TRACE3\x10\x03\x12\x1a\n\x16SEVERITY_NUMBER_TRACE4\x10\x04\x12\x19\n\x15SEVERITY_NUMBER_DEBUG\x10\x05\x12\x1a\n\x16SEVERITY_NUMBER_DEBUG2\x10\x06\x12\x1a\n\x16SEVERITY_NUMBER_DEBUG3\x10\x07\x12\x1a\n\x16SEVERITY_NUMBER_DEBUG4\x10\x08\x12\x18\n\x14SEVERITY_NUMBER_INFO\x10\t\x12\x19\n\x15SEVERITY_NUMBER_INFO2\x10\n\x12\x19\n\x15SEVERITY_NUMBER_INFO3\x10\x0b\x12\x19\n\x15SEVERITY_NUMBER_INFO4\x10\x0c\x12\x18\n\x14SEVERITY_NUMBER_WARN\x10\r\x12\x19\n\x15SEVERITY_NUMBER_WARN2\x10\x0e\x12\x19\n\x15SEVERITY_NUMBER_WARN3\x10\x0f\x12\x19\n\x15SEVERITY_NUMBER_WARN4\x10\x10\x12\x19\n\x15SEVERITY_NUMBER_ERROR\x10\x11\x12\x1a\n\x16SEVERITY_NUMBER_ERROR2\x10\x12\x12\x1a\n\x16SEVERITY_NUMBER_ERROR3\x10\x13\x12\x1a\n\x16SEVERITY_NUMBER_ERROR4\x10\x14\x12\x19\n\x15SEVERITY_NUMBER_FATAL\x10\x15\x12\x1a\n\x16SEVERITY_NUMBER_FATAL2\x10\x16\x12\x1a\n\x16SEVERITY_NUMBER_FATAL3\x10\x17\x12\x1a\n\x16SEVERITY_NUMBER_FATAL4\x10\x18\x32X\n\tLogIngest\x12K\n\x07Publish\x12\x1f.logs_gateway.v1.PublishRequest\x1a\x1b.logs_gateway.v1.PublishAck(\x01\x30\x01\x32X\n\tLogStream\x12K\n\tSubscribe\x12!.logs_gateway.v1.SubscribeRequest\x1a\x19.logs_gateway.v1.LogEvent0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1alogs_gateway/v1/logs.proto\x12\x0flogs_gateway.v1\"t\n\x0e\x41ttributeValue\x12\x16\n\x0cstring_value\x18\x01 \x01(\tH\x00\x12\x13\n\tint_value\x18\x02 \x01(\x03H\x00\x12\x16\n\x0c\x64ouble_value\x18\x03 \x01(\x01H\x00\x12\x14\n\nbool_value\x18\x04 \x01(\x08H\x00\x42\x07\n\x05value\"\xd8\x02\n\x08LogEntry\x12\x0f\n\x07\x63hannel\x18\x01 \x01(\t\x12\x16\n\x0etime_unix_nano\x18\x02 \x01(\x06\x12\x38\n\x0fseverity_number\x18\x03 \x01(\x0e\x32\x1f.logs_gateway.v1.SeverityNumber\x12\x15\n\rseverity_text\x18\x04 \x01(\t\x12\x0c\n\x04\x62ody\x18\x05 \x01(\t\x12=\n\nattributes\x18\x06 \x03(\x0b\x32).logs_gateway.v1.LogEntry.AttributesEntry\x12\x10\n\x08trace_id\x18\x07 \x01(\x0c\x12\x0f\n\x07span_id\x18\x08 \x01(\x0c\x12\x0e\n\x06source\x18\t \x01(\t\x1aR\n\x0f\x41ttributesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12.\n\x05value\x18\x02 \x01(\x0b\x32\x1f.logs_gateway.v1.AttributeValue:\x02\x38\x01\"c\n\x0ePublishRequest\x12\x13\n\x0bproducer_id\x18\x01 \x01(\t\x12\x10\n\x08sequence\x18\x02 \x01(\x04\x12*\n\x07\x65ntries\x18\x03 \x03(\x0b\x32\x19.logs_gateway.v1.LogEntry\"L\n\x0b\x45ntryResult\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x0e\n\x06offset\x18\x03 \x01(\x04\x12\x0e\n\x06\x63ursor\x18\x04 \x01(\t\"`\n\nPublishAck\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12-\n\x07results\x18\x02 \x03(\x0b\x32\x1c.logs_gateway.v1.EntryResult\x12\x11\n\tduplicate\x18\x03 \x01(\x08\"U\n\x10SubscribeRequest\x12\x10\n\x08\x63hannels\x18\x01 \x03(\t\x12\x0e\n\x06\x63ursor\x18\x02 \x01(\t\x12\x11\n\tmin_level\x18\x03 \x01(\t\x12\x0c\n\x04tail\x18\x04 \x01(\r\"F\n\x03Gap\x12\x0f\n\x07\x63hannel\x18\x01 \x01(\t\x12\x0c\n\x04lost\x18\x02 \x01(\x04\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x10\n\x08\x63hannels\x18\x04 \x01(\r\"\x9f\x01\n\x08LogEvent\x12\x0e\n\x06\x63ursor\x18\x01 \x01(\t\x12-\n\x05\x65ntry\x18\x02 \x01(\x0b\x32\x1c.logs_gateway.v1.StoredEntryH\x00\x12#\n\x03gap\x18\x03 \x01(\x0b\x32\x14.logs_gateway.v1.GapH\x00\x12\'\n\x05ready\x18\x04 \x01(\x0b\x32\x16.logs_gateway.v1.ReadyH\x00\x42\x06\n\x04kind\"-\n\x05Ready\x12\x12\n\nconnection\x18\x01 \x01(\t\x12\x10\n\x08\x63hannels\x18\x02 \x03(\t\"G\n\x0bStoredEntry\x12\x0e\n\x06offset\x18\x01 \x01(\x04\x12(\n\x05\x65ntry\x18\x02 \x01(\x0b\x32\x19.logs_gateway.v1.LogEntry*\xc3\x05\n\x0eSeverityNumber\x12\x1f\n\x1bSEVERITY_NUMBER_UNSPECIFIED\x10\x00\x12\x19\n\x15SEVERITY_NUMBER_TRACE\x10\x01\x12\x1a\n\x16SEVERITY_NUMBER_TRACE2\x10\x02\x12\x1a\n\x16SEVERITY_NUMBER_TRACE3\x10\x03\x12\x1a\n\x16SEVERITY_NUMBER_TRACE4\x10\x04\x12\x19\n\x15SEVERITY_NUMBER_DEBUG\x10\x05\x12\x1a\n\x16SEVERITY_NUMBER_DEBUG2\x10\x06\x12\x1a\n\x16SEVERITY_NUMBER_DEBUG3\x10\x07\x12\x1a\n\x16SEVERITY_NUMBER_DEBUG4\x10\x08\x12\x18\n\x14SEVERITY_NUMBER_INFO\x10\t\x12\x19\n\x15SEVERITY_NUMBER_INFO2\x10\n\x12\x19\n\x15SEVERITY_NUMBER_INFO3\x10\x0b\x12\x19\n\x15SEVERITY_NUMBER_INFO4\x10\x0c\x12\x18\n\x14SEVERITY_NUMBER_WARN\x10\r\x12\x19\n\x15SEVERITY_NUMBER_WARN2\x10\x0e\x12\x19\n\x15SEVERITY_NUMBER_WARN3\x10\x0f\x12\x19\n\x15SEVERITY_NUMBER_WARN4\x10\x10\x12\x19\n\x15SEVERITY_NUMBER_ERROR\x10\x11\x12\x1a\n\x16SEVERITY_NUMBER_ERROR2\x10\x12\x12\x1a\n\x16SEVERITY_NUMBER_ERROR3\x10\x13\x12\x1a\n\x16SEVERITY_NUMBER_ERROR4\x10\x14\x12\x19\n\x15SEVERITY_NUMBER_FATAL\x10\x15\x12\x1a\n\x16SEVERITY_NUMBER_FATAL2\x10\x16\x12\x1a\n\x16SEVERITY_NUMBER_FATAL3\x10\x17\x12\x1a\n\x16SEVERITY_NUMBER_FATAL4\x10\x18\x32X\n\tLogIngest\x12K\n\x07Publish\x12\x1f.logs_gateway.v1.PublishRequest\x1a\x1b.logs_gateway.v1.PublishAck(\x01\x30\x01\x32X\n\tLogStream\x12K\n\tSubscribe\x12!.logs_gateway.v1.SubscribeRequest\x1a\x19.logs_gateway.v1.LogEvent0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,8 +33,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_LOGENTRY_ATTRIBUTESENTRY']._loaded_options = None
   _globals['_LOGENTRY_ATTRIBUTESENTRY']._serialized_options = b'8\001'
-  _globals['_SEVERITYNUMBER']._serialized_start=1128
-  _globals['_SEVERITYNUMBER']._serialized_end=1835
+  _globals['_SEVERITYNUMBER']._serialized_start=1231
+  _globals['_SEVERITYNUMBER']._serialized_end=1938
   _globals['_ATTRIBUTEVALUE']._serialized_start=47
   _globals['_ATTRIBUTEVALUE']._serialized_end=163
   _globals['_LOGENTRY']._serialized_start=166
@@ -48,15 +48,17 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PUBLISHACK']._serialized_start=691
   _globals['_PUBLISHACK']._serialized_end=787
   _globals['_SUBSCRIBEREQUEST']._serialized_start=789
-  _globals['_SUBSCRIBEREQUEST']._serialized_end=860
-  _globals['_GAP']._serialized_start=862
-  _globals['_GAP']._serialized_end=932
-  _globals['_LOGEVENT']._serialized_start=934
-  _globals['_LOGEVENT']._serialized_end=1052
-  _globals['_STOREDENTRY']._serialized_start=1054
-  _globals['_STOREDENTRY']._serialized_end=1125
-  _globals['_LOGINGEST']._serialized_start=1837
-  _globals['_LOGINGEST']._serialized_end=1925
-  _globals['_LOGSTREAM']._serialized_start=1927
-  _globals['_LOGSTREAM']._serialized_end=2015
+  _globals['_SUBSCRIBEREQUEST']._serialized_end=874
+  _globals['_GAP']._serialized_start=876
+  _globals['_GAP']._serialized_end=946
+  _globals['_LOGEVENT']._serialized_start=949
+  _globals['_LOGEVENT']._serialized_end=1108
+  _globals['_READY']._serialized_start=1110
+  _globals['_READY']._serialized_end=1155
+  _globals['_STOREDENTRY']._serialized_start=1157
+  _globals['_STOREDENTRY']._serialized_end=1228
+  _globals['_LOGINGEST']._serialized_start=1940
+  _globals['_LOGINGEST']._serialized_end=2028
+  _globals['_LOGSTREAM']._serialized_start=2030
+  _globals['_LOGSTREAM']._serialized_end=2118
 # @@protoc_insertion_point(module_scope)

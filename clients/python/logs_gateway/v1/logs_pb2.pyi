@@ -134,14 +134,16 @@ class PublishAck(_message.Message):
     def __init__(self, sequence: _Optional[int] = ..., results: _Optional[_Iterable[_Union[EntryResult, _Mapping]]] = ..., duplicate: _Optional[bool] = ...) -> None: ...
 
 class SubscribeRequest(_message.Message):
-    __slots__ = ("channels", "cursor", "min_level")
+    __slots__ = ("channels", "cursor", "min_level", "tail")
     CHANNELS_FIELD_NUMBER: _ClassVar[int]
     CURSOR_FIELD_NUMBER: _ClassVar[int]
     MIN_LEVEL_FIELD_NUMBER: _ClassVar[int]
+    TAIL_FIELD_NUMBER: _ClassVar[int]
     channels: _containers.RepeatedScalarFieldContainer[str]
     cursor: str
     min_level: str
-    def __init__(self, channels: _Optional[_Iterable[str]] = ..., cursor: _Optional[str] = ..., min_level: _Optional[str] = ...) -> None: ...
+    tail: int
+    def __init__(self, channels: _Optional[_Iterable[str]] = ..., cursor: _Optional[str] = ..., min_level: _Optional[str] = ..., tail: _Optional[int] = ...) -> None: ...
 
 class Gap(_message.Message):
     __slots__ = ("channel", "lost", "reason", "channels")
@@ -156,14 +158,24 @@ class Gap(_message.Message):
     def __init__(self, channel: _Optional[str] = ..., lost: _Optional[int] = ..., reason: _Optional[str] = ..., channels: _Optional[int] = ...) -> None: ...
 
 class LogEvent(_message.Message):
-    __slots__ = ("cursor", "entry", "gap")
+    __slots__ = ("cursor", "entry", "gap", "ready")
     CURSOR_FIELD_NUMBER: _ClassVar[int]
     ENTRY_FIELD_NUMBER: _ClassVar[int]
     GAP_FIELD_NUMBER: _ClassVar[int]
+    READY_FIELD_NUMBER: _ClassVar[int]
     cursor: str
     entry: StoredEntry
     gap: Gap
-    def __init__(self, cursor: _Optional[str] = ..., entry: _Optional[_Union[StoredEntry, _Mapping]] = ..., gap: _Optional[_Union[Gap, _Mapping]] = ...) -> None: ...
+    ready: Ready
+    def __init__(self, cursor: _Optional[str] = ..., entry: _Optional[_Union[StoredEntry, _Mapping]] = ..., gap: _Optional[_Union[Gap, _Mapping]] = ..., ready: _Optional[_Union[Ready, _Mapping]] = ...) -> None: ...
+
+class Ready(_message.Message):
+    __slots__ = ("connection", "channels")
+    CONNECTION_FIELD_NUMBER: _ClassVar[int]
+    CHANNELS_FIELD_NUMBER: _ClassVar[int]
+    connection: str
+    channels: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, connection: _Optional[str] = ..., channels: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class StoredEntry(_message.Message):
     __slots__ = ("offset", "entry")
