@@ -103,6 +103,37 @@ test('a cut connection is retried with backoff and resumes from the cursor', asy
   }
 });
 
+test('tail: the first connect starts with recent history, a reconnect resumes instead', async () => {
+  const proxy = await outageProxy();
+  try {
+    const ch = channel('tail');
+    await publish(ch, 'old-1', 'old-2', 'old-3', 'old-4');
+    const c = client({ url: `${proxy.url}/api/logs/stream`, tail: 3 });
+    const log = record(c, ch);
+    c.connect();
+    await statusOf(c, 'connected');
+    assert.equal(query(-1).get('tail'), '3');
+    assert.equal(query(-1).get('last_event_id'), null);
+    assert.deepEqual(await log.count(3), ['old-2', 'old-3', 'old-4']); // oldest first
+    await publish(ch, 'live-1');
+    await log.count(4);
+
+    proxy.cut();
+    await statusOf(c, 'reconnecting');
+    await publish(ch, 'away-1');
+    proxy.restore();
+    await statusOf(c, 'connected');
+    assert.equal(query(-1).get('tail'), null);
+    assert.ok(query(-1).get('last_event_id'));
+    await publish(ch, 'live-2');
+    // Exactly what was missed, after the tail and without it again.
+    assert.deepEqual(await log.count(6), ['old-2', 'old-3', 'old-4', 'live-1', 'away-1', 'live-2']);
+  } finally {
+    proxy.cut();
+    await proxy.close();
+  }
+});
+
 test('gap: entries trimmed while away are reported, then the retained ones follow', async () => {
   // The Python test starts the gateway keeping 5 entries per channel.
   const c = client();
