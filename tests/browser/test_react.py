@@ -1,5 +1,6 @@
 """The packed package in Chromium: a Vite app (tests/web_package/app) importing
-`logs-gateway-client` by name, two components on two channels sharing one provider.
+`logs-gateway-client` by name, two components on two channels sharing one provider, which
+starts with `tail` history.
 
 The app is served from its own origin, so the stream is cross-origin: it also proves CORS
 with the sign-in cookie.
@@ -66,14 +67,16 @@ async def test_two_components_one_provider_one_connection(page: Page, react_page
         hub = gw.gateway.hub
         await sign_in(page, gw.http)  # the cookie, for the gateway's host
         await page.add_init_script(COUNT_SOURCES)
-        await page.goto(f"{origin}/index.html?gateway={gw.http}&channels={ETL},{FAAS}")
+        await publish(gw, ETL, "etl earlier", "etl before")  # the provider's tail=1 shows one
+        query = f"gateway={gw.http}&channels={ETL},{FAAS}&tail=1"
+        await page.goto(f"{origin}/index.html?{query}")
         for panel in ("#a", "#b"):
             await expect(page.locator(panel)).to_have_attribute("data-state", "connected")
         await expect(page.locator("#b")).to_have_attribute("data-channels", f"{ETL},{FAAS}")
 
         await publish(gw, ETL, "etl one")
         await publish(gw, FAAS, "faas one")
-        await expect(page.locator("#a li")).to_have_text(["etl one"])
+        await expect(page.locator("#a li")).to_have_text(["etl before", "etl one"])
         await expect(page.locator("#b li")).to_have_text(["faas one"])
         assert hub.subscriptions == 1
         assert await page.evaluate("liveSources()") == 1
