@@ -155,7 +155,7 @@ test('gap: entries trimmed while away are reported, then the retained ones follo
 });
 
 test('token expiry: reconnecting, then the refusal, then connect() resumes with a new token', async () => {
-  auth.token = mint({ subscribe: ['logs:node:>'], ttlSeconds: 2 });
+  auth.token = mint({ subscribe: ['logs:node:>'], ttlSeconds: 3 });
   const c = client();
   const ch = channel('expiry');
   const log = record(c, ch);

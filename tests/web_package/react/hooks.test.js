@@ -1,5 +1,5 @@
 // The React bindings from the packed package, under jsdom, against the real gateway.
-import { act, cleanup, render, screen, waitFor } from '@testing-library/react';
+import { act, cleanup, configure, render, screen, waitFor } from '@testing-library/react';
 import * as React from 'react';
 import { LogsClient } from 'logs-gateway-client';
 import { createLogsReact } from 'logs-gateway-client/react';
@@ -10,6 +10,8 @@ const { LogsSSEProvider, useLogsSubscription } = createLogsReact(React);
 const h = React.createElement;
 const url = `${GATEWAY}/api/logs/stream`;
 auth.token = mint({ subscribe: ['logs:node:>'] });
+// A connection takes milliseconds; the margin is for a machine busy with other work.
+configure({ asyncUtilTimeout: 5000 });
 
 // Animation frames run when the test says (`frames.run()`), so renders can be counted.
 const frames = {
