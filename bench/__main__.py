@@ -1,4 +1,5 @@
-"""`python -m bench [--quick]`: run the benchmark suite and print the results table.
+"""`python -m bench [--quick]`: run the benchmark suite and print the results table;
+`python -m bench churn [--quick] [--against TREE]`: the channel churn scenario (bench/churn.py).
 
 Servers run pinned to core 0, the load generator to core 1, all on 127.0.0.1; every phase
 is bounded in time. Results go to bench/results/ (JSON, the table as Markdown, the plot).
@@ -18,7 +19,7 @@ import traceback
 from dataclasses import asdict
 from pathlib import Path
 
-from bench import profiles, report, servers
+from bench import churn, profiles, report, servers
 from bench.scenarios import Row
 from bench.suite import FULL, QUICK, Servers, Suite, plan_all
 
@@ -91,9 +92,12 @@ def run_once(suite: Suite, only: list[str] | None) -> list[Row]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
     os.sched_setaffinity(0, set(servers.LOAD_CORES))
     limit = raise_file_limit()
+    if argv[:1] == ["churn"]:
+        return churn.main(argv[1:])
+    args = parse_args(argv)
     sizes = QUICK if args.quick else FULL
     if limit < sizes.idle_connections + 1000:
         print(f"bench: open files limited to {limit}; idle needs more", file=sys.stderr)

@@ -48,13 +48,19 @@ class GrpcEntries:
         body_tag = b"\x18" + varint(SEVERITY) + varint(5 << 3 | 2) + varint(MESSAGE_BYTES)
         source = field(9, SOURCE.encode())
         size = len(head) + 8 + len(body_tag) + MESSAGE_BYTES + len(source)
-        # Every entry has the same length, so the whole item is one format string.
-        self._format = varint(3 << 3 | 2) + varint(size) + head + b"%b" + body_tag + b"%019d "
-        self._format += _PAD + source.replace(b"%", b"%%")
+        # Every entry has the same length, so the whole item is one format string (any
+        # byte of the channel, the lengths or the source may be a `%`: escaped).
+        start = varint(3 << 3 | 2) + varint(size) + head
+        self._format = _escaped(start) + b"%b" + _escaped(body_tag) + b"%019d "
+        self._format += _PAD + _escaped(source)
 
     def entry(self, now_ns: int) -> bytes:
         """One `PublishRequest.entries` item (tag and length included)."""
         return self._format % (struct.pack("<Q", now_ns), now_ns)
+
+
+def _escaped(data: bytes) -> bytes:
+    return data.replace(b"%", b"%%")
 
 
 def publish_request(producer: bytes, sequence: int, entries: list[bytes]) -> bytes:

@@ -56,7 +56,7 @@ def percentiles(samples: Sequence[int]) -> dict[str, float]:
 _QUANTILES = (("p50", 0.50), ("p90", 0.90), ("p99", 0.99))
 
 
-class _Worker:
+class Worker:
     """A spawned worker process and our end of its pipe."""
 
     def __init__(self, target: Any, *args: Any) -> None:
@@ -84,8 +84,8 @@ class _Worker:
 
 
 @contextmanager
-def _workers() -> Iterator[list[_Worker]]:
-    started: list[_Worker] = []
+def worker_group() -> Iterator[list[Worker]]:
+    started: list[Worker] = []
     try:
         yield started
     finally:
@@ -113,12 +113,12 @@ def deliveries(
     subscriber received against what was published."""
     processes = max(1, min(processes, len(subscribers)))
     progress = _SPAWN.Array("q", processes, lock=False)
-    with _workers() as started:
+    with worker_group() as started:
         subs = [
-            _Worker(workers.subscribe, target, part, full_every, progress, slot)
+            Worker(workers.subscribe, target, part, full_every, progress, slot)
             for slot, part in enumerate(_split(subscribers, processes))
         ]
-        publisher = _Worker(workers.publish, publish_to or target, plan, progress)
+        publisher = Worker(workers.publish, publish_to or target, plan, progress)
         started += [*subs, publisher]
         for worker, part in zip(subs, _split(subscribers, processes), strict=True):
             worker.send("connect", len(part))
@@ -177,11 +177,11 @@ def _anomalies(got: list[Result]) -> list[tuple[int, str]]:
 def ingest(scenario: str, server: Server, target: Target, plan: Plan, processes: int = 1) -> Row:
     """Publishers only: entries acknowledged per second and the send-to-ack time."""
     per_process = max(1, plan.streams // processes)
-    with _workers() as started:
+    with worker_group() as started:
         pubs = []
         for _ in range(processes):
             part = Plan(**{**plan.__dict__, "streams": per_process})
-            pubs.append(_Worker(workers.publish, target, part, None))
+            pubs.append(Worker(workers.publish, target, part, None))
         started += pubs
         for worker in pubs:
             worker.expect("ready", 30)
@@ -213,9 +213,9 @@ def idle(
     shares = _split([channel] * connections, processes)
     progress = _SPAWN.Array("q", processes, lock=False)
     curve: list[tuple[int, int]] = []
-    with _workers() as started:
+    with worker_group() as started:
         subs = [
-            _Worker(workers.subscribe, target, part, 1, progress, slot)
+            Worker(workers.subscribe, target, part, 1, progress, slot)
             for slot, part in enumerate(shares)
         ]
         started += subs

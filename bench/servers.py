@@ -136,11 +136,16 @@ def _logged(name: str) -> Iterator[Path]:
 
 
 @contextlib.contextmanager
-def gateway(secret: str, broker: str = "memory", extra: tuple[str, ...] = ()) -> Iterator[Server]:
-    """`logs-gateway serve` with the limits a load test needs raised (streams per token)."""
+def gateway(
+    secret: str, broker: str = "memory", extra: tuple[str, ...] = (), tree: Path | None = None
+) -> Iterator[Server]:
+    """`logs-gateway serve` with the limits a load test needs raised (streams per token);
+    `tree` runs the gateway of another checkout (an older commit, to compare with)."""
     http_port, grpc_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("LOGS_GATEWAY_")}
     env["LOGS_GATEWAY_JWT_SECRET"] = secret
+    if tree is not None:  # its own gateway and generated stubs, ahead of this tree's
+        env["PYTHONPATH"] = f"{tree}{os.pathsep}{tree / 'clients' / 'python'}"
     command = [sys.executable, "-m", "gateway", "serve", "--host", HOST]
     command += ["--http-port", str(http_port), "--grpc-port", str(grpc_port)]
     # Limits meant for the public are lifted: one token opens every stream, publishes at will.
@@ -148,7 +153,7 @@ def gateway(secret: str, broker: str = "memory", extra: tuple[str, ...] = ()) ->
     command += ["--publish-rate", "0"]
     command += ["--log-level", "warning", "--grace-seconds", "3", *extra]
     with _logged("gateway") as folder, (folder / "stderr").open("wb") as stderr:
-        process = subprocess.Popen(pinned(command), env=env, stdout=stderr, stderr=stderr)
+        process = subprocess.Popen(pinned(command), env=env, cwd=tree, stdout=stderr, stderr=stderr)
         try:
             _wait_http(f"http://{HOST}:{http_port}/health", process)
             yield Server("gateway", http_port, grpc_port, [process.pid], [process.pid])

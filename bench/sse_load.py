@@ -15,6 +15,7 @@ import asyncio
 import re
 import time
 from array import array
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import cast
 
@@ -188,18 +189,21 @@ class SseSubscriber(asyncio.Protocol):
             self.transport.abort()
 
 
-def get_request(path: str, host: str, token: str | None) -> bytes:
-    """The HTTP/1.1 GET of an SSE stream, as a browser's EventSource sends it."""
+def get_request(path: str, host: str, token: str | None, last_event_id: str = "") -> bytes:
+    """The HTTP/1.1 GET of an SSE stream, as a browser's EventSource sends it (with
+    `Last-Event-ID` when it reconnects)."""
     lines = [f"GET {path} HTTP/1.1", f"Host: {host}", "Accept: text/event-stream"]
     if token:
         lines.append(f"Authorization: Bearer {token}")
+    if last_event_id:
+        lines.append(f"Last-Event-ID: {last_event_id}")
     return ("\r\n".join(lines) + "\r\n\r\n").encode()
 
 
 async def open_subscribers(
     host: str,
     port: int,
-    requests: list[tuple[bytes, Tracker]],
+    requests: Sequence[tuple[bytes, Tracker]],
     shared: Shared,
     concurrency: int = 200,
 ) -> list[SseSubscriber]:

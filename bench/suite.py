@@ -74,18 +74,25 @@ class Servers:
     """Starts the servers a scenario asks for, by kind; `fresh` restarts them per scenario."""
 
     def __init__(
-        self, fresh: bool, profile: Path | None = None, gateway_args: tuple[str, ...] = ()
+        self,
+        fresh: bool,
+        profile: Path | None = None,
+        gateway_args: tuple[str, ...] = (),
+        *,
+        pattern: str = PATTERN,
+        tree: Path | None = None,
     ) -> None:
         self.fresh = fresh
         self.gateway_args = gateway_args  # extra `logs-gateway serve` flags
         self.profile = profile  # py-spy every gateway into this folder
+        self.tree = tree  # the checkout whose gateway runs (None: this one)
         self.label = ""  # the step running now (names its profiles)
         self.secret = secrets.token_hex(32)
         signer = Signer(secret=self.secret.encode(), issuer=ISSUER, audience=AUDIENCE)
-        self.sub_token = signer.mint("bench-reader", subscribe=[PATTERN], ttl=6 * 3600)
-        self.pub_token = signer.mint("bench-service", publish=[PATTERN], ttl=6 * 3600)
+        self.sub_token = signer.mint("bench-reader", subscribe=[pattern], ttl=6 * 3600)
+        self.pub_token = signer.mint("bench-service", publish=[pattern], ttl=6 * 3600)
         self._stack = contextlib.ExitStack()
-        self._running: dict[str, tuple[Server, Target, Target]] = {}
+        self._running: dict[tuple[str, tuple[str, ...]], tuple[Server, Target, Target]] = {}
 
     def __enter__(self) -> Servers:
         return self
@@ -94,21 +101,24 @@ class Servers:
         self._stack.close()
 
     @contextlib.contextmanager
-    def use(self, kind: str) -> Iterator[tuple[Server, Target, Target]]:
-        """(server, publisher's target, subscribers' target) of a kind of deployment."""
+    def use(self, kind: str, args: tuple[str, ...] = ()) -> Iterator[tuple[Server, Target, Target]]:
+        """(server, publisher's target, subscribers' target) of a kind of deployment;
+        `args`: `serve` flags of this use besides `gateway_args`."""
         with contextlib.ExitStack() as stack:
             if self.fresh:
-                running = self._start(kind, stack)
+                running = self._start(kind, args, stack)
             else:
-                if kind not in self._running:
-                    self._running[kind] = self._start(kind, self._stack)
-                running = self._running[kind]
+                if (kind, args) not in self._running:
+                    self._running[kind, args] = self._start(kind, args, self._stack)
+                running = self._running[kind, args]
             if self.profile is not None and running[0].python_pids:
                 pids = running[0].python_pids
                 stack.enter_context(profiles.sampling(self.profile, self.label, pids))
             yield running
 
-    def _start(self, kind: str, stack: contextlib.ExitStack) -> tuple[Server, Target, Target]:
+    def _start(
+        self, kind: str, args: tuple[str, ...], stack: contextlib.ExitStack
+    ) -> tuple[Server, Target, Target]:
         if kind == "nchan":
             nchan = stack.enter_context(servers.nchan())
             target = Target("nchan", servers.HOST, nchan.http_port)
@@ -125,7 +135,9 @@ class Servers:
             parts.append(redis)
         count = 2 if kind == "2 gateways+redis" else 1
         parts += [
-            stack.enter_context(servers.gateway(self.secret, broker, self.gateway_args))
+            stack.enter_context(
+                servers.gateway(self.secret, broker, (*self.gateway_args, *args), self.tree)
+            )
             for _ in range(count)
         ]
         first, last = parts[-count], parts[-1]

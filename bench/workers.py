@@ -1,4 +1,5 @@
-"""Load generator processes, pinned to the load core: subscriber workers and a publisher.
+"""Load generator processes, pinned to the load core: subscriber workers, a publisher, and
+the event-loop lag probe (a `GET /health` round trip at a steady pace).
 
 The orchestrator talks to each worker over a pipe, in steps: a worker says `ready`, waits
 for `go` (the measured window starts), and answers `result` with its own CPU time. The
@@ -10,6 +11,7 @@ the server sustains instead of filling its buffers until it drops slow consumers
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import resource
 import time
@@ -59,7 +61,8 @@ class Target:
 
 @dataclass(frozen=True)
 class Plan:
-    """What the publisher does: `mode` is flood (closed loop), paced (`rate`/s) or ingest."""
+    """What the publisher does: `mode` is flood (closed loop), paced (`rate`/s), ingest, or
+    fresh (a new channel per entry: `count` of them at `rate`/s, or as fast as acks allow)."""
 
     mode: str
     channels: tuple[str, ...] = ()
@@ -71,6 +74,7 @@ class Plan:
     in_flight: int = 8
     tick: float = 0.001  # paced: how often the publisher sends what is due (one request)
     http: bool = False  # the gateway too gets single-entry HTTP POSTs, as nchan always does
+    count: int = 0  # fresh: channels to publish to (0: until `seconds` are up)
 
 
 @dataclass
@@ -207,6 +211,8 @@ async def _publish(conn: Connection, target: Target, plan: Plan, progress: Any) 
     result = Result(first_send_ns=time.time_ns())
     if plan.mode == "ingest":
         await _ingest(sender, plan)
+    elif plan.mode == "fresh":
+        await _fresh(sender, plan)
     else:
         await _feed(sender, plan, progress, result.published)
     await sender.close(timeout=10.0)
@@ -322,3 +328,52 @@ async def _post_ingest(publisher: HttpPublisher, target: Target, plan: Plan) -> 
     deadline = time.monotonic() + plan.seconds
     while time.monotonic() < deadline:
         await publisher.send(path, body)
+
+
+async def _fresh(streams: _Streams, plan: Plan) -> None:
+    """One entry to each of `count` new channels (`plan.channels[0]` and a number), `batch`
+    channels a request, the streams in turn; paced at `rate` entries/s when it is set."""
+    prefix = plan.channels[0]
+    publishers = itertools.cycle(streams.grpc)
+    start = time.monotonic()
+    deadline = start + plan.seconds
+    sent = 0
+    while (now := time.monotonic()) < deadline and (not plan.count or sent < plan.count):
+        size = min(plan.batch, plan.count - sent) if plan.count else plan.batch
+        if plan.rate and (now - start) * plan.rate < sent + size:
+            await asyncio.sleep(plan.tick)
+            continue
+        stamp = time.time_ns()
+        items = [wire.GrpcEntries(f"{prefix}{sent + k:07d}").entry(stamp) for k in range(size)]
+        await next(publishers).send(items)
+        sent += size
+
+
+# -- event-loop lag probe ------------------------------------------------------------------
+
+
+def probe_health(conn: Connection, host: str, port: int, every: float) -> None:
+    """Worker: GET /health every `every` seconds on one keep-alive connection from `go`
+    until `stop`; answers (send times, round trips) in nanoseconds. A round trip is the
+    gateway's event-loop lag plus a constant: the request waits while the loop is busy."""
+    _run(lambda: _probe_health(conn, host, port, every))
+
+
+async def _probe_health(conn: Connection, host: str, port: int, every: float) -> None:
+    reader, writer = await asyncio.open_connection(host, port)
+    request = get_request("/health", host, None)
+    conn.send(("ready", 0))
+    await _receive(conn)  # go
+    stop = asyncio.ensure_future(_receive(conn))
+    stamps, trips = array("q"), array("q")
+    while not stop.done():
+        sent = time.monotonic_ns()
+        writer.write(request)
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = int(head.lower().split(b"content-length:", 1)[1].split(b"\r\n", 1)[0])
+        await reader.readexactly(length)
+        stamps.append(sent)
+        trips.append(time.monotonic_ns() - sent)
+        await asyncio.sleep(max(0.0, every - (time.monotonic_ns() - sent) / 1e9))
+    writer.close()
+    conn.send(("result", (stamps, trips)))

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import servers
+from bench import report, servers
 
 ROOT = Path(__file__).resolve().parent.parent
 POST_SCENARIOS = {"fan-out post", "latency post", "ingest post"}  # one entry per HTTP POST
@@ -53,3 +53,38 @@ def test_quick_run_has_every_scenario_and_loses_nothing(tmp_path: Path) -> None:
         assert row["rate"] > 0 or row["connections"] > 0, row
     table = (tmp_path / "table.md").read_text()
     assert all(scenario in table for _, scenario in wanted)
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="the suite pins two cores")
+def test_quick_churn_has_every_figure_and_forgets_expired_channels(tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "bench", "churn", "--quick", "--out", str(tmp_path)]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stdout + done.stderr[-4000:]
+    (churn,) = json.loads((tmp_path / "churn.json").read_text())
+    sizes = churn["sizes"]
+    for number, round_ in enumerate(churn["rounds"], 1):
+        assert round_["published"] == sizes["round_channels"], (number, round_)
+        assert round_["channels_after"] <= sizes["round_channels"] // 100, (number, round_)
+    assert max(kb for _, kb, _ in churn["curve"]) > 0
+    assert max(n for _, _, n in churn["curve"]) > 0  # the gauge saw the round's channels
+    first, again = churn["across"]["first"], churn["across"]["again"]
+    assert (first["gaps"], first["closed"], first["refused"]) == (1, False, False), first
+    assert again["gaps"] == 0, again
+    assert len(churn["resume_ms"]) == 4 and all(ms > 0 for ms in churn["resume_ms"].values())
+    storms = ("idle", "one channel each", "wildcard")
+    wanted = {f"{s} at {n}" for s in storms for n in (sizes["few"], sizes["round_channels"])}
+    assert set(churn["lag_ms"]) == wanted
+    assert not any(churn["storm_late"].values()), churn["storm_late"]
+    assert not any(churn["storm_refused"].values()), churn["storm_refused"]
+    assert churn["watched"] == sizes["round_channels"]  # one entry to each channel present
+    for run in ("none", "patterns"):
+        ingest = churn["ingest"][run]
+        assert ingest["rate"] > 0 and ingest["refused"] == ingest["viewers_lost"] == 0, ingest
+        bystander = ingest["bystander"]
+        assert bystander["received"] == bystander["sent"] > 0, bystander
+    assert (
+        churn["ingest"]["patterns"]["streams"] * sizes["patterns_per_stream"] == sizes["patterns"]
+    )
+    table = (tmp_path / "churn.md").read_text()
+    assert all(what in table for what, _, _ in report.CHURN_ROWS)

@@ -284,7 +284,8 @@ async def test_an_expired_channel_is_forgotten_and_its_loss_still_counted(
     make_broker: MakeBroker,
 ) -> None:
     broker = make_broker(max_age=0.25)
-    start = Cursor(broker.epoch, await broker.head())
+    head = await broker.head()  # first: a Redis broker learns its epoch from Redis
+    start = Cursor(broker.epoch, head)
     stored = [
         (await broker.append([entry(f"logs:etl:ws1:run-{i}", "m")], None)).events[0]
         for i in range(100)
@@ -305,7 +306,8 @@ async def test_a_forgotten_channel_starts_again_and_an_older_cursor_hears_of_it(
     make_broker: MakeBroker,
 ) -> None:
     broker = make_broker(max_age=0.2)
-    start = Cursor(broker.epoch, await broker.head())
+    head = await broker.head()  # first: a Redis broker learns its epoch from Redis
+    start = Cursor(broker.epoch, head)
     gone = (await broker.append([entry(ETL, "a"), entry(ETL, "b")], None)).events
 
     async def forgotten() -> bool:
@@ -342,6 +344,23 @@ async def test_a_resent_batch_is_recognised_within_the_window_only(
     await asyncio.sleep(0.4)  # the window's age, a setting of the broker's own clock
     late = await broker.append(batch, ("p", 3))
     assert not late.duplicate
+
+
+async def test_the_dedup_window_is_per_producer_and_answers_alike_within_it(
+    make_broker: MakeBroker,
+) -> None:
+    broker = make_broker(dedup_batches=2)
+    batch = [entry(ETL, "a"), entry(FAAS, "b")]
+    first = await broker.append(batch, ("p", 1))
+    for sequence in range(1, 4):  # another producer's batches do not push p's out
+        await broker.append(batch, ("q", sequence))
+    for _ in range(2):  # recognised again and again, with the first answer each time
+        again = await broker.append(batch, ("p", 1))
+        assert again.duplicate
+        assert [(e.channel, e.offset, e.seq) for e in again.events] == [
+            (e.channel, e.offset, e.seq) for e in first.events
+        ]
+    assert not (await broker.append(batch, ("q", 1))).duplicate  # q's window: 2 and 3
 
 
 # -- listeners -----------------------------------------------------------------------------

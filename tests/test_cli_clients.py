@@ -19,7 +19,7 @@ from logs_gateway.tail import Printer, tail
 
 from gateway.app import config as cfg
 from gateway.app.cli import main
-from tests.conftest import SECRET, Running, entry, wait_for
+from tests.conftest import SECRET, Running, entry, free_port, wait_for
 from tests.sse_client import open_stream
 from tests.tcp_proxy import tcp_proxy
 
@@ -155,6 +155,14 @@ async def test_publish_sends_stdin_lines_and_reports_refusals(gw_process: Runnin
     assert refused.returncode == 1
     assert refused.stderr.startswith("logs-gateway publish: ")
     assert "may not publish to 'logs:faas:ws:fn'" in refused.stderr
+
+
+def test_publish_names_an_unreachable_gateway_and_its_cause() -> None:
+    target = f"127.0.0.1:{free_port()}"
+    result = cli("publish", CH, "hello", "--target", target, "--token", "a.b.c")
+    assert result.returncode == 1
+    # named after CONNECT_TIMEOUT, not "1 entries not acknowledged" after CLOSE_TIMEOUT
+    assert result.stderr == f"logs-gateway publish: cannot reach {target}: connection refused\n"
 
 
 async def test_tail_prints_entries_and_resumes_from_an_id(gw_process: Running) -> None:

@@ -7,6 +7,7 @@ our asyncio servicer methods on a private event loop in that thread.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import threading
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -16,11 +17,13 @@ import grpc_testing
 import pytest
 from logs_gateway.v1 import logs_pb2 as pb
 
+from gateway.api.grpc_auth import admit, verify
 from gateway.api.grpc_services import LogIngestServicer, Stopping
 from gateway.core.broker_memory import MemoryBroker
+from gateway.core.errors import GatewayError
 from gateway.core.hub import Hub
 from gateway.core.ingest import Ingest, Limits
-from gateway.core.tokens import Signer, Verifier
+from gateway.core.tokens import Principal, Signer, Verifier
 from tests.conftest import AUDIENCE, ISSUER, SECRET, entry
 
 ETL = "logs:etl:workspace123:workflow456"
@@ -33,10 +36,12 @@ async def _aiter(requests: Iterator[pb.PublishRequest]) -> AsyncIterator[pb.Publ
 
 
 class _Bridge:
-    """A synchronous face for LogIngestServicer, as grpcio-testing expects."""
+    """A synchronous face for LogIngestServicer, as grpcio-testing expects, with the
+    server's Authenticator in front of it as on a real server."""
 
-    def __init__(self, servicer: LogIngestServicer) -> None:
+    def __init__(self, servicer: LogIngestServicer, verifier: Verifier) -> None:
         self._servicer = servicer
+        self._verifier = verifier
         self._local = threading.local()
 
     def Publish(
@@ -44,11 +49,17 @@ class _Bridge:
     ) -> Iterator[pb.PublishAck]:
         loop = asyncio.new_event_loop()
         context.abort = _sync_abort(context.abort)
-        responses = self._servicer.Publish(_aiter(request_iterator), context)
         try:
+            caller: Principal | GatewayError = verify(self._verifier, context.invocation_metadata())
+        except GatewayError as e:
+            caller = e
+        responses = self._servicer.Publish(_aiter(request_iterator), context)
+        call = contextvars.copy_context()  # one context for the call, as grpc.aio's one task
+        try:
+            loop.run_until_complete(loop.create_task(admit(caller, context), context=call))
             while True:
                 try:
-                    yield loop.run_until_complete(anext(responses))
+                    yield loop.run_until_complete(loop.create_task(anext(responses), context=call))  # type: ignore[arg-type]
                 except StopAsyncIteration:
                     return
         finally:
@@ -69,7 +80,7 @@ def server() -> Any:
     broker.add_listener(hub.deliver)
     verifier = Verifier(secret=SECRET.encode(), public_keys={}, issuer=ISSUER, audience=AUDIENCE)
     ingest = Ingest(broker, Limits(max_entry_bytes=1024, max_batch_entries=10))
-    servicer = _Bridge(LogIngestServicer(verifier, ingest, Stopping()))
+    servicer = _Bridge(LogIngestServicer(ingest, Stopping()), verifier)
     return grpc_testing.server_from_dictionary(
         {pb.DESCRIPTOR.services_by_name["LogIngest"]: servicer}, grpc_testing.strict_real_time()
     )

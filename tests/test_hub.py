@@ -27,6 +27,9 @@ class _Sink:
     def pending_bytes(self) -> int:
         return 0
 
+    def sent_bytes(self) -> int:
+        return len(self.data)
+
     def abort(self) -> None:
         raise AssertionError("not expected")
 

@@ -198,6 +198,9 @@ class _FullSink:
     def pending_bytes(self) -> int:
         return 10**9
 
+    def sent_bytes(self) -> int:
+        return 0
+
     def abort(self) -> None:
         self.aborted = True
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
+from redis.asyncio import Redis
 
 from gateway.core.broker_redis import RedisBroker
 from gateway.core.channels import parse_pattern
@@ -183,3 +185,37 @@ async def test_an_instance_cut_off_past_the_feed_resyncs_and_goes_on(
     replay = await cut.replay(EVERYTHING, Cursor(cut.epoch, first[0].seq))
     assert replay.events == missed
     assert replay.gaps == []
+
+
+async def test_a_redis_error_retrying_cannot_fix_is_internal_and_logged_with_its_cause(
+    make_broker: MakeRedisBroker, redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    broker = make_broker()
+    await broker.append([entry(ETL, "fine")], None)
+    # The seq counter corrupted (a misconfiguration, another program's key): INCRBY fails.
+    own = Redis.from_url(redis_server.url)
+    await own.set(f"{broker._keys.seq}", "not a number")
+    await own.aclose()
+    with (
+        caplog.at_level(logging.ERROR, logger="logs_gateway.redis"),
+        pytest.raises(GatewayError) as failed,
+    ):
+        await broker.append([entry(ETL, "after")], None)
+    assert failed.value.code is Code.INTERNAL  # not UNAVAILABLE: a retry would fail the same
+    [record] = [r for r in caplog.records if r.getMessage() == "redis failed a command"]
+    assert "not an integer" in record.error  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("persistent", [False, True])
+async def test_the_start_says_when_acks_would_not_survive_a_redis_restart(
+    persistent: bool, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with running_redis(tmp_path, persistent=persistent) as own:
+        broker = RedisBroker(own.url, prefix="durability")
+        with caplog.at_level(logging.WARNING, logger="logs_gateway.redis"):
+            await broker.head()
+        await broker.close()
+    warned = [r.getMessage() for r in caplog.records if "acknowledged entries" in r.getMessage()]
+    assert warned == ([] if persistent else [warned[0]])
+    if not persistent:
+        assert "appendonly yes" in warned[0]

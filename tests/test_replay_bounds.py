@@ -136,6 +136,9 @@ class _BusySink:
     def pending_bytes(self) -> int:
         return self.pending
 
+    def sent_bytes(self) -> int:
+        return self.written
+
     def abort(self) -> None:
         self.aborted = True
 
@@ -157,6 +160,28 @@ async def test_live_delivery_checks_the_bound_before_it_writes() -> None:
     # With nothing unsent, one loop turn's bytes always go, however many.
     idle = offered(pending=0, size=3_000_000)
     assert not idle.aborted and idle.written == 3_000_000
+
+
+async def test_a_live_stream_that_takes_nothing_for_a_heartbeat_is_dropped() -> None:
+    """Bounded in time as well as bytes: its unsent bytes are under the send buffer, but it
+    has taken none of them for a whole heartbeat interval."""
+    async with running_gateway(
+        heartbeat_seconds=0.3, send_buffer_bytes=1 << 26, publish_rate=0.0
+    ) as gw:
+        assert gw.gateway is not None
+        hub = gw.gateway.hub
+        url = urlsplit(gw.http)
+        reader, writer = await asyncio.open_connection(url.hostname, url.port)
+        writer.write(
+            f"GET /api/logs/stream?channels={ETL} HTTP/1.1\r\nHost: {url.netloc}\r\n"
+            f"Authorization: Bearer {gw.token(subscribe=[ETL])}\r\n\r\n".encode()
+        )
+        await reader.readuntil(b"event: ready")  # and then it reads no more
+        pub = gw.token(publish=[ETL])
+        await gw.publish(pub, [[entry(ETL, "x" * 60_000) for _ in range(50)] for _ in range(4)])
+        await wait_for(lambda: hub.counts.ended.get("slow_consumer") == 1, timeout=5)
+        assert hub.subscriptions == 0
+        writer.close()
 
 
 async def test_a_subscriber_behind_a_dead_path_is_found_by_the_server_s_pings() -> None:

@@ -1,5 +1,6 @@
 """The Python SDK's Publisher against real gateways: batching, acks, reconnects with
-exactly-once storage, typed errors, token refresh and backpressure."""
+exactly-once storage, typed errors, token refresh, backpressure, batches over the
+gateway's limits, drains, rate limits, an unreachable gateway and unexpected errors."""
 
 from __future__ import annotations
 
@@ -8,14 +9,18 @@ import time
 
 import pytest
 from logs_gateway import (
+    BatchTooLarge,
     EntryTooLarge,
     LogsGatewayError,
     Options,
     PermissionDenied,
     Publisher,
+    PublisherFailed,
     PublishTimeout,
+    State,
     SyncPublisher,
     Unauthenticated,
+    Unavailable,
 )
 
 from gateway.core.tokens import Signer
@@ -247,3 +252,106 @@ async def test_a_rate_limited_stream_waits_the_hint_and_resends_everything() -> 
     assert [e.data["message"] for e in received] == [f"entry {i}" for i in range(count)]
     assert pub.stats.reconnects > 0
     assert elapsed > 1.5  # 1000 entries over the first second's burst of 500, at 500/s
+
+
+async def test_a_batch_over_the_message_limit_is_split_and_the_rest_goes_on() -> None:
+    """The issue's poison batch: three 40 kB entries and a small one, in one batch over
+    --max-message-bytes 65536 (gRPC refuses it, RESOURCE_EXHAUSTED without retry-after-ms):
+    split in halves until each fits, all four stored once and in order. A 70 kB entry
+    (under the entry limit here) cannot fit even alone: EntryTooLarge naming the limit,
+    and the entry after it still arrives."""
+    received: list[Event] = []
+    async with running_gateway(max_message_bytes=65536, max_entry_bytes=200_000) as gw:
+        errors: list[LogsGatewayError] = []
+        async with (
+            open_stream(gw.http, CH, gw.token(subscribe=[CH])) as stream,
+            Publisher(gw.token(publish=[CH]), gw.grpc_target, on_error=errors.append) as pub,
+        ):
+            await stream.next()
+            reader = asyncio.create_task(collect(stream, received))
+            for i in range(3):
+                await pub.publish(CH, f"{i}" * 40_000)
+            await pub.publish(CH, "small")
+            await pub.flush(timeout=10)
+            await pub.publish(CH, "z" * 70_000)
+            await pub.publish(CH, "after")
+            await pub.flush(timeout=10)
+            await wait_for(lambda: len(received) >= 5, timeout=10)
+            reader.cancel()
+        assert gw.gateway is not None and gw.gateway.ingest.counts.total("stored") == 5
+    assert [e.data["message"][:1] for e in received] == ["0", "1", "2", "s", "a"]
+    assert [type(e) for e in errors] == [EntryTooLarge]
+    assert "over the gateway's limit" in str(errors[0])
+    assert errors[0].entry is not None and len(errors[0].entry.body) == 70_000
+    assert (pub.stats.acked, pub.stats.failed) == (5, 1)
+
+
+async def test_a_batch_over_the_gateways_entry_count_raises_batch_too_large() -> None:
+    async with running_gateway(max_batch_entries=5) as gw:
+        options = Options(batch_size=8)
+        async with Publisher(gw.token(publish=[CH]), gw.grpc_target, options=options) as pub:
+            for i in range(8):
+                await pub.publish(CH, f"entry {i}")
+            with pytest.raises(BatchTooLarge, match="at most 5") as caught:
+                await pub.flush(timeout=10)
+            await pub.publish(CH, "alone")  # the publisher goes on
+            await pub.flush(timeout=10)
+    assert caught.value.also_failed == 7
+    assert (pub.stats.acked, pub.stats.failed) == (1, 8)
+
+
+async def test_a_draining_gateway_is_left_for_the_next_without_loss_or_repeats() -> None:
+    """The gateway drains mid-stream (UNAVAILABLE): the publisher reconnects with backoff to
+    the one that replaces it; every entry is stored by one of the two, once."""
+    port = free_port()
+    stored: list[int] = []
+    async with running_gateway(grpc_port=port) as first:
+        token = first.token(publish=[CH])
+        pub = Publisher(token, first.grpc_target, options=Options(linger=0.001))
+        await pub.start()
+        await publish_range(pub, 0, 200)
+        await pub.flush(timeout=10)
+        await publish_range(pub, 200, 400)
+    assert first.gateway is not None
+    stored.append(first.gateway.ingest.counts.total("stored"))
+    async with running_gateway(grpc_port=port) as second:
+        await publish_range(pub, 400, 500)
+        await pub.close(timeout=20)
+        assert second.gateway is not None
+        stored.append(second.gateway.ingest.counts.total("stored"))
+    assert sum(stored) == 500 and stored[1] >= 100
+    assert pub.stats.acked == 500 and pub.stats.reconnects >= 1
+
+
+async def test_an_unreachable_gateway_is_named_after_connect_timeout() -> None:
+    target = f"127.0.0.1:{free_port()}"
+    pub = Publisher("a.b.c", target, options=Options(connect_timeout=0.5))
+    await pub.start()
+    await pub.publish(CH, "nowhere")
+    with pytest.raises(Unavailable, match=rf"cannot reach {target}: connection refused"):
+        await pub.flush(timeout=10)
+    assert pub.state is State.FAILED
+    await pub.close()
+    assert pub.stats.failed == 1
+
+
+async def test_an_unexpected_error_is_logged_and_raised_not_retried(
+    gw: Running, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A token source that raises is a bug to show, not a reason to reconnect forever."""
+
+    def broken() -> str:
+        raise RuntimeError("vault client misconfigured")
+
+    pub = Publisher(broken, gw.grpc_target)
+    await pub.start()
+    await pub.publish(CH, "entry")
+    with pytest.raises(PublisherFailed, match="vault client misconfigured") as caught:
+        await pub.flush(timeout=10)
+    assert isinstance(caught.value.__cause__, RuntimeError)
+    [record] = [r for r in caplog.records if r.name == "logs_gateway.publisher"]
+    assert record.levelname == "ERROR" and record.exc_info is not None
+    with pytest.raises(PublisherFailed):
+        await pub.publish(CH, "again")
+    await pub.close()
+    assert pub.stats.reconnects == 0

@@ -1,20 +1,37 @@
 """The SDK's pure parts, without a server: SSE parsing, entry building, token timing,
-error mapping, the bounded buffer, backoff and the tail's output."""
+error mapping, the bounded buffer, the batcher, strict ack matching, the retry table,
+backoff and the tail's output."""
 
 from __future__ import annotations
 
 import base64
 import json
+import math
+from typing import Any
 
+import grpc
 import pytest
-from logs_gateway import EntryTooLarge, InvalidArgument, LogsGatewayError, PermissionDenied
+from logs_gateway import (
+    EntryTooLarge,
+    InvalidArgument,
+    LogsGatewayError,
+    Options,
+    PermissionDenied,
+    ProtocolError,
+)
 from logs_gateway.backoff import Backoff
+from logs_gateway.batcher import Batcher
 from logs_gateway.buffer import Buffer
+from logs_gateway.connection import Connection
 from logs_gateway.entries import make_entry, severity
 from logs_gateway.errors import error_for
+from logs_gateway.publisher import Step, step_for
 from logs_gateway.sse import Parser, ServerEvent
 from logs_gateway.tail import format_entry
 from logs_gateway.tokens import fetch_token, refresh_in
+from logs_gateway.v1 import logs_pb2 as pb
+
+from tests.conftest import free_port
 
 
 def feed(parser: Parser, text: str) -> list[ServerEvent]:
@@ -131,3 +148,94 @@ def test_tail_formats_one_line_per_entry_with_stack_traces_below() -> None:
         "    exception:\n      a\n      b"
     )
     assert format_entry(data, color=True).startswith("01:51:19.043 \x1b[33mWARN \x1b[0m ")
+
+
+def batcher(**options: Any) -> Batcher:
+    return Batcher("p", Options(**options), Buffer(capacity=100))
+
+
+def test_batcher_numbers_batches_and_sends_them_when_due() -> None:
+    b = batcher(batch_size=3, linger=0.5, max_in_flight=2)
+    assert b.wait(now=0, in_flight=0, urgent=False) == math.inf  # nothing waits
+    b.buffer.offer(make_entry("logs:a:b", "0"), 10)
+    first_at = b.buffer.first_at
+    assert b.wait(first_at, in_flight=0, urgent=False) == 0.5  # lingers for more
+    assert b.wait(first_at, in_flight=0, urgent=True) == 0  # flush or close: now
+    for i in (1, 2):
+        b.buffer.offer(make_entry("logs:a:b", str(i)), 10)
+    assert b.wait(first_at, in_flight=0, urgent=False) == 0  # full
+    assert b.wait(first_at, in_flight=2, urgent=True) == math.inf  # max_in_flight
+    batch = b.take()
+    assert (batch.sequence, batch.request.producer_id, len(batch.entries)) == (1, "p", 3)
+    assert list(b.unacked) == [1]
+    assert b.answered(1) is batch and not b.unacked
+
+
+def test_batcher_splits_a_batch_over_the_message_limit_in_place() -> None:
+    b = batcher(batch_size=10, max_in_flight=8)
+    for i in range(5):
+        b.buffer.offer(make_entry("logs:a:b", f"entry {i}"), 10)
+    big = b.take()
+    b.buffer.offer(make_entry("logs:a:b", "later"), 10)
+    after = b.take()
+    b.refused_as_too_large()  # which one is unknown: one at a time from now on
+    assert b.suspects == {1, 2} and b.in_flight_limit == 1
+    halves = b.split(big)
+    assert [h.sequence for h in halves] == [3, 4]  # new keys: the refused one was not stored
+    assert [[e.body for e in h.entries] for h in halves] == [
+        ["entry 0", "entry 1"],
+        ["entry 2", "entry 3", "entry 4"],
+    ]
+    assert list(b.unacked) == [3, 4, 2]  # the resend order keeps the entries' order
+    assert b.max_bytes == big.request.ByteSize() // 2  # later batches: at most half
+    for batch in (*halves, after):
+        b.answered(batch.sequence)
+    assert not b.suspects and b.in_flight_limit == 8
+    b.buffer.offer(make_entry("logs:a:b", "x"), 10)
+    b.drop(b.take())
+    assert b.abandon() == 0
+
+
+async def test_connection_matches_acks_strictly() -> None:
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{free_port()}")  # nothing is sent
+    try:
+        b = batcher()
+        for i in range(2):
+            b.buffer.offer(make_entry("logs:a:b", str(i)), 10)
+        batch = b.take()
+        connection = Connection(channel, "token")
+        connection.in_flight.append(batch)
+        ok = pb.EntryResult(offset=1)
+        with pytest.raises(ProtocolError, match="1 results for 2 entries"):
+            connection.match(pb.PublishAck(sequence=1, results=[ok]))
+        with pytest.raises(ProtocolError, match="batch 1 was next"):
+            connection.match(pb.PublishAck(sequence=7, results=[ok, ok]))
+        assert not connection.accepted  # nothing of it counted
+        answer = connection.match(pb.PublishAck(sequence=1, results=[ok, ok], duplicate=True))
+        assert (answer.batch, answer.duplicate, connection.accepted) == (batch, True, True)
+        with pytest.raises(ProtocolError, match="no batch in flight"):
+            connection.match(pb.PublishAck(sequence=2))
+        connection.cancel()
+    finally:
+        await channel.close()
+
+
+@pytest.mark.parametrize(
+    ("code", "retry_after", "write_failed", "step"),
+    [
+        (grpc.StatusCode.RESOURCE_EXHAUSTED, 0.2, False, Step.WAIT_HINT),  # rate limited
+        (grpc.StatusCode.RESOURCE_EXHAUSTED, 0.0, False, Step.SPLIT),  # message too large
+        (grpc.StatusCode.UNAVAILABLE, 0.0, False, Step.RECONNECT),  # unreachable, draining
+        (grpc.StatusCode.CANCELLED, 0.0, False, Step.RECONNECT),  # a gateway past its grace
+        (grpc.StatusCode.UNAUTHENTICATED, 0.0, False, Step.REFRESH),
+        (grpc.StatusCode.INVALID_ARGUMENT, 0.0, False, Step.FAIL),
+        (grpc.StatusCode.PERMISSION_DENIED, 0.0, False, Step.FAIL),
+        (grpc.StatusCode.INTERNAL, 0.0, False, Step.FAIL),  # the gateway's own INTERNAL
+        (grpc.StatusCode.INTERNAL, 0.0, True, Step.RECONNECT),  # grpc/grpc#36066
+        (grpc.StatusCode.UNKNOWN, 0.0, False, Step.FAIL),
+    ],
+)
+def test_the_retry_table_retries_only_what_can_succeed(
+    code: grpc.StatusCode, retry_after: float, write_failed: bool, step: Step
+) -> None:
+    assert step_for(code, retry_after, write_failed) is step

@@ -5,7 +5,6 @@ INVALID_ARGUMENT for a request message that does not parse."""
 from __future__ import annotations
 
 import contextlib
-import inspect
 import logging
 import time
 from collections import Counter
@@ -16,16 +15,11 @@ import grpc
 from google.protobuf.message import DecodeError
 
 from gateway.api import request_ids
+from gateway.api.grpc_handlers import rewrap
 
 log = logging.getLogger("logs_gateway.grpc")
 # Probes and tools: a successful call is logged at debug only.
 QUIET_SERVICES = ("grpc.health.v1.", "grpc.reflection.")
-_FACTORIES = {
-    (False, False): ("unary_unary", grpc.unary_unary_rpc_method_handler),
-    (False, True): ("unary_stream", grpc.unary_stream_rpc_method_handler),
-    (True, False): ("stream_unary", grpc.stream_unary_rpc_method_handler),
-    (True, True): ("stream_stream", grpc.stream_stream_rpc_method_handler),
-}
 
 
 class CallLog(grpc.aio.ServerInterceptor):  # type: ignore[misc]
@@ -42,20 +36,13 @@ class CallLog(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         handler = await continuation(details)
         if handler is None:
             return None
-        attr, factory = _FACTORIES[handler.request_streaming, handler.response_streaming]
-        behavior = getattr(handler, attr)
         method = details.method.rsplit(".", 1)[-1]  # "/pkg.Service/Method" -> "Service/Method"
         metadata = dict(details.invocation_metadata or ())
-        if inspect.isasyncgenfunction(behavior):
-            wrapped: Any = self._wrap_stream(behavior, details.method, method, metadata)
-        elif inspect.iscoroutinefunction(behavior):
-            wrapped = self._wrap_call(behavior, details.method, method, metadata)
-        else:
-            return handler
-        return factory(
-            wrapped,
-            request_deserializer=_lenient(handler.request_deserializer),
-            response_serializer=handler.response_serializer,
+        return rewrap(
+            handler,
+            lambda behavior: self._wrap_stream(behavior, details.method, method, metadata),
+            lambda behavior: self._wrap_call(behavior, details.method, method, metadata),
+            _lenient(handler.request_deserializer),
         )
 
     def _wrap_stream(

@@ -16,6 +16,7 @@ from logs_gateway.v1 import logs_pb2 as pb
 from logs_gateway.v1 import logs_pb2_grpc as pb_grpc
 
 from gateway.api.convert import entry_from_proto, entry_to_proto, gap_to_proto
+from gateway.api.grpc_auth import principal as authenticated
 from gateway.core.broker import Broker, Gap, catch_up
 from gateway.core.channels import parse_pattern
 from gateway.core.cursor import decode_cursor, encode_cursor
@@ -25,7 +26,7 @@ from gateway.core.events import Event, level_severity
 from gateway.core.hub import Hub
 from gateway.core.ingest import BatchOutcome, Ingest
 from gateway.core.subscription import EventSubscription
-from gateway.core.tokens import Principal, Verifier
+from gateway.core.tokens import Principal
 
 log = logging.getLogger("logs_gateway.grpc")
 
@@ -45,19 +46,6 @@ async def abort(context: grpc.aio.ServicerContext[Any, Any], error: GatewayError
         context.set_trailing_metadata((("retry-after-ms", hint),))
     await context.abort(grpc_status(error), error.message)
     raise AssertionError("unreachable: abort raises")
-
-
-async def authenticate(
-    verifier: Verifier, context: grpc.aio.ServicerContext[Any, Any]
-) -> Principal:
-    """The caller's Principal from `authorization: Bearer <jwt>` metadata, or abort."""
-    header = dict(context.invocation_metadata() or ()).get("authorization", "")
-    token = header[7:] if isinstance(header, str) and header[:7].lower() == "bearer " else None
-    try:
-        return verifier.verify(token)
-    except GatewayError as e:
-        log.info("grpc auth refused", extra={"reason": e.reason})
-        await abort(context, e)
 
 
 def ack(sequence: int, batch: BatchOutcome) -> pb.PublishAck:
@@ -121,8 +109,7 @@ class Stopping:
 
 
 class LogIngestServicer(pb_grpc.LogIngestServicer):
-    def __init__(self, verifier: Verifier, ingest: Ingest, stopping: Stopping) -> None:
-        self._verifier = verifier
+    def __init__(self, ingest: Ingest, stopping: Stopping) -> None:
         self._ingest = ingest
         self._stopping = stopping
 
@@ -131,7 +118,7 @@ class LogIngestServicer(pb_grpc.LogIngestServicer):
         request_iterator: AsyncIterator[pb.PublishRequest],
         context: grpc.aio.ServicerContext[pb.PublishRequest, pb.PublishAck],
     ) -> AsyncIterator[pb.PublishAck]:
-        principal = await authenticate(self._verifier, context)
+        principal = authenticated()
         if self._stopping.is_set:
             await abort(context, _DRAINING)
         requests = aiter(request_iterator)
@@ -221,7 +208,6 @@ _EXPIRED = GatewayError(Code.UNAUTHENTICATED, "token expired; reconnect")
 class LogStreamServicer(pb_grpc.LogStreamServicer):
     def __init__(
         self,
-        verifier: Verifier,
         broker: Broker,
         hub: Hub,
         stopping: Stopping,
@@ -229,7 +215,6 @@ class LogStreamServicer(pb_grpc.LogStreamServicer):
         write_timeout: float = 30.0,
         max_tail: int = 1000,
     ) -> None:
-        self._verifier = verifier
         self._broker = broker
         self._hub = hub
         self._stopping = stopping
@@ -243,7 +228,7 @@ class LogStreamServicer(pb_grpc.LogStreamServicer):
         request: pb.SubscribeRequest,
         context: grpc.aio.ServicerContext[pb.SubscribeRequest, pb.LogEvent],
     ) -> None:
-        principal = await authenticate(self._verifier, context)
+        principal = authenticated()
         try:
             patterns = tuple(parse_pattern(c) for c in request.channels)
             if not patterns:

@@ -54,18 +54,22 @@ class TransportSink:
         self._transport = transport
         self._chunked = chunked
         self._sent = sent
+        self._written = 0
 
     def write(self, data: bytes) -> None:
         if self._transport.is_closing():
             return
         self._sent.total += len(data)
         if self._chunked:
-            self._transport.write(b"%x\r\n%b\r\n" % (len(data), data))
-        else:
-            self._transport.write(data)
+            data = b"%x\r\n%b\r\n" % (len(data), data)
+        self._written += len(data)  # as the transport counts it, framing included
+        self._transport.write(data)
 
     def pending_bytes(self) -> int:
         return self._transport.get_write_buffer_size()
+
+    def sent_bytes(self) -> int:
+        return self._written - self._transport.get_write_buffer_size()
 
     def abort(self) -> None:
         self._transport.abort()

@@ -10,10 +10,10 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
     ExportLogsServiceResponse,
 )
 
-from gateway.api.grpc_services import authenticate, grpc_status
+from gateway.api.grpc_auth import principal as authenticated
+from gateway.api.grpc_services import grpc_status
 from gateway.api.otlp_export import OtlpExport, retry_info, status_of
 from gateway.core.errors import GatewayError
-from gateway.core.tokens import Verifier
 
 # The retry delay travels twice: in the status details, where the OTLP spec and the
 # Collector's exporters look, and alone under the key the OpenTelemetry Python and Java
@@ -24,10 +24,9 @@ RETRY_INFO_KEY = "google.rpc.retryinfo-bin"
 
 class OtlpLogsServicer:
     """Credentials as OTel exporters send them (`authorization: Bearer` in the exporter's
-    `headers`), checked by the same verifier as LogIngest.Publish."""
+    `headers`), checked once by the server's Authenticator, as for LogIngest.Publish."""
 
-    def __init__(self, verifier: Verifier, export: OtlpExport) -> None:
-        self._verifier = verifier
+    def __init__(self, export: OtlpExport) -> None:
         self._export = export
 
     async def Export(
@@ -35,7 +34,7 @@ class OtlpLogsServicer:
         request: ExportLogsServiceRequest,
         context: grpc.aio.ServicerContext[ExportLogsServiceRequest, ExportLogsServiceResponse],
     ) -> ExportLogsServiceResponse:
-        principal = await authenticate(self._verifier, context)
+        principal = authenticated()
         try:
             return await self._export(principal, request)
         except GatewayError as e:

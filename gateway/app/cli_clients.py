@@ -34,6 +34,9 @@ CLIENT_VERBS = ("simulate", "publish", "tail")
 LEVELS = ("trace", "debug", "info", "warn", "error", "fatal")
 MINTED_TTL = 300.0  # seconds; the SDK asks for a new token before it runs out
 CLOSE_TIMEOUT = 10.0  # how long publish/simulate wait for the last acks on exit
+# How long publish tries to reach the gateway before it says so (a one-shot command, not
+# a service that should buffer through a restart).
+CONNECT_TIMEOUT = 3.0
 NO_CREDENTIALS = (
     "no token: pass --token or set LOGS_GATEWAY_TOKEN, or set LOGS_GATEWAY_JWT_SECRET "
     "(or LOGS_GATEWAY_JWT_PRIVATE_KEY) so the CLI can mint one"
@@ -193,7 +196,7 @@ def _publish(args: argparse.Namespace) -> int:
     fields: EntryFields = {"level": args.level, "attributes": dict(args.attr)}
     if args.source:
         fields["source"] = args.source
-    options = Options(close_timeout=CLOSE_TIMEOUT)
+    options = Options(close_timeout=CLOSE_TIMEOUT, connect_timeout=CONNECT_TIMEOUT)
     with SyncPublisher(token, _target(args), options=options) as pub:
         if args.message in (None, "-"):
             count = publish_lines(pub, args.channel, sys.stdin, **fields)

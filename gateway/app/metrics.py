@@ -7,6 +7,7 @@ not per event. Each gateway has its own registry (several can share a test proce
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
@@ -27,12 +28,32 @@ from gateway.api.grpc_access import CallLog
 from gateway.core.broker import Broker
 from gateway.core.hub import Hub
 from gateway.core.ingest import Ingest
-from gateway.core.tally import ByteCount
+from gateway.core.tally import ByteCount, Histogram
 from gateway.core.tokens import Verifier
 
 PREFIX = "logs_gateway_"
 TRANSPORTS = ("sse", "grpc")
 STREAMING_METHODS = ("LogIngest/Publish", "LogStream/Subscribe")
+LOOP_LAG_EVERY = 0.1  # seconds between the loop-lag monitor's timers
+LOOP_LAG_BOUNDS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
+
+
+class LoopLag:
+    """How late the event loop runs a timer due every LOOP_LAG_EVERY seconds: how long
+    other work (a long replay, a garbage collection) held the one loop that every stream
+    and every publish of this process waits on. One observation per timer, so a loop held
+    5 s is one observation of about 5 s."""
+
+    def __init__(self, every: float = LOOP_LAG_EVERY) -> None:
+        self.every = every
+        self.seconds = Histogram(LOOP_LAG_BOUNDS)
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            due = loop.time() + self.every
+            await asyncio.sleep(self.every)
+            self.seconds.observe(max(0.0, loop.time() - due))
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +67,7 @@ class Sources:
     sse_bytes: ByteCount
     grpc_calls: CallLog
     draining: Callable[[], bool]
+    loop_lag: LoopLag
 
 
 def build_registry(sources: Sources) -> CollectorRegistry:
@@ -66,6 +88,11 @@ class GatewayCollector:
         yield from self._streams()
         yield from self._entries()
         yield from self._failures()
+        yield _histogram(
+            "event_loop_lag_seconds",
+            "Seconds the event loop ran a timer late (one timer each 0.1 s): time it was held.",
+            self._s.loop_lag.seconds,
+        )
 
     def _streams(self) -> Iterator[Metric]:
         s = self._s
@@ -122,13 +149,11 @@ class GatewayCollector:
             s.hub.delivered,
         )
         yield _counter("sse_bytes_sent", "Bytes written to SSE connections.", s.sse_bytes.total)
-        latency = HistogramMetricFamily(
-            PREFIX + "publish_latency_seconds",
+        yield _histogram(
+            "publish_latency_seconds",
             "Seconds from a batch reaching the publish path to its answer (ack).",
-            buckets=[(_le(bound), n) for bound, n in counts.latency.cumulative()],
-            sum_value=counts.latency.sum,
+            counts.latency,
         )
-        yield latency
 
     def _failures(self) -> Iterator[Metric]:
         s = self._s
@@ -172,6 +197,15 @@ def _gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:
 
 def _counter(name: str, doc: str, value: float) -> CounterMetricFamily:
     return CounterMetricFamily(PREFIX + name, doc, value=value)
+
+
+def _histogram(name: str, doc: str, histogram: Histogram) -> HistogramMetricFamily:
+    return HistogramMetricFamily(
+        PREFIX + name,
+        doc,
+        buckets=[(_le(bound), n) for bound, n in histogram.cumulative()],
+        sum_value=histogram.sum,
+    )
 
 
 def _by_reason(name: str, doc: str, counts: Mapping[str, int]) -> Metric:

@@ -17,6 +17,7 @@ from opentelemetry.proto.collector.logs.v1 import logs_service_pb2_grpc as otlp_
 
 from gateway.api import grpc_reflection
 from gateway.api.grpc_access import CallLog
+from gateway.api.grpc_auth import Authenticator
 from gateway.api.grpc_services import LogIngestServicer, LogStreamServicer, Stopping
 from gateway.api.http_access import access_log_middleware
 from gateway.api.http_auth import errors_middleware
@@ -98,6 +99,7 @@ class Gateway:
         self.health = health.aio.HealthServicer()
         self.sse_bytes = ByteCount()
         self.grpc_calls = CallLog()
+        self.loop_lag = metrics.LoopLag()
         self.metrics = metrics.build_registry(
             metrics.Sources(
                 self.hub,
@@ -107,11 +109,12 @@ class Gateway:
                 self.sse_bytes,
                 self.grpc_calls,
                 lambda: self.stopping.is_set,
+                self.loop_lag,
             )
         )
         self._grpc: grpc.aio.Server | None = None
         self._runner: web.AppRunner | None = None
-        self._heartbeats: asyncio.Task[None] | None = None
+        self._background: list[asyncio.Task[None]] = []  # heartbeats, the loop-lag monitor
         self._stopped = False
         self.ports = Ports(0, 0)
 
@@ -119,9 +122,10 @@ class Gateway:
 
     async def start(self) -> Ports:
         self.ports = Ports(await self._start_http(), await self._start_grpc())
-        self._heartbeats = asyncio.create_task(
-            self.hub.run_heartbeats(self.config.heartbeat_seconds)
-        )
+        self._background = [
+            asyncio.create_task(self.hub.run_heartbeats(self.config.heartbeat_seconds)),
+            asyncio.create_task(self.loop_lag.run()),
+        ]
         for name in ("", *SERVICES):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         log.info(
@@ -138,7 +142,7 @@ class Gateway:
     async def _start_grpc(self) -> int:
         c = self.config
         server = grpc.aio.server(
-            interceptors=[self.grpc_calls],
+            interceptors=[self.grpc_calls, Authenticator(self.verifier)],
             options=[
                 ("grpc.max_receive_message_length", c.max_message_bytes),
                 ("grpc.max_send_message_length", c.max_message_bytes),
@@ -161,11 +165,10 @@ class Gateway:
             ],
         )
         pb_grpc.add_LogIngestServicer_to_server(
-            LogIngestServicer(self.verifier, self.ingest, self.stopping), server
+            LogIngestServicer(self.ingest, self.stopping), server
         )
         pb_grpc.add_LogStreamServicer_to_server(
             LogStreamServicer(
-                self.verifier,
                 self.broker,
                 self.hub,
                 self.stopping,
@@ -175,9 +178,7 @@ class Gateway:
             ),
             server,
         )
-        otlp_grpc.add_LogsServiceServicer_to_server(
-            OtlpLogsServicer(self.verifier, self.otlp), server
-        )
+        otlp_grpc.add_LogsServiceServicer_to_server(OtlpLogsServicer(self.otlp), server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         grpc_reflection.enable(server, (*SERVICES, health.SERVICE_NAME))
         try:
@@ -299,10 +300,10 @@ class Gateway:
                 extra={"streams": self.hub.subscriptions},
             )
         # 5. Background work, then the broker last: nothing is using it any more.
-        if self._heartbeats is not None:
-            self._heartbeats.cancel()
+        for task in self._background:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._heartbeats
+                await task
         await self.broker.close()
         log.info("stopped")
 

@@ -1,13 +1,22 @@
 """The shared broker: channel history in Redis, so several gateway instances act as one.
 
 Every append is one Lua script (see broker_redis_lua): it takes seqs from one counter, adds
-the events to their channels' streams, trims them, adds the batch to the feed and keeps the
-de-duplication key, all or nothing, and Redis has confirmed it before `append` returns.
+the events to their channels' streams and ledgers, trims them, sets their TTLs, updates
+the channel registry (forgetting stale names), adds the batch to the feed and keeps the
+de-duplication window, all or nothing, and Redis has confirmed it before `append` returns.
+Every key a channel or producer uses expires with what it holds, so Redis holds what is
+retained, not what was ever used (docs/SCALING.md, "What Redis holds, and when it goes").
 
 Delivery: each instance runs ONE read loop that follows the feed with a blocking XREAD and
 hands each batch to the listeners in seq order, its own appends included (nothing is handed
 over at append time, so nothing twice). Patterns need nothing per channel in Redis: the hub
 matches them.
+
+Replay: an index of channel names by segment (ChannelIndex, each with its last seq), fed by
+appends and the feed, loaded from the registry at start and after a resync, and pruned by
+age, gives the channels a pattern matches that had an append after the cursor; they are
+read READ_PAGE per script, so a resume over 100,000 channels is many short commands, and
+each channel's reply counts its own losses for one gap per pattern.
 
 When Redis goes away, appends fail at once with UNAVAILABLE, open streams keep their
 heartbeats, and the read loop retries and then resumes from its last feed id. Where it
@@ -24,8 +33,10 @@ import contextlib
 import heapq
 import logging
 import secrets
-from collections import Counter
+import time
+from collections import Counter, OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from redis.asyncio import BlockingConnectionPool, Redis
@@ -40,6 +51,7 @@ from gateway.core.channels import Pattern
 from gateway.core.cursor import Cursor
 from gateway.core.errors import Code, GatewayError
 from gateway.core.events import Entry, Event, encode_data
+from gateway.core.index import ChannelIndex
 
 log = logging.getLogger("logs_gateway.redis")
 T = TypeVar("T")
@@ -47,12 +59,14 @@ T = TypeVar("T")
 # Feed entries (appended batches) kept for an instance that falls behind or is cut off
 # briefly; past that it resyncs its subscribers through history. Bounds Redis memory too.
 FEED_MAX = 10_000
-TRIMMED_MAX = 1_000  # trim records kept per channel, to count exactly what a cursor lost
+PRUNE_MAX = 1_000  # most stale channel names one script forgets (the next one goes on)
+READ_PAGE = 256  # channels read by one script of a replay, each page awaited in turn
+LOAD_PAGE = 1_000  # registry entries asked for per HSCAN when loading the channel index
+KEEP_MARGIN = 1.0  # seconds a name outlives its Redis record here (clock skew, feed delay)
 BLOCK_MS = 5_000  # longest wait of one feed read
 READ_COUNT = 512  # most feed entries taken per read
 POOL_SIZE = 32  # connections for appends and replays
 LAST_MS = 2**64 - 1  # the highest second part of a stream id: "every entry of this seq"
-PAGE = 256  # most commands in one pipeline: a read over many channels goes in pages
 RETRY_DELAYS = (0.05, 2.0)  # first and longest pause between reconnects of the read loop
 _OFFSET = b'"offset":'
 
@@ -87,9 +101,13 @@ class RedisBroker:
         self._feed_redis = Redis.from_url(url, socket_timeout=timeout + BLOCK_MS / 1000, **options)
         self._append_script = self._redis.register_script(lua.APPEND)
         self._read_script = self._redis.register_script(lua.READ)
+        self._horizon_script = self._redis.register_script(lua.HORIZON)
         self._position_script = self._redis.register_script(lua.POSITION)
         self._keys = _Keys(prefix)
-        self._trim = [max_entries, int(max_age * 1000), TRIMMED_MAX]  # READ's limits
+        life = (broker.GAP_MEMORY + 1) * max_age  # how long a channel's record outlives it
+        self._trim = [max_entries, int(max_age * 1000)]  # READ's limits
+        self._life_ms = int(life * 1000)
+        self._ledger_max = 2 * max_entries
         self._feed_max = feed_max
         self._dedup_ms = int(dedup_seconds * 1000)
         self._dedup_batches = dedup_batches
@@ -97,8 +115,12 @@ class RedisBroker:
         self._epoch = ""
         self._delivered = 0  # seq of the last event handed to the listeners (in this epoch)
         self._feed_id: bytes | str = "0-0"  # the last feed entry read
-        self._channels: set[str] = set()
-        self._stale = True  # whether _channels may lack channels (load them from Redis)
+        self._max_age = max_age
+        self._keep = life + KEEP_MARGIN
+        self._index: ChannelIndex[_Channel] = ChannelIndex()  # names with a record in Redis
+        self._known: OrderedDict[str, _Channel] = OrderedDict()  # the same, oldest first
+        self._holding: OrderedDict[str, _Channel] = OrderedDict()  # appended within max_age
+        self._stale = True  # whether the index may lack channels (load them from Redis)
         self._listeners: list[Listener] = []
         self._resync: list[Callable[[], None]] = []
         self._positioned = asyncio.Event()
@@ -121,7 +143,8 @@ class RedisBroker:
         keys, args = self._append_input(entries, parts, key)
         epoch, duplicate, result = await self._call(self._append_script(keys, args))
         first, *offsets = map(int, result.split())
-        self._channels.update(entry.channel for entry in entries)
+        if not duplicate:
+            self._note((entry.channel, first + i) for i, entry in enumerate(entries))
         if epoch.decode() != self._epoch:
             self._skip_to(epoch.decode(), first - 1)
         # A duplicate's events are rebuilt from the batch resent, which is the same batch.
@@ -139,12 +162,15 @@ class RedisBroker:
         counts = Counter(entry.channel for entry in entries)
         number = {name: i for i, name in enumerate(counts, 1)}
         k = self._keys
-        keys = [k.epoch, k.seq, k.offsets, k.feed, k.dedup(key)]
+        producer, sequence = key if key is not None else ("", 0)
+        keys = [k.epoch, k.seq, k.feed, k.channels, k.last, k.forgotten]
+        keys += [k.dedup(producer), k.window(producer)]
         for name in counts:
-            keys += [k.history(name), k.trimmed(name)]
-        max_entries, max_age_ms, trimmed_max = self._trim
+            keys += [k.history(name), k.ledger(name)]
+        max_entries, max_age_ms = self._trim
         args: list[str | int | bytes] = [secrets.token_hex(4), max_entries, max_age_ms]
-        args += [self._feed_max, self._dedup_ms, int(key is not None), trimmed_max]
+        args += [self._life_ms, self._ledger_max, PRUNE_MAX, self._feed_max]
+        args += [int(key is not None), self._dedup_ms, self._dedup_batches, sequence]
         args += [len(entries), len(counts), *(x for pair in counts.items() for x in pair)]
         # One argument for the whole batch: packing arguments is most of a client's cost.
         lines = (
@@ -164,42 +190,60 @@ class RedisBroker:
             return self._delivered
 
     async def replay(self, patterns: Sequence[Pattern], after: Cursor) -> Replay:
+        """Reads only the channels that match and have an append after the cursor, in
+        pages of READ_PAGE scripts; each channel's reply counts its own losses."""
         upto = await self._snapshot()
         if self._stale:
-            await self._load_channels()
+            await self._load_index()
+        self._prune(time.monotonic())
         reset = after.epoch != self._epoch
         since = 0 if reset else after.seq
-        names = [n for n in self._channels if any(p.matches(n) for p in patterns)]
-        replies = await self._read_histories(names, since, upto)
-        replay = Replay()
-        runs: list[list[Event]] = []
-        found = dict(zip(names, replies, strict=True))
+        # Each channel once, under the first pattern matching it.
+        matched: list[tuple[int, str]] = []
         visited: set[str] = set()
-        for pattern in patterns:
-            lost = channels = newest = 0
-            for name in names:
-                if name in visited or not pattern.matches(name):
-                    continue
-                visited.add(name)
-                reply = found[name]
-                if reply[0] and not reset:
-                    lost, channels = lost + int(reply[0]), channels + 1
-                    newest = max(newest, int(reply[1]))
-                if len(reply) > 2:
-                    runs.append(_history_events(name, reply))
+        for i, pattern in enumerate(patterns):
+            for channel in self._index.match(pattern):
+                if channel.last > since and channel.name not in visited:
+                    visited.add(channel.name)
+                    matched.append((i, channel.name))
+        replies = await self._read_histories([name for _, name in matched], since, upto)
+        # Read after the channels, so no channel forgotten meanwhile escapes both; never
+        # past the snapshot (appends after it are not this replay's).
+        forgotten = min(int(await self._call(self._horizon())), upto)
+        losses = [_Loss(exact=since >= forgotten) for _ in patterns]
+        runs: list[list[Event]] = []
+        for (i, name), reply in zip(matched, replies, strict=True):
+            head, *lines = reply.split(b"\n")
+            lost, newest, exact = (int(x) for x in head.split())
+            losses[i].add(lost, newest, bool(exact))
+            if lines:
+                runs.append(_history_events(name, lines))
+        replay = Replay()
+        for pattern, loss in zip(patterns, losses, strict=True):
             if reset:
                 replay.gaps.append(Gap(pattern.text, 0, "reset"))
-            elif lost:
-                replay.gaps.append(Gap(pattern.text, lost, "trimmed", channels, newest))
+            elif not loss.exact:
+                seq = max(loss.newest, forgotten)
+                replay.gaps.append(Gap(pattern.text, loss.lost, "expired", loss.channels, seq))
+            elif loss.lost:
+                replay.gaps.append(
+                    Gap(pattern.text, loss.lost, "trimmed", loss.channels, loss.newest)
+                )
         replay.events = list(heapq.merge(*runs, key=lambda e: e.seq))
         replay.gaps.sort(key=lambda g: g.seq)
         return replay
 
     async def tail(self, patterns: Sequence[Pattern], count: int, min_severity: int) -> list[Event]:
+        """Reads the newest entries of the channels that match and still hold history,
+        READ_PAGE a pipeline."""
         upto = await self._snapshot()
         if self._stale:
-            await self._load_channels()
-        names = [n for n in self._channels if any(p.matches(n) for p in patterns)]
+            await self._load_index()
+        self._prune(time.monotonic())
+        retained = time.monotonic() - self._max_age
+        names = list(
+            {c.name: None for p in patterns for c in self._index.match(p) if c.at >= retained}
+        )
         # With a severity floor the newest `count` of a channel may not be enough.
         per_channel = count if not min_severity else self._trim[0]
         oldest_ms = await self._now_ms() - self._trim[1]
@@ -214,12 +258,10 @@ class RedisBroker:
     async def _newest(self, names: list[str], upto: int, count: int) -> list[Any]:
         """Each channel's newest `count` history entries up to seq `upto`, newest first."""
         replies: list[Any] = []
-        for start in range(0, len(names), PAGE):
+        for start in range(0, len(names), READ_PAGE):
             async with self._redis.pipeline(transaction=False) as pipe:
-                for name in names[start : start + PAGE]:
-                    pipe.xrevrange(
-                        self._keys.history(name), f"{upto}-{2**64 - 1}", "-", count=count
-                    )
+                for name in names[start : start + READ_PAGE]:
+                    pipe.xrevrange(self._keys.history(name), f"{upto}-{LAST_MS}", "-", count=count)
                 replies += await self._call(pipe.execute())
         return replies
 
@@ -241,7 +283,10 @@ class RedisBroker:
             return False
 
     def usage(self) -> Usage:
-        return Usage(len(self._channels))
+        """Channels appended to within max age (by any instance, as the feed tells); what
+        they hold is bounded by Redis's maxmemory, not counted here."""
+        self._prune(time.monotonic())
+        return Usage(len(self._holding))
 
     async def close(self) -> None:
         if self._closed:
@@ -269,9 +314,9 @@ class RedisBroker:
     async def _call(self, awaitable: Awaitable[T]) -> T:
         try:
             return await awaitable
-        except RedisError as e:
-            if isinstance(e, ResponseError):  # not an outage: a refusal (e.g. OOM) or a bug
-                log.error("redis refused a command", extra={"error": str(e)[:300]})
+        except ResponseError as e:
+            raise _refused(e) from None
+        except RedisError:
             raise _unavailable() from None
 
     async def _started(self) -> None:
@@ -305,20 +350,77 @@ class RedisBroker:
                 raise _unavailable() from None
 
     async def _read_histories(self, names: list[str], since: int, upto: int) -> list[Any]:
-        if not names:
-            return []
+        """One READ reply per name, READ_PAGE channels a script: one script or pipeline for
+        every channel at once would hold Redis and this loop past the socket timeout."""
         k = self._keys
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for name in names:
-                keys = [k.history(name), k.trimmed(name), k.offsets]
-                await self._read_script(keys, [name, since, upto, *self._trim], client=pipe)
-            replies: list[Any] = await self._call(pipe.execute())
+        replies: list[Any] = []
+        for start in range(0, len(names), READ_PAGE):
+            page = names[start : start + READ_PAGE]
+            keys = [k.last]
+            for name in page:
+                keys += [k.history(name), k.ledger(name)]
+            replies += await self._call(self._read_script(keys, [since, upto, *self._trim, *page]))
         return replies
 
-    async def _load_channels(self) -> None:
+    def _horizon(self) -> Awaitable[Any]:
+        """The forgotten horizon (HORIZON), forgetting what is due first."""
+        k = self._keys
+        keys = [k.channels, k.last, k.forgotten, k.seq]
+        return self._horizon_script(keys, [self._life_ms, PRUNE_MAX])
+
+    async def _load_index(self) -> None:
+        """Add the registry's channels to the index, LOAD_PAGE at a time (HSCAN returns
+        every entry present throughout; later ones come by the feed)."""
         self._stale = False
-        names = await self._call(self._redis.hkeys(self._keys.offsets))
-        self._channels.update(n.decode() if isinstance(n, bytes) else n for n in names)
+        try:
+            now, wall = time.monotonic(), time.time()
+            found = []
+            async for name, value in self._redis.hscan_iter(self._keys.last, count=LOAD_PAGE):
+                last, ms = value.split()
+                found.append((now - (wall - int(ms) / 1000), name.decode(), int(last)))
+        except RedisError:
+            self._stale = True
+            raise _unavailable() from None
+        found.sort()
+        for at, name, last in found:
+            self._put(name, last, at)
+        # The registry's names are older than most already held: keep both oldest first.
+        for ordered in (self._known, self._holding):
+            items = sorted(ordered.values(), key=lambda c: c.at)
+            ordered.clear()
+            ordered.update((c.name, c) for c in items)
+        self._prune(now)
+
+    def _note(self, appended: Iterable[tuple[str, int]]) -> None:
+        """Channels appended to just now, with the seqs they got (in seq order)."""
+        now = time.monotonic()
+        for name, seq in dict(appended).items():
+            self._put(name, seq, now)
+        self._prune(now)
+
+    def _put(self, name: str, last: int, at: float) -> None:
+        channel = self._known.get(name)
+        if channel is None:
+            channel = self._known[name] = _Channel(name, last, at)
+            self._index.put(name, channel)
+        elif channel.at <= at:
+            channel.last, channel.at = max(channel.last, last), at
+            self._known.move_to_end(name)
+        else:
+            return
+        self._holding[name] = channel
+        self._holding.move_to_end(name)
+
+    def _prune(self, now: float) -> None:
+        """Let go of names past max age (holding) and past their Redis record (known)."""
+        for ordered, cutoff in ((self._holding, self._max_age), (self._known, self._keep)):
+            while ordered:
+                channel = next(iter(ordered.values()))
+                if channel.at >= now - cutoff:
+                    break
+                del ordered[channel.name]
+                if ordered is self._known:
+                    self._index.pop(channel.name)
 
     # -- the read loop ------------------------------------------------------------------
 
@@ -335,7 +437,7 @@ class RedisBroker:
                 delay = RETRY_DELAYS[0]
                 while True:
                     if self._stale:
-                        await self._load_channels()
+                        await self._load_index()
                     reply = await self._feed_redis.xread(
                         {self._keys.feed: self._feed_id}, count=READ_COUNT, block=BLOCK_MS
                     )
@@ -361,9 +463,29 @@ class RedisBroker:
         if not self._epoch:
             self._epoch, self._delivered, self._feed_id = epoch.decode(), int(seq), last_id
             self._positioned.set()
+            await self._check_durability()
         elif epoch.decode() != self._epoch:
             self._skip_to(epoch.decode(), int(seq))
             self._feed_id = last_id
+
+    async def _check_durability(self) -> None:
+        """Say at start when an ack will not survive a Redis restart (docs/SCALING.md,
+        "Durability"): an ack is as durable as Redis's persistence."""
+        try:
+            config = await self._redis.config_get("appendonly")
+            config |= await self._redis.config_get("save")
+        except ResponseError:  # CONFIG is often disabled on managed Redis: nothing to say
+            return
+        if config.get("appendonly") != "yes" and not config.get("save"):
+            log.warning(
+                "redis keeps nothing on disk (appendonly no, save ''): acknowledged entries "
+                "are lost if Redis restarts; set appendonly yes (docs/SCALING.md, Durability)"
+            )
+        elif config.get("appendonly") != "yes":
+            log.warning(
+                "redis persists by snapshots only (appendonly no): a restart loses the "
+                "entries acknowledged since the last snapshot (docs/SCALING.md, Durability)"
+            )
 
     def _consume(self, reply: Any) -> None:
         for _stream, entries in reply or ():
@@ -387,7 +509,7 @@ class RedisBroker:
             log.warning("feed trimmed past this instance", extra={"missed": first - 1})
             self._skip_to(epoch, first - 1)
         events = _feed_events(first, fields[b"e"])
-        self._channels.update(e.channel for e in events)
+        self._note((e.channel, e.seq) for e in events)
         self._delivered = events[-1].seq
         return events
 
@@ -396,9 +518,37 @@ class RedisBroker:
         resync callbacks so live subscribers resume from history instead."""
         if epoch != self._epoch:
             log.warning("redis history reset (new epoch)", extra={"epoch": epoch})
+            # The old names are gone with their history; the registry has the new ones.
+            self._index, self._known, self._holding = ChannelIndex(), OrderedDict(), OrderedDict()
         self._epoch, self._delivered, self._stale = epoch, seq, True
         for callback in self._resync:
             callback()
+
+
+@dataclass(slots=True)
+class _Loss:
+    """What the channels of one pattern lost after a cursor (a Gap's fields)."""
+
+    exact: bool
+    lost: int = 0
+    channels: int = 0
+    newest: int = 0
+
+    def add(self, lost: int, newest: int, exact: bool) -> None:
+        self.lost += lost
+        self.channels += lost > 0
+        self.newest = max(self.newest, newest)
+        self.exact = self.exact and exact
+
+
+class _Channel:
+    """A channel this instance knows of: its newest seq, and when it was last appended to
+    (monotonic seconds)."""
+
+    __slots__ = ("at", "last", "name")
+
+    def __init__(self, name: str, last: int, at: float) -> None:
+        self.name, self.last, self.at = name, last, at
 
 
 class _Keys:
@@ -408,17 +558,22 @@ class _Keys:
         self.prefix = prefix
         self.epoch = f"{prefix}:epoch"
         self.seq = f"{prefix}:seq"
-        self.offsets = f"{prefix}:offsets"
         self.feed = f"{prefix}:feed"
+        self.forgotten = f"{prefix}:forgotten"
+        self.channels = f"{prefix}:channels"
+        self.last = f"{prefix}:last"
 
     def history(self, channel: str) -> str:
         return f"{self.prefix}:h:{channel}"
 
-    def trimmed(self, channel: str) -> str:
-        return f"{self.prefix}:t:{channel}"
+    def ledger(self, channel: str) -> str:
+        return f"{self.prefix}:s:{channel}"
 
-    def dedup(self, key: DedupKey | None) -> str:
-        return f"{self.prefix}:d" if key is None else f"{self.prefix}:d:{key[0]}:{key[1]}"
+    def dedup(self, producer: str) -> str:
+        return f"{self.prefix}:d:{producer}"
+
+    def window(self, producer: str) -> str:
+        return f"{self.prefix}:w:{producer}"
 
 
 def _split(data: bytes) -> tuple[bytes, bytes]:
@@ -428,10 +583,14 @@ def _split(data: bytes) -> tuple[bytes, bytes]:
     return data[:at], data[at + 1 :]
 
 
-def _history_events(channel: str, reply: list[bytes]) -> list[Event]:
-    """Events from a READ reply: [lost, newest lost, id, record, id, record, ...]."""
-    items = iter(reply[2:])
-    return _stream_events(channel, zip(items, items, strict=True))
+def _history_events(channel: str, lines: list[bytes]) -> list[Event]:
+    """Events from the lines of a READ reply: "ID OFFSET SEVERITY DATA" each."""
+    events = []
+    for line in lines:
+        entry_id, offset, severity, data = line.split(b" ", 3)
+        seq = int(entry_id.split(b"-", 1)[0])
+        events.append(Event(channel, int(offset), seq, int(severity), data))
+    return events
 
 
 def _stream_events(
@@ -455,6 +614,26 @@ def _feed_events(first: int, lines: bytes) -> list[Event]:
         channel, offset, severity, data = line.split(b" ", 3)
         events.append(Event(channel.decode(), int(offset), first + i, int(severity), data))
     return events
+
+
+# Refusals that pass: Redis is out of memory (expiry frees it), busy with a script, loading
+# its data, or a replica for now. Any other error reply is a bug or a misconfiguration.
+_TRANSIENT = ("OOM", "BUSY", "LOADING", "MASTERDOWN", "READONLY", "TRYAGAIN")
+
+
+def _refused(error: ResponseError) -> GatewayError:
+    """What a Redis error reply means to the client: retry later, or a failure retrying
+    cannot fix (INTERNAL: logged with its cause, so an operator can)."""
+    text = str(error)[:300]
+    if text.startswith(_TRANSIENT):
+        log.warning("redis refused a command; retry later", extra={"error": text})
+        return GatewayError(
+            Code.UNAVAILABLE, f"the log broker (Redis) refused: {text}; retry", reason="broker"
+        )
+    log.error("redis failed a command", extra={"error": text})
+    return GatewayError(
+        Code.INTERNAL, "the log broker (Redis) failed the command; see the gateway's log"
+    )
 
 
 def _unavailable() -> GatewayError:

@@ -26,6 +26,10 @@ class Sink(Protocol):
         """Bytes accepted by write() but not yet sent to the peer."""
         ...
 
+    def sent_bytes(self) -> int:
+        """Bytes the peer has taken so far (written, less what is pending)."""
+        ...
+
     def abort(self) -> None:
         """Drop the connection now, discarding what is unsent."""
         ...
@@ -95,6 +99,7 @@ class StreamSubscription(Subscription):
         self.owed: list[bytes] = []
         self.last_word: End | None = None  # a close() that came during the replay
         self.held_bytes = 0
+        self.sent_at_beat = -1  # sent_bytes() at the last heartbeat
 
     def offer(self, events: list[Event], chunk_for: ChunkFor) -> bool:
         if self.replaying:
@@ -144,8 +149,17 @@ class StreamSubscription(Subscription):
 
     def heartbeat(self, frame: bytes) -> None:
         # Until start() the handler may not have sent the response headers yet.
-        if not self.replaying:
-            self._send(frame)
+        if self.replaying:
+            return
+        # Bounded in time as well as bytes: a client that has taken nothing of what is
+        # pending since the last heartbeat is gone or stuck; it resumes from its cursor.
+        sent = self.sink.sent_bytes()
+        if sent == self.sent_at_beat and self.sink.pending_bytes():
+            self.sink.abort()
+            self.finish(End.SLOW_CONSUMER)
+            return
+        self.sent_at_beat = sent
+        self._send(frame)
 
     def close(self, reason: End) -> None:
         if self.done.done():

@@ -9,30 +9,38 @@
 
 from logs_gateway.entries import make_entry, severity
 from logs_gateway.errors import (
+    BatchTooLarge,
     EntryTooLarge,
     InvalidArgument,
     LogsGatewayError,
     PermissionDenied,
+    ProtocolError,
     PublisherClosed,
+    PublisherFailed,
     PublishTimeout,
     Unauthenticated,
     Unavailable,
 )
 from logs_gateway.handler import LogsHandler
-from logs_gateway.publisher import DEFAULT_TARGET, Options, Publisher, Stats
+from logs_gateway.options import DEFAULT_TARGET, Options, Stats
+from logs_gateway.publisher import Publisher, State
 from logs_gateway.sync import SyncPublisher
 
 __all__ = [
     "DEFAULT_TARGET",
+    "BatchTooLarge",
     "EntryTooLarge",
     "InvalidArgument",
     "LogsGatewayError",
     "LogsHandler",
     "Options",
     "PermissionDenied",
+    "ProtocolError",
     "PublishTimeout",
     "Publisher",
     "PublisherClosed",
+    "PublisherFailed",
+    "State",
     "Stats",
     "SyncPublisher",
     "Unauthenticated",

@@ -54,9 +54,15 @@ class InvalidArgument(LogsGatewayError):
 
 
 class EntryTooLarge(LogsGatewayError):
-    """The entry (or its batch) is over the gateway's size limits."""
+    """The entry is over the gateway's size limits: its entry limit, or alone in a request
+    over its gRPC message limit."""
 
     code = RESOURCE_EXHAUSTED
+
+
+class BatchTooLarge(EntryTooLarge):
+    """The gateway refused a whole batch for its number of entries (--max-batch-entries);
+    lower Options.batch_size to at most the number the message names."""
 
 
 class Unavailable(LogsGatewayError):
@@ -75,6 +81,16 @@ class PublishTimeout(LogsGatewayError, TimeoutError):
 
 class PublisherClosed(LogsGatewayError):
     """publish() after close()."""
+
+
+class PublisherFailed(LogsGatewayError):
+    """The publisher stopped on an error it did not expect (a bug, or a token source that
+    raised); `__cause__` holds that error, logged with its traceback when it happened."""
+
+
+class ProtocolError(LogsGatewayError):
+    """The gateway answered out of turn: an ack for a batch not next in line, or with
+    fewer or more results than the batch has entries. Nothing of it is counted as stored."""
 
 
 _BY_CODE: dict[int, type[LogsGatewayError]] = {

@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 from logs_gateway.entries import attribute
 from logs_gateway.errors import LogsGatewayError
-from logs_gateway.publisher import DEFAULT_TARGET, Options
+from logs_gateway.options import DEFAULT_TARGET, Options
 from logs_gateway.sync import SyncPublisher
 from logs_gateway.tokens import TokenSource
 from logs_gateway.v1 import logs_pb2 as pb

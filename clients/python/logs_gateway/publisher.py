@@ -2,137 +2,127 @@
 and after a lost connection resends every unacknowledged batch with its original
 (producer_id, sequence), which the gateway stores once: nothing lost, nothing twice.
 
-Errors. A refused entry (PermissionDenied, InvalidArgument, EntryTooLarge) and a fatal stream
-error (Unauthenticated after asking the token source again) go to `on_error` when one is
-given; otherwise the first of them is raised by the next flush() or close(), with
-`also_failed` counting the others. Unreachable or draining gateways are retried silently.
+Three parts with one state: the Batcher (buffer, batch policy, sequence numbers; pure), the
+Connection (one stream, acks matched strictly) and this Publisher, which owns the State and
+decides what an ended stream calls for from one table, RETRY, by status code and whether
+the gateway sent `retry-after-ms`:
+
+- rate limited (RESOURCE_EXHAUSTED with `retry-after-ms`): wait that long, resend;
+- unreachable, draining, connection lost (UNAVAILABLE; CANCELLED by a gateway stopping
+  past its grace): reconnect with backoff, resend;
+- token refused (UNAUTHENTICATED): ask the token source again and reconnect at once; a
+  token refused twice, or MAX_REFUSALS refusals in a row, fails the publisher;
+- message over the gateway's limit (RESOURCE_EXHAUSTED without `retry-after-ms`, gRPC's own
+  size refusal): the batch is found (suspects go one at a time), split in halves and resent;
+  a lone entry still too large fails with EntryTooLarge and the entries after it go on;
+- anything else cannot succeed by resending: every entry fails with the status's error.
+
+Errors. A refused entry (PermissionDenied, InvalidArgument, EntryTooLarge, BatchTooLarge)
+and a fatal error go to `on_error` when one is given; otherwise the first of them is raised
+by the next flush() or close(), with `also_failed` counting the others. An error the
+publisher did not expect is logged at ERROR with its traceback and fails it
+(PublisherFailed, the error as its cause): never a silent reconnect loop.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import logging
 import math
 import threading
 import time
 import uuid
-from collections import OrderedDict
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Literal, TypedDict, Unpack
+from collections.abc import Callable
+from typing import Unpack
 
 import grpc
 
 from logs_gateway.backoff import Backoff
+from logs_gateway.batcher import Batcher
 from logs_gateway.buffer import Buffer
+from logs_gateway.connection import Answer, Connection
 from logs_gateway.entries import make_entry
 from logs_gateway.errors import (
+    RESOURCE_EXHAUSTED,
+    BatchTooLarge,
     EntryTooLarge,
     LogsGatewayError,
     PublisherClosed,
+    PublisherFailed,
     PublishTimeout,
     Unauthenticated,
+    Unavailable,
     error_for,
+)
+from logs_gateway.options import (
+    DEFAULT_TARGET,
+    MAX_PRODUCER_ID,
+    MAX_REQUEST_BYTES,
+    EntryFields,
+    Options,
+    Settings,
+    Stats,
 )
 from logs_gateway.tokens import TokenSource, fetch_token, refresh_in
 from logs_gateway.v1 import logs_pb2 as pb
-from logs_gateway.v1 import logs_pb2_grpc as pb_grpc
+
+__all__ = ["DEFAULT_TARGET", "EntryFields", "Options", "Publisher", "Settings", "State", "Stats"]
 
 log = logging.getLogger("logs_gateway.publisher")
 
-DEFAULT_TARGET = "127.0.0.1:50051"
-# gRPC's default message limit (4 MiB), less room for the request's own fields.
-MAX_REQUEST_BYTES = 4 * 1024 * 1024 - 4096
-MAX_PRODUCER_ID = 128
-# The gateway remembers the last 1024 sequences of a producer; stay well inside that.
-MAX_IN_FLIGHT = 512
-# Stream errors that a resend cannot fix.
-FATAL_CODES = frozenset(
-    {
-        grpc.StatusCode.INVALID_ARGUMENT,
-        grpc.StatusCode.PERMISSION_DENIED,
-        grpc.StatusCode.UNIMPLEMENTED,
-    }
-)
 # A token refused this many times in a row (each time asked again) is given up on.
 MAX_REFUSALS = 3
 
 
-@dataclass(frozen=True, slots=True)
-class Options:
-    """Tuning. The defaults suit a service logging a few thousand entries per second."""
+class State(enum.Enum):
+    """Where a publisher is (`Publisher.state`)."""
 
-    batch_size: int = 500  # entries per batch (the gateway accepts up to 1000 by default)
-    batch_bytes: int = 1024 * 1024  # serialized bytes per batch
-    linger: float = 0.02  # seconds a partial batch waits for more entries
-    max_buffer: int = 10_000  # entries waiting or unacknowledged
-    when_full: Literal["block", "drop"] = "block"  # publish() waits, or drops and counts
-    max_in_flight: int = 32  # batches sent and not yet acknowledged
-    ack_timeout: float = 30.0  # no ack for this long while some are due: reconnect
-    max_backoff: float = 5.0  # longest pause between reconnects, seconds
-    close_timeout: float = 30.0  # how long close() waits for acks by default
-    # A ping this often (seconds) finds a connection that died silently (a NAT or balancer
-    # forgetting it) while nothing is being sent; the gateway allows one every 5 s.
-    keepalive: float = 20.0
-
-    def __post_init__(self) -> None:
-        checks = {
-            "batch_size": 1 <= self.batch_size <= 100_000,
-            "batch_bytes": 1 <= self.batch_bytes <= MAX_REQUEST_BYTES,
-            "linger": 0 <= self.linger <= 60,
-            "max_buffer": self.max_buffer >= 1,
-            "when_full": self.when_full in ("block", "drop"),
-            "max_in_flight": 1 <= self.max_in_flight <= MAX_IN_FLIGHT,
-            "ack_timeout": self.ack_timeout > 0,
-            "max_backoff": self.max_backoff > 0,
-            "close_timeout": self.close_timeout > 0,
-            "keepalive": 5 <= self.keepalive <= 3600,
-        }
-        for name, ok in checks.items():
-            if not ok:
-                raise ValueError(f"Options.{name}={getattr(self, name)!r} is out of range")
+    IDLE = "idle"  # not started
+    CONNECTING = "connecting"  # asking for a token, opening a stream
+    STREAMING = "streaming"  # a stream is open: batches go, acks come
+    WAITING = "waiting"  # between streams: a backoff, or the gateway's retry-after-ms
+    CLOSED = "closed"  # close() has finished
+    FAILED = "failed"  # stopped on an error no retry can fix; publish() raises it
 
 
-class EntryFields(TypedDict, total=False):
-    """Optional fields of a published entry (see entries.make_entry)."""
+class Step(enum.Enum):
+    """What an ended stream calls for."""
 
-    level: str | int
-    attributes: Mapping[str, object]
-    source: str
-    time_ns: int | None
-    trace_id: bytes
-    span_id: bytes
-
-
-class Settings(TypedDict, total=False):
-    """The keyword arguments of Publisher (and SyncPublisher) after token and target."""
-
-    producer_id: str | None
-    options: Options | None
-    on_error: Callable[[LogsGatewayError], None] | None
-    credentials: grpc.ChannelCredentials | None
+    WAIT_HINT = "wait the gateway's retry-after-ms, then resend"
+    RECONNECT = "reconnect after a backoff, then resend"
+    REFRESH = "ask the token source again, reconnect at once"
+    SPLIT = "find the batch over the message limit, split it, resend"
+    FAIL = "fail every entry: resending cannot succeed"
 
 
-@dataclass(frozen=True, slots=True)
-class Stats:
-    accepted: int  # entries taken into the buffer
-    acked: int  # entries the gateway stored
-    duplicates: int  # entries acknowledged again after a resend (stored once)
-    failed: int  # entries refused by the gateway or given up on
-    dropped: int  # entries not taken: buffer full with when_full="drop"
-    buffered: int  # entries waiting or unacknowledged now
-    reconnects: int
+_Code = grpc.StatusCode
+# The one retry table: (a stream's status code, whether `retry-after-ms` came with it).
+RETRY: dict[tuple[grpc.StatusCode, bool], Step] = {
+    (_Code.RESOURCE_EXHAUSTED, True): Step.WAIT_HINT,  # over the token's publish rate
+    (_Code.RESOURCE_EXHAUSTED, False): Step.SPLIT,  # gRPC's "message larger than max"
+    (_Code.UNAVAILABLE, True): Step.WAIT_HINT,
+    (_Code.UNAVAILABLE, False): Step.RECONNECT,  # unreachable, draining, connection lost
+    (_Code.CANCELLED, False): Step.RECONNECT,  # the gateway cancelled it (stopping past grace)
+    (_Code.UNAUTHENTICATED, False): Step.REFRESH,  # expired on an open stream, or refused
+}
 
 
-@dataclass(frozen=True, slots=True)
-class _Batch:
-    entries: list[pb.LogEntry]
-    request: pb.PublishRequest
+def step_for(code: grpc.StatusCode, retry_after: float, write_failed: bool = False) -> Step:
+    """RETRY's answer; INTERNAL after a failed write is the client's own status standing
+    in for the gateway's, which grpc lost (grpc/grpc#36066): a reconnect finds out."""
+    if code is _Code.INTERNAL and write_failed:
+        return Step.RECONNECT
+    return RETRY.get((code, retry_after > 0), Step.FAIL)
 
 
 class _Stalled(Exception):
     """Acks stopped coming on a connection that looks open."""
+
+
+class _EndedEarly(Exception):
+    """The gateway ended the stream (status OK) while we were still sending."""
 
 
 class _Refusals:
@@ -181,20 +171,20 @@ class Publisher:
             raise ValueError(f"producer_id is longer than {MAX_PRODUCER_ID} characters")
         self.target = target
         self.options = options or Options()
+        self.state = State.IDLE
         self._token_source = token
         self._on_error = on_error
         self._credentials = credentials
         self._buffer = Buffer(self.options.max_buffer)
-        self._unacked: OrderedDict[int, _Batch] = OrderedDict()
-        self._sequence = 0
+        self._batcher = Batcher(self.producer_id, self.options, self._buffer)
         self._counts = {"acked": 0, "duplicates": 0, "failed": 0, "reconnects": 0}
         self._first_error: LogsGatewayError | None = None
         self._error_count = 0
         self._fatal: LogsGatewayError | None = None
         self._closing = False
-        self._closed = False
         self._flushing = 0
-        self._progress_at = 0.0
+        self._progress_at = 0.0  # last ack, or the start of the stream
+        self._reached_at = 0.0  # last time a stream was accepted (connect_timeout)
         self._wake = asyncio.Event()  # the writer: entries, acks, flush or close
         self._settled = asyncio.Event()  # flush() and blocked publish(): entries settled
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -226,6 +216,7 @@ class Publisher:
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
         self._channel = _open_channel(self.target, self._credentials, self.options)
+        self._reached_at = time.monotonic()
         self._task = asyncio.create_task(self._run(), name=f"logs-gateway {self.producer_id}")
 
     # ---- publishing ------------------------------------------------------------------
@@ -316,7 +307,7 @@ class Publisher:
         """Send what is buffered, wait for its acks (at most `timeout`, default
         options.close_timeout), close the connection, and raise the first error not
         reported yet. Safe to call twice."""
-        if self._closed:
+        if self.state is State.CLOSED:
             return
         if self._task is None and self._buffer.held:
             await self.start()
@@ -325,8 +316,8 @@ class Publisher:
         try:
             await self._wait_settled(self._buffer.accepted, timeout or self.options.close_timeout)
         finally:
-            self._closed = True
             await self._stop()
+            self.state = State.CLOSED
         self._raise_errors()
 
     async def _wait_settled(self, target: int, timeout: float | None) -> None:
@@ -376,52 +367,131 @@ class Publisher:
         self._settled.set()
         self._wake.set()
 
+    def _fail_entries(self, count: int, error: LogsGatewayError) -> None:
+        self._counts["failed"] += count
+        self._report(error)
+        self._settle(count)
+
     def _abandon(self, error: LogsGatewayError) -> None:
         """Give up on every waiting and unacknowledged entry, reporting `error` once."""
-        count = sum(len(b.entries) for b in self._unacked.values())
-        self._unacked.clear()
-        while self._buffer.waiting:
-            count += len(self._buffer.take(100_000, MAX_REQUEST_BYTES * 1024))
-        if count:
-            self._counts["failed"] += count
-            self._report(error)
-            self._settle(count)
+        if count := self._batcher.abandon():
+            self._fail_entries(count, error)
+
+    def _fail(self, error: LogsGatewayError) -> None:
+        self.state = State.FAILED
+        self._fatal = error
+        self._abandon(error)
 
     # ---- the connection --------------------------------------------------------------
 
     async def _run(self) -> None:
-        """Connect, stream, reconnect: until closing with nothing left, or a fatal error."""
+        """Connect and stream until closed with nothing left; fail on what cannot succeed."""
+        try:
+            await self._connect_loop()
+        except LogsGatewayError as e:  # raised to the caller: flush(), close(), publish()
+            log.info("publisher to %s stopped: %s", self.target, e)
+            self._fail(e)
+        except Exception as e:
+            log.exception("publisher to %s stopped on an unexpected error", self.target)
+            failure = PublisherFailed(f"the publisher stopped on an unexpected error: {e!r}")
+            failure.__cause__ = e
+            self._fail(failure)
+
+    async def _connect_loop(self) -> None:
         backoff = Backoff(self.options.max_backoff)
         refusals = _Refusals()
-        while not (self._closing and not self._buffer.held) and self._fatal is None:
-            token, delay = "", 0.0
+        while not (self._closing and not self._buffer.held):
+            self.state = State.CONNECTING
+            token = await fetch_token(self._token_source)
+            refusals.check(token)
+            connection = Connection(self._require_channel(), token)
             try:
-                token = await fetch_token(self._token_source)
-                refusals.check(token)
-                await self._session(token)
-            except Unauthenticated as e:
-                self._fail(e)
-                return
+                self.state = State.STREAMING
+                await self._session(connection, token)
             except grpc.aio.AioRpcError as e:
-                if e.code() in FATAL_CODES:
-                    self._fail(error_for(e.code().value[0], e.details() or e.code().name))
-                    return
-                if e.code() == grpc.StatusCode.UNAUTHENTICATED:
-                    refusals.add(token, e.details() or "")
-                    continue  # ask the token source again, at once
-                log.info("publish stream lost (%s); reconnecting", e.code().name)
-                delay = _retry_after(e)
+                delay = self._after(e, connection, token, refusals, backoff)
             except _Stalled as e:
                 log.info("publish stream stalled (%s); reconnecting", e)
                 await self._reopen_channel()
-            except Exception as e:  # the token source failed, a write failed
-                log.info("publish stream lost (%s: %s); reconnecting", type(e).__name__, e)
+                delay = backoff.next()
+            except _EndedEarly as e:
+                log.info("publish stream lost (%s); reconnecting", e)
+                delay = backoff.next()
             else:
+                self._reached_at = time.monotonic()
                 refusals.clear()
                 backoff.reset()
                 continue
+            if connection.accepted:
+                backoff.reset()
+            self.state = State.WAITING
             self._counts["reconnects"] += 1
-            await asyncio.sleep(max(delay, backoff.next()))
+            await asyncio.sleep(delay)
+
+    def _after(
+        self,
+        error: grpc.aio.AioRpcError,
+        connection: Connection,
+        token: str,
+        refusals: _Refusals,
+        backoff: Backoff,
+    ) -> float:
+        """Apply RETRY to a stream that ended with `error`: the pause before the next one,
+        or raise the error that fails the publisher."""
+        code, details = error.code(), error.details() or error.code().name
+        retry_after = _retry_after(error)
+        step = step_for(code, retry_after, connection.write_failed)
+        if step is Step.FAIL:
+            raise error_for(code.value[0], f"{code.name}: {details}")
+        if step is Step.REFRESH:
+            if connection.accepted:  # it expired on a stream it opened: a fresh one is due
+                refusals.clear()
+            refusals.add(token, details)
+            return 0.0
+        if step is Step.SPLIT:
+            self._refused_as_too_large(connection, details)
+            return 0.0
+        log.info("publish stream ended (%s: %s); reconnecting", code.name, details)
+        if step is Step.WAIT_HINT:
+            return retry_after
+        return self._connect_pause(connection, details, backoff.next())
+
+    def _connect_pause(self, connection: Connection, cause: str, delay: float) -> float:
+        """`delay`, cut to what is left of options.connect_timeout; raise Unavailable once
+        no stream has been accepted for that long."""
+        timeout = self.options.connect_timeout
+        if timeout is None or connection.accepted:
+            return delay
+        left = self._reached_at + timeout - time.monotonic()
+        if left <= 0:
+            raise Unavailable(f"cannot reach {self.target}: {_last_cause(cause)}")
+        return min(delay, left)
+
+    def _refused_as_too_large(self, connection: Connection, details: str) -> None:
+        """The gateway's message limit refused a request: split the batch when it was the
+        only one in flight, fail it when it held one entry, else find it one at a time."""
+        if len(connection.in_flight) != 1:
+            log.info("a batch is over the gateway's message limit; resending one at a time")
+            self._batcher.refused_as_too_large()
+            return
+        batch = connection.in_flight[0]
+        size = batch.request.ByteSize()
+        if len(batch.entries) > 1:
+            log.info(
+                "batch of %d entries (%d bytes) is over the gateway's message limit; split",
+                len(batch.entries),
+                size,
+            )
+            self._batcher.split(batch)
+            return
+        self._batcher.drop(batch)
+        message = f"entry is {size} bytes with its request, over the gateway's limit ({details})"
+        self._fail_entries(1, EntryTooLarge(message, entry=batch.entries[0]))
+
+    def _require_channel(self) -> grpc.aio.Channel:
+        if self._channel is None:
+            raise PublisherClosed("the publisher is not started")
+        return self._channel
 
     async def _reopen_channel(self) -> None:
         """Replace the channel, hence its TCP connection: gRPC would open the next stream
@@ -433,31 +503,26 @@ class Publisher:
         if stalled is not None:
             await stalled.close()
 
-    def _fail(self, error: LogsGatewayError) -> None:
-        self._fatal = error
-        self._abandon(error)
-
-    async def _session(self, token: str) -> None:
+    async def _session(self, connection: Connection, token: str) -> None:
         """One Publish stream: resend what is unacknowledged, then stream new batches, until
         the token is due for refresh or the publisher is closed and everything is acked."""
-        call = pb_grpc.LogIngestStub(self._channel).Publish(
-            metadata=(("authorization", f"Bearer {token}"),)
-        )
         refresh = None if isinstance(self._token_source, str) else refresh_in(token)
         # At least a second per stream, even if the source hands out nearly expired tokens.
         refresh_at = math.inf if refresh is None else time.monotonic() + max(1.0, refresh)
-        writer = asyncio.create_task(self._write(call, refresh_at))
-        reader = asyncio.create_task(self._read(call))
+        writer = asyncio.create_task(self._write(connection, refresh_at))
+        reader = asyncio.create_task(self._read(connection))
         self._progress_at = time.monotonic()
         try:
-            await self._watch(writer, reader)
+            await self._watch(writer, reader, connection)
         finally:
-            call.cancel()
+            connection.cancel()
             for task in (writer, reader):
                 task.cancel()
             await asyncio.gather(writer, reader, return_exceptions=True)
 
-    async def _watch(self, writer: asyncio.Task[None], reader: asyncio.Task[None]) -> None:
+    async def _watch(
+        self, writer: asyncio.Task[None], reader: asyncio.Task[None], connection: Connection
+    ) -> None:
         """Until both tasks end; raises the first failure, or _Stalled when acks stop."""
         pending = {writer, reader}
         while pending:
@@ -471,76 +536,87 @@ class Publisher:
                 if task.done() and (error := task.exception()) is not None:
                     raise error
             if reader.done() and not writer.done():
-                raise ConnectionError("the gateway ended the stream before we did")
-            if self._unacked and time.monotonic() - self._progress_at > self.options.ack_timeout:
+                raise _EndedEarly("the gateway ended the stream before we did")
+            late = time.monotonic() - self._progress_at > self.options.ack_timeout
+            if connection.in_flight and late:
                 raise _Stalled(f"no ack for {self.options.ack_timeout} s")
 
-    async def _write(self, call: grpc.aio.StreamStreamCall, refresh_at: float) -> None:
-        for unacked in list(self._unacked.values()):  # a resend keeps its sequence
-            await call.write(unacked.request)
-        while (batch := await self._next_batch(refresh_at)) is not None:
-            if not self._unacked:
+    async def _write(self, connection: Connection, refresh_at: float) -> None:
+        for batch in list(self._batcher.unacked.values()):  # a resend keeps its sequence
+            if not await self._room(connection, refresh_at):
+                break
+            await connection.send(batch)
+        while await self._next_batch(connection, refresh_at):
+            if not connection.in_flight:
                 self._progress_at = time.monotonic()
-            self._unacked[batch.request.sequence] = batch
-            await call.write(batch.request)
-        await call.done_writing()
+            await connection.send(self._batcher.take())
+        await connection.finish()
 
-    async def _read(self, call: grpc.aio.StreamStreamCall) -> None:
-        async for ack in call:
-            self._on_ack(ack)
+    async def _room(self, connection: Connection, refresh_at: float) -> bool:
+        """Wait until another batch may be in flight; False when the stream should end."""
+        while len(connection.in_flight) >= self._batcher.in_flight_limit:
+            if time.monotonic() >= refresh_at:
+                return False
+            await self._sleep_until_woken(refresh_at - time.monotonic())
+        return True
 
-    async def _next_batch(self, refresh_at: float) -> _Batch | None:
-        """The next batch when it is full, old enough or wanted now (flush, close); None
-        to end the stream (token refresh due, or closing with nothing left to send)."""
+    async def _next_batch(self, connection: Connection, refresh_at: float) -> bool:
+        """True when the next batch should go (full, old enough or wanted now); False to
+        end the stream (token refresh due, or closing with nothing left to send)."""
         while True:
             now = time.monotonic()
             if now >= refresh_at or (self._closing and not self._buffer.waiting):
-                return None
-            wait = min(self._batch_wait(now), refresh_at - now)
+                return False
+            urgent = bool(self._flushing) or self._closing
+            wait = self._batcher.wait(now, len(connection.in_flight), urgent)
             if wait <= 0:
-                return self._make_batch()
-            self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), None if wait == math.inf else wait)
+                return True
+            await self._sleep_until_woken(min(wait, refresh_at - now))
 
-    def _batch_wait(self, now: float) -> float:
-        """Seconds until a batch should go (0: now; inf: until woken)."""
-        if not self._buffer.waiting or len(self._unacked) >= self.options.max_in_flight:
-            return math.inf
-        if (
-            self._buffer.waiting >= self.options.batch_size
-            or self._buffer.waiting_bytes >= self.options.batch_bytes
-            or self._flushing
-            or self._closing
-        ):
-            return 0.0
-        return self._buffer.first_at + self.options.linger - now
+    async def _sleep_until_woken(self, timeout: float) -> None:
+        self._wake.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), None if timeout == math.inf else timeout)
 
-    def _make_batch(self) -> _Batch:
-        entries = self._buffer.take(self.options.batch_size, self.options.batch_bytes)
-        self._sequence += 1
-        request = pb.PublishRequest(
-            producer_id=self.producer_id, sequence=self._sequence, entries=entries
-        )
-        return _Batch(entries, request)
+    async def _read(self, connection: Connection) -> None:
+        async for answer in connection.answers():
+            self._on_answer(answer)
 
-    def _on_ack(self, ack: pb.PublishAck) -> None:
-        batch = self._unacked.pop(ack.sequence, None)
-        if batch is None:
-            return  # the ack of a batch resent after its first ack arrived
-        self._progress_at = time.monotonic()
-        errors = [
-            error_for(result.code, result.message, entry)
-            for entry, result in zip(batch.entries, ack.results, strict=False)
-            if result.code
-        ]
+    def _on_answer(self, answer: Answer) -> None:
+        batch = answer.batch
+        self._batcher.answered(batch.sequence)
+        self._progress_at = self._reached_at = time.monotonic()
+        errors = _entry_errors(answer.results)
         self._counts["acked"] += len(batch.entries) - len(errors)
         self._counts["failed"] += len(errors)
-        if ack.duplicate:
+        if answer.duplicate:
             self._counts["duplicates"] += len(batch.entries)
         for error in errors:
             self._report(error)
         self._settle(len(batch.entries))
+
+
+def _entry_errors(pairs: list[tuple[pb.LogEntry, pb.EntryResult]]) -> list[LogsGatewayError]:
+    """The errors of refused entries. Results alike for every entry of a batch of several
+    (the same RESOURCE_EXHAUSTED message: a per-entry one names its entry's index) are the
+    gateway refusing the batch as a whole: BatchTooLarge."""
+    refused = [(entry, result) for entry, result in pairs if result.code]
+    whole = (
+        len(pairs) > 1
+        and len(refused) == len(pairs)
+        and all(r.code == RESOURCE_EXHAUSTED for _, r in refused)
+        and len({r.message for _, r in refused}) == 1
+    )
+    if whole:
+        return [BatchTooLarge(r.message, entry=e) for e, r in refused]
+    return [error_for(r.code, r.message, e) for e, r in refused]
+
+
+def _last_cause(details: str) -> str:
+    """The innermost cause of a gRPC connect failure ("failed to connect to all addresses;
+    last error: ...: Connection refused" -> "connection refused"), for a readable line."""
+    cause = details.rpartition(": ")[2] or details
+    return cause[:1].lower() + cause[1:]
 
 
 def _retry_after(error: grpc.aio.AioRpcError) -> float:

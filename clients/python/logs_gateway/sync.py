@@ -13,7 +13,8 @@ from typing import Any, TypeVar, Unpack
 
 from logs_gateway.entries import make_entry
 from logs_gateway.errors import PublisherClosed
-from logs_gateway.publisher import DEFAULT_TARGET, EntryFields, Publisher, Settings, Stats
+from logs_gateway.options import DEFAULT_TARGET, EntryFields, Settings, Stats
+from logs_gateway.publisher import Publisher
 from logs_gateway.tokens import TokenSource
 from logs_gateway.v1 import logs_pb2 as pb
 
