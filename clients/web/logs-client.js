@@ -1,8 +1,10 @@
 /**
  * logs-gateway browser client: one EventSource per page, shared by any number of channel
- * subscriptions. A dependency-free ES module; use it as it is, no build step.
+ * subscriptions. A dependency-free ES module; use it as it is, no build step. The npm
+ * package `logs-gateway-client` (this folder; README.md, types in logs-client.d.ts) and the
+ * gateway's /static/lib/ serve this same file.
  *
- *   import { LogsClient } from '/static/lib/logs-client.js';
+ *   import { LogsClient } from 'logs-gateway-client'; // or '/static/lib/logs-client.js'
  *   const client = new LogsClient();                       // same-origin /api/logs/stream
  *   const off = client.subscribe('logs:etl:workspace123:>', (entry) => show(entry));
  *   client.onStatus((status) => console.log(status.state, status.message));

@@ -3,7 +3,7 @@
  * the React your app already uses, so this file needs no build step and no bundler config.
  *
  *   import * as React from 'react';
- *   import { createLogsReact } from './logs-react.js';
+ *   import { createLogsReact } from 'logs-gateway-client/react'; // or /static/lib/logs-react.js
  *   const { LogsSSEProvider, useLogsSubscription } = createLogsReact(React);
  *
  *   function EtlLogs() {
