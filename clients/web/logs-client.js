@@ -1,8 +1,10 @@
 /**
  * logs-gateway browser client: one EventSource per page, shared by any number of channel
- * subscriptions. A dependency-free ES module; use it as it is, no build step.
+ * subscriptions. A dependency-free ES module; use it as it is, no build step. The npm
+ * package `logs-gateway-client` (this folder; README.md, types in logs-client.d.ts) and the
+ * gateway's /static/lib/ serve this same file.
  *
- *   import { LogsClient } from '/static/lib/logs-client.js';
+ *   import { LogsClient } from 'logs-gateway-client'; // or '/static/lib/logs-client.js'
  *   const client = new LogsClient();                       // same-origin /api/logs/stream
  *   const off = client.subscribe('logs:etl:workspace123:>', (entry) => show(entry));
  *   client.onStatus((status) => console.log(status.state, status.message));
@@ -17,7 +19,7 @@ const DEFAULTS = Object.freeze({
   url: '/api/logs/stream', // or a proxy route such as /api/dapadmin/faas/sse/logs/stream?...
   withCredentials: true, // send the `logs_gateway_token` cookie, also to a CORS-listed gateway
   level: '', // minimum level for the whole connection, e.g. 'warn'
-  tail: 0, // recent entries asked for (`&tail=N`) when a stream opens with no cursor yet
+  tail: 0, // on the first connect only: start with the N most recent retained entries
   keep: 200, // recent entries kept per channel, in memory and in sessionStorage
   storage: 'session', // 'session' keeps recent entries across reloads; null keeps nothing
   storageKey: 'logs-gateway',
@@ -97,10 +99,12 @@ export class LogsClient {
   #onOnline = () => this.#retryNow();
 
   /**
-   * `options` override DEFAULTS above. `tail: N` (0 to the gateway's history bound) makes
-   * the first stream start with the N most recent entries of its channels, oldest first;
-   * every later open (a reconnect, a change of channels, a reload with a stored cursor)
-   * sends the cursor instead, which resumes exactly and wins over `tail` at the gateway.
+   * Options (all optional, defaults above): `url`, `withCredentials`, `level`, `keep`,
+   * `storage`, `storageKey`, `minDelayMs`, `maxDelayMs`, and `tail`: with `tail: N` the first
+   * connect (`&tail=N` on the stream URL) starts with the N most recent retained entries
+   * that match, oldest first, then live ones; reconnects, and a tab restored with its
+   * cursor, resume with the cursor instead (the missed entries, not the tail again).
+   * The types, with every field: logs-client.d.ts.
    */
   constructor(options = {}) {
     this.#opts = { ...DEFAULTS, ...options };
@@ -252,8 +256,9 @@ export class LogsClient {
     url.searchParams.set('channels', channels.join(','));
     if (this.#opts.level) url.searchParams.set('level', this.#opts.level);
     // EventSource sends Last-Event-ID only on its own reconnects; ours carry the cursor here.
+    // With no cursor yet (the first connect), `tail` asks for recent history; a reconnect
+    // resumes from the cursor instead, so the tail is never sent twice.
     if (this.#cursor) url.searchParams.set('last_event_id', this.#cursor);
-    // Only a first connect asks for history: with a cursor, the resume is exact without it.
     else if (this.#opts.tail > 0) url.searchParams.set('tail', String(this.#opts.tail));
     return url.href;
   }

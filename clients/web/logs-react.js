@@ -3,7 +3,7 @@
  * the React your app already uses, so this file needs no build step and no bundler config.
  *
  *   import * as React from 'react';
- *   import { createLogsReact } from './logs-react.js';
+ *   import { createLogsReact } from 'logs-gateway-client/react'; // or /static/lib/logs-react.js
  *   const { LogsSSEProvider, useLogsSubscription } = createLogsReact(React);
  *
  *   function EtlLogs() {
@@ -25,7 +25,8 @@ export function createLogsReact(React) {
 
   /**
    * Provides one connection to its subtree: `client`, or one made from `options` (the
-   * LogsClient options, e.g. `{ tail: 200 }` to open with the recent history).
+   * LogsClient options: e.g. `{ url, tail: 100 }` starts every hook below with up to the 100
+   * most recent entries of the connection's channels, on the first connect only).
    */
   function LogsSSEProvider({ client = null, options = {}, children = null }) {
     const [shared] = useState(() => client ?? new LogsClient(options));

@@ -1,13 +1,12 @@
 """Browser tests: Debian's Chromium driven by Playwright, against real gateways.
 
-scripts/test installs Chromium (`apt-get install chromium`) and the React test page's npm
-packages; Playwright's own browser downloads are never used.
+scripts/test installs Chromium (`apt-get install chromium`) and the npm packages of the
+consumer app in tests/web_package; Playwright's own browser downloads are never used.
 """
 
 from __future__ import annotations
 
 import asyncio
-import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -79,11 +78,6 @@ async def page(context: BrowserContext) -> Page:
 def artifact(name: str) -> Path:
     ARTIFACTS.mkdir(exist_ok=True)
     return ARTIFACTS / name
-
-
-def npm_ready(folder: Path) -> None:
-    if shutil.which("npm") is None or not (folder / "node_modules").is_dir():
-        raise RuntimeError(f"npm packages missing: run scripts/test, or npm ci --prefix {folder}")
 
 
 # -- the Logs page --------------------------------------------------------------------

@@ -1,14 +1,15 @@
-"""React bindings in Chromium: two components on two channels share one provider.
+"""The packed package in Chromium: a Vite app (tests/web_package/app) importing
+`logs-gateway-client` by name, two components on two channels sharing one provider, which
+starts with `tail` history.
 
-The test page (tests/browser/react, bundled here with esbuild) is served from its own
-origin, so the stream is cross-origin: it also proves CORS with the sign-in cookie.
+The app is served from its own origin, so the stream is cross-origin: it also proves CORS
+with the sign-in cookie.
 """
 
 from __future__ import annotations
 
 import contextlib
-import shutil
-import subprocess
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -16,10 +17,10 @@ import pytest
 from aiohttp import web
 from playwright.async_api import Page, expect
 
-from tests.browser.conftest import WORKSPACE, npm_ready, publish, sign_in
+from tests.browser.conftest import WORKSPACE, publish, sign_in
 from tests.conftest import running_gateway, wait_for
+from tests.web_package.consumer import installed, run, tool
 
-REACT_DIR = Path(__file__).resolve().parent / "react"
 ETL = f"logs:etl:{WORKSPACE}:wf1"
 FAAS = f"logs:faas:{WORKSPACE}:fn1"
 # Counts the page's EventSources that are not closed.
@@ -35,22 +36,11 @@ window.liveSources = () => [...made].filter((s) => s.readyState !== Original.CLO
 
 @pytest.fixture(scope="module")
 def react_page(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The test page, bundled in development mode (so StrictMode runs effects twice)."""
-    npm_ready(REACT_DIR)
+    """The app, built by Vite in development mode (so StrictMode runs effects twice)."""
+    installed()
     out = tmp_path_factory.mktemp("react-page")
-    subprocess.run(
-        [
-            str(REACT_DIR / "node_modules" / ".bin" / "esbuild"),
-            str(REACT_DIR / "app.js"),
-            "--bundle",
-            "--format=esm",
-            f"--outfile={out / 'app.js'}",
-            '--define:process.env.NODE_ENV="development"',
-            "--log-level=warning",
-        ],
-        check=True,
-    )
-    shutil.copy(REACT_DIR / "index.html", out)
+    build = [tool("vite"), "build", "app", "--outDir", str(out), "--emptyOutDir", "--base", "./"]
+    run([*build, "--logLevel", "warn"], env=os.environ | {"NODE_ENV": "development"})
     return out
 
 
@@ -77,14 +67,16 @@ async def test_two_components_one_provider_one_connection(page: Page, react_page
         hub = gw.gateway.hub
         await sign_in(page, gw.http)  # the cookie, for the gateway's host
         await page.add_init_script(COUNT_SOURCES)
-        await page.goto(f"{origin}/index.html?gateway={gw.http}&channels={ETL},{FAAS}")
+        await publish(gw, ETL, "etl earlier", "etl before")  # the provider's tail=1 shows one
+        query = f"gateway={gw.http}&channels={ETL},{FAAS}&tail=1"
+        await page.goto(f"{origin}/index.html?{query}")
         for panel in ("#a", "#b"):
             await expect(page.locator(panel)).to_have_attribute("data-state", "connected")
         await expect(page.locator("#b")).to_have_attribute("data-channels", f"{ETL},{FAAS}")
 
         await publish(gw, ETL, "etl one")
         await publish(gw, FAAS, "faas one")
-        await expect(page.locator("#a li")).to_have_text(["etl one"])
+        await expect(page.locator("#a li")).to_have_text(["etl before", "etl one"])
         await expect(page.locator("#b li")).to_have_text(["faas one"])
         assert hub.subscriptions == 1
         assert await page.evaluate("liveSources()") == 1

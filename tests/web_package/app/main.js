@@ -1,8 +1,10 @@
-// The React test page: two components, two channels, one provider (so one EventSource).
-// Query: ?gateway=<gateway origin>&channels=<channel A>,<channel B>
+// A frontend app as a team would write it: the package by name, bundled by Vite.
+// Two components, two channels, one provider (so one EventSource), under StrictMode.
+// Query: ?gateway=<gateway origin>&channels=<channel A>,<channel B>&tail=<N>
 import * as React from 'react';
 import { createRoot } from 'react-dom/client';
-import { createLogsReact } from '../../../clients/web/logs-react.js';
+import { entryKey } from 'logs-gateway-client';
+import { createLogsReact } from 'logs-gateway-client/react';
 
 const { LogsSSEProvider, useLogsSubscription } = createLogsReact(React);
 const h = React.createElement;
@@ -13,17 +15,13 @@ function Panel({ name, channel }) {
     'section',
     { id: name, 'data-state': status.state, 'data-channels': (status.channels ?? []).join(',') },
     h('h2', null, `${name} (${channel})`),
-    h(
-      'ul',
-      null,
-      entries.map((e) => h('li', { key: `${e.channel}|${e.offset}|${e.time}` }, e.message)),
-    ),
+    h('ul', null, entries.map((e) => h('li', { key: entryKey(e) }, e.message))),
   );
 }
 
-function App({ gateway, channels }) {
+function App({ gateway, channels, tail }) {
   const [showA, setShowA] = React.useState(true);
-  const options = { url: `${gateway}/api/logs/stream`, storage: null };
+  const options = { url: `${gateway}/api/logs/stream`, storage: null, tail };
   return h(
     LogsSSEProvider,
     { options },
@@ -34,5 +32,9 @@ function App({ gateway, channels }) {
 }
 
 const params = new URLSearchParams(location.search);
-const props = { gateway: params.get('gateway'), channels: params.get('channels').split(',') };
+const props = {
+  gateway: params.get('gateway'),
+  channels: params.get('channels').split(','),
+  tail: Number(params.get('tail') ?? 0),
+};
 createRoot(document.getElementById('root')).render(h(React.StrictMode, null, h(App, props)));
