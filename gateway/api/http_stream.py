@@ -29,6 +29,8 @@ SSE_HEADERS = {
 }
 
 
+SETUPS = 4  # streams finding their history and answering at once; the others wait
+
 # A replay goes out in chunks of this size (or the send buffer, if smaller), each once the
 # client has taken the one before: whatever the history, a connection holds one chunk.
 REPLAY_CHUNK = 64 * 1024
@@ -176,6 +178,7 @@ class StreamHandler:
         self._broker = broker
         self._hub = hub
         self._settings = settings
+        self._setups = asyncio.Semaphore(SETUPS)
         self.sent = sent or ByteCount()  # bytes the fan-out wrote, for /metrics
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
@@ -228,16 +231,22 @@ class StreamHandler:
     ) -> web.StreamResponse:
         """Send the headers, `ready` and what the client missed (or the `tail` most recent
         entries); live events follow."""
-        replay, after = await catch_up(self._broker, sub.patterns, cursor, tail, sub.min_severity)
-        epoch = self._broker.epoch
-        response = web.StreamResponse(headers=SSE_HEADERS)
-        response.force_close()
-        await response.prepare(request)
-        ready = {"connection": sub.id, "channels": [p.text for p in sub.patterns]}
-        # A live-only start gets the head as its cursor, so a reconnect misses nothing; after
-        # a tail the last entry's id is the cursor (ids never go back on one stream).
-        ready_id = None if cursor or replay.events else encode_cursor(epoch, after)
-        await response.write(sse.frame("ready", ready, ready_id, self._settings.retry_ms))
+        # A reconnect storm (a drain, a network blip) brings streams by the hundred in one
+        # loop turn: a few at a time find their history and answer, so no turn runs them all.
+        async with self._setups:
+            replay, after = await catch_up(
+                self._broker, sub.patterns, cursor, tail, sub.min_severity
+            )
+            epoch = self._broker.epoch
+            response = web.StreamResponse(headers=SSE_HEADERS)
+            response.force_close()
+            await response.prepare(request)
+            ready = {"connection": sub.id, "channels": [p.text for p in sub.patterns]}
+            # A live-only start gets the head as its cursor, so a reconnect misses nothing;
+            # after a tail the last entry's id is the cursor (ids never go back on a stream).
+            ready_id = None if cursor or replay.events else encode_cursor(epoch, after)
+            await response.write(sse.frame("ready", ready, ready_id, self._settings.retry_ms))
+            await asyncio.sleep(0)  # the next stream's turn comes after other work's
         size = min(REPLAY_CHUNK, self._settings.max_buffer)
         for chunk in sse.replay_chunks(epoch.encode(), replay, sub.min_severity, size):
             if sub.done.done():
