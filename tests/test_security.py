@@ -740,3 +740,25 @@ async def test_a_bad_resume_point_gets_a_clean_refusal_or_a_fresh_start(broker_u
             assert (await stream.next()).event == "ready"
             await gw.publish(gw.token(publish=[OWN]), [[entry(ETL, "after")]], "after")
             assert (await stream.next()).data["message"] == "after"
+
+
+async def test_every_route_that_takes_a_token_is_authenticated_by_the_middleware(
+    gw: Running,
+) -> None:
+    """One owner for HTTP authentication: the routes that take a token say so, and only the
+    middleware verifies it (no handler reads a header or cookie of its own)."""
+    assert gw.gateway is not None
+    app = gw.gateway.http_app()
+    marked = {
+        (route.method, route.resource.canonical): route.handler.token_policy
+        for route in app.router.routes()
+        if route.resource is not None and hasattr(route.handler, "token_policy")
+    }
+    assert {key: (p.allow_cookie, p.admin) for key, p in marked.items()} == {
+        ("GET", "/api/logs/stream"): (True, False),
+        ("GET", "/api/dapadmin/{app}/sse/logs/stream"): (True, False),
+        ("POST", "/api/logs/publish"): (False, False),
+        ("POST", "/v1/logs"): (False, False),
+        ("GET", "/admin/logs/stats"): (False, True),
+        ("HEAD", "/admin/logs/stats"): (False, True),
+    }

@@ -1,18 +1,70 @@
-"""HTTP side of credentials: where a token is read from, and errors turned into responses."""
+"""HTTP side of credentials: where a token is read from, authentication once per request
+(a route says which tokens it takes; the middleware checks before the handler runs and
+hands it the Principal), and errors turned into responses."""
 
 from __future__ import annotations
 
 import logging
 import math
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from gateway.core.errors import Code, GatewayError
 from gateway.core.tokens import Principal, Verifier
 
 COOKIE = "logs_gateway_token"
+PRINCIPAL = web.RequestKey("principal", Principal)  # a request's verified caller
 log = logging.getLogger("logs_gateway.http")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+H = TypeVar("H", bound=Callable[..., Any])
+
+
+@dataclass(frozen=True, slots=True)
+class TokenPolicy:
+    """Which tokens a route takes. `refusal` answers a refused token in the route's own
+    encoding (OTLP's Status); without it the JSON error of every other answer."""
+
+    allow_cookie: bool = False  # GET streams only: EventSource cannot set a header
+    admin: bool = False
+    refusal: Callable[[web.Request, GatewayError], web.StreamResponse] | None = None
+
+
+def requires_token(policy: TokenPolicy) -> Callable[[H], H]:
+    """Mark a route's handler: auth_middleware verifies its token first."""
+
+    def mark(handler: H) -> H:
+        setattr(handler, "token_policy", policy)  # noqa: B010 (a function's own attribute)
+        return handler
+
+    return mark
+
+
+def principal_of(request: web.Request) -> Principal:
+    """The verified caller of a route marked with requires_token."""
+    return request[PRINCIPAL]
+
+
+def auth_middleware(verifier: Verifier) -> Middleware:
+    @web.middleware
+    async def authenticate_once(request: web.Request, handler: Handler) -> web.StreamResponse:
+        policy = getattr(request.match_info.handler, "token_policy", None)
+        if isinstance(policy, TokenPolicy):
+            try:
+                principal = authenticate(request, verifier, allow_cookie=policy.allow_cookie)
+                if policy.admin:
+                    principal.require_admin()
+            except GatewayError as e:
+                if policy.refusal is None:
+                    raise
+                return policy.refusal(request, e)
+            request[PRINCIPAL] = principal
+        return await handler(request)
+
+    return authenticate_once
 
 
 def bearer_token(request: web.Request, *, allow_cookie: bool) -> str | None:

@@ -9,14 +9,14 @@ from collections.abc import Callable
 
 from aiohttp import web
 
-from gateway.api.http_auth import authenticate
+from gateway.api.http_auth import TokenPolicy, requires_token
 from gateway.core.broker import Broker
 from gateway.core.channels import parse_channel
 from gateway.core.errors import invalid
 from gateway.core.events import Entry, Event, level_severity
 from gateway.core.hub import Hub
 from gateway.core.ingest import Ingest
-from gateway.core.tokens import Principal, Verifier
+from gateway.core.tokens import Principal
 
 DEFAULT_TEST_CHANNEL = "logs:etl:workspace123:workflow456"
 _TEST_MESSAGES = (
@@ -30,14 +30,12 @@ _TEST_MESSAGES = (
 class OpsHandlers:
     def __init__(
         self,
-        verifier: Verifier,
         broker: Broker,
         hub: Hub,
         ingest: Ingest,
         draining: Callable[[], bool],
         dev: bool = False,
     ) -> None:
-        self._verifier = verifier
         self._broker = broker
         self._hub = hub
         self._ingest = ingest
@@ -62,8 +60,8 @@ class OpsHandlers:
         }
         return web.json_response(body, status=200 if ok else 503)
 
+    @requires_token(TokenPolicy(admin=True))
     async def stats(self, request: web.Request) -> web.Response:
-        authenticate(request, self._verifier, allow_cookie=False).require_admin()
         hub = self._hub.stats()
         return web.json_response(
             {

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from gateway.api.http_access import CLIENT_CLOSED, defer_access_log
-from gateway.api.http_auth import authenticate
+from gateway.api.http_auth import TokenPolicy, principal_of, requires_token
 from gateway.core import sse
 from gateway.core.broker import Broker, catch_up
 from gateway.core.channels import Pattern, parse_pattern
@@ -20,7 +20,7 @@ from gateway.core.events import level_severity
 from gateway.core.hub import Hub
 from gateway.core.subscription import StreamSubscription
 from gateway.core.tally import ByteCount
-from gateway.core.tokens import Principal, Verifier
+from gateway.core.tokens import Principal
 
 SSE_HEADERS = {
     "Content-Type": "text/event-stream",
@@ -168,21 +168,20 @@ def request_cursor(request: web.Request) -> Cursor | None:
 class StreamHandler:
     def __init__(
         self,
-        verifier: Verifier,
         broker: Broker,
         hub: Hub,
         settings: StreamSettings,
         sent: ByteCount | None = None,
     ) -> None:
-        self._verifier = verifier
         self._broker = broker
         self._hub = hub
         self._settings = settings
         self._setups = asyncio.Semaphore(SETUPS)
         self.sent = sent or ByteCount()  # bytes the fan-out wrote, for /metrics
 
+    @requires_token(TokenPolicy(allow_cookie=True))
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        principal = authenticate(request, self._verifier, allow_cookie=True)
+        principal = principal_of(request)
         patterns = parse_channels(request.query.get("channels", ""), self._settings.max_channels)
         return await self.serve(
             request, principal, patterns, parse_level(request.query.get("level"))

@@ -14,11 +14,10 @@ from aiohttp import web
 from google.protobuf.message import DecodeError, Message
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 
-from gateway.api.http_auth import authenticate
+from gateway.api.http_auth import TokenPolicy, principal_of, requires_token
 from gateway.api.otlp_export import OtlpExport, status_of
 from gateway.api.otlp_json import request_from_json, to_json
 from gateway.core.errors import Code, GatewayError, invalid
-from gateway.core.tokens import Verifier
 
 PATH = "/v1/logs"
 PROTOBUF = "application/x-protobuf"
@@ -26,19 +25,18 @@ JSON = "application/json"
 
 
 class OtlpHttpHandler:
-    def __init__(self, verifier: Verifier, export: OtlpExport, max_body: int) -> None:
-        self._verifier = verifier
+    def __init__(self, export: OtlpExport, max_body: int) -> None:
         self._export = export
         self._max_body = max_body
 
+    @requires_token(TokenPolicy(refusal=lambda request, e: _refused(request, e)))
     async def handle(self, request: web.Request) -> web.Response:
         as_json = request.content_type == JSON
         try:
-            principal = authenticate(request, self._verifier, allow_cookie=False)
             parsed = await self._read(request, as_json)
-            response = await self._export(principal, parsed)
+            response = await self._export(principal_of(request), parsed)
         except GatewayError as e:
-            return _encoded(status_of(e), as_json, e.code.http_status, e.retry_after)
+            return _refused(request, e)
         return _encoded(response, as_json, 200, None)
 
     async def _read(self, request: web.Request, as_json: bool) -> ExportLogsServiceRequest:
@@ -70,3 +68,9 @@ def _encoded(
     if retry_after is not None:
         response.headers["Retry-After"] = str(max(1, math.ceil(retry_after)))
     return response
+
+
+def _refused(request: web.Request, error: GatewayError) -> web.Response:
+    """A refusal as OTLP clients read it: a google.rpc.Status in the request's encoding."""
+    as_json = request.content_type == JSON
+    return _encoded(status_of(error), as_json, error.code.http_status, error.retry_after)

@@ -14,11 +14,10 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from gateway.api.http_auth import authenticate
+from gateway.api.http_auth import TokenPolicy, principal_of, requires_token
 from gateway.api.http_stream import StreamHandler, parse_level
 from gateway.core.channels import is_segment, parse_pattern
 from gateway.core.errors import Code, GatewayError, invalid
-from gateway.core.tokens import Verifier
 
 PATH = "/api/dapadmin/{app}/sse/logs/stream"
 
@@ -68,15 +67,15 @@ def route_channel(route: Route, query: Mapping[str, str]) -> str:
 class ProxyHandler:
     """Serves the proxy routes from this process's hub, through the SSE stream handler."""
 
-    def __init__(self, verifier: Verifier, stream: StreamHandler) -> None:
-        self._verifier = verifier
+    def __init__(self, stream: StreamHandler) -> None:
         self._stream = stream
 
     def add_to(self, app: web.Application) -> None:
         app.router.add_get(PATH, self.handle, allow_head=False)  # a stream: no HEAD
 
+    @requires_token(TokenPolicy(allow_cookie=True))
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        principal = authenticate(request, self._verifier, allow_cookie=True)
+        principal = principal_of(request)
         channel = route_channel(find_route(request.match_info["app"]), request.query)
         level = parse_level(request.query.get("level"))
         return await self._stream.serve(request, principal, (parse_pattern(channel),), level)

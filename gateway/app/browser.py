@@ -13,15 +13,12 @@ from gateway.api.http_stream import StreamHandler
 from gateway.api.proxy import ProxyHandler
 from gateway.app import credentials
 from gateway.app.config import Config, ConfigError
-from gateway.core.tokens import Verifier
 
 log = logging.getLogger("logs_gateway")
 
 
-def add_browser_side(
-    app: web.Application, config: Config, verifier: Verifier, stream: StreamHandler
-) -> None:
-    ProxyHandler(verifier, stream).add_to(app)
+def add_browser_side(app: web.Application, config: Config, stream: StreamHandler) -> None:
+    ProxyHandler(stream).add_to(app)
     Page().add_to(app)
     if config.dev:
         _add_dev_login(app, config)

@@ -20,7 +20,7 @@ from gateway.api.grpc_access import CallLog
 from gateway.api.grpc_auth import Authenticator
 from gateway.api.grpc_services import LogIngestServicer, LogStreamServicer, Stopping
 from gateway.api.http_access import access_log_middleware
-from gateway.api.http_auth import errors_middleware
+from gateway.api.http_auth import auth_middleware, errors_middleware
 from gateway.api.http_metrics import MetricsHandler
 from gateway.api.http_ops import OpsHandlers
 from gateway.api.http_publish import PublishHandler
@@ -241,11 +241,10 @@ class Gateway:
     def http_app(self) -> web.Application:
         c = self.config
         app = web.Application(
-            middlewares=[access_log_middleware, errors_middleware],
+            middlewares=[access_log_middleware, errors_middleware, auth_middleware(self.verifier)],
             client_max_size=c.max_message_bytes,
         )
         stream = StreamHandler(
-            self.verifier,
             self.broker,
             self.hub,
             StreamSettings(
@@ -257,14 +256,12 @@ class Gateway:
             ),
             self.sse_bytes,
         )
-        publish = PublishHandler(self.verifier, self.ingest, c.max_message_bytes)
-        ops = OpsHandlers(
-            self.verifier, self.broker, self.hub, self.ingest, lambda: self.stopping.is_set, c.dev
-        )
+        publish = PublishHandler(self.ingest, c.max_message_bytes)
+        ops = OpsHandlers(self.broker, self.hub, self.ingest, lambda: self.stopping.is_set, c.dev)
         # No HEAD: a stream has no headers-only form, and its bytes would follow them.
         app.router.add_get("/api/logs/stream", stream.handle, allow_head=False)
         app.router.add_post("/api/logs/publish", publish.handle)
-        otlp = OtlpHttpHandler(self.verifier, self.otlp, c.max_message_bytes)
+        otlp = OtlpHttpHandler(self.otlp, c.max_message_bytes)
         app.router.add_post("/v1/logs", otlp.handle)
         app.router.add_get("/health", ops.health)
         app.router.add_get("/ready", ops.ready)
@@ -273,7 +270,7 @@ class Gateway:
         app.router.add_get("/metrics", MetricsHandler(self.metrics, merge).handle)
         if c.dev:
             app.router.add_route("*", "/test/logs", ops.test_logs)
-        add_browser_side(app, c, self.verifier, stream)
+        add_browser_side(app, c, stream)
         return app
 
     def reload_keys(self) -> None:
