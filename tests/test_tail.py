@@ -65,7 +65,7 @@ async def test_a_cursor_wins_over_tail(gw: Running) -> None:
         assert [e.data["message"] for e in await stream.take(2)] == ["m9", "m11"]
 
 
-@pytest.mark.parametrize("bad", ["-1", "ten", "1001", "2.5"])
+@pytest.mark.parametrize("bad", ["-1", "ten", "1001", "2.5", "²", "9" * 5000])
 async def test_a_bad_tail_is_a_400_naming_it(gw: Running, bad: str) -> None:
     token = gw.token(subscribe=[RUN])
     async with httpx.AsyncClient() as client:

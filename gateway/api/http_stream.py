@@ -148,7 +148,8 @@ def parse_tail(text: str | None, most: int) -> int:
     """`tail=N`: how many recent entries to send first (0, the default: live only)."""
     if text is None or text == "":
         return 0
-    if not text.isdigit() or int(text) > most:
+    # ASCII digits only, and few: str.isdigit takes "²", and int() refuses 4,300 digits.
+    if not (text.isascii() and text.isdigit()) or len(text) > 9 or int(text) > most:
         raise invalid(f"query parameter 'tail' must be a whole number from 0 to {most}")
     return int(text)
 

@@ -134,7 +134,7 @@ def _add_tail(verbs: Any) -> None:
 
 
 def _lines(text: str) -> int:
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit()) or len(text) > 9:
         raise argparse.ArgumentTypeError(f"must be a whole number of at least 0, not {text!r}")
     return int(text)
 

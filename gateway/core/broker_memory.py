@@ -22,6 +22,7 @@ import time
 from array import array
 from collections import Counter, OrderedDict, deque
 from collections.abc import Sequence
+from operator import itemgetter
 
 from gateway.core import broker
 from gateway.core.broker import Appended, DedupKey, Listener, Loss, Replay, Usage
@@ -145,7 +146,7 @@ class MemoryBroker:
             return Appended([Event(e.channel, o, s, e.severity, b"") for e, o, s in stored], True)
         events = self._store(entries, now)
         newest = {e.channel: e.seq for e in events}  # once per channel, not per entry
-        for channel, seq in sorted(newest.items(), key=_second):  # touched in seq order
+        for channel, seq in sorted(newest.items(), key=itemgetter(1)):  # touched in seq order
             history = self._channels[channel]
             self._index.put(channel, history, seq)
             self._trim(history)
@@ -365,10 +366,6 @@ class MemoryBroker:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-
-
-def _second(pair: tuple[str, int]) -> int:
-    return pair[1]
 
 
 def _stale(events: deque[Event], cutoff: float) -> int:

@@ -54,10 +54,6 @@ class Pattern:
     text: str
     segments: tuple[str, ...]
 
-    @property
-    def is_literal(self) -> bool:
-        return "*" not in self.segments and ">" not in self.segments
-
     def matches(self, channel: str) -> bool:
         """Whether the concrete channel `channel` is matched by this pattern."""
         return _match(self.segments, tuple(channel.split(":")))

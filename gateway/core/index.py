@@ -79,17 +79,6 @@ class ChannelIndex(Generic[V]):
     def __len__(self) -> int:
         return self._size
 
-    def get(self, channel: str) -> V | None:
-        *path, last = channel.split(":")
-        node = self._root
-        for segment in path:
-            found = node.children.get(segment)
-            if found is None:
-                return None
-            node = found
-        leaf = node.leaves.get(last)
-        return None if leaf is None else leaf.value
-
     def put(self, channel: str, value: V, seq: int = 0) -> None:
         """Hold `value` for `channel` (replacing the one held), touched at `seq`: a match
         with `after` below it finds the channel. Touch in seq order to keep matches short."""
@@ -202,9 +191,6 @@ class PatternIndex(Generic[S]):
         found: dict[S, None] = {}
         _subscribers(self._root, channel.split(":"), 0, found)
         return list(found)
-
-    def __bool__(self) -> bool:
-        return bool(self._root.children)
 
 
 def _subscribers(node: _PatternNode[S], segments: list[str], at: int, found: dict[S, None]) -> None:

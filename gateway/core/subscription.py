@@ -52,9 +52,6 @@ class Subscription:
         self.done: asyncio.Future[End] = asyncio.get_running_loop().create_future()
         self.expiry: asyncio.TimerHandle | None = None
 
-    def matches(self, channel: str) -> bool:
-        return any(p.matches(channel) for p in self.patterns)
-
     def finish(self, reason: End) -> None:
         if not self.done.done():
             self.done.set_result(reason)
