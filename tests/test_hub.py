@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from gateway.core import sse
 from gateway.core.broker import Replay, catch_up
 from gateway.core.broker_memory import MemoryBroker
@@ -103,3 +105,47 @@ async def test_a_close_during_the_replay_is_sent_after_it() -> None:
     _start(hub, sub, *await catch_up(broker, sub.patterns, Cursor(broker.epoch, 0)))
     assert sink.data.index(b'"message":"missed"') < sink.data.index(b"event: error")
     assert sub.done.result() is End.TOKEN_EXPIRED
+
+
+async def test_after_a_slow_flush_what_arrives_meanwhile_goes_in_one_write(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """One entry per publish to many subscribers: a flush costs its writes whatever it
+    carries. The hub pauses as long as the last flush took, so entries published one by one
+    meanwhile reach each subscriber in one write, not one flush (and write) per entry."""
+    loop = asyncio.get_running_loop()
+    taken = 0.0  # what the writes "took": the loop's clock runs ahead by as much
+    real_time = loop.time
+    monkeypatch.setattr(loop, "time", lambda: real_time() + taken)
+
+    class SlowSink(_Sink):
+        def __init__(self) -> None:
+            super().__init__()
+            self.writes: list[tuple[float, bytes]] = []
+            self.wrote = asyncio.Event()
+
+        def write(self, data: bytes) -> None:
+            nonlocal taken
+            super().write(data)
+            taken += 0.05  # a write to many subscribers, in one
+            self.writes.append((loop.time(), data))
+            self.wrote.set()
+
+    broker, hub, _, _ = await _setup()
+    sink = SlowSink()
+    sub = StreamSubscription("c1", (parse_pattern(ETL),), 0, "o", sink, max_buffer=1 << 20)
+    await hub.add(sub)
+    _start(hub, sub, *await catch_up(broker, sub.patterns, None))
+    sink.writes.clear()
+    sink.wrote.clear()
+    await broker.append([_entry("m0")], None)
+    await sink.wrote.wait()  # an idle hub flushes at once
+    sink.wrote.clear()
+    for n in range(1, 6):  # one by one, each in a loop turn of its own
+        await broker.append([_entry(f"m{n}")], None)
+        await asyncio.sleep(0)
+    await sink.wrote.wait()
+    (first_at, first), (second_at, second) = sink.writes
+    assert first.count(b"event: log") == 1
+    assert [f'"message":"m{n}"'.encode() in second for n in range(1, 6)] == [True] * 5
+    assert second_at - first_at >= 0.05 + 0.05  # the pause, then its own write
