@@ -203,10 +203,15 @@ def test_a_match_after_a_seq_finds_exactly_the_channels_touched_since() -> None:
         seqs = list(range(1, 2001))
         if not in_order:
             rng.shuffle(seqs)
+        channel = ""
         for seq in seqs:
-            channel = (
-                f"logs:{rng.choice(('etl', 'faas'))}:ws{rng.randrange(5)}:r{rng.randrange(60)}"
-            )
+            if rng.random() < 0.6:  # else the same channel again (a busy one: put after put)
+                channel = (
+                    f"logs:{rng.choice(('etl', 'faas'))}:ws{rng.randrange(5)}:r{rng.randrange(60)}"
+                )
+            if channel in touched and rng.random() < 0.05:  # gone, then back
+                assert index.pop(channel) == channel
+                del touched[channel]
             index.put(channel, channel, seq)
             touched[channel] = max(touched.get(channel, 0), seq)
         for _ in range(200):

@@ -73,7 +73,7 @@ def entry_from_json(obj: Any) -> Entry | GatewayError:
     attributes = obj.get("attributes") or {}
     if not isinstance(attributes, dict) or len(attributes) > MAX_ATTRIBUTES:
         return invalid(f"'attributes' must be an object of at most {MAX_ATTRIBUTES} values")
-    if not all(isinstance(v, str | int | float | bool) for v in attributes.values()):
+    if attributes and not all(isinstance(v, str | int | float | bool) for v in attributes.values()):
         return invalid("attribute values must be strings, numbers or booleans")
     source = obj.get("source") or ""
     if not isinstance(source, str):

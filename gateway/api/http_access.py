@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from contextvars import ContextVar
 
 from aiohttp import web
@@ -56,30 +56,13 @@ class _Line:
 _line: ContextVar[_Line | None] = ContextVar("access_line", default=None)
 
 
-@web.middleware
-async def access_log_middleware(
-    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-) -> web.StreamResponse:
-    """Give the request an id (`X-Request-Id` in and out) and log it when it ends."""
+def open_line(request: web.Request) -> _Line:
+    """Give the request an id (`X-Request-Id` in, well-formed, or a new one) and start its
+    access line; the caller writes it when the request ends (http_serve)."""
     rid = request_ids.adopt(request.headers.get("X-Request-Id"))
     line = _Line(request.method, request.path, rid)
     _line.set(line)
-    status = CLIENT_CLOSED  # stays so if the handler is cancelled by a disconnect
-    try:
-        response = await handler(request)
-        status = response.status
-        if not response.prepared:
-            response.headers["X-Request-Id"] = rid
-        return response
-    except web.HTTPException as e:
-        status = e.status
-        raise
-    except Exception:
-        status = 500
-        raise
-    finally:
-        if not line.deferred:
-            line.write(status)
+    return line
 
 
 def defer_access_log() -> Callable[[int], None]:

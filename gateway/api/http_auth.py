@@ -1,6 +1,6 @@
 """HTTP side of credentials: where a token is read from, authentication once per request
-(a route says which tokens it takes; the middleware checks before the handler runs and
-hands it the Principal), and errors turned into responses."""
+(a route says which tokens it takes; `authorize` checks before the handler runs and hands
+it the Principal), and errors turned into responses."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from aiohttp import web
-from aiohttp.typedefs import Middleware
 
 from gateway.core.errors import Code, GatewayError
 from gateway.core.tokens import Principal, Verifier
@@ -48,23 +47,23 @@ def principal_of(request: web.Request) -> Principal:
     return request[PRINCIPAL]
 
 
-def auth_middleware(verifier: Verifier) -> Middleware:
-    @web.middleware
-    async def authenticate_once(request: web.Request, handler: Handler) -> web.StreamResponse:
-        policy = getattr(request.match_info.handler, "token_policy", None)
-        if isinstance(policy, TokenPolicy):
-            try:
-                principal = authenticate(request, verifier, allow_cookie=policy.allow_cookie)
-                if policy.admin:
-                    principal.require_admin()
-            except GatewayError as e:
-                if policy.refusal is None:
-                    raise
-                return policy.refusal(request, e)
-            request[PRINCIPAL] = principal
-        return await handler(request)
-
-    return authenticate_once
+def authorize(request: web.Request, verifier: Verifier) -> web.StreamResponse | None:
+    """Check the token of a route marked with requires_token, as its TokenPolicy says, and
+    hand the handler its Principal (principal_of). A refusal raises GatewayError, or is
+    answered by the route's own `refusal`; None: the handler may run."""
+    policy = getattr(request.match_info.handler, "token_policy", None)
+    if not isinstance(policy, TokenPolicy):
+        return None  # an open route (health, the page, login)
+    try:
+        principal = authenticate(request, verifier, allow_cookie=policy.allow_cookie)
+        if policy.admin:
+            principal.require_admin()
+    except GatewayError as e:
+        if policy.refusal is None:
+            raise
+        return policy.refusal(request, e)
+    request[PRINCIPAL] = principal
+    return None
 
 
 def bearer_token(request: web.Request, *, allow_cookie: bool) -> str | None:
@@ -117,17 +116,23 @@ def route_error_response(error: web.HTTPException, request: web.Request) -> web.
 MAX_SHOWN_PATH = 200
 
 
+def error_answer(error: Exception, request: web.Request) -> web.Response | None:
+    """The JSON answer to what a handler raised: a GatewayError's, or one of aiohttp's own
+    4xx refusals in the same shape; None for anything else, which propagates."""
+    if isinstance(error, GatewayError):
+        return error_response(error)
+    if isinstance(error, web.HTTPException) and 400 <= error.status < 500:
+        return route_error_response(error, request)
+    return None
+
+
 @web.middleware
-async def errors_middleware(
-    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-) -> web.StreamResponse:
-    """Turn every GatewayError a handler raises, and aiohttp's 4xx refusals, into their
-    JSON responses, in one place."""
+async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """error_answer for an app that needs nothing else of a request (the app proxy)."""
     try:
         return await handler(request)
-    except GatewayError as e:
-        return error_response(e)
-    except web.HTTPException as e:
-        if not 400 <= e.status < 500:
+    except (GatewayError, web.HTTPException) as e:
+        answer = error_answer(e, request)
+        if answer is None:
             raise
-        return route_error_response(e, request)
+        return answer

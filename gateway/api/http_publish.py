@@ -13,6 +13,8 @@ from gateway.core.cursor import encode_cursor
 from gateway.core.errors import Code, GatewayError, invalid
 from gateway.core.ingest import Ingest
 
+JSON = "application/json"
+
 
 class PublishHandler:
     def __init__(self, ingest: Ingest, max_body: int) -> None:
@@ -40,9 +42,11 @@ class PublishHandler:
         return json_answer({"results": results})
 
     async def _read_json(self, request: web.Request) -> Any:
-        if request.content_length is not None and request.content_length > self._max_body:
+        length = request.content_length
+        if length is not None and length > self._max_body:
             raise too_large(self._max_body)
-        if request.content_type != "application/json":
+        # The header as publishers send it, else parsed (parameters, case): most send it so.
+        if request.headers.get("Content-Type") != JSON and request.content_type != JSON:
             raise invalid("Content-Type must be application/json")
         try:
             # The application's client_max_size is max_body: aiohttp stops reading past it.

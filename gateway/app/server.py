@@ -19,11 +19,10 @@ from gateway.api import grpc_reflection
 from gateway.api.grpc_access import CallLog
 from gateway.api.grpc_auth import Authenticator
 from gateway.api.grpc_services import LogIngestServicer, LogStreamServicer, Stopping
-from gateway.api.http_access import access_log_middleware
-from gateway.api.http_auth import auth_middleware, errors_middleware
 from gateway.api.http_metrics import MetricsHandler
 from gateway.api.http_ops import OpsHandlers
 from gateway.api.http_publish import PublishHandler
+from gateway.api.http_serve import serving_middleware
 from gateway.api.http_stream import StreamHandler, StreamSettings
 from gateway.api.otlp_export import SERVICE as OTLP_SERVICE
 from gateway.api.otlp_export import OtlpExport
@@ -241,7 +240,7 @@ class Gateway:
     def http_app(self) -> web.Application:
         c = self.config
         app = web.Application(
-            middlewares=[access_log_middleware, errors_middleware, auth_middleware(self.verifier)],
+            middlewares=[serving_middleware(self.verifier)],
             client_max_size=c.max_message_bytes,
         )
         stream = StreamHandler(

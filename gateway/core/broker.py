@@ -28,7 +28,7 @@ Listener = Callable[[list[Event]], None]
 DedupKey = tuple[str, int]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # one per batch: not frozen, for the reason Entry is not (events.py)
 class Appended:
     """What `append` stored: one event per entry, in order."""
 

@@ -149,7 +149,9 @@ class MemoryBroker:
         for channel, seq in sorted(newest.items(), key=itemgetter(1)):  # touched in seq order
             history = self._channels[channel]
             self._index.put(channel, history, seq)
-            self._trim(history)
+            excess = len(history.events) - self._max_entries
+            if excess > 0:  # the count bound (its heap entry is corrected lazily)
+                self._evict(history, excess, "count")
         if self._bytes > self._max_bytes:
             self._expire(now, TICK_WORK * 100)
         if key is not None:
@@ -162,7 +164,7 @@ class MemoryBroker:
         return Appended(events)
 
     def _store(self, entries: Sequence[Entry], now: float) -> list[Event]:
-        """Add entries to their channels' histories; `append` trims after the batch."""
+        """Add entries to their channels' histories; `append` evicts after the batch."""
         channels = self._channels
         events = []
         size = 0
@@ -194,19 +196,16 @@ class MemoryBroker:
         self._holding += 1
         heapq.heappush(self._oldest, (self._seq, history))
 
-    def _trim(self, history: _History) -> None:
-        """Enforce the per-channel count bound (its heap entry is corrected lazily)."""
-        excess = len(history.events) - self._max_entries
-        if excess > 0:
-            self._evict(history, excess, "count")
-
     def _evict(self, history: _History, n: int, cause: str) -> None:
         """Drop the `n` oldest events of `history`, recording their seqs."""
-        events = history.events
-        gone = [events.popleft() for _ in range(n)]
-        history.lost.extend(e.seq for e in gone)
+        events, lost = history.events, history.lost
+        size = 0
+        for _ in range(n):  # mostly one: the count bound, on every append to a full channel
+            event = events.popleft()
+            lost.append(event.seq)
+            size += len(event.data)
         self._entries -= n
-        self._bytes -= sum(len(e.data) for e in gone) + (EVENT_COST - LOSS_COST) * n
+        self._bytes -= size + (EVENT_COST - LOSS_COST) * n
         self.evicted[cause] += n
         if len(history.lost) > 2 * self._max_entries:
             cut = len(history.lost) - self._max_entries

@@ -62,12 +62,6 @@ class _ChannelNode(Generic[V]):
             yield from child.every(after)
 
 
-def _touched(node: _ChannelNode[V], seq: int) -> None:
-    if seq < node.newest:
-        node.ordered = False
-    node.newest = max(node.newest, seq)
-
-
 class ChannelIndex(Generic[V]):
     """Concrete channel names -> one value each, found by name or by pattern, and by how
     recently each was touched (`put` with a seq: a channel's newest event)."""
@@ -75,6 +69,8 @@ class ChannelIndex(Generic[V]):
     def __init__(self) -> None:
         self._root: _ChannelNode[V] = _ChannelNode()
         self._size = 0
+        # The channel put last, with the nodes on its path and its leaf.
+        self._latest: tuple[str, list[_ChannelNode[V]], _Leaf[V]] | None = None
 
     def __len__(self) -> int:
         return self._size
@@ -82,24 +78,47 @@ class ChannelIndex(Generic[V]):
     def put(self, channel: str, value: V, seq: int = 0) -> None:
         """Hold `value` for `channel` (replacing the one held), touched at `seq`: a match
         with `after` below it finds the channel. Touch in seq order to keep matches short."""
+        latest = self._latest
+        if latest is not None and latest[0] == channel:
+            # Put last, it is still the newest at every level (a busy channel, batch after
+            # batch): only the seqs move.
+            _, nodes, leaf = latest
+        else:
+            nodes, leaf = self._to_end(channel, value, seq)
+            self._latest = (channel, nodes, leaf)
+        leaf.value = value
+        if seq > leaf.newest:
+            leaf.newest = seq
+        for node in nodes:  # (the publish path: a loop, not a call per node)
+            if seq > node.newest:
+                node.newest = seq
+            elif seq < node.newest:
+                node.ordered = False
+
+    def _to_end(self, channel: str, value: V, seq: int) -> tuple[list[_ChannelNode[V]], _Leaf[V]]:
+        """Make `channel` the most recently touched at every level of its path (adding what
+        it lacks); its nodes from the root, and its leaf."""
         *path, last = channel.split(":")
         node = self._root
-        _touched(node, seq)
+        nodes = [node]
         for segment in path:
-            child = node.children.pop(segment, None) or _ChannelNode()
+            child = node.children.pop(segment, None)
+            if child is None:
+                child = _ChannelNode()
             node.children[segment] = child  # last: the most recently touched
             node = child
-            _touched(node, seq)
+            nodes.append(node)
         leaf = node.leaves.pop(last, None)
         if leaf is None:
             self._size += 1
             leaf = _Leaf(value, seq)
-        else:
-            leaf.value, leaf.newest = value, max(leaf.newest, seq)
         node.leaves[last] = leaf
+        return nodes, leaf
 
     def pop(self, channel: str) -> V | None:
         """Forget `channel` and every node only it used."""
+        if self._latest is not None and self._latest[0] == channel:
+            self._latest = None
         *path, last = channel.split(":")
         trail = [self._root]
         for segment in path:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import orjson
 
 from gateway.core.broker import Broker, DedupKey
-from gateway.core.channels import parse_channel, parse_pattern
+from gateway.core.channels import channel_pattern
 from gateway.core.errors import Code, GatewayError, invalid
 from gateway.core.events import MAX_SEVERITY, Entry, Event
 from gateway.core.ratelimit import RateLimiter
@@ -30,7 +30,7 @@ class Limits:
     publish_rate: float = 0.0  # entries per second per token subject; 0: no limit
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # one per batch: not frozen, for the reason Entry is not (events.py)
 class BatchOutcome:
     """One answer per entry, in order: the event it was stored as (its cursor is
     `encode_cursor(epoch, event.seq)`), or the error that refused it."""
@@ -70,8 +70,13 @@ class Ingest:
             self.counts.record(items, [error] * len(items), False, time.perf_counter() - started)
             raise error
         verdicts: dict[str, GatewayError | None] = {}  # channel -> its refusal, this batch
-        checked = [self._check(principal, item, i, verdicts) for i, item in enumerate(items)]
-        accepted = [c for c in checked if isinstance(c, Entry)]
+        checked: list[Entry | GatewayError] = []
+        accepted: list[Entry] = []
+        for i, item in enumerate(items):
+            verdict = self._check(principal, item, i, verdicts)
+            checked.append(verdict)
+            if isinstance(verdict, Entry):
+                accepted.append(verdict)
         try:
             appended = await self._broker.append(accepted, key)
         except Exception:
@@ -134,8 +139,7 @@ def channel_refusal(principal: Principal, channel: str) -> GatewayError | None:
     """Why `principal` may not publish to `channel` (bad name, or outside its rights), or
     None. Asked once per channel of a batch: a batch's entries mostly share one."""
     try:
-        parse_channel(channel)
-        principal.check_publish(parse_pattern(channel))
+        principal.check_publish(channel_pattern(channel))
     except GatewayError as e:
         return e
     return None

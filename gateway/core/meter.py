@@ -15,7 +15,8 @@ class Meter:
         self._second = int(self._started)
 
     def add(self, n: int = 1) -> None:
-        self._advance()
+        if int(time.monotonic()) != self._second:
+            self._advance()
         self._buckets[self._second % WINDOW] += n
         self.total += n
 

@@ -66,12 +66,6 @@ class Histogram:
         return out
 
 
-def service_of(channel: str) -> str:
-    """The service segment of `logs:{service}:...`, or "unknown" for a malformed name."""
-    parts = channel.split(":", 2)
-    return parts[1] if len(parts) > 2 and parts[1] else UNKNOWN
-
-
 class IngestCounts:
     """What the publish path accepted and refused, by service and outcome, and how fast."""
 
@@ -92,12 +86,17 @@ class IngestCounts:
         """Count one answered batch: `checked` is the verdict on each of `items`."""
         self.latency.observe(seconds)
         outcome = "duplicate" if duplicate else "stored"
-        accepted = Counter(c.channel for c in checked if isinstance(c, Entry))
+        accepted: dict[str, int] = {}  # channel -> entries (a plain dict: once per batch)
+        for c in checked:
+            if isinstance(c, Entry):
+                accepted[c.channel] = accepted.get(c.channel, 0) + 1
+        total = 0
         for channel, n in accepted.items():
             self.entries[self._service(channel, admit=not duplicate), outcome] += n
+            total += n
         if not duplicate:
-            self.stored_rate.add(accepted.total())
-        if accepted.total() < len(checked):
+            self.stored_rate.add(total)
+        if total < len(checked):
             self._record_refused(items, checked)
 
     def total(self, *outcomes: str) -> int:
@@ -115,8 +114,12 @@ class IngestCounts:
                 self.entries[self._service(channel, admit=False), verdict.code.slug] += 1
 
     def _service(self, channel: str, *, admit: bool) -> str:
-        service = service_of(channel)
-        return service if service == UNKNOWN else self._services.label(service, admit=admit)
+        """The service segment of `logs:{service}:...` as a label, "unknown" for a malformed
+        name."""
+        parts = channel.split(":", 2)
+        if len(parts) < 3 or not parts[1]:
+            return UNKNOWN
+        return self._services.label(parts[1], admit=admit)
 
 
 class HubCounts:
