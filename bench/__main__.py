@@ -80,14 +80,15 @@ def run_once(suite: Suite, only: list[str] | None) -> list[Row]:
         started = time.monotonic()
         suite.servers.label = label
         try:
-            row = step()
+            got = step()
         except Exception as e:  # a failed step is a row saying so, and the run goes on
             traceback.print_exc()
-            row = Row(label, "failed", lost=-1, note=f"failed: {type(e).__name__}: {e}")
+            got = Row(label, "failed", lost=-1, note=f"failed: {type(e).__name__}: {e}")
         took = time.monotonic() - started
-        line = report.table([row]).splitlines()[2]
-        print(f"  {label}: {line} ({took:.1f} s)", file=sys.stderr, flush=True)
-        rows.append(row)
+        got = got if isinstance(got, list) else [got]
+        for line in report.table(got).splitlines()[2:]:
+            print(f"  {label}: {line} ({took:.1f} s)", file=sys.stderr, flush=True)
+        rows += got
     return rows
 
 

@@ -91,3 +91,8 @@ def http_entry(channel: str, now_ns: int) -> bytes:
         message(now_ns),
         SOURCE.encode(),
     )
+
+
+def http_batch(channel: str, now_ns: int, size: int) -> bytes:
+    """A `POST /api/logs/publish` body of `size` such entries (`{"entries": [...]}`)."""
+    return b'{"entries":[%b]}' % b",".join([http_entry(channel, now_ns)] * size)

@@ -97,9 +97,10 @@ def _content_length(head: bytes) -> int:
 
 
 class _PostReader(asyncio.Protocol):
-    """Reads the answers to pipelined POSTs, in order (nginx and aiohttp keep it)."""
+    """Reads the answers to pipelined POSTs, in order (nginx and aiohttp keep it): each as
+    (accepted, entries refused in it: a gateway batch answers 200 with per-entry errors)."""
 
-    def __init__(self, on_answer: Callable[[bool], None]) -> None:
+    def __init__(self, on_answer: Callable[[bool, int], None]) -> None:
         self._buffer = b""
         self._on_answer = on_answer
         self.lost = asyncio.get_running_loop().create_future()
@@ -111,7 +112,8 @@ class _PostReader(asyncio.Protocol):
             length = _content_length(head)
             if len(buffer) < end + 4 + length:
                 break
-            self._on_answer(head[9:12] in (b"200", b"201", b"202"))
+            body = buffer[end + 4 : end + 4 + length]
+            self._on_answer(head[9:12] in (b"200", b"201", b"202"), body.count(b'{"error"'))
             buffer = buffer[end + 4 + length :]
         self._buffer = buffer
 
@@ -129,7 +131,7 @@ class HttpPublisher:
         self._host, self._port = host, port
         self._auth = f"Authorization: Bearer {token}\r\n" if token else ""
         self._room = asyncio.Semaphore(in_flight)
-        self._sent: deque[int] = deque()
+        self._sent: deque[tuple[int, int]] = deque()  # (sent ns, entries) per request
         self._idle = asyncio.Event()  # set while no answer is outstanding
         self._idle.set()
         self.acks = Acks()
@@ -143,19 +145,21 @@ class HttpPublisher:
         )
         self._transport = transport
 
-    def _answered(self, ok: bool) -> None:
-        sent = self._sent.popleft()
+    def _answered(self, ok: bool, refused: int) -> None:
+        sent, entries = self._sent.popleft()
         self.acks.latencies.append(time.time_ns() - sent)
-        self.acks.entries += ok
-        self.acks.errors += not ok
+        self.acks.entries += entries - refused if ok else 0
+        self.acks.errors += refused if ok else entries
         self._room.release()
         if not self._sent:
             self._idle.set()
 
-    async def send(self, path: str, body: bytes) -> None:
+    async def send(self, path: str, body: bytes, entries: int = 1) -> None:
+        """POST `body` (`entries` entries: one, or a gateway batch body) once fewer than
+        `in_flight` wait."""
         await self._room.acquire()
         assert self._transport is not None
-        self._sent.append(time.time_ns())
+        self._sent.append((time.time_ns(), entries))
         self._idle.clear()
         head = (
             f"POST {path} HTTP/1.1\r\nHost: {self._host}\r\n{self._auth}"
@@ -167,6 +171,6 @@ class HttpPublisher:
         """Wait for the outstanding answers (bounded), then close the connection."""
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._idle.wait(), timeout)
-        self.acks.errors += len(self._sent)
+        self.acks.errors += sum(entries for _, entries in self._sent)
         if self._transport is not None:
             self._transport.close()

@@ -88,12 +88,12 @@ def _vs_nchan(row: Row, nchan: Row | None) -> str:
     return ", ".join(parts)
 
 
-def _vs_bare(row: Row, bare: Row | None) -> str:
-    """Server CPU per entry against the bare aiohttp handler's per POST, same run."""
-    if bare is None or row.server == BARE or not (row.rate and bare.rate and bare.server_cpu):
+def _cpu_vs(row: Row, other: Row | None, per: str, what: str) -> str:
+    """Server CPU per entry against another row's, same run (`per`: what an entry is)."""
+    if other is None or other is row or not (row.rate and other.rate and other.server_cpu):
         return ""
-    ratio = (row.server_cpu / row.rate) / (bare.server_cpu / bare.rate)
-    return f"{ratio:.2f}x CPU/POST of bare aiohttp ({1e6 * row.server_cpu / row.rate:.0f} us)"
+    ratio = (row.server_cpu / row.rate) / (other.server_cpu / other.rate)
+    return f"{ratio:.2f}x CPU/{per} of {what} ({1e6 * row.server_cpu / row.rate:.0f} us)"
 
 
 def _server_cpu(row: Row) -> str:
@@ -105,7 +105,7 @@ def _server_cpu(row: Row) -> str:
     return f"{row.server_cpu:.0%}{waited}"
 
 
-def _cells(row: Row, nchan: Row | None, bare: Row | None) -> list[str]:
+def _cells(row: Row, nchan: Row | None, versus: str) -> list[str]:
     lat = row.latency_ms
     load = f"{row.load_cpu:.0%}" + (" (saturated)" if row.load_cpu > SATURATED else "")
     return [
@@ -118,7 +118,7 @@ def _cells(row: Row, nchan: Row | None, bare: Row | None) -> list[str]:
         str(row.dups),
         load if row.unit != "kB/connection" else "",
         _server_cpu(row),
-        ", ".join(part for part in (_vs_nchan(row, nchan), _vs_bare(row, bare)) if part),
+        ", ".join(part for part in (_vs_nchan(row, nchan), versus) if part),
     ]
 
 
@@ -126,7 +126,19 @@ def table(rows: Sequence[Row]) -> str:
     """A Markdown table (readable as plain text too); notes follow it."""
     nchan = {r.scenario: r for r in rows if r.server == "nchan"}
     bare = {r.scenario: r for r in rows if r.server == BARE}
-    body = [_cells(r, nchan.get(r.scenario), bare.get(r.scenario)) for r in rows]
+    # `ingest bN post` (batch bodies) against `ingest bN grpc`, measured in turns with it.
+    grpc = {
+        r.scenario.removesuffix("grpc") + "post": r for r in rows if r.scenario.endswith("grpc")
+    }
+    body = [
+        _cells(
+            r,
+            nchan.get(r.scenario),
+            _cpu_vs(r, bare.get(r.scenario), "POST", "bare aiohttp")
+            or _cpu_vs(r, grpc.get(r.scenario), "entry", "gRPC"),
+        )
+        for r in rows
+    ]
     widths = [max(len(c), *(len(b[i]) for b in body)) for i, c in enumerate(COLUMNS)]
     lines = [_line(COLUMNS, widths), _line(["-" * w for w in widths], widths)]
     lines += [_line(b, widths) for b in body]

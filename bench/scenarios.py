@@ -12,7 +12,7 @@ import time
 from array import array
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from bench import workers
@@ -176,12 +176,36 @@ def _anomalies(got: list[Result]) -> list[tuple[int, str]]:
 
 def ingest(scenario: str, server: Server, target: Target, plan: Plan, processes: int = 1) -> Row:
     """Publishers only: entries acknowledged per second and the send-to-ack time."""
+    return _ingest_row(scenario, server.name, [_ingest_window(server, target, plan, processes)])
+
+
+def ingest_in_turns(runs: Sequence[tuple[str, Server, Target, Plan]], turns: int) -> list[Row]:
+    """Ingest runs (scenario, server, target, plan) taking turns: each gets `turns` windows
+    of a `turns`th of its plan's seconds, one after another. Whatever else the machine does
+    meanwhile falls on all of them alike, so their CPU per entry compares within one run
+    (a window each, one after another, differed by a third between runs here)."""
+    windows: dict[tuple[str, str], list[_Window]] = {(s, v.name): [] for s, v, _, _ in runs}
+    for _ in range(turns):
+        for scenario, server, target, plan in runs:
+            window = replace(plan, seconds=plan.seconds / turns)
+            windows[scenario, server.name].append(_ingest_window(server, target, window, 1))
+    return [_ingest_row(scenario, name, got) for (scenario, name), got in windows.items()]
+
+
+@dataclass
+class _Window:
+    results: list[Result]
+    seconds: float  # first send to last answer
+    server_cpu: float
+    server_wait: float
+
+
+def _ingest_window(server: Server, target: Target, plan: Plan, processes: int) -> _Window:
     per_process = max(1, plan.streams // processes)
     with worker_group() as started:
         pubs = []
         for _ in range(processes):
-            part = Plan(**{**plan.__dict__, "streams": per_process})
-            pubs.append(Worker(workers.publish, target, part, None))
+            pubs.append(Worker(workers.publish, target, replace(plan, streams=per_process), None))
         started += pubs
         for worker in pubs:
             worker.expect("ready", 30)
@@ -192,15 +216,22 @@ def ingest(scenario: str, server: Server, target: Target, plan: Plan, processes:
         used = _used(before, server.times())
     first = min(r.first_send_ns for r in got)
     seconds = max(1e-9, (max(r.last_receive_ns for r in got) - first) / 1e9)
+    return _Window(got, seconds, *used)
+
+
+def _ingest_row(scenario: str, server: str, windows: list[_Window]) -> Row:
+    seconds = sum(w.seconds for w in windows)
+    got = [r for w in windows for r in w.results]
     latencies = array("q")
     for r in got:
         latencies.extend(r.acks.latencies)
-    row = Row(scenario, server.name, unit="entries/s", latency_ms=percentiles(latencies))
+    row = Row(scenario, server, unit="entries/s", latency_ms=percentiles(latencies))
     row.rate = sum(r.acks.entries for r in got) / seconds
     row.lost = sum(r.acks.errors for r in got)
     row.dups = sum(r.acks.duplicates for r in got)
     row.load_cpu = sum(r.cpu for r in got) / seconds
-    row.server_cpu, row.server_wait = used[0] / seconds, used[1] / seconds
+    row.server_cpu = sum(w.server_cpu for w in windows) / seconds
+    row.server_wait = sum(w.server_wait for w in windows) / seconds
     return row
 
 

@@ -22,6 +22,9 @@ from gateway.core.tokens import Signer
 
 ISSUER = AUDIENCE = "logs-gateway"
 PATTERN = "logs:bench:>"
+# Windows each run gets in rows measured in turns with others (the CPU of a POST, or of an
+# entry over HTTP and gRPC, compared under the same conditions: scenarios.ingest_in_turns).
+TURNS = 5
 
 
 @dataclass(frozen=True)
@@ -237,16 +240,34 @@ class Suite:
             name = f"ingest b{batch} x{streams}"
             return scenarios.ingest(name, server, pub, plan, processes)
 
-    def post_ingest(self, kind: str) -> Row:
-        """Single-entry POSTs as fast as `post_in_flight` allows: the CPU a POST costs."""
-        with self.servers.use(kind) as (server, pub, _):
-            channel = pub.channel(_run_id(), 0)
-            in_flight = self.sizes.post_in_flight
-            plan = Plan("ingest", (channel,), self.sizes.ingest_seconds, 1, 0, 0, 1, in_flight)
-            return scenarios.ingest("ingest post", server, pub, replace(plan, http=True))
+    def post_ingest(self, kinds: tuple[str, ...]) -> list[Row]:
+        """Single-entry POSTs as fast as `post_in_flight` allows, on every kind in turns:
+        the CPU a POST costs each, under the same conditions."""
+        s = self.sizes
+        seconds = s.ingest_seconds * TURNS
+        with contextlib.ExitStack() as stack:
+            runs = []
+            for kind in kinds:
+                server, pub, _ = stack.enter_context(self.servers.use(kind))
+                channels = (pub.channel(_run_id(), 0),)
+                plan = Plan("ingest", channels, seconds, 1, 0, 0, 1, s.post_in_flight, http=True)
+                runs.append(("ingest post", server, pub, plan))
+            return scenarios.ingest_in_turns(runs, TURNS)
+
+    def batch_bodies(self, batch: int) -> list[Row]:
+        """`{"entries": [...]}` bodies of `batch` entries and gRPC batches of as many, in
+        turns on one gateway: what an entry costs each way."""
+        with self.servers.use("gateway") as (server, pub, _):
+            channels = (pub.channel(_run_id(), 0),)
+            plan = Plan("ingest", channels, self.sizes.ingest_seconds * TURNS, batch, in_flight=2)
+            runs = [
+                (f"ingest b{batch} post", server, pub, replace(plan, http=True)),
+                (f"ingest b{batch} grpc", server, pub, plan),
+            ]
+            return scenarios.ingest_in_turns(runs, TURNS)
 
 
-Step = tuple[str, Callable[[], Row]]
+Step = tuple[str, Callable[[], Row | list[Row]]]  # a step of servers in turns: a row each
 
 
 def plan_all(suite: Suite) -> list[Step]:
@@ -302,8 +323,11 @@ def _post_steps(suite: Suite) -> list[Step]:
             (f"fan-out post on {kind}", fanout),
             (f"latency post on {kind}", partial(suite.latency, kind, "latency post", post=True)),
         ]
-    for kind in (*suite.kinds, "aiohttp"):
-        steps.append((f"ingest post on {kind}", partial(suite.post_ingest, kind)))
+    kinds = (*suite.kinds, "aiohttp")
+    steps.append((f"ingest post on {', '.join(kinds)}", partial(suite.post_ingest, kinds)))
+    batch = suite.sizes.fanout_batch
+    label = f"ingest b{batch} post and grpc on gateway"
+    steps.append((label, partial(suite.batch_bodies, batch)))
     return steps
 
 

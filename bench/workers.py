@@ -323,11 +323,17 @@ async def _ingest(streams: _Streams, plan: Plan) -> None:
 
 
 async def _post_ingest(publisher: HttpPublisher, target: Target, plan: Plan) -> None:
-    channel = plan.channels[0]
-    path, body = target.publish_path(channel), target.post_body(channel, 0, time.time_ns())
+    """The same POST until the deadline: one entry, or (gateway) a batch body of
+    `plan.batch` entries."""
+    channel, now = plan.channels[0], time.time_ns()
+    path = target.publish_path(channel)
+    if plan.batch > 1:
+        body = wire.http_batch(channel, now, plan.batch)
+    else:
+        body = target.post_body(channel, 0, now)
     deadline = time.monotonic() + plan.seconds
     while time.monotonic() < deadline:
-        await publisher.send(path, body)
+        await publisher.send(path, body, plan.batch)
 
 
 async def _fresh(streams: _Streams, plan: Plan) -> None:

@@ -17,6 +17,7 @@ from bench import report, servers
 
 ROOT = Path(__file__).resolve().parent.parent
 POST_SCENARIOS = {"fan-out post", "latency post", "ingest post"}  # one entry per HTTP POST
+BATCH_BODIES = {"ingest b100 post", "ingest b100 grpc"}  # {"entries": [...]} against gRPC
 GATEWAY_SCENARIOS = {
     "idle",
     "fan-out",
@@ -26,6 +27,7 @@ GATEWAY_SCENARIOS = {
     "channels b10",
     *(f"ingest b{b} x{n}" for b in (1, 10, 100) for n in (1, 8)),
     *POST_SCENARIOS,
+    *BATCH_BODIES,
 }
 NCHAN_SCENARIOS = {"idle", "fan-out", "latency", "channels", *POST_SCENARIOS}
 REDIS_SCENARIOS = {"fan-out", "latency", "channels", "ingest b1 x1", "ingest b100 x1"}

@@ -32,7 +32,7 @@ from gateway.core.broker_memory import MemoryBroker
 from gateway.core.channels import parse_patterns
 from gateway.core.errors import Code, GatewayError
 from gateway.core.events import Entry
-from gateway.core.ingest import Ingest, Limits
+from gateway.core.ingest import MAX_VERDICTS, Ingest, Limits
 from gateway.core.ratelimit import MAX_IDLE_KEYS, RateLimiter
 from gateway.core.tokens import (
     MAX_TOKEN_BYTES,
@@ -80,6 +80,26 @@ async def test_an_unencodable_entry_is_refused_alone_and_its_batch_is_not_half_w
         Code.INVALID_ARGUMENT,
     ]
     assert await broker.head() == 2
+
+
+async def test_remembered_verdicts_answer_as_the_checks_do_and_stay_bounded() -> None:
+    """A Principal keeps ingest's verdict per channel (publish_verdicts): request after
+    request, each entry still gets the answer its rights and its channel's name give."""
+    ingest = Ingest(MemoryBroker(), Limits())
+    principal = service("logs:etl:*:*")
+    channels = [f"logs:etl:ws{n}:run{n}" for n in range(200)]  # a channel per run
+    asked = [*channels, "logs:faas:ws1:f", "logs:etl:bad name:x", *channels[:5]] * 2
+    for channel in asked:
+        (outcome,) = (
+            await ingest.publish(principal, [Entry(channel, 1, 9, "m", "s", {})])
+        ).outcomes
+        if channel.startswith("logs:etl:ws"):
+            assert not isinstance(outcome, GatewayError)
+        else:
+            assert isinstance(outcome, GatewayError)
+            expected = Code.PERMISSION_DENIED if "faas" in channel else Code.INVALID_ARGUMENT
+            assert outcome.code is expected, outcome
+        assert len(principal.publish_verdicts) <= MAX_VERDICTS + 1
 
 
 async def test_the_source_counts_toward_the_entry_size(gw: Running) -> None:

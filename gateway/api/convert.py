@@ -11,6 +11,8 @@ from gateway.core.errors import GatewayError, invalid
 from gateway.core.events import Attributes, Entry, Event, decode_data, level_severity, parse_time
 
 MAX_ATTRIBUTES = 128
+ATTRIBUTE_TYPES = (str, int, float, bool)
+INFO = level_severity("info")
 
 
 def entry_from_proto(msg: pb.LogEntry) -> Entry | GatewayError:
@@ -65,15 +67,16 @@ def entry_from_json(obj: Any) -> Entry | GatewayError:
         return invalid("'channel' must be a string")
     if not isinstance(message, str):
         return invalid("'message' must be a string")
+    level, stamp = obj.get("level"), obj.get("time")
     try:
-        severity = level_severity(obj.get("level") or "info")
-        time_ns = parse_time(obj["time"]) if obj.get("time") else 0
+        severity = level_severity(level) if level else INFO
+        time_ns = parse_time(stamp) if stamp else 0
     except (ValueError, TypeError, AttributeError) as e:
         return invalid(str(e) if isinstance(e, ValueError) else "'level'/'time' must be strings")
     attributes = obj.get("attributes") or {}
     if not isinstance(attributes, dict) or len(attributes) > MAX_ATTRIBUTES:
         return invalid(f"'attributes' must be an object of at most {MAX_ATTRIBUTES} values")
-    if attributes and not all(isinstance(v, str | int | float | bool) for v in attributes.values()):
+    if attributes and not all(isinstance(v, ATTRIBUTE_TYPES) for v in attributes.values()):
         return invalid("attribute values must be strings, numbers or booleans")
     source = obj.get("source") or ""
     if not isinstance(source, str):

@@ -22,6 +22,10 @@ from gateway.core.ratelimit import RateLimiter
 from gateway.core.tally import IngestCounts
 from gateway.core.tokens import Principal
 
+# Channels whose verdicts a Principal keeps beyond its current batch (a publisher sends to a
+# few at a time; one that moves on to new channels, a run each, starts over past this).
+MAX_VERDICTS = 64
+
 
 @dataclass(frozen=True, slots=True)
 class Limits:
@@ -69,7 +73,9 @@ class Ingest:
             error = rate_limited(self._rate.rate, wait)
             self.counts.record(items, [error] * len(items), False, time.perf_counter() - started)
             raise error
-        verdicts: dict[str, GatewayError | None] = {}  # channel -> its refusal, this batch
+        verdicts = principal.publish_verdicts
+        if len(verdicts) > MAX_VERDICTS:
+            verdicts.clear()
         checked: list[Entry | GatewayError] = []
         accepted: list[Entry] = []
         for i, item in enumerate(items):
@@ -137,7 +143,7 @@ def rate_limited(rate: float, wait: float) -> GatewayError:
 
 def channel_refusal(principal: Principal, channel: str) -> GatewayError | None:
     """Why `principal` may not publish to `channel` (bad name, or outside its rights), or
-    None. Asked once per channel of a batch: a batch's entries mostly share one."""
+    None. Asked once per channel and Principal (publish_verdicts)."""
     try:
         principal.check_publish(channel_pattern(channel))
     except GatewayError as e:
