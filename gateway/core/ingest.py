@@ -147,7 +147,9 @@ def channel_refusal(principal: Principal, channel: str) -> GatewayError | None:
     try:
         principal.check_publish(channel_pattern(channel))
     except GatewayError as e:
-        return e
+        # Kept with the Principal: without its traceback, whose frames would keep the
+        # request that asked (and all it holds) alive as long as the token is cached.
+        return e.with_traceback(None)
     return None
 
 
