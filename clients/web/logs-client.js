@@ -285,8 +285,12 @@ export class LogsClient {
   }
 
   #onGap(event) {
+    // Its id resumes after the loss it reports: kept as the cursor, a connection cut before
+    // the next entry (or with none after it at this level) does not report the loss again.
+    if (event.lastEventId) this.#cursor = event.lastEventId;
     const gap = parseData(event);
     for (const listener of this.#gapListeners) safeCall(listener, gap);
+    this.#persistSoon();
   }
 
   #onShutdown(event) {

@@ -41,7 +41,10 @@ export async function publish(channel, ...messages) {
   const response = await plainFetch(`${GATEWAY}/api/logs/publish`, {
     method: 'POST',
     headers: { Authorization: `Bearer ${publisher}`, 'Content-Type': 'application/json' },
-    body: JSON.stringify({ entries: messages.map((message) => ({ channel, message, source: 'node' })) }),
+    // Each a message, or an entry's fields ({ message, level }).
+    body: JSON.stringify({
+      entries: messages.map((m) => ({ channel, source: 'node', ...(typeof m === 'string' ? { message: m } : m) })),
+    }),
   });
   if (!response.ok) throw new Error(`publish: HTTP ${response.status} ${await response.text()}`);
 }

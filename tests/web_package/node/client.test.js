@@ -154,6 +154,31 @@ test('gap: entries trimmed while away are reported, then the retained ones follo
   assert.deepEqual(gaps, [{ channel: ch, lost: 3, channels: 1, reason: 'trimmed' }]);
 });
 
+test('gap: reported once; a reconnect before the next entry resumes after it', async () => {
+  // At `error` nothing follows the gap (the retained entries are `info`): only the gap's own
+  // id can move the cursor on.
+  const c = client({ level: 'error' });
+  const ch = channel('gap-once');
+  const log = record(c, ch);
+  const gaps = [];
+  c.onGap((gap) => gaps.push(gap));
+  c.connect();
+  await statusOf(c, 'connected');
+  await publish(ch, { message: 'failed', level: 'error' });
+  await log.count(1);
+
+  c.disconnect();
+  await publish(ch, ...Array.from({ length: 8 }, (_, i) => `away-${i + 1}`));
+  c.connect();
+  await when((check) => c.onGap(check), () => (gaps.length ? gaps : undefined), 10000, 'a gap');
+  c.disconnect();
+  c.connect();
+  await statusOf(c, 'connected');
+  await publish(ch, { message: 'after', level: 'error' });
+  assert.deepEqual(await log.count(2), ['failed', 'after']);
+  assert.deepEqual(gaps, [{ channel: ch, lost: 3, channels: 1, reason: 'trimmed' }]);
+});
+
 test('token expiry: reconnecting, then the refusal, then connect() resumes with a new token', async () => {
   auth.token = mint({ subscribe: ['logs:node:>'], ttlSeconds: 3 });
   const c = client();
