@@ -3,8 +3,7 @@ id and access line (http_access), its token as its route's TokenPolicy says (htt
 and whatever the handler raises turned into its JSON answer (http_auth.error_answer).
 
 One layer rather than one per concern: aiohttp runs each middleware as a coroutine of its
-own around the handler, and on the single-entry publish path three of them cost as much as
-the entry's storing (docs/PERFORMANCE.md, single-entry POSTs).
+own around the handler, paid on every request (docs/PERFORMANCE.md, single-entry POSTs).
 """
 
 from __future__ import annotations

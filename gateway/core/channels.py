@@ -6,7 +6,6 @@ one segment and `>`, only as the last segment, matches one or more remaining seg
 
 from __future__ import annotations
 
-import functools
 import re
 from dataclasses import dataclass
 
@@ -91,11 +90,9 @@ def parse_pattern(text: str) -> Pattern:
     return Pattern(text, tuple(parts))
 
 
-@functools.lru_cache(maxsize=4096)
 def channel_pattern(text: str) -> Pattern:
     """A valid concrete channel as the Pattern that matches only it (INVALID_ARGUMENT
-    otherwise). Cached (a Pattern never changes): the publish path asks this for the
-    channel of every batch, and busy channels come back batch after batch."""
+    otherwise): one check of the name, where parse_pattern would check it again."""
     return Pattern(parse_channel(text), tuple(text.split(":")))
 
 

@@ -15,20 +15,21 @@ class Meter:
         self._second = int(self._started)
 
     def add(self, n: int = 1) -> None:
-        if int(time.monotonic()) != self._second:
-            self._advance()
+        now = int(time.monotonic())
+        if now != self._second:
+            self._advance(now)
         self._buckets[self._second % WINDOW] += n
         self.total += n
 
     def rate(self) -> float:
         """Events per second over the last minute, or over the time since start when that
         is shorter (a gateway up for 6 s that stored 600 entries says 100/s, not 10/s)."""
-        self._advance()
+        self._advance(int(time.monotonic()))
         covered = min(WINDOW, max(1.0, time.monotonic() - self._started))
         return sum(self._buckets) / covered
 
-    def _advance(self) -> None:
-        now = int(time.monotonic())
+    def _advance(self, now: int) -> None:
+        """Move on to second `now`, emptying the buckets of the seconds passed."""
         for second in range(self._second + 1, min(now, self._second + WINDOW) + 1):
             self._buckets[second % WINDOW] = 0
         self._second = max(self._second, now)
