@@ -23,8 +23,9 @@ from gateway.core.tally import IngestCounts
 from gateway.core.tokens import Principal
 
 # Channels whose verdicts a Principal keeps beyond its current batch (a publisher sends to a
-# few at a time; one that moves on to new channels, a run each, starts over past this).
-MAX_VERDICTS = 64
+# few at a time; one that moves on to new channels, a run each, starts over past this). At
+# most this many per cached token: 16 x --token-cache-entries (10,000) x a channel name.
+MAX_VERDICTS = 16
 
 
 @dataclass(frozen=True, slots=True)
