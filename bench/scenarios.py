@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from bench import workers
+from bench import native, workers
 from bench.servers import Server
 from bench.workers import Plan, Result, Target
 
@@ -113,9 +113,10 @@ def deliveries(
     subscriber received against what was published."""
     processes = max(1, min(processes, len(subscribers)))
     progress = _SPAWN.Array("q", processes, lock=False)
+    binary = native.subscribers()
     with worker_group() as started:
         subs = [
-            Worker(workers.subscribe, target, part, full_every, progress, slot)
+            Worker(workers.subscribe_native, binary, target, part, full_every, progress, slot)
             for slot, part in enumerate(_split(subscribers, processes))
         ]
         publisher = Worker(workers.publish, publish_to or target, plan, progress)

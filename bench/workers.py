@@ -1,5 +1,7 @@
-"""Load generator processes, pinned to the load core: subscriber workers, a publisher, and
-the event-loop lag probe (a `GET /health` round trip at a steady pace).
+"""Load generator processes, pinned to the load core: subscriber workers (the C subscribers
+of bench/sse_subscribers.c where a delivery rate is measured, bench/sse_load.py's where
+connections are held or resumed), a publisher, and the event-loop lag probe (a `GET /health`
+round trip at a steady pace).
 
 The orchestrator talks to each worker over a pipe, in steps: a worker says `ready`, waits
 for `go` (the measured window starts), and answers `result` with its own CPU time. The
@@ -19,6 +21,7 @@ from array import array
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any
 
 from bench import entries as wire
@@ -193,6 +196,92 @@ async def _wait_all(
         if not owed:
             return
         await asyncio.sleep(0.01)
+
+
+def subscribe_native(
+    conn: Connection,
+    binary: Path,
+    target: Target,
+    channels: list[str],
+    full_every: int,
+    progress: Any,
+    slot: int,
+) -> None:
+    """Worker: the C subscribers `binary` on `channels`, driven through their stdin and
+    stdout (bench/sse_subscribers.c): the orchestrator's steps in, `progress[slot]` and the
+    result out. They connect once, all of them."""
+    _run(lambda: _subscribe_native(conn, binary, target, channels, full_every, progress, slot))
+
+
+async def _subscribe_native(
+    conn: Connection,
+    binary: Path,
+    target: Target,
+    channels: list[str],
+    full_every: int,
+    progress: Any,
+    slot: int,
+) -> None:
+    message = await _receive(conn)
+    if message != ("connect", len(channels)):
+        raise RuntimeError(f"the C subscribers connect all at once, not {message!r}")
+    child = await asyncio.create_subprocess_exec(
+        *(str(binary), target.host, str(target.http_port), target.sub_token or "-"),
+        str(full_every),
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    assert child.stdin is not None
+    assert child.stdout is not None
+    answers: asyncio.Queue[list[str]] = asyncio.Queue()
+    result = Result()
+    relay = asyncio.ensure_future(_relay(child.stdout, progress, slot, answers, result))
+    paths = "".join(f"{target.stream_path(c)}\n" for c in channels)
+    child.stdin.write(f"{paths}\n".encode())
+    conn.send(("ready", int((await _answer(answers, "ready"))[0])))
+    await _receive(conn)  # go
+    cpu = _cpu()
+    child.stdin.write(b"go\n")
+    published, timeout = (await _receive(conn))[1:]
+    counts = " ".join(str(published.get(c, 0)) for c in channels)
+    child.stdin.write(f"expect {int(timeout * 1000)} {counts}\n".encode())
+    *counted, child_cpu, _ = await _answer(answers, "result")
+    await relay
+    await child.wait()
+    result.cpu = _cpu() - cpu + float(child_cpu)
+    figures = [int(n) for n in counted]
+    result.received, result.lost, result.dups, result.gaps = figures[:4]
+    result.opened, result.closed, result.refused, result.last_receive_ns = figures[4:]
+    conn.send(("result", result))
+
+
+async def _relay(
+    stdout: asyncio.StreamReader,
+    progress: Any,
+    slot: int,
+    answers: asyncio.Queue[list[str]],
+    result: Result,
+) -> None:
+    """The C subscribers' lines: progress into `progress[slot]`, the rest to `answers`;
+    the latency samples after the result line into `result`."""
+    async for line in stdout:
+        kind, *values = line.decode().split()
+        if kind == "progress":
+            progress[slot] = int(values[0])
+            continue
+        answers.put_nowait([kind, *values])
+        if kind == "result":
+            samples = int(values[-1])
+            result.latencies.frombytes(await stdout.readexactly(samples * 8))
+            return
+    answers.put_nowait(["exit"])  # before their result: what they said is on stderr
+
+
+async def _answer(answers: asyncio.Queue[list[str]], kind: str) -> list[str]:
+    got, *values = await answers.get()
+    if got != kind:
+        raise RuntimeError(f"the C subscribers said {got!r}, expected {kind!r}")
+    return values
 
 
 # -- publisher -----------------------------------------------------------------------------
