@@ -259,3 +259,5 @@ async def test_unknown_routes_and_methods_answer_the_json_error_of_every_other_a
     }
     assert wrong_method.status_code == 405 and wrong_method.headers["Allow"] == "POST"
     assert wrong_method.json()["error"]["code"] == "method_not_allowed"
+    # Served by routes of their own now, through the same pass as every other answer.
+    assert missing.headers["X-Request-Id"] and wrong_method.headers["X-Request-Id"]

@@ -38,6 +38,10 @@ async def test_preflight_only_for_listed_origins() -> None:
         assert ok.headers["Access-Control-Allow-Origin"] == PAGE_ORIGIN
         assert ok.headers["Access-Control-Allow-Credentials"] == "true"
         assert "Authorization" in ok.headers["Access-Control-Allow-Headers"]
+        anywhere = await client.options(
+            gw.http + "/nowhere", headers={"Origin": PAGE_ORIGIN, **ask}
+        )
+        assert anywhere.status_code == 204  # as a middleware answered it: on any path
         refused = await client.options(gw.http + STREAM, headers={"Origin": OTHER_ORIGIN, **ask})
         assert refused.status_code == 403
         assert "Access-Control-Allow-Origin" not in refused.headers

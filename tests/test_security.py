@@ -20,6 +20,7 @@ import httpx
 import jwt
 import pytest
 import redis
+from aiohttp import web
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from httpx_sse._decoders import SSEDecoder
@@ -762,11 +763,11 @@ async def test_a_bad_resume_point_gets_a_clean_refusal_or_a_fresh_start(broker_u
             assert (await stream.next()).data["message"] == "after"
 
 
-async def test_every_route_that_takes_a_token_is_authenticated_by_the_middleware(
+async def test_every_route_that_takes_a_token_is_authenticated_by_http_serve(
     gw: Running,
 ) -> None:
-    """One owner for HTTP authentication: the routes that take a token say so, and only the
-    middleware verifies it (no handler reads a header or cookie of its own)."""
+    """One owner for HTTP authentication: the routes that take a token say so, and only
+    http_serve verifies it (no handler reads a header or cookie of its own)."""
     assert gw.gateway is not None
     app = gw.gateway.http_app()
     marked = {
@@ -782,3 +783,18 @@ async def test_every_route_that_takes_a_token_is_authenticated_by_the_middleware
         ("GET", "/admin/logs/stats"): (False, True),
         ("HEAD", "/admin/logs/stats"): (False, True),
     }
+
+
+async def test_a_gateway_with_a_route_outside_http_serve_does_not_start(gw: Running) -> None:
+    """A route added past http_serve would skip authentication: start-up refuses it."""
+    assert gw.gateway is not None
+    app = gw.gateway.http_app()
+
+    async def backdoor(request: web.Request) -> web.Response:
+        return web.Response(text="open")
+
+    app.router.add_get("/admin/backdoor", backdoor)
+    runner = web.AppRunner(app)
+    with pytest.raises(RuntimeError, match="/admin/backdoor is not served through"):
+        await runner.setup()
+    await runner.cleanup()

@@ -35,8 +35,8 @@ class DevLogin:
         self._signer = signer
         self._ttl = ttl
 
-    def add_to(self, app: web.Application) -> None:
-        app.router.add_get(PATH, self.handle)
+    def routes(self) -> list[web.RouteDef]:
+        return [web.get(PATH, self.handle)]
 
     async def handle(self, request: web.Request) -> web.Response:
         user = request.query.get("user", "")

@@ -1,6 +1,6 @@
 """HTTP side of credentials: where a token is read from, authentication once per request
-(a route says which tokens it takes; `authorize` checks before the handler runs and hands
-it the Principal), and errors turned into responses."""
+(a route says which tokens it takes; its `authorizer` checks before the handler runs and
+hands it the Principal), and errors turned into responses."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ class TokenPolicy:
 
 
 def requires_token(policy: TokenPolicy) -> Callable[[H], H]:
-    """Mark a route's handler: auth_middleware verifies its token first."""
+    """Mark a route's handler: http_serve verifies its token first (authorizer)."""
 
     def mark(handler: H) -> H:
         setattr(handler, "token_policy", policy)  # noqa: B010 (a function's own attribute)
@@ -47,26 +47,42 @@ def principal_of(request: web.Request) -> Principal:
     return request[PRINCIPAL]
 
 
-def authorize(request: web.Request, verifier: Verifier) -> web.StreamResponse | None:
-    """Check the token of a route marked with requires_token, as its TokenPolicy says, and
-    hand the handler its Principal (principal_of). A refusal raises GatewayError, or is
-    answered by the route's own `refusal`; None: the handler may run."""
-    policy = getattr(request.match_info.handler, "token_policy", None)
+Check = Callable[[web.Request], web.StreamResponse | None]
+
+
+def authorizer(handler: Handler, verifier: Verifier) -> Check | None:
+    """The token check of a handler marked with requires_token, as its TokenPolicy says;
+    None for an open route (health, the page, login). The check hands the handler its
+    Principal (principal_of) and answers None, or raises GatewayError for a refused token,
+    or answers with the route's own `refusal`.
+
+    Built once per route (http_serve), so a request pays for its check and not for finding
+    its route's policy."""
+    policy = getattr(handler, "token_policy", None)
     if not isinstance(policy, TokenPolicy):
-        return None  # an open route (health, the page, login)
-    try:
-        principal = authenticate(request, verifier, allow_cookie=policy.allow_cookie)
-        if policy.admin:
-            principal.require_admin()
-    except GatewayError as e:
-        if policy.refusal is None:
-            raise
-        return policy.refusal(request, e)
-    request[PRINCIPAL] = principal
-    return None
+        return None
+    allow_cookie, admin, refusal = policy.allow_cookie, policy.admin, policy.refusal
+
+    def authorize(request: web.Request) -> web.StreamResponse | None:
+        try:
+            try:
+                principal = verifier.verify(bearer_token(request, allow_cookie))
+            except GatewayError as e:
+                log.info("http auth refused", extra={"reason": e.reason, "path": request.path})
+                raise
+            if admin:
+                principal.require_admin()
+        except GatewayError as e:
+            if refusal is None:
+                raise
+            return refusal(request, e)
+        request[PRINCIPAL] = principal
+        return None
+
+    return authorize
 
 
-def bearer_token(request: web.Request, *, allow_cookie: bool) -> str | None:
+def bearer_token(request: web.Request, allow_cookie: bool) -> str | None:
     """The request's token: `Authorization: Bearer`, else (for GET streams) the cookie.
 
     Publishing and admin calls take only the header, so a cookie a browser sends on its
@@ -78,14 +94,6 @@ def bearer_token(request: web.Request, *, allow_cookie: bool) -> str | None:
     if allow_cookie:
         return request.cookies.get(COOKIE)
     return None
-
-
-def authenticate(request: web.Request, verifier: Verifier, *, allow_cookie: bool) -> Principal:
-    try:
-        return verifier.verify(bearer_token(request, allow_cookie=allow_cookie))
-    except GatewayError as e:
-        log.info("http auth refused", extra={"reason": e.reason, "path": request.path})
-        raise
 
 
 def error_response(error: GatewayError) -> web.Response:

@@ -28,10 +28,19 @@ class Cors:
     def __init__(self, origins: frozenset[str]) -> None:
         self._origins = origins
 
+    @property
+    def enabled(self) -> bool:
+        return bool(self._origins)
+
     def install(self, app: web.Application) -> None:
-        """Answer preflights and mark responses; does nothing when no origin is listed."""
+        """Answer preflights (a middleware) and mark responses; does nothing when no origin
+        is listed. The gateway's own app answers them in http_serve instead."""
         if self._origins:
             app.middlewares.append(self.preflight)
+        self.mark_responses(app)
+
+    def mark_responses(self, app: web.Application) -> None:
+        if self._origins:
             app.on_response_prepare.append(self.add_headers)
 
     @web.middleware
@@ -40,8 +49,14 @@ class Cors:
         request: web.Request,
         handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
     ) -> web.StreamResponse:
+        answer = self.preflight_answer(request)
+        return await handler(request) if answer is None else answer
+
+    def preflight_answer(self, request: web.Request) -> web.Response | None:
+        """The answer to a CORS preflight, or None for any other request; raises
+        GatewayError for an origin not listed."""
         if request.method != "OPTIONS" or "Access-Control-Request-Method" not in request.headers:
-            return await handler(request)
+            return None
         origin = request.headers.get("Origin", "")
         if origin not in self._origins:
             raise denied(f"origin {origin[:200]!r} is not in LOGS_GATEWAY_CORS_ORIGINS")

@@ -50,9 +50,8 @@ class Page:
             # e.g. an image built without clients/web: the page would load but never connect.
             log.warning("the Logs page cannot load its JS client", extra={"missing": CLIENT})
 
-    def add_to(self, app: web.Application) -> None:
-        app.router.add_get("/", self.index)
-        app.router.add_get("/static/{name:.+}", self.static)
+    def routes(self) -> list[web.RouteDef]:
+        return [web.get("/", self.index), web.get("/static/{name:.+}", self.static)]
 
     async def index(self, request: web.Request) -> web.FileResponse:
         return self._file("index.html")

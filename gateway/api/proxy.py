@@ -70,8 +70,8 @@ class ProxyHandler:
     def __init__(self, stream: StreamHandler) -> None:
         self._stream = stream
 
-    def add_to(self, app: web.Application) -> None:
-        app.router.add_get(PATH, self.handle, allow_head=False)  # a stream: no HEAD
+    def routes(self) -> list[web.RouteDef]:
+        return [web.get(PATH, self.handle, allow_head=False)]  # a stream: no HEAD
 
     @requires_token(TokenPolicy(allow_cookie=True))
     async def handle(self, request: web.Request) -> web.StreamResponse:

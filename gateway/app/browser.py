@@ -1,4 +1,4 @@
-"""The browser side of the gateway, wired: proxy routes, the Logs page, CORS, dev sign-in."""
+"""The browser side of the gateway's routes: proxy routes, the Logs page, dev sign-in."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import logging
 from aiohttp import web
 
 from gateway.api.dev_login import DevLogin
-from gateway.api.http_cors import Cors, parse_origins
 from gateway.api.http_page import Page
 from gateway.api.http_stream import StreamHandler
 from gateway.api.proxy import ProxyHandler
@@ -17,19 +16,19 @@ from gateway.app.config import Config, ConfigError
 log = logging.getLogger("logs_gateway")
 
 
-def add_browser_side(app: web.Application, config: Config, stream: StreamHandler) -> None:
-    ProxyHandler(stream).add_to(app)
-    Page().add_to(app)
+def browser_routes(config: Config, stream: StreamHandler) -> list[web.RouteDef]:
+    """Proxy routes, the Logs page and, in dev mode, sign-in (CORS: http_serve)."""
+    routes = [*ProxyHandler(stream).routes(), *Page().routes()]
     if config.dev:
-        _add_dev_login(app, config)
-    Cors(parse_origins(config.cors_origins)).install(app)
+        routes += _dev_login(config)
+    return routes
 
 
-def _add_dev_login(app: web.Application, config: Config) -> None:
+def _dev_login(config: Config) -> list[web.RouteDef]:
     """Dev sign-in needs a signing key; with only public keys configured it stays off."""
     try:
         signer = credentials.signer(config)
     except ConfigError as e:
         log.warning("dev sign-in disabled", extra={"reason": str(e)})
-        return
-    DevLogin(signer).add_to(app)
+        return []
+    return DevLogin(signer).routes()

@@ -19,17 +19,18 @@ from gateway.api import grpc_reflection
 from gateway.api.grpc_access import CallLog
 from gateway.api.grpc_auth import Authenticator
 from gateway.api.grpc_services import LogIngestServicer, LogStreamServicer, Stopping
+from gateway.api.http_cors import Cors, parse_origins
 from gateway.api.http_metrics import MetricsHandler
 from gateway.api.http_ops import OpsHandlers
 from gateway.api.http_publish import PublishHandler
-from gateway.api.http_serve import serving_middleware
+from gateway.api.http_serve import Serving
 from gateway.api.http_stream import StreamHandler, StreamSettings
 from gateway.api.otlp_export import SERVICE as OTLP_SERVICE
 from gateway.api.otlp_export import OtlpExport
 from gateway.api.otlp_grpc import OtlpLogsServicer
 from gateway.api.otlp_http import OtlpHttpHandler
 from gateway.app import credentials, metrics
-from gateway.app.browser import add_browser_side
+from gateway.app.browser import browser_routes
 from gateway.app.config import Config, ConfigError
 from gateway.app.worker_metrics import Workers
 from gateway.core.admission import Admission, publish_limit
@@ -239,10 +240,7 @@ class Gateway:
 
     def http_app(self) -> web.Application:
         c = self.config
-        app = web.Application(
-            middlewares=[serving_middleware(self.verifier)],
-            client_max_size=c.max_message_bytes,
-        )
+        app = web.Application(client_max_size=c.max_message_bytes)
         stream = StreamHandler(
             self.broker,
             self.hub,
@@ -257,19 +255,23 @@ class Gateway:
         )
         publish = PublishHandler(self.ingest, c.max_message_bytes)
         ops = OpsHandlers(self.broker, self.hub, self.ingest, lambda: self.stopping.is_set, c.dev)
-        # No HEAD: a stream has no headers-only form, and its bytes would follow them.
-        app.router.add_get("/api/logs/stream", stream.handle, allow_head=False)
-        app.router.add_post("/api/logs/publish", publish.handle)
         otlp = OtlpHttpHandler(self.otlp, c.max_message_bytes)
-        app.router.add_post("/v1/logs", otlp.handle)
-        app.router.add_get("/health", ops.health)
-        app.router.add_get("/ready", ops.ready)
-        app.router.add_get("/admin/logs/stats", ops.stats)
         merge = self.workers.merged if self.workers is not None else None
-        app.router.add_get("/metrics", MetricsHandler(self.metrics, merge).handle)
+        routes = [
+            # No HEAD: a stream has no headers-only form, and its bytes would follow them.
+            web.get("/api/logs/stream", stream.handle, allow_head=False),
+            web.post("/api/logs/publish", publish.handle),
+            web.post("/v1/logs", otlp.handle),
+            web.get("/health", ops.health),
+            web.get("/ready", ops.ready),
+            web.get("/admin/logs/stats", ops.stats),
+            web.get("/metrics", MetricsHandler(self.metrics, merge).handle),
+        ]
         if c.dev:
-            app.router.add_route("*", "/test/logs", ops.test_logs)
-        add_browser_side(app, c, stream)
+            routes.append(web.route("*", "/test/logs", ops.test_logs))
+        routes += browser_routes(c, stream)
+        cors = Cors(parse_origins(c.cors_origins))
+        Serving(self.verifier, cors).add_routes(app, routes)
         return app
 
     def reload_keys(self) -> None:
