@@ -24,11 +24,18 @@ class PublishHandler:
     @requires_token(TokenPolicy())  # the header only: a cookie never publishes (no CSRF)
     async def handle(self, request: web.Request) -> web.Response:
         principal = principal_of(request)
-        doc = await self._read_json(request)
+        self._check_headers(request)
+        try:
+            # The application's client_max_size is max_body: aiohttp stops reading past it.
+            body = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            raise too_large(self._max_body) from None
+        doc = parse_json(body)
         raw = doc["entries"] if isinstance(doc, dict) and "entries" in doc else [doc]
         if not isinstance(raw, list) or not raw:
             raise invalid("'entries' must be a non-empty list")
-        batch = await self._ingest.publish(principal, [entry_from_json(e) for e in raw])
+        # map, not a comprehension: no frame of its own (Python 3.11), paid on every POST.
+        batch = await self._ingest.publish(principal, list(map(entry_from_json, raw)))
         epoch = batch.epoch
         results: list[dict[str, Any]] = []
         for o in batch.outcomes:
@@ -41,22 +48,22 @@ class PublishHandler:
         # A batch answers 200 with per-entry results.
         return json_answer({"results": results})
 
-    async def _read_json(self, request: web.Request) -> Any:
+    def _check_headers(self, request: web.Request) -> None:
+        """Refuse a body by its headers, before reading it (a coroutine of its own would
+        cost a POST more than these checks)."""
         length = request.content_length
         if length is not None and length > self._max_body:
             raise too_large(self._max_body)
         # The header as publishers send it, else parsed (parameters, case): most send it so.
         if request.headers.get("Content-Type") != JSON and request.content_type != JSON:
             raise invalid("Content-Type must be application/json")
-        try:
-            # The application's client_max_size is max_body: aiohttp stops reading past it.
-            body = await request.read()
-        except web.HTTPRequestEntityTooLarge:
-            raise too_large(self._max_body) from None
-        try:
-            return orjson.loads(body)
-        except orjson.JSONDecodeError as e:
-            raise invalid(f"body is not valid JSON: {e}") from None
+
+
+def parse_json(body: bytes) -> Any:
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as e:
+        raise invalid(f"body is not valid JSON: {e}") from None
 
 
 def too_large(max_body: int) -> GatewayError:
