@@ -22,7 +22,6 @@ import time
 from array import array
 from collections import Counter, OrderedDict, deque
 from collections.abc import Sequence
-from operator import itemgetter
 
 from gateway.core import broker
 from gateway.core.broker import Appended, DedupKey, Listener, Loss, Replay, Usage
@@ -144,11 +143,9 @@ class MemoryBroker:
             _, offsets, seqs = seen
             stored = zip(entries, offsets, seqs, strict=False)
             return Appended([Event(e.channel, o, s, e.severity, b"") for e, o, s in stored], True)
-        events = self._store(entries, now)
-        newest = {e.channel: e.seq for e in events}  # once per channel, not per entry
-        for channel, seq in sorted(newest.items(), key=itemgetter(1)):  # touched in seq order
-            history = self._channels[channel]
-            self._index.put(channel, history, seq)
+        events, touched = self._store(entries, now)
+        for history, seq in touched.items():  # once per channel, in seq order
+            self._index.put(history.name, history, seq)
             excess = len(history.events) - self._max_entries
             if excess > 0:  # the count bound (its heap entry is corrected lazily)
                 self._evict(history, excess, "count")
@@ -163,16 +160,22 @@ class MemoryBroker:
                 listener(events)
         return Appended(events)
 
-    def _store(self, entries: Sequence[Entry], now: float) -> list[Event]:
-        """Add entries to their channels' histories; `append` evicts after the batch."""
+    def _store(
+        self, entries: Sequence[Entry], now: float
+    ) -> tuple[list[Event], dict[_History, int]]:
+        """Add entries to their channels' histories; `append` evicts after the batch. Also
+        returns each channel touched with its newest seq, the last touched last."""
         channels = self._channels
         events = []
+        touched: dict[_History, int] = {}
         size = 0
         for entry in entries:  # the publish path's inner loop: one event per entry
             history = channels.get(entry.channel)
             if history is None:
                 history = self._open(entry.channel)
             self._seq += 1
+            touched.pop(history, None)  # (re)inserted: the dict's order is the seqs'
+            touched[history] = self._seq
             event = make_event(entry, history.next_offset, self._seq)
             history.next_offset += 1
             if not history.events:
@@ -183,7 +186,7 @@ class MemoryBroker:
             size += len(event.data)
         self._entries += len(events)
         self._bytes += size + EVENT_COST * len(events)
-        return events
+        return events, touched
 
     def _open(self, name: str) -> _History:
         history = self._channels[name] = _History(name)  # `append` puts it in the index
