@@ -21,17 +21,19 @@ MAX_LOGGED_PATH = 200
 CLIENT_CLOSED = 499  # nginx's code for "the client went away before the answer"
 
 
-class _Line:
-    """The access line of one request, written when the request ends."""
+class AccessLine:
+    """The access line of one request, written when the request ends (http_serve). Opening
+    it gives the request its id: `X-Request-Id` in, well-formed, or a new one."""
 
     __slots__ = ("deferred", "method", "path", "request_id", "started")
 
-    def __init__(self, method: str, path: str, request_id: str) -> None:
-        self.method = method
-        self.path = path
-        self.request_id = request_id
+    def __init__(self, request: web.Request) -> None:
+        self.method = request.method
+        self.path = request.path
+        self.request_id = request_ids.adopt(request.headers.get("X-Request-Id"))
         self.started = time.monotonic()
         self.deferred = False  # left to the stream that outlives the handler
+        _line.set(self)
 
     def write(self, status: int) -> None:
         level = logging.DEBUG if status < 400 and self.path in QUIET_PATHS else logging.INFO
@@ -53,16 +55,7 @@ class _Line:
             request_ids.current.reset(token)
 
 
-_line: ContextVar[_Line | None] = ContextVar("access_line", default=None)
-
-
-def open_line(request: web.Request) -> _Line:
-    """Give the request an id (`X-Request-Id` in, well-formed, or a new one) and start its
-    access line; the caller writes it when the request ends (http_serve)."""
-    rid = request_ids.adopt(request.headers.get("X-Request-Id"))
-    line = _Line(request.method, request.path, rid)
-    _line.set(line)
-    return line
+_line: ContextVar[AccessLine | None] = ContextVar("access_line", default=None)
 
 
 def defer_access_log() -> Callable[[int], None]:
@@ -70,7 +63,7 @@ def defer_access_log() -> Callable[[int], None]:
     current request's line is left to the function returned, to be called with the status
     when the stream ends."""
     line = _line.get()
-    if line is None:  # an app without this middleware
+    if line is None:  # a request not served through http_serve
         return lambda status: None
     line.deferred = True
     return line.write

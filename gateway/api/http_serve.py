@@ -18,7 +18,7 @@ from collections.abc import Iterable
 
 from aiohttp import hdrs, web
 
-from gateway.api.http_access import CLIENT_CLOSED, open_line
+from gateway.api.http_access import CLIENT_CLOSED, AccessLine
 from gateway.api.http_auth import Check, Handler, authorizer, error_answer
 from gateway.api.http_cors import Cors
 from gateway.core.errors import GatewayError
@@ -52,7 +52,7 @@ class Serving:
         check = self._checks(handler)
 
         async def serve(request: web.Request) -> web.StreamResponse:
-            line = open_line(request)
+            line = AccessLine(request)
             status = CLIENT_CLOSED  # stays so if the handler is cancelled by a disconnect
             try:
                 try:
