@@ -151,7 +151,7 @@ def test_service_labels_stay_bounded() -> None:
     counts = IngestCounts(max_services=3)
     for i in range(50):
         batch = [_entry(f"logs:svc{i}:w")]
-        counts.record(batch, batch, duplicate=False, seconds=0.001)
+        counts.record(batch, batch, duplicate=False, started=time.monotonic())
     services = {service for service, _ in counts.entries}
     assert services == {"svc0", "svc1", "svc2", OTHER}
     assert counts.entries[OTHER, "stored"] == 47
@@ -162,8 +162,8 @@ def test_outcomes_of_a_mixed_and_a_duplicate_batch() -> None:
     good, bad = _entry(ETL), _entry("logs:etl:w")
     error = GatewayError(Code.PERMISSION_DENIED, "no")
     decode_error = GatewayError(Code.INVALID_ARGUMENT, "bad field")
-    counts.record([good, bad, decode_error], [good, error, decode_error], False, 0.002)
-    counts.record([good], [good], True, 0.0005)
+    counts.record([good, bad, decode_error], [good, error, decode_error], False, time.monotonic())
+    counts.record([good], [good], True, time.monotonic())
     assert dict(counts.entries) == {
         ("etl", "stored"): 1,
         ("etl", "permission_denied"): 1,
@@ -256,5 +256,5 @@ async def test_admin_stats_and_metrics_count_the_same_refusals() -> None:
 
 def test_a_rate_divides_by_the_time_it_covers() -> None:
     meter = Meter()
-    meter.add(30)
+    meter.add(30, time.monotonic())
     assert meter.rate() == 30  # within the first second: 30 in 1 s, not 30 in 60

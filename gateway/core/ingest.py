@@ -62,17 +62,17 @@ class Ingest:
 
         `items` holds entries, or the error a transport found while decoding one.
         """
-        started = time.perf_counter()
+        started = time.monotonic()
         if len(items) > self._limits.max_batch_entries:
             error = GatewayError(
                 Code.TOO_LARGE,
                 f"batch has {len(items)} entries; at most {self._limits.max_batch_entries}",
             )
-            self.counts.record(items, [error] * len(items), False, time.perf_counter() - started)
+            self.counts.record(items, [error] * len(items), False, started)
             return BatchOutcome([error] * len(items), duplicate=False)
         if self._rate is not None and (wait := self._rate.charge(principal.subject, len(items))):
             error = rate_limited(self._rate.rate, wait)
-            self.counts.record(items, [error] * len(items), False, time.perf_counter() - started)
+            self.counts.record(items, [error] * len(items), False, started)
             raise error
         verdicts = principal.publish_verdicts
         if len(verdicts) > MAX_VERDICTS:
@@ -93,7 +93,7 @@ class Ingest:
         if len(accepted) < len(checked):
             stored = iter(appended.events)
             outcomes = [next(stored) if isinstance(c, Entry) else c for c in checked]
-        self.counts.record(items, checked, appended.duplicate, time.perf_counter() - started)
+        self.counts.record(items, checked, appended.duplicate, started)
         return BatchOutcome(outcomes, appended.duplicate, self._broker.epoch)
 
     def _check(

@@ -14,8 +14,9 @@ class Meter:
         self._started = time.monotonic()
         self._second = int(self._started)
 
-    def add(self, n: int = 1) -> None:
-        now = int(time.monotonic())
+    def add(self, n: int, at: float) -> None:
+        """Count `n` at `at` (time.monotonic(), read by the caller for its own use too)."""
+        now = int(at)
         if now != self._second:
             self._advance(now)
         self._buckets[self._second % WINDOW] += n

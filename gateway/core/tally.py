@@ -9,6 +9,7 @@ names (a channel's second segment) are capped, the rest folded into "other".
 from __future__ import annotations
 
 import bisect
+import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
 
@@ -87,10 +88,13 @@ class IngestCounts:
         items: Sequence[Entry | GatewayError],
         checked: Sequence[Entry | GatewayError],
         duplicate: bool,
-        seconds: float,
+        started: float,
     ) -> None:
-        """Count one answered batch: `checked` is the verdict on each of `items`."""
-        self.latency.observe(seconds)
+        """Count one answered batch: `checked` is the verdict on each of `items`; `started`
+        (time.monotonic) when it arrived. The clock is read once here for the latency and
+        the rate both."""
+        now = time.monotonic()
+        self.latency.observe(now - started)
         outcome = "duplicate" if duplicate else "stored"
         accepted: dict[str, int] = {}  # channel -> entries (a plain dict: once per batch)
         for c in checked:
@@ -102,7 +106,7 @@ class IngestCounts:
             entries[key] = entries.get(key, 0) + n
             total += n
         if not duplicate:
-            self.stored_rate.add(total)
+            self.stored_rate.add(total, now)
         if total < len(checked):
             self._record_refused(items, checked)
 
