@@ -60,7 +60,8 @@ class Ingest:
     ) -> BatchOutcome:
         """Store every acceptable entry of a batch; one Outcome per item, in order.
 
-        `items` holds entries, or the error a transport found while decoding one.
+        `items` holds entries, or the error a transport found while decoding one. An
+        accepted entry without a time or source gets them: now, and the token's subject.
         """
         started = time.monotonic()
         if len(items) > self._limits.max_batch_entries:
@@ -117,17 +118,12 @@ class Ingest:
             return GatewayError(
                 refusal.code, f"entry {index}: {refusal.message}", reason=refusal.reason
             )
-        if item.time_ns == 0 or not item.source:
-            return Entry(
-                item.channel,
-                item.time_ns or time.time_ns(),
-                item.severity,
-                item.message,
-                item.source or principal.subject,
-                item.attributes,
-                item.trace_id,
-                item.span_id,
-            )
+        # Filled in place, not in a copy (a dataclass built per entry): every transport
+        # decodes a batch into entries of its own, which nothing else holds.
+        if item.time_ns == 0:
+            item.time_ns = time.time_ns()
+        if not item.source:
+            item.source = principal.subject
         return item
 
 
