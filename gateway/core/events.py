@@ -83,12 +83,14 @@ class Event:
 
 def encode_data(entry: Entry, offset: int) -> bytes:
     """The JSON line of a stored entry (the SSE `data` and the Redis payload)."""
+    severity = entry.severity
     doc: dict[str, Any] = {
         "channel": entry.channel,
         "offset": offset,
         "time": format_time(entry.time_ns),
-        "level": level_name(entry.severity),
-        "severity": entry.severity,
+        # level_name's table read here: a stored entry's severity is in range (Ingest).
+        "level": _LEVEL_NAMES[severity] if 0 <= severity <= MAX_SEVERITY else level_name(severity),
+        "severity": severity,
         "message": entry.message,
         "source": entry.source,
         "attributes": entry.attributes,
