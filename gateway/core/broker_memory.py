@@ -20,7 +20,7 @@ import itertools
 import secrets
 import time
 from array import array
-from collections import Counter, OrderedDict, deque
+from collections import OrderedDict, deque
 from collections.abc import Sequence
 
 from gateway.core import broker
@@ -119,7 +119,7 @@ class MemoryBroker:
         self._holding = 0  # channels with retained events
         self._entries = 0
         self._bytes = 0
-        self.evicted: Counter[str] = Counter()
+        self.evicted: dict[str, int] = {}  # by cause; not a Counter: its += costs 3x
         self._listeners: list[Listener] = []
         self._max_entries = max_entries
         self._max_age = max_age
@@ -209,7 +209,7 @@ class MemoryBroker:
             size += len(event.data)
         self._entries -= n
         self._bytes -= size + (EVENT_COST - LOSS_COST) * n
-        self.evicted[cause] += n
+        self.evicted[cause] = self.evicted.get(cause, 0) + n
         if len(history.lost) > 2 * self._max_entries:
             cut = len(history.lost) - self._max_entries
             del history.lost[:cut]
