@@ -22,6 +22,7 @@ import time
 from array import array
 from collections import OrderedDict, deque
 from collections.abc import Sequence
+from typing import Final
 
 from gateway.core import broker
 from gateway.core.broker import Appended, DedupKey, Listener, Loss, Replay, Usage
@@ -109,7 +110,8 @@ class MemoryBroker:
         max_producers: int = 10_000,
         max_dedup_bytes: int = MAX_DEDUP_BYTES,
     ) -> None:
-        self._epoch = secrets.token_hex(4)
+        # An attribute, not a property: read on every publish (Ingest) and delivery (Hub).
+        self.epoch: Final = secrets.token_hex(4)
         self._seq = 0
         self._channels: dict[str, _History] = {}  # the publish path's lookup
         self._index: ChannelIndex[_History] = ChannelIndex()  # the readers' lookup
@@ -131,10 +133,6 @@ class MemoryBroker:
         self._max_dedup_bytes = max_dedup_bytes
         self.dedup_bytes = 0
         self._timer: asyncio.TimerHandle | asyncio.Handle | None = None
-
-    @property
-    def epoch(self) -> str:
-        return self._epoch
 
     async def append(self, entries: Sequence[Entry], key: DedupKey | None) -> Appended:
         now = time.monotonic()
@@ -322,7 +320,7 @@ class MemoryBroker:
         it began is returned, so live events after that reach the subscriber once."""
         cutoff = time.monotonic() - self._max_age
         upto, forgotten = self._seq, self._forgotten
-        reset = after.epoch != self._epoch
+        reset = after.epoch != self.epoch
         since = 0 if reset else after.seq
         matched: dict[str, tuple[int, _History]] = {}  # each channel under its first pattern
         for i, pattern in enumerate(patterns):
