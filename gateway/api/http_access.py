@@ -25,7 +25,7 @@ class AccessLine:
     """The access line of one request, written when the request ends (http_serve). Opening
     it gives the request its id: `X-Request-Id` in, well-formed, or a new one."""
 
-    __slots__ = ("deferred", "method", "path", "request_id", "started")
+    __slots__ = ("deferred", "method", "path", "request_id", "started", "wanted")
 
     def __init__(self, request: web.Request) -> None:
         self.method = request.method
@@ -33,6 +33,9 @@ class AccessLine:
         self.request_id = request_ids.adopt(request.headers.get("X-Request-Id"))
         self.started = time.monotonic()
         self.deferred = False  # left to the stream that outlives the handler
+        # Whether any line is read at all (a quiet path's is DEBUG, others INFO): below INFO
+        # none is, and the request's end need not even call `write`.
+        self.wanted = log.isEnabledFor(logging.INFO)
         _line.set(self)
 
     def write(self, status: int) -> None:

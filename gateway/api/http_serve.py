@@ -74,7 +74,7 @@ class Serving:
                 status = 500
                 raise
             finally:
-                if not line.deferred:
+                if line.wanted and not line.deferred:
                     line.write(status)
 
         functools.update_wrapper(serve, handler)
