@@ -31,11 +31,12 @@ class AccessLine:
         self.method = request.method
         self.path = request.path
         self.request_id = request_ids.adopt(request.headers.get("X-Request-Id"))
-        self.started = time.monotonic()
         self.deferred = False  # left to the stream that outlives the handler
-        # Whether any line is read at all (a quiet path's is DEBUG, others INFO): below INFO
-        # none is, and the request's end need not even call `write`.
+        # Whether any line is read at all (a quiet path's is DEBUG, others INFO): with the
+        # logger above INFO none is, and the request need not read the clock for it, nor
+        # its end call `write`.
         self.wanted = log.isEnabledFor(logging.INFO)
+        self.started = time.monotonic() if self.wanted else 0.0
         _line.set(self)
 
     def write(self, status: int) -> None:

@@ -26,6 +26,7 @@ from gateway.core.tokens import Principal
 # few at a time; one that moves on to new channels, a run each, starts over past this). At
 # most this many per cached token: 16 x --token-cache-entries (10,000) x a channel name.
 MAX_VERDICTS = 16
+_UNASKED = GatewayError(Code.INTERNAL, "no verdict yet")  # publish_verdicts' missing value
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,9 +107,9 @@ class Ingest:
     ) -> Entry | GatewayError:
         if isinstance(item, GatewayError):
             return item
-        if item.channel not in verdicts:
-            verdicts[item.channel] = channel_refusal(principal, item.channel)
-        refusal = verdicts[item.channel]
+        refusal = verdicts.get(item.channel, _UNASKED)
+        if refusal is _UNASKED:
+            refusal = verdicts[item.channel] = channel_refusal(principal, item.channel)
         if refusal is None:
             try:
                 check_entry(item, self._limits.max_entry_bytes)
