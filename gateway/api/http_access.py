@@ -29,7 +29,9 @@ class AccessLine:
 
     def __init__(self, request: web.Request) -> None:
         self.method = request.method
-        self.path = request.path
+        # The path as the router matched it (decoded but for %2F and %25), which it has
+        # already computed, rather than `request.path`, decoded again for the line alone.
+        self.path = request.rel_url.path_safe
         self.request_id = request_ids.adopt(request.headers.get("X-Request-Id"))
         self.deferred = False  # left to the stream that outlives the handler
         # Whether any line is read at all (a quiet path's is DEBUG, others INFO): with the
