@@ -261,3 +261,15 @@ async def test_unknown_routes_and_methods_answer_the_json_error_of_every_other_a
     assert wrong_method.json()["error"]["code"] == "method_not_allowed"
     # Served by routes of their own now, through the same pass as every other answer.
     assert missing.headers["X-Request-Id"] and wrong_method.headers["X-Request-Id"]
+
+
+async def test_a_request_for_no_path_at_all_answers_the_same_json_404(gw: Running) -> None:
+    """`OPTIONS *` matches no route pattern (they all start with /); it is still answered
+    through the serving pass, as every other request is."""
+    host, port = gw.http.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(b"OPTIONS * HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    head, _, body = (await reader.read()).partition(b"\r\n\r\n")
+    writer.close()
+    assert head.startswith(b"HTTP/1.1 404") and b"X-Request-Id" in head
+    assert body == b'{"error": {"code": "not_found", "message": "Not Found: OPTIONS *"}}'

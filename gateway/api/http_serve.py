@@ -32,8 +32,9 @@ class Serving:
         self._served: set[Handler] = set()
 
     def add_routes(self, app: web.Application, routes: Iterable[web.RouteDef]) -> None:
-        """Register `routes` served through the pass, then the 405 and 404 answers; at
-        start-up, refuse to serve a route of `app` added any other way."""
+        """Register `routes` served through the pass, then the 405 and 404 answers, and the
+        CORS headers of responses; at start-up, refuse to serve a route of `app` added any
+        other way."""
         for route in routes:
             if isinstance(route.handler, type):  # a class-based view: no handler to wrap
                 raise TypeError(f"{route.path}: views are not served through http_serve")
@@ -43,7 +44,9 @@ class Serving:
             methods = {r.method for r in resource}
             if isinstance(resource, web.Resource) and hdrs.METH_ANY not in methods:
                 resource.add_route(hdrs.METH_ANY, self.serve(_not_allowed(methods)))
-        app.router.add_route(hdrs.METH_ANY, "/{path:.*}", self.serve(_not_found))
+        everything = _Everything()
+        app.router.register_resource(everything)
+        everything.add_route(hdrs.METH_ANY, self.serve(_not_found))
         app.on_startup.append(self._check)
         self._cors.mark_responses(app)
 
@@ -105,6 +108,18 @@ class Serving:
                     f"{route.method} {resource} is not served through http_serve: "
                     "it would skip authentication, the request id and the access line"
                 )
+
+
+class _Everything(web.PlainResource):
+    """The resource of every path no other resource takes: the router tries it last (it
+    walks a path up to "/"), and it matches what no route pattern can, which all start
+    with "/" (`OPTIONS *`)."""
+
+    def __init__(self) -> None:
+        super().__init__("/")
+
+    def _match(self, path: str) -> dict[str, str] | None:
+        return {}
 
 
 def _not_allowed(methods: set[str]) -> Handler:
