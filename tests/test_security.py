@@ -101,6 +101,10 @@ async def test_remembered_verdicts_answer_as_the_checks_do_and_stay_bounded() ->
             expected = Code.PERMISSION_DENIED if "faas" in channel else Code.INVALID_ARGUMENT
             assert outcome.code is expected, outcome
         assert len(principal.publish_verdicts) <= MAX_VERDICTS + 1
+    wide = [Entry(c, 1, 9, "m", "s", {}) for c in channels[:100]]  # one batch, 100 channels
+    outcomes = (await ingest.publish(principal, wide)).outcomes
+    assert not any(isinstance(o, GatewayError) for o in outcomes)
+    assert len(principal.publish_verdicts) <= MAX_VERDICTS
 
 
 async def test_the_source_counts_toward_the_entry_size(gw: Running) -> None:

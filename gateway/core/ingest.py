@@ -77,8 +77,6 @@ class Ingest:
             self.counts.record(items, [error] * len(items), False, started)
             raise error
         verdicts = principal.publish_verdicts
-        if len(verdicts) > MAX_VERDICTS:
-            verdicts.clear()
         checked: list[Entry | GatewayError] = []
         accepted: list[Entry] = []
         for i, item in enumerate(items):
@@ -86,6 +84,8 @@ class Ingest:
             checked.append(verdict)
             if isinstance(verdict, Entry):
                 accepted.append(verdict)
+        if len(verdicts) > MAX_VERDICTS:  # after the batch: a wide one leaves none behind
+            verdicts.clear()
         try:
             appended = await self._broker.append(accepted, key)
         except Exception:
