@@ -69,7 +69,7 @@ def defer_access_log() -> Callable[[int], None]:
     current request's line is left to the function returned, to be called with the status
     when the stream ends."""
     line = _line.get()
-    if line is None:  # a request not served through http_serve
+    if line is None or not line.wanted:  # not served through http_serve, or not logged
         return lambda status: None
     line.deferred = True
     return line.write
