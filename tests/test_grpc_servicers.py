@@ -17,8 +17,8 @@ import grpc_testing
 import pytest
 from logs_gateway.v1 import logs_pb2 as pb
 
-from gateway.api.grpc_auth import admit, verify
-from gateway.api.grpc_services import LogIngestServicer, Stopping
+from gateway.api.grpc.auth import admit, verify
+from gateway.api.grpc.services import LogIngestServicer, Stopping
 from gateway.core.admission import Admission, publish_limit
 from gateway.core.broker_memory import MemoryBroker
 from gateway.core.errors import GatewayError

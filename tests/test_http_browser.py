@@ -8,8 +8,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from gateway.api.http_auth import COOKIE
-from gateway.api.http_page import WEB_ROOT, Page, static_files
+from gateway.api.http.auth import COOKIE
+from gateway.api.http.page import WEB_ROOT, Page, static_files
 from gateway.app import config as cfg
 from gateway.core.channels import parse_pattern
 from gateway.core.tokens import Verifier

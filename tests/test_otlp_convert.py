@@ -8,7 +8,7 @@ import pytest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue, KeyValueList
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 
-from gateway.api.otlp_convert import entries_from_request, text_of
+from gateway.api.otlp.convert import entries_from_request, text_of
 from gateway.core.channel_template import ChannelTemplate
 from gateway.core.errors import GatewayError
 from gateway.core.events import Entry

@@ -15,9 +15,9 @@ import httpx
 import pytest
 from httpx_sse import aconnect_sse
 
-from gateway.api.http_auth import COOKIE
-from gateway.api.proxy import ROUTES, Route, find_route, route_channel
-from gateway.api.proxy_upstream import upstream_headers
+from gateway.api.http.auth import COOKIE
+from gateway.api.http.proxy import ROUTES, Route, find_route, route_channel
+from gateway.api.http.proxy_upstream import upstream_headers
 from gateway.app.proxy_server import ProxyServer
 from gateway.core.errors import Code, GatewayError
 from tests.conftest import (

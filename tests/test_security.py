@@ -27,7 +27,7 @@ from httpx_sse._decoders import SSEDecoder
 from logs_gateway.v1 import logs_pb2 as pb
 from logs_gateway.v1 import logs_pb2_grpc as pb_grpc
 
-from gateway.api.http_auth import COOKIE
+from gateway.api.http.auth import COOKIE
 from gateway.app.credentials import generate_keys
 from gateway.core.broker_memory import MemoryBroker
 from gateway.core.channels import parse_patterns
@@ -771,7 +771,7 @@ async def test_every_route_that_takes_a_token_is_authenticated_by_http_serve(
     gw: Running,
 ) -> None:
     """One owner for HTTP authentication: the routes that take a token say so, and only
-    http_serve verifies it (no handler reads a header or cookie of its own)."""
+    http.serve verifies it (no handler reads a header or cookie of its own)."""
     assert gw.gateway is not None
     app = gw.gateway.http_app()
     marked = {
@@ -790,7 +790,7 @@ async def test_every_route_that_takes_a_token_is_authenticated_by_http_serve(
 
 
 async def test_a_gateway_with_a_route_outside_http_serve_does_not_start(gw: Running) -> None:
-    """A route added past http_serve would skip authentication: start-up refuses it."""
+    """A route added past http.serve would skip authentication: start-up refuses it."""
     assert gw.gateway is not None
     app = gw.gateway.http_app()
 

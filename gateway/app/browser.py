@@ -6,10 +6,10 @@ import logging
 
 from aiohttp import web
 
-from gateway.api.dev_login import DevLogin
-from gateway.api.http_page import Page
-from gateway.api.http_stream import StreamHandler
-from gateway.api.proxy import ProxyHandler
+from gateway.api.http.dev_login import DevLogin
+from gateway.api.http.page import Page
+from gateway.api.http.proxy import ProxyHandler
+from gateway.api.http.stream import StreamHandler
 from gateway.app import credentials
 from gateway.app.config import Config, ConfigError
 
@@ -17,7 +17,7 @@ log = logging.getLogger("logs_gateway")
 
 
 def browser_routes(config: Config, stream: StreamHandler) -> list[web.RouteDef]:
-    """Proxy routes, the Logs page and, in dev mode, sign-in (CORS: http_serve)."""
+    """Proxy routes, the Logs page and, in dev mode, sign-in (CORS: http.serve)."""
     routes = [*ProxyHandler(stream).routes(), *Page().routes()]
     if config.dev:
         routes += _dev_login(config)

@@ -24,7 +24,7 @@ from prometheus_client.core import (
     Metric,
 )
 
-from gateway.api.grpc_access import CallLog
+from gateway.api.grpc.access import CallLog
 from gateway.core.admission import Admission
 from gateway.core.broker import Broker
 from gateway.core.hub import Hub

@@ -15,20 +15,20 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from logs_gateway.v1 import logs_pb2_grpc as pb_grpc
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2_grpc as otlp_grpc
 
-from gateway.api import grpc_reflection
-from gateway.api.grpc_access import CallLog
-from gateway.api.grpc_auth import Authenticator
-from gateway.api.grpc_services import LogIngestServicer, LogStreamServicer, Stopping
-from gateway.api.http_cors import Cors, parse_origins
-from gateway.api.http_metrics import MetricsHandler
-from gateway.api.http_ops import OpsHandlers
-from gateway.api.http_publish import PublishHandler
-from gateway.api.http_serve import Serving
-from gateway.api.http_stream import StreamHandler, StreamSettings
-from gateway.api.otlp_export import SERVICE as OTLP_SERVICE
-from gateway.api.otlp_export import OtlpExport
-from gateway.api.otlp_grpc import OtlpLogsServicer
-from gateway.api.otlp_http import OtlpHttpHandler
+from gateway.api.grpc import reflection
+from gateway.api.grpc.access import CallLog
+from gateway.api.grpc.auth import Authenticator
+from gateway.api.grpc.services import LogIngestServicer, LogStreamServicer, Stopping
+from gateway.api.http.cors import Cors, parse_origins
+from gateway.api.http.metrics import MetricsHandler
+from gateway.api.http.ops import OpsHandlers
+from gateway.api.http.publish import PublishHandler
+from gateway.api.http.serve import Serving
+from gateway.api.http.stream import StreamHandler, StreamSettings
+from gateway.api.otlp.export import SERVICE as OTLP_SERVICE
+from gateway.api.otlp.export import OtlpExport
+from gateway.api.otlp.http_route import OtlpHttpHandler
+from gateway.api.otlp.logs_service import OtlpLogsServicer
 from gateway.app import credentials, metrics
 from gateway.app.browser import browser_routes
 from gateway.app.config import Config, ConfigError
@@ -202,7 +202,7 @@ class Gateway:
         )
         otlp_grpc.add_LogsServiceServicer_to_server(OtlpLogsServicer(self.otlp), server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
-        grpc_reflection.enable(server, (*SERVICES, health.SERVICE_NAME))
+        reflection.enable(server, (*SERVICES, health.SERVICE_NAME))
         try:
             port: int = server.add_insecure_port(f"{_grpc_host(c.host)}:{c.grpc_port}")
         except RuntimeError:  # grpcio's way of saying the address is taken or invalid

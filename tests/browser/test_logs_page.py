@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from logs_gateway.v1 import logs_pb2 as pb
 from playwright.async_api import BrowserContext, Page, expect
 
-from gateway.api.http_auth import COOKIE
+from gateway.api.http.auth import COOKIE
 from tests.browser.conftest import (
     ETL,
     WORKSPACE,

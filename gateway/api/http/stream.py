@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from gateway.api.http_access import CLIENT_CLOSED, defer_access_log
-from gateway.api.http_auth import TokenPolicy, principal_of, requires_token
+from gateway.api.http.access import CLIENT_CLOSED, defer_access_log
+from gateway.api.http.auth import TokenPolicy, principal_of, requires_token
 from gateway.core import sse
 from gateway.core.broker import Broker, catch_up
 from gateway.core.channels import Pattern, parse_pattern

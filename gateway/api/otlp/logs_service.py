@@ -10,9 +10,9 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
     ExportLogsServiceResponse,
 )
 
-from gateway.api.grpc_auth import principal as authenticated
-from gateway.api.grpc_services import grpc_status
-from gateway.api.otlp_export import OtlpExport, retry_info, status_of
+from gateway.api.grpc.auth import principal as authenticated
+from gateway.api.grpc.services import grpc_status
+from gateway.api.otlp.export import OtlpExport, retry_info, status_of
 from gateway.core.errors import GatewayError
 
 # The retry delay travels twice: in the status details, where the OTLP spec and the

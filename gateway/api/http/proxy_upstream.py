@@ -17,9 +17,9 @@ from collections.abc import Mapping
 import aiohttp
 from aiohttp import web
 
-from gateway.api.http_auth import COOKIE
-from gateway.api.http_stream import SSE_HEADERS
-from gateway.api.proxy import PATH, find_route, route_channel
+from gateway.api.http.auth import COOKIE
+from gateway.api.http.proxy import PATH, find_route, route_channel
+from gateway.api.http.stream import SSE_HEADERS
 from gateway.core.errors import Code, GatewayError
 
 log = logging.getLogger("logs_gateway.proxy")

@@ -34,7 +34,7 @@ class Cors:
 
     def install(self, app: web.Application) -> None:
         """Answer preflights (a middleware) and mark responses; does nothing when no origin
-        is listed. The gateway's own app answers them in http_serve instead."""
+        is listed. The gateway's own app answers them in http.serve instead."""
         if self._origins:
             app.middlewares.append(self.preflight)
         self.mark_responses(app)

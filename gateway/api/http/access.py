@@ -22,7 +22,7 @@ CLIENT_CLOSED = 499  # nginx's code for "the client went away before the answer"
 
 
 class AccessLine:
-    """The access line of one request, written when the request ends (http_serve). Opening
+    """The access line of one request, written when the request ends (http.serve). Opening
     it gives the request its id: `X-Request-Id` in, well-formed, or a new one."""
 
     __slots__ = ("deferred", "method", "path", "request_id", "started", "wanted")
@@ -69,7 +69,7 @@ def defer_access_log() -> Callable[[int], None]:
     current request's line is left to the function returned, to be called with the status
     when the stream ends."""
     line = _line.get()
-    if line is None or not line.wanted:  # not served through http_serve, or not logged
+    if line is None or not line.wanted:  # not served through http.serve, or not logged
         return lambda status: None
     line.deferred = True
     return line.write

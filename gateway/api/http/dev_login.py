@@ -13,8 +13,8 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-from gateway.api.http_auth import COOKIE
-from gateway.api.proxy import query_segment
+from gateway.api.http.auth import COOKIE
+from gateway.api.http.proxy import query_segment
 from gateway.core.errors import invalid
 from gateway.core.tokens import Signer
 

@@ -17,7 +17,7 @@ from aiohttp import web
 from gateway.core.errors import Code, GatewayError
 
 log = logging.getLogger("logs_gateway.http")
-WEB_ROOT = Path(__file__).resolve().parent.parent / "web"
+WEB_ROOT = Path(__file__).resolve().parents[2] / "web"
 CLIENT = "lib/logs-client.js"
 CONTENT_TYPES = {
     ".html": "text/html; charset=utf-8",

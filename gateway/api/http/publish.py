@@ -8,7 +8,7 @@ import orjson
 from aiohttp import web
 
 from gateway.api.convert import entry_from_json
-from gateway.api.http_auth import TokenPolicy, principal_of, requires_token
+from gateway.api.http.auth import TokenPolicy, principal_of, requires_token
 from gateway.core.cursor import encode_cursor
 from gateway.core.errors import Code, GatewayError, invalid
 from gateway.core.ingest import Ingest

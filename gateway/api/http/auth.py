@@ -33,7 +33,7 @@ class TokenPolicy:
 
 
 def requires_token(policy: TokenPolicy) -> Callable[[H], H]:
-    """Mark a route's handler: http_serve verifies its token first (authorizer)."""
+    """Mark a route's handler: http.serve verifies its token first (authorizer)."""
 
     def mark(handler: H) -> H:
         setattr(handler, "token_policy", policy)  # noqa: B010 (a function's own attribute)
@@ -56,7 +56,7 @@ def authorizer(handler: Handler, verifier: Verifier) -> Check | None:
     Principal (principal_of) and answers None, or raises GatewayError for a refused token,
     or answers with the route's own `refusal`.
 
-    Built once per route (http_serve), so a request pays for its check and not for finding
+    Built once per route (http.serve), so a request pays for its check and not for finding
     its route's policy."""
     policy = getattr(handler, "token_policy", None)
     if not isinstance(policy, TokenPolicy):

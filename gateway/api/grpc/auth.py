@@ -11,7 +11,7 @@ from typing import Any
 
 import grpc
 
-from gateway.api.grpc_handlers import rewrap
+from gateway.api.grpc.handlers import rewrap
 from gateway.core.errors import GatewayError
 from gateway.core.tokens import Principal, Verifier
 

@@ -14,7 +14,7 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
     ExportLogsServiceResponse,
 )
 
-from gateway.api.otlp_convert import entries_from_request, export_response
+from gateway.api.otlp.convert import entries_from_request, export_response
 from gateway.core.channel_template import ChannelTemplate
 from gateway.core.errors import Code, GatewayError
 from gateway.core.ingest import Ingest

@@ -14,9 +14,9 @@ from aiohttp import web
 from google.protobuf.message import DecodeError, Message
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 
-from gateway.api.http_auth import TokenPolicy, principal_of, requires_token
-from gateway.api.otlp_export import OtlpExport, status_of
-from gateway.api.otlp_json import request_from_json, to_json
+from gateway.api.http.auth import TokenPolicy, principal_of, requires_token
+from gateway.api.otlp.export import OtlpExport, status_of
+from gateway.api.otlp.json_mapping import request_from_json, to_json
 from gateway.core.errors import Code, GatewayError, invalid
 
 PATH = "/v1/logs"

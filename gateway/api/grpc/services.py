@@ -17,7 +17,7 @@ from logs_gateway.v1 import logs_pb2 as pb
 from logs_gateway.v1 import logs_pb2_grpc as pb_grpc
 
 from gateway.api.convert import entry_from_proto, entry_to_proto, gap_to_proto
-from gateway.api.grpc_auth import principal as authenticated
+from gateway.api.grpc.auth import principal as authenticated
 from gateway.core.admission import Admission
 from gateway.core.broker import Broker, Gap, catch_up
 from gateway.core.channels import parse_pattern

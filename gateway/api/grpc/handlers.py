@@ -1,5 +1,5 @@
 """Rebuilding a grpc.aio method handler around its behaviour: what each server interceptor
-(gateway/api/grpc_access.py, gateway/api/grpc_auth.py) does to every call."""
+(gateway/api/grpc/access.py, gateway/api/grpc/auth.py) does to every call."""
 
 from __future__ import annotations
 

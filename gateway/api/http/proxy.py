@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from gateway.api.http_auth import TokenPolicy, principal_of, requires_token
-from gateway.api.http_stream import StreamHandler, parse_level
+from gateway.api.http.auth import TokenPolicy, principal_of, requires_token
+from gateway.api.http.stream import StreamHandler, parse_level
 from gateway.core.channels import is_segment, parse_pattern
 from gateway.core.errors import Code, GatewayError, invalid
 

@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 from aiohttp import web
 
-from gateway.api.http_auth import TokenPolicy, requires_token
+from gateway.api.http.auth import TokenPolicy, requires_token
 from gateway.core.broker import Broker
 from gateway.core.channels import parse_channel
 from gateway.core.errors import invalid

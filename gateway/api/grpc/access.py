@@ -15,7 +15,7 @@ import grpc
 from google.protobuf.message import DecodeError
 
 from gateway.api import request_ids
-from gateway.api.grpc_handlers import rewrap
+from gateway.api.grpc.handlers import rewrap
 
 log = logging.getLogger("logs_gateway.grpc")
 # Probes and tools: a successful call is logged at debug only.

@@ -1,7 +1,7 @@
 """The one pass every request to the gateway's HTTP port gets, put around each route's
-handler: its id and access line (http_access), a CORS preflight's answer (http_cors), its
-token as its route's TokenPolicy says (http_auth), and whatever the handler raises turned
-into its JSON answer (http_auth.error_answer).
+handler: its id and access line (http.access), a CORS preflight's answer (http.cors), its
+token as its route's TokenPolicy says (http.auth), and whatever the handler raises turned
+into its JSON answer (http.auth.error_answer).
 
 Around each handler rather than as a middleware: any middleware makes aiohttp run a layer
 of its own on every request (`_fix_request_current_app`) besides ours, and look up the
@@ -18,9 +18,9 @@ from collections.abc import Iterable
 
 from aiohttp import hdrs, web
 
-from gateway.api.http_access import CLIENT_CLOSED, AccessLine
-from gateway.api.http_auth import Check, Handler, authorizer, error_answer
-from gateway.api.http_cors import Cors
+from gateway.api.http.access import CLIENT_CLOSED, AccessLine
+from gateway.api.http.auth import Check, Handler, authorizer, error_answer
+from gateway.api.http.cors import Cors
 from gateway.core.errors import GatewayError
 from gateway.core.tokens import Verifier
 
@@ -37,7 +37,7 @@ class Serving:
         other way."""
         for route in routes:
             if isinstance(route.handler, type):  # a class-based view: no handler to wrap
-                raise TypeError(f"{route.path}: views are not served through http_serve")
+                raise TypeError(f"{route.path}: views are not served through http.serve")
             served = self.serve(route.handler)
             web.RouteDef(route.method, route.path, served, route.kwargs).register(app.router)
         for resource in app.router.resources():
@@ -105,7 +105,7 @@ class Serving:
             if route.handler not in self._served:
                 resource = route.resource.canonical if route.resource else "?"
                 raise RuntimeError(
-                    f"{route.method} {resource} is not served through http_serve: "
+                    f"{route.method} {resource} is not served through http.serve: "
                     "it would skip authentication, the request id and the access line"
                 )
 

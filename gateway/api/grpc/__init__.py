@@ -1,0 +1,1 @@
+"""gRPC transport (grpc.aio): interceptors, the LogIngest and LogStream services, reflection."""

@@ -1,0 +1,1 @@
+"""OTLP logs export, over both gRPC and HTTP: decoding, conversion to entries, the answers."""
