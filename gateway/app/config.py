@@ -179,7 +179,8 @@ def setting(default: Any, cast: Callable[[str], Any], help: str, *, secret: bool
 @dataclass(frozen=True, slots=True)
 class Config:
     """Every setting, declared once, as `name: type = setting(default, cast, help)`: the
-    flag, the variable and the docs' table all come from these fields."""
+    flag, the variable and the docs' table come from these fields, and the core's limits
+    are passed in from them (the core declares no default of its own)."""
 
     host: str = setting("127.0.0.1", _host, "address both servers bind")
     http_port: int = setting(3002, _port, "HTTP port (SSE, publish, page, health)")

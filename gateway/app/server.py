@@ -8,6 +8,7 @@ import logging
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 from aiohttp import web
@@ -53,16 +54,24 @@ SERVICES = ("logs_gateway.v1.LogIngest", "logs_gateway.v1.LogStream", OTLP_SERVI
 def make_broker(config: Config) -> Broker:
     """The configured broker; both take the same limits (Redis's memory is bounded by its
     own maxmemory, docs/SCALING.md)."""
+    return memory_broker(config) if config.broker == "memory" else redis_broker(config)
+
+
+def memory_broker(config: Config) -> MemoryBroker:
     c = config
-    if c.broker == "memory":
-        return MemoryBroker(
-            max_entries=c.history_entries,
-            max_age=c.history_seconds,
-            max_bytes=c.max_history_bytes,
-            dedup_seconds=c.dedup_seconds,
-            dedup_batches=c.dedup_batches,
-            max_dedup_bytes=c.max_dedup_bytes,
-        )
+    return MemoryBroker(
+        max_entries=c.history_entries,
+        max_age=c.history_seconds,
+        max_bytes=c.max_history_bytes,
+        dedup_seconds=c.dedup_seconds,
+        dedup_batches=c.dedup_batches,
+        max_dedup_bytes=c.max_dedup_bytes,
+    )
+
+
+def redis_broker(config: Config, **options: Any) -> RedisBroker:
+    """`options`: RedisBroker's own (a key prefix, a timeout), which are no settings."""
+    c = config
     return RedisBroker(
         c.broker,
         max_entries=c.history_entries,
@@ -70,6 +79,7 @@ def make_broker(config: Config) -> Broker:
         dedup_seconds=c.dedup_seconds,
         dedup_batches=c.dedup_batches,
         feed_max_bytes=c.max_feed_bytes,
+        **options,
     )
 
 

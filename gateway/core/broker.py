@@ -2,8 +2,8 @@
 
 Two implementations satisfy it: `broker_memory` (one process) and `broker_redis` (several
 instances). tests/test_broker_contract.py holds each to the guarantees below, and both take
-the same limits (the keyword arguments below), so they keep the same promises by
-construction.
+the same limits (`max_entries`, `max_age`, `dedup_seconds`, `dedup_batches`: settings of
+the app, passed in), so they keep the same promises by construction.
 
 Channels are ephemeral (DESIGN §3.1): a channel exists while it
 holds retained entries. Once its last entry has expired (by age, by count, or to keep the
@@ -36,12 +36,7 @@ class Appended:
     duplicate: bool = False
 
 
-# The limits both brokers take, with their defaults (settings of the same names).
-MAX_ENTRIES = 1000  # entries kept per channel
-MAX_AGE = 600.0  # seconds an entry is kept
-DEDUP_SECONDS = 600.0  # how long a producer's resent batch is recognised
-DEDUP_BATCHES = 1024  # how many of a producer's latest batches are recognised
-# How many history windows (MAX_AGE) a channel's record of lost entries outlives its last
+# How many history windows (`max_age`) a channel's record of lost entries outlives its last
 # entry: a resume within that time gets an exact count; an older one, an "expired" gap.
 GAP_MEMORY = 2
 

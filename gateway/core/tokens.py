@@ -28,7 +28,6 @@ from gateway.core.errors import GatewayError, denied, unauthenticated
 REQUIRED_CLAIMS = ("sub", "exp", "iat", "iss", "aud")
 MAX_TOKEN_BYTES = 8192
 MAX_LEEWAY = 30.0
-DEFAULT_CACHE_ENTRIES = 10_000
 ASYMMETRIC_ALGORITHMS = {
     ed25519.Ed25519PublicKey: "EdDSA",
     ec.EllipticCurvePublicKey: "ES256",
@@ -98,8 +97,8 @@ class Verifier:
         public_keys: Mapping[str, PublicKey],
         issuer: str,
         audience: str,
-        leeway: float = 5.0,
-        cache_entries: int = DEFAULT_CACHE_ENTRIES,
+        leeway: float,
+        cache_entries: int,
     ) -> None:
         self._issuer = issuer
         self._audience = audience

@@ -224,8 +224,8 @@ class LogStreamServicer(pb_grpc.LogStreamServicer):
         hub: Hub,
         stopping: Stopping,
         queue_limit: int,
-        write_timeout: float = 30.0,
-        max_tail: int = 1000,
+        write_timeout: float,
+        max_tail: int,
     ) -> None:
         self._broker = broker
         self._hub = hub
