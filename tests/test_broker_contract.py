@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 
 from gateway.app.server import memory_broker, redis_broker
-from gateway.core.broker import Broker, Gap, catch_up
+from gateway.core.broker import Broker, Gap, Resyncing, catch_up
+from gateway.core.broker_redis import RedisBroker
 from gateway.core.channels import parse_pattern
 from gateway.core.cursor import Cursor, decode_cursor, encode_cursor
 from gateway.core.events import Entry, Event, make_event
@@ -398,3 +399,12 @@ async def test_ready_usage_and_close_twice(make_broker: MakeBroker) -> None:
     assert broker.usage().channels == 2
     await broker.close()
     await broker.close()
+
+
+async def test_a_broker_offers_resyncing_exactly_when_its_live_delivery_can_skip(
+    make_broker: MakeBroker,
+) -> None:
+    """The app asks for `on_resync` by ability (broker.Resyncing): Redis's feed can be
+    trimmed past a slow instance; the memory broker delivers every event it stores."""
+    broker = make_broker()
+    assert isinstance(broker, Resyncing) == isinstance(broker, RedisBroker)

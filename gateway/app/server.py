@@ -35,7 +35,7 @@ from gateway.app.browser import browser_routes
 from gateway.app.config import Config, ConfigError
 from gateway.app.worker_metrics import Workers
 from gateway.core.admission import Admission, publish_limit
-from gateway.core.broker import Broker
+from gateway.core.broker import Broker, Resyncing
 from gateway.core.broker_memory import MemoryBroker
 from gateway.core.broker_redis import RedisBroker
 from gateway.core.channel_template import ChannelTemplate
@@ -99,9 +99,7 @@ class Gateway:
         self.broker = make_broker(config)
         # Per-token stream counts: in Redis when there is one, so that every worker and
         # instance counts the same streams.
-        self.stream_counts = (
-            RedisStreamCounts(config.broker) if isinstance(self.broker, RedisBroker) else None
-        )
+        self.stream_counts = RedisStreamCounts(config.broker) if config.broker != "memory" else None
         self.hub = Hub(
             epoch=lambda: self.broker.epoch,
             max_per_owner=config.max_connections_per_token,
@@ -113,7 +111,7 @@ class Gateway:
             self.stream_counts,
         )
         self.broker.add_listener(self.hub.deliver)
-        if isinstance(self.broker, RedisBroker):
+        if isinstance(self.broker, Resyncing):
             self.broker.on_resync(lambda: self.hub.close_all(End.RESYNC))
         limits = Limits(config.max_entry_bytes, config.max_batch_entries, config.publish_rate)
         self.ingest = Ingest(self.broker, limits)

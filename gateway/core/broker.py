@@ -18,7 +18,7 @@ from __future__ import annotations
 import bisect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from gateway.core.channels import Pattern
 from gateway.core.cursor import Cursor
@@ -176,6 +176,21 @@ class Broker(Protocol):
 
     async def close(self) -> None:
         """Release resources; safe to call twice."""
+        ...
+
+
+# Abilities only some brokers have: each a protocol of its own, asked with isinstance on the
+# protocol, never on a concrete broker.
+
+
+@runtime_checkable
+class Resyncing(Protocol):
+    """A broker whose live delivery can skip events (Redis: its feed trimmed past a slow
+    instance, or its data lost); one that cannot (memory) lacks this ability."""
+
+    def on_resync(self, callback: Callable[[], None]) -> None:
+        """`callback` runs when live delivery had to skip events: live subscribers must
+        resume from history."""
         ...
 
 

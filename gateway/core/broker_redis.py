@@ -292,11 +292,10 @@ class RedisBroker:
         await self._redis.aclose(close_connection_pool=True)
         await self._feed_redis.aclose()
 
-    # -- beyond the protocol ------------------------------------------------------------
+    # -- broker.Resyncing ---------------------------------------------------------------
 
     def on_resync(self, callback: Callable[[], None]) -> None:
-        """`callback` runs when live delivery had to skip events (the feed was trimmed past
-        this instance, or Redis lost its data): live subscribers must resume from history."""
+        """Skips happen when the feed was trimmed past this instance, or Redis lost its data."""
         self._resync.append(callback)
 
     # -- helpers ------------------------------------------------------------------------
