@@ -11,7 +11,12 @@ from typing import Any, NoReturn
 
 from gateway.app import config as cfg
 from gateway.app import credentials, logs, proxy_server, workers
-from gateway.app.cli_clients import CLIENT_VERBS, add_client_verbs, run_client_verb
+from gateway.app.cli_clients import (
+    CLIENT_VERBS,
+    PATTERNS_HELP,
+    add_client_verbs,
+    run_client_verb,
+)
 from gateway.app.config import AUTH_SETTINGS, Config, ConfigError
 from gateway.app.server import Gateway, serve
 from gateway.app.worker_metrics import Workers
@@ -30,6 +35,16 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        """A flag no parser knows is refused by the innermost verb's parser, so the message
+        points at that verb's --help (`logs-gateway serve --help`), not the program's."""
+        parsed, extra = super().parse_known_args(args, namespace)
+        if extra:
+            self.error(f"unrecognized arguments: {' '.join(extra)}")
+        return parsed, extra
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
         k.add_argument("name", help="the token's subject (`sub`)")
         if rights_flag:
             k.add_argument(
-                rights_flag, nargs="+", required=True, metavar="PATTERN", help="channel patterns"
+                rights_flag, nargs="+", required=True, metavar="PATTERN", help=PATTERNS_HELP
             )
         k.add_argument(
             "--ttl", type=float, default=3600.0, help="lifetime in seconds (default 3600)"

@@ -118,9 +118,11 @@ def _broker(text: str) -> str:
 
 
 def _level(text: str) -> str:
-    if text.lower() not in ("debug", "info", "warning", "error"):
-        raise ValueError("must be debug, info, warning or error")
-    return text.lower()
+    """A logging level; `warn` too, as the entries' own level and `tail --level` spell it."""
+    level = {"warn": "warning"}.get(text.lower(), text.lower())
+    if level not in ("debug", "info", "warning", "error"):
+        raise ValueError("must be debug, info, warn(ing) or error")
+    return level
 
 
 def _event_loop(text: str) -> str:
@@ -275,7 +277,7 @@ class Config:
     cors_origins: str = setting(
         "", _origins, "comma-separated origins allowed to read cross-origin"
     )
-    log_level: str = setting("info", _level, "debug, info, warning or error")
+    log_level: str = setting("info", _level, "debug, info, warn(ing) or error")
     log_format: str = setting("json", _log_format, "json or text")
     event_loop: str = setting(
         "asyncio", _event_loop, "asyncio, or uvloop (both servers then run on one uvloop loop)"
@@ -295,6 +297,7 @@ class Config:
 
 
 SETTINGS = tuple(Setting(f.name, f.default, **f.metadata) for f in fields(Config))
+SETTING = {s.name: s for s in SETTINGS}
 AUTH_SETTINGS = (
     "jwt_secret",
     "jwt_public_keys",

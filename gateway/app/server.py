@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -32,7 +34,7 @@ from gateway.api.otlp.http_route import OtlpHttpHandler
 from gateway.api.otlp.logs_service import OtlpLogsServicer
 from gateway.app import credentials, metrics
 from gateway.app.browser import browser_routes
-from gateway.app.config import Config, ConfigError
+from gateway.app.config import SETTING, Config, ConfigError
 from gateway.app.worker_metrics import Workers
 from gateway.core.admission import Admission, publish_limit
 from gateway.core.broker import Broker, Resyncing
@@ -144,6 +146,7 @@ class Gateway:
         self._own_metrics: web.AppRunner | None = None
         self._background: list[asyncio.Task[None]] = []  # heartbeats, the loop-lag monitor
         self._stopped = False
+        self._serving = False  # set once start() has completed
         self.ports = Ports(0, 0)
 
     # -- start --------------------------------------------------------------------------
@@ -158,6 +161,7 @@ class Gateway:
         ]
         for name in ("", *SERVICES):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        self._serving = True
         log.info(
             "logs-gateway started",
             extra={
@@ -211,13 +215,15 @@ class Gateway:
         otlp_grpc.add_LogsServiceServicer_to_server(OtlpLogsServicer(self.otlp), server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable(server, (*SERVICES, health.SERVICE_NAME))
+        if c.grpc_port and c.workers == 1:
+            _check_free("gRPC", "grpc_port", c.host, c.grpc_port)
         try:
             port: int = server.add_insecure_port(f"{_grpc_host(c.host)}:{c.grpc_port}")
         except RuntimeError:  # grpcio's way of saying the address is taken or invalid
             port = 0
         if port == 0:
             raise OSError(
-                f"cannot bind gRPC port {c.host}:{c.grpc_port}: address in use or invalid"
+                _cannot_bind("gRPC", "grpc_port", c.host, c.grpc_port, "address in use or invalid")
             )
         await server.start()
         self._grpc = server
@@ -242,8 +248,14 @@ class Gateway:
             backlog=4096,
             reuse_port=self.config.workers > 1,
         )
-        await site.start()
         self._runner = runner
+        try:
+            await site.start()
+        except OSError as e:
+            config = self.config
+            raise OSError(
+                _cannot_bind("HTTP", "http_port", config.host, config.http_port, _reason(e))
+            ) from None
         return int(runner.addresses[0][1])
 
     def http_app(self) -> web.Application:
@@ -298,6 +310,10 @@ class Gateway:
         if self._stopped:
             return
         self._stopped = True
+        if not self._serving:  # start failed (a port taken): nothing to drain or to say
+            await asyncio.gather(self._stop_grpc(0), self._stop_http())
+            await self._close_broker()
+            return
         grace = self.config.grace_seconds
         log.info(
             "draining", extra={"grace_seconds": grace, "sse_connections": self.hub.subscriptions}
@@ -333,10 +349,13 @@ class Gateway:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await self._close_broker()
+        log.info("stopped")
+
+    async def _close_broker(self) -> None:
         if self.stream_counts is not None:
             await self.stream_counts.close()
         await self.broker.close()
-        log.info("stopped")
 
     async def _stop_grpc(self, grace: float) -> None:
         if self._grpc is not None:
@@ -347,6 +366,28 @@ class Gateway:
             await self._runner.cleanup()
         if self._own_metrics is not None:
             await self._own_metrics.cleanup()
+
+
+def _cannot_bind(server: str, setting: str, host: str, port: int, reason: str) -> str:
+    """Which port could not be had, and the flag and variable that choose another."""
+    chosen_by = SETTING[setting]
+    return (
+        f"cannot listen on {server} port {host}:{port}: {reason} "
+        f"(choose another with {chosen_by.flag} or {chosen_by.env})"
+    )
+
+
+def _check_free(server: str, setting: str, host: str, port: int) -> None:
+    """Refuse a taken port with our own line: grpcio would first print its core's."""
+    try:
+        socket.create_server((host, port)).close()
+    except OSError as e:
+        raise OSError(_cannot_bind(server, setting, host, port, _reason(e))) from None
+
+
+def _reason(error: OSError) -> str:
+    """ "address already in use", not asyncio's "error while attempting to bind on ..."."""
+    return (os.strerror(error.errno) if error.errno else str(error)).lower()
 
 
 def _grpc_host(host: str) -> str:
