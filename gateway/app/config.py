@@ -227,6 +227,12 @@ SETTINGS = (
     Setting(
         "max_message_bytes", 4 * 1024 * 1024, _positive_int, "largest gRPC message / HTTP body"
     ),
+    Setting(
+        "max_inflation_ratio",
+        100,
+        _positive_int,
+        "HTTP bodies: inflated size at most this many times the compressed size (past 1 MiB)",
+    ),
     Setting("max_batch_entries", 1000, _positive_int, "most entries in one publish batch"),
     Setting("max_channels", 32, _positive_int, "channels per SSE connection"),
     Setting(
@@ -326,6 +332,7 @@ class Config:
     max_feed_bytes: int
     max_entry_bytes: int
     max_message_bytes: int
+    max_inflation_ratio: int
     max_batch_entries: int
     max_channels: int
     max_connections_per_token: int
