@@ -38,6 +38,7 @@ BAD_VALUES = {
     "max_feed_bytes": "0",
     "max_entry_bytes": "64k",
     "max_message_bytes": "0",
+    "max_inflation_ratio": "0.5",
     "max_batch_entries": "1.5",
     "max_channels": "-3",
     "max_connections_per_token": "many",

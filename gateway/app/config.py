@@ -236,6 +236,11 @@ class Config:
     max_message_bytes: int = setting(
         4 * 1024 * 1024, _positive_int, "largest gRPC message / HTTP body"
     )
+    max_inflation_ratio: int = setting(
+        100,
+        _positive_int,
+        "HTTP bodies: inflated size at most this many times the compressed size (past 1 MiB)",
+    )
     max_batch_entries: int = setting(1000, _positive_int, "most entries in one publish batch")
     max_channels: int = setting(32, _positive_int, "channels per SSE connection")
     max_connections_per_token: int = setting(

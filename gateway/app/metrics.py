@@ -25,6 +25,7 @@ from prometheus_client.core import (
 )
 
 from gateway.api.grpc.access import CallLog
+from gateway.api.http.bodies import BodyReader
 from gateway.core.admission import Admission
 from gateway.core.broker import Broker
 from gateway.core.hub import Hub
@@ -70,6 +71,7 @@ class Sources:
     draining: Callable[[], bool]
     loop_lag: LoopLag
     publish_streams: Admission
+    bodies: BodyReader
 
 
 def build_registry(sources: Sources) -> CollectorRegistry:
@@ -89,6 +91,14 @@ class GatewayCollector:
     def collect(self) -> Iterator[Metric]:
         yield from self._streams()
         yield from self._limits()
+        yield _labelled(
+            CounterMetricFamily,
+            "bodies_refused",
+            "HTTP bodies refused while read, by limit (inflated_size: --max-message-bytes;"
+            " inflation_ratio: --max-inflation-ratio).",
+            ("limit",),
+            [((limit,), n) for limit, n in self._s.bodies.refused.items()],
+        )
         yield from self._entries()
         yield from self._failures()
         yield _histogram(

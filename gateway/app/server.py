@@ -22,6 +22,7 @@ from gateway.api.grpc import reflection
 from gateway.api.grpc.access import CallLog
 from gateway.api.grpc.auth import Authenticator
 from gateway.api.grpc.services import LogIngestServicer, LogStreamServicer, Stopping
+from gateway.api.http.bodies import BodyReader
 from gateway.api.http.cors import Cors, parse_origins
 from gateway.api.http.metrics import MetricsHandler
 from gateway.api.http.ops import OpsHandlers
@@ -128,6 +129,7 @@ class Gateway:
         self.sse_bytes = ByteCount()
         self.grpc_calls = CallLog()
         self.loop_lag = metrics.LoopLag()
+        self.bodies = BodyReader(config.max_message_bytes, config.max_inflation_ratio)
         self.metrics = metrics.build_registry(
             metrics.Sources(
                 self.hub,
@@ -139,6 +141,7 @@ class Gateway:
                 lambda: self.stopping.is_set,
                 self.loop_lag,
                 self.publish_streams,
+                self.bodies,
             )
         )
         self._grpc: grpc.aio.Server | None = None
@@ -273,9 +276,9 @@ class Gateway:
             ),
             self.sse_bytes,
         )
-        publish = PublishHandler(self.ingest, c.max_message_bytes)
+        publish = PublishHandler(self.ingest, self.bodies)
         ops = OpsHandlers(self.broker, self.hub, self.ingest, lambda: self.stopping.is_set, c.dev)
-        otlp = OtlpHttpHandler(self.otlp, c.max_message_bytes)
+        otlp = OtlpHttpHandler(self.otlp, self.bodies)
         merge = self.workers.merged if self.workers is not None else None
         routes = [
             # No HEAD: a stream has no headers-only form, and its bytes would follow them.

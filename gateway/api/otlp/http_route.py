@@ -2,8 +2,8 @@
 
 Answers in the request's own encoding, as the OTLP spec asks: the response message on
 success, a google.rpc.Status on failure, with `Retry-After` when the client should resend
-later (429 over the publish rate, 503 while draining). aiohttp inflates gzip (and deflate)
-bodies itself, and the body limit counts the inflated bytes.
+later (429 over the publish rate, 503 while draining). A gzip (or deflate) body is inflated
+as it is read, within the limits of http.bodies.
 """
 
 from __future__ import annotations
@@ -15,9 +15,10 @@ from google.protobuf.message import DecodeError, Message
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 
 from gateway.api.http.auth import TokenPolicy, principal_of, requires_token
+from gateway.api.http.bodies import BodyReader
 from gateway.api.otlp.export import OtlpExport, status_of
 from gateway.api.otlp.json_mapping import request_from_json, to_json
-from gateway.core.errors import Code, GatewayError, invalid
+from gateway.core.errors import GatewayError, invalid
 
 PATH = "/v1/logs"
 PROTOBUF = "application/x-protobuf"
@@ -25,9 +26,9 @@ JSON = "application/json"
 
 
 class OtlpHttpHandler:
-    def __init__(self, export: OtlpExport, max_body: int) -> None:
+    def __init__(self, export: OtlpExport, bodies: BodyReader) -> None:
         self._export = export
-        self._max_body = max_body
+        self._bodies = bodies
 
     @requires_token(TokenPolicy(refusal=lambda request, e: _refused(request, e)))
     async def handle(self, request: web.Request) -> web.Response:
@@ -42,13 +43,7 @@ class OtlpHttpHandler:
     async def _read(self, request: web.Request, as_json: bool) -> ExportLogsServiceRequest:
         if not as_json and request.content_type != PROTOBUF:
             raise invalid(f"Content-Type must be {PROTOBUF} or {JSON}")
-        too_large = GatewayError(Code.TOO_LARGE, f"body larger than {self._max_body} bytes")
-        if request.content_length is not None and request.content_length > self._max_body:
-            raise too_large
-        try:
-            body = await request.read()  # at most the app's client_max_size, inflated
-        except web.HTTPRequestEntityTooLarge:
-            raise too_large from None
+        body = await self._bodies.read(request)
         if as_json:
             return request_from_json(body)
         try:
