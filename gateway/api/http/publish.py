@@ -11,9 +11,11 @@ from gateway.api.convert import entry_from_json
 from gateway.api.http.auth import TokenPolicy, principal_of, requires_token
 from gateway.core.cursor import encode_cursor
 from gateway.core.errors import Code, GatewayError, invalid
+from gateway.core.idempotency import HEADER, request_key
 from gateway.core.ingest import Ingest
 
 JSON = "application/json"
+REPLAYED = "Idempotent-Replayed"
 
 
 class PublishHandler:
@@ -34,7 +36,8 @@ class PublishHandler:
             raise invalid("Content-Type must be application/json")
         try:
             # The application's client_max_size is max_body: aiohttp stops reading past it.
-            doc = orjson.loads(await request.read())
+            body = await request.read()
+            doc = orjson.loads(body)
         except web.HTTPRequestEntityTooLarge:
             raise too_large(self._max_body) from None
         except orjson.JSONDecodeError as e:
@@ -42,8 +45,10 @@ class PublishHandler:
         raw = doc["entries"] if isinstance(doc, dict) and "entries" in doc else [doc]
         if not isinstance(raw, list) or not raw:
             raise invalid("'entries' must be a non-empty list")
+        header = request.headers.get(HEADER)
+        key = None if header is None else request_key(principal.subject, header, body)
         # map, not a comprehension: no frame of its own (Python 3.11), paid on every POST.
-        batch = await self._ingest.publish(principal, list(map(entry_from_json, raw)))
+        batch = await self._ingest.publish(principal, list(map(entry_from_json, raw)), key)
         epoch = batch.epoch
         results: list[dict[str, Any]] = []
         for o in batch.outcomes:
@@ -56,7 +61,10 @@ class PublishHandler:
         # A batch answers 200 with per-entry results, orjson's bytes as they are (json_response
         # would encode a str made from them again).
         body = orjson.dumps({"results": results})
-        return web.Response(body=body, content_type=JSON, charset="utf-8")
+        answer = web.Response(body=body, content_type=JSON, charset="utf-8")
+        if batch.duplicate:  # the first answer again: a resend under the same key
+            answer.headers[REPLAYED] = "true"
+        return answer
 
 
 def too_large(max_body: int) -> GatewayError:

@@ -2,7 +2,8 @@
 
 Answers in the request's own encoding, as the OTLP spec asks: the response message on
 success, a google.rpc.Status on failure, with `Retry-After` when the client should resend
-later (429 over the publish rate, 503 while draining). aiohttp inflates gzip (and deflate)
+later (429 over the publish rate, 503 while draining). An `Idempotency-Key` makes a resend
+store nothing twice (gateway/core/idempotency.py). aiohttp inflates gzip (and deflate)
 bodies itself, and the body limit counts the inflated bytes.
 """
 
@@ -18,6 +19,7 @@ from gateway.api.http.auth import TokenPolicy, principal_of, requires_token
 from gateway.api.otlp.export import OtlpExport, status_of
 from gateway.api.otlp.json_mapping import request_from_json, to_json
 from gateway.core.errors import Code, GatewayError, invalid
+from gateway.core.idempotency import HEADER, request_key
 
 PATH = "/v1/logs"
 PROTOBUF = "application/x-protobuf"
@@ -34,7 +36,14 @@ class OtlpHttpHandler:
         as_json = request.content_type == JSON
         try:
             parsed = await self._read(request, as_json)
-            response = await self._export(principal_of(request), parsed)
+            principal = principal_of(request)
+            header = request.headers.get(HEADER)
+            # The content, not the body's bytes: the same records re-encoded are one request.
+            key = None
+            if header is not None:
+                content = parsed.SerializeToString(deterministic=True)
+                key = request_key(principal.subject, header, content)
+            response = await self._export(principal, parsed, key)
         except GatewayError as e:
             return _refused(request, e)
         return _encoded(response, as_json, 200, None)
