@@ -227,6 +227,7 @@ async def test_connection_matches_acks_strictly() -> None:
         (grpc.StatusCode.RESOURCE_EXHAUSTED, 0.0, False, Step.SPLIT),  # message too large
         (grpc.StatusCode.UNAVAILABLE, 0.0, False, Step.RECONNECT),  # unreachable, draining
         (grpc.StatusCode.CANCELLED, 0.0, False, Step.RECONNECT),  # a gateway past its grace
+        (grpc.StatusCode.DEADLINE_EXCEEDED, 0.0, False, Step.RECONNECT),  # outcome unknown
         (grpc.StatusCode.UNAUTHENTICATED, 0.0, False, Step.REFRESH),
         (grpc.StatusCode.INVALID_ARGUMENT, 0.0, False, Step.FAIL),
         (grpc.StatusCode.PERMISSION_DENIED, 0.0, False, Step.FAIL),

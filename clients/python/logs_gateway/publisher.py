@@ -9,7 +9,8 @@ the gateway sent `retry-after-ms`:
 
 - rate limited (RESOURCE_EXHAUSTED with `retry-after-ms`): wait that long, resend;
 - unreachable, draining, connection lost (UNAVAILABLE; CANCELLED by a gateway stopping
-  past its grace): reconnect with backoff, resend;
+  past its grace), outcome unknown (DEADLINE_EXCEEDED: the broker did not answer in time):
+  reconnect with backoff, resend (the same sequence: stored once);
 - token refused (UNAUTHENTICATED): ask the token source again and reconnect at once; a
   token refused twice, or MAX_REFUSALS refusals in a row, fails the publisher;
 - message over the gateway's limit (RESOURCE_EXHAUSTED without `retry-after-ms`, gRPC's own
@@ -105,6 +106,9 @@ RETRY: dict[tuple[grpc.StatusCode, bool], Step] = {
     (_Code.UNAVAILABLE, True): Step.WAIT_HINT,
     (_Code.UNAVAILABLE, False): Step.RECONNECT,  # unreachable, draining, connection lost
     (_Code.CANCELLED, False): Step.RECONNECT,  # the gateway cancelled it (stopping past grace)
+    # The gateway's broker did not answer in time: the batch may be stored. Resent under
+    # its own sequence, it is stored once.
+    (_Code.DEADLINE_EXCEEDED, False): Step.RECONNECT,
     (_Code.UNAUTHENTICATED, False): Step.REFRESH,  # expired on an open stream, or refused
 }
 

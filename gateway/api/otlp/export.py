@@ -15,6 +15,7 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
 )
 
 from gateway.api.otlp.convert import entries_from_request, export_response
+from gateway.core.broker import DedupKey
 from gateway.core.channel_template import ChannelTemplate
 from gateway.core.errors import Code, GatewayError
 from gateway.core.ingest import Ingest
@@ -37,7 +38,7 @@ class OtlpExport:
         self._draining = draining
 
     async def __call__(
-        self, principal: Principal, request: ExportLogsServiceRequest
+        self, principal: Principal, request: ExportLogsServiceRequest, key: DedupKey | None = None
     ) -> ExportLogsServiceResponse:
         """Answers once every accepted record is in history; raises GatewayError when the
         whole request is refused (draining, over the token's publish rate)."""
@@ -46,7 +47,7 @@ class OtlpExport:
         items = entries_from_request(request, self._template)
         if not items:
             return ExportLogsServiceResponse()
-        batch = await self._ingest.publish(principal, items)
+        batch = await self._ingest.publish(principal, items, key)
         return export_response(batch.outcomes)
 
 

@@ -2,8 +2,9 @@
 
 Answers in the request's own encoding, as the OTLP spec asks: the response message on
 success, a google.rpc.Status on failure, with `Retry-After` when the client should resend
-later (429 over the publish rate, 503 while draining). A gzip (or deflate) body is inflated
-as it is read, within the limits of http.bodies.
+later (429 over the publish rate, 503 while draining). An `Idempotency-Key` makes a resend
+store nothing twice (gateway/core/idempotency.py). A gzip (or deflate) body is inflated as
+it is read, within the limits of http.bodies.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from gateway.api.http.bodies import BodyReader
 from gateway.api.otlp.export import OtlpExport, status_of
 from gateway.api.otlp.json_mapping import request_from_json, to_json
 from gateway.core.errors import GatewayError, invalid
+from gateway.core.idempotency import HEADER, request_key
 
 PATH = "/v1/logs"
 PROTOBUF = "application/x-protobuf"
@@ -35,7 +37,14 @@ class OtlpHttpHandler:
         as_json = request.content_type == JSON
         try:
             parsed = await self._read(request, as_json)
-            response = await self._export(principal_of(request), parsed)
+            principal = principal_of(request)
+            header = request.headers.get(HEADER)
+            # The content, not the body's bytes: the same records re-encoded are one request.
+            key = None
+            if header is not None:
+                content = parsed.SerializeToString(deterministic=True)
+                key = request_key(principal.subject, header, content)
+            response = await self._export(principal, parsed, key)
         except GatewayError as e:
             return _refused(request, e)
         return _encoded(response, as_json, 200, None)
