@@ -25,7 +25,7 @@ from logs_gateway.buffer import Buffer
 from logs_gateway.connection import Connection
 from logs_gateway.entries import make_entry, severity
 from logs_gateway.errors import error_for
-from logs_gateway.publisher import Step, step_for
+from logs_gateway.retry import Step, step_for
 from logs_gateway.sse import Parser, ServerEvent
 from logs_gateway.tail import format_entry
 from logs_gateway.tokens import fetch_token, refresh_in

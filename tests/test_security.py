@@ -33,7 +33,7 @@ from gateway.app.server import memory_broker
 from gateway.core.channels import parse_patterns
 from gateway.core.errors import Code, GatewayError
 from gateway.core.events import Entry
-from gateway.core.ingest import MAX_VERDICTS, Ingest, Limits
+from gateway.core.ingest import Ingest, Limits
 from gateway.core.ratelimit import MAX_IDLE_KEYS, RateLimiter
 from gateway.core.tokens import (
     MAX_TOKEN_BYTES,
@@ -86,12 +86,9 @@ async def test_an_unencodable_entry_is_refused_alone_and_its_batch_is_not_half_w
 
 
 async def test_remembered_verdicts_answer_as_the_checks_do_and_stay_bounded() -> None:
-    """A Principal keeps ingest's verdict per channel (publish_verdicts): request after
+    """Ingest keeps its verdict per token and channel (Ingest.verdicts): request after
     request, each entry still gets the answer its rights and its channel's name give."""
-    ingest = Ingest(
-        memory_broker(make_config()),
-        LIMITS,
-    )
+    ingest = Ingest(memory_broker(make_config()), LIMITS, max_verdicts=16)
     principal = service("logs:etl:*:*")
     channels = [f"logs:etl:ws{n}:run{n}" for n in range(200)]  # a channel per run
     asked = [*channels, "logs:faas:ws1:f", "logs:etl:bad name:x", *channels[:5]] * 2
@@ -105,11 +102,22 @@ async def test_remembered_verdicts_answer_as_the_checks_do_and_stay_bounded() ->
             assert isinstance(outcome, GatewayError)
             expected = Code.PERMISSION_DENIED if "faas" in channel else Code.INVALID_ARGUMENT
             assert outcome.code is expected, outcome
-        assert len(principal.publish_verdicts) <= MAX_VERDICTS + 1
+        assert len(ingest.verdicts) <= 16
     wide = [Entry(c, 1, 9, "m", "s", {}) for c in channels[:100]]  # one batch, 100 channels
     outcomes = (await ingest.publish(principal, wide)).outcomes
     assert not any(isinstance(o, GatewayError) for o in outcomes)
-    assert len(principal.publish_verdicts) <= MAX_VERDICTS
+    assert len(ingest.verdicts) <= 16
+
+
+async def test_a_verdict_kept_for_one_token_never_answers_for_another() -> None:
+    """Ingest.verdicts is shared by every token: a channel one may publish to stays
+    refused to another whose rights do not cover it, in any order of asking."""
+    ingest = Ingest(memory_broker(make_config()), LIMITS)
+    wide, narrow = service("logs:etl:*:*"), service("logs:etl:ws1:*")
+    for principal, allowed in ((wide, True), (narrow, False), (wide, True), (narrow, False)):
+        asked = [Entry("logs:etl:ws2:run", 1, 9, "m", "s", {})]
+        (outcome,) = (await ingest.publish(principal, asked)).outcomes
+        assert isinstance(outcome, GatewayError) is not allowed
 
 
 async def test_the_source_counts_toward_the_entry_size(gw: Running) -> None:

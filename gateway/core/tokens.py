@@ -14,7 +14,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -49,12 +49,6 @@ class Principal:
     # ends at this same instant, so a token accepted at connect is never ended at once.
     expires_at: float
     token_id: str
-    # Ingest's verdicts on the channels this token publishes to (channel -> its refusal, or
-    # None), kept here because a Principal from the token cache comes back request after
-    # request: a single-entry POST then checks its channel's rights once, not every time.
-    publish_verdicts: dict[str, GatewayError | None] = field(
-        default_factory=dict, init=False, compare=False, repr=False
-    )
 
     @property
     def owner(self) -> str:
