@@ -11,7 +11,8 @@ from pathlib import Path
 import jwt
 import pytest
 
-from gateway.core.tokens import Verifier, load_public_keys
+from gateway.core.keys import load_public_keys
+from gateway.core.tokens import Verifier
 from tests.conftest import AUDIENCE, ISSUER, SECRET, free_port
 
 

@@ -23,16 +23,15 @@ from gateway.app.credentials import generate_keys
 from gateway.core import tokens
 from gateway.core.channels import parse_pattern
 from gateway.core.errors import Code, GatewayError
-from gateway.core.tokens import (
+from gateway.core.keys import (
     PrivateKey,
-    Signer,
-    Verifier,
     key_id,
     load_private_key,
     load_public_keys,
     public_jwk,
     read_key_file,
 )
+from gateway.core.tokens import Signer, Verifier
 from tests.conftest import AUDIENCE, ISSUER, SECRET, make_config
 
 

@@ -20,15 +20,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from gateway.app.config import Config, ConfigError
-from gateway.core.tokens import (
-    PublicKey,
-    Signer,
-    Verifier,
-    key_id,
-    load_private_key,
-    public_jwk,
-    read_key_file,
-)
+from gateway.core.keys import PublicKey, key_id, load_private_key, public_jwk, read_key_file
+from gateway.core.tokens import Signer, Verifier
 
 log = logging.getLogger("logs_gateway")
 
