@@ -297,7 +297,7 @@ def test_the_skipped_keys_are_logged_once_by_name(
     )
     config = replace(make_config(), jwt_public_keys=str(path))
     with caplog.at_level(logging.WARNING, logger="logs_gateway"):
-        credentials.verifier(config)
+        credentials.trust(config)
     [record] = [r for r in caplog.records if r.name == "logs_gateway"]
     assert record.getMessage() == "verification keys skipped"
     assert record.__dict__["file"] == str(path)

@@ -184,6 +184,12 @@ SETTINGS = (
     Setting("jwt_audience", "logs-gateway", _non_empty, "required `aud` claim"),
     Setting("jwt_leeway", 5.0, _leeway, "clock skew allowed on exp/iat, seconds (<= 30)"),
     Setting(
+        "issuers",
+        "",
+        _existing_file,
+        "TOML file of trusted identity providers: keys, audiences, rights rules (SECURITY.md)",
+    ),
+    Setting(
         "token_cache_entries",
         10_000,
         _non_negative_int,
@@ -298,6 +304,7 @@ AUTH_SETTINGS = (
     "jwt_issuer",
     "jwt_audience",
     "jwt_leeway",
+    "issuers",
     "token_cache_entries",
 )
 
@@ -314,6 +321,7 @@ class Config:
     jwt_issuer: str
     jwt_audience: str
     jwt_leeway: float
+    issuers: str
     token_cache_entries: int
     broker: str
     workers: int
@@ -346,7 +354,7 @@ class Config:
 
     @property
     def has_verify_key(self) -> bool:
-        return bool(self.jwt_secret or self.jwt_public_keys)
+        return bool(self.jwt_secret or self.jwt_public_keys or self.issuers)
 
     def masked(self) -> dict[str, Any]:
         """Effective values with secrets hidden (for `logs-gateway config` and logs)."""
