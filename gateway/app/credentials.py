@@ -53,10 +53,11 @@ def trust(config: Config) -> Trust:
     if not config.has_verify_key:
         raise ConfigError(MISSING_KEY)
     issuers = _issuers(config)
+    own_keys = public_keys(config)
     try:
         verifier = Verifier(
             secret=_secret(config),
-            public_keys=public_keys(config),
+            public_keys=own_keys,
             issuer=config.jwt_issuer,
             audience=config.jwt_audience,
             leeway=config.jwt_leeway,
@@ -64,7 +65,7 @@ def trust(config: Config) -> Trust:
             trusted=issuers.issuers,
         )
     except ValueError as e:
-        raise ConfigError(f"LOGS_GATEWAY_ISSUERS={config.issuers!r}: {e}") from None
+        raise ConfigError(f"LOGS_GATEWAY_ISSUERS: {e}") from None  # an `iss` trusted twice
     for remote in issuers.remote:
         remote.on_change = verifier.forget
     return Trust(verifier, issuers)
