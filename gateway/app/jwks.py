@@ -205,7 +205,8 @@ class RemoteKeys:
         self._use(keys)
         limits = self.limits
         due = DEFAULT_REFRESH if max_age is None else max_age
-        return min(max(due, limits.min_refresh), limits.max_refresh)
+        # Twice within max_stale, so that keys of a provider that answers never go stale.
+        return min(max(due, limits.min_refresh), limits.max_refresh, limits.max_stale / 2)
 
     def _use(self, found: tuple[KeySet, str]) -> None:
         keys, fingerprint = found
