@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
+from logs_gateway import Publisher, token_file
 
 from gateway.core.errors import GatewayError
 from tests.conftest import Running, running_gateway, wait_for
@@ -528,3 +529,25 @@ async def rights(python: str, issuers: Path, token: str) -> tuple[int, str]:
     out, _ = await process.communicate(token.encode())
     assert process.returncode is not None
     return process.returncode, out.decode()
+
+
+async def test_a_pod_publishes_with_its_rotating_service_account_token(
+    tmp_path: Path, tenants: dict[str, Tenant]
+) -> None:
+    """The SDK reads the projected token file again before the token expires: the kubelet
+    has put a new one there, and publishing goes on past the first token's expiry."""
+    async with idp_gateway(tmp_path, tenants, leeway_seconds=0) as (provider, run):
+        key = provider.tenants["kubernetes"].keys[0]
+        short = kubernetes_claims("etl", "runner") | {"exp": int(time.time()) + 4}
+        path = tmp_path / "token"
+        path.write_text(sign(key, short))
+        await accepted(run, path.read_text())
+        async with Publisher(token_file(path), run.grpc_target) as pub:
+            await pub.publish(ETL, "first")
+            await pub.flush(timeout=10)
+            path.write_text(sign(key, kubernetes_claims("etl", "runner")))  # the kubelet's turn
+            while time.time() < short["exp"] + 0.5:
+                await asyncio.sleep(0.1)
+            await pub.publish(ETL, "after the first token expired")
+            await pub.flush(timeout=10)
+            assert (pub.stats.acked, pub.stats.failed) == (2, 0)
