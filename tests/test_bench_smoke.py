@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import report, servers
+from bench import churn_report, servers
 
 ROOT = Path(__file__).resolve().parent.parent
 POST_SCENARIOS = {"fan-out post", "latency post", "ingest post"}  # one entry per HTTP POST
@@ -89,7 +89,7 @@ def test_quick_churn_has_every_figure_and_forgets_expired_channels(tmp_path: Pat
         churn["ingest"]["patterns"]["streams"] * sizes["patterns_per_stream"] == sizes["patterns"]
     )
     table = (tmp_path / "churn.md").read_text()
-    assert all(what in table for what, _, _ in report.CHURN_ROWS)
+    assert all(what in table for what, _, _ in churn_report.CHURN_ROWS)
 
 
 def test_verify_bench_runs_every_case() -> None:

@@ -13,11 +13,13 @@ from pathlib import Path
 import pytest
 from redis.asyncio import Redis
 
+from gateway.app.server import redis_broker
 from gateway.core.broker_redis import RedisBroker
 from gateway.core.channels import parse_pattern
 from gateway.core.cursor import Cursor
 from gateway.core.errors import Code, GatewayError
 from gateway.core.events import Event
+from tests.conftest import make_config
 from tests.redis_server import RedisServer, running_redis
 from tests.test_broker_contract import ETL, FAAS, Received, entry
 
@@ -33,7 +35,7 @@ async def make_broker(redis_server: RedisServer) -> AsyncIterator[MakeRedisBroke
     prefix = f"redis-broker{next(_prefixes)}"
 
     def make(url: str = redis_server.url, **options: object) -> RedisBroker:
-        broker = RedisBroker(url, prefix=prefix, **options)  # type: ignore[arg-type]
+        broker = redis_broker(make_config(broker=url), prefix=prefix, **options)
         made.append(broker)
         return broker
 
@@ -211,7 +213,7 @@ async def test_the_start_says_when_acks_would_not_survive_a_redis_restart(
     persistent: bool, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     with running_redis(tmp_path, persistent=persistent) as own:
-        broker = RedisBroker(own.url, prefix="durability")
+        broker = redis_broker(make_config(broker=own.url), prefix="durability")
         with caplog.at_level(logging.WARNING, logger="logs_gateway.redis"):
             await broker.head()
         await broker.close()

@@ -29,7 +29,7 @@ from logs_gateway.v1 import logs_pb2_grpc as pb_grpc
 
 from gateway.api.http.auth import COOKIE
 from gateway.app.credentials import generate_keys
-from gateway.core.broker_memory import MemoryBroker
+from gateway.app.server import memory_broker
 from gateway.core.channels import parse_patterns
 from gateway.core.errors import Code, GatewayError
 from gateway.core.events import Entry
@@ -44,6 +44,7 @@ from tests.conftest import (
     Running,
     entry,
     gateway_process,
+    make_config,
     running_gateway,
     wait_for,
 )
@@ -53,6 +54,7 @@ from tests.sse_client import open_stream
 ETL = "logs:etl:workspace123:workflow456"
 CODE = {c.name: c.value[0] for c in grpc.StatusCode}
 STREAM = f"/api/logs/stream?channels={ETL}"
+LIMITS = Limits(max_entry_bytes=65536, max_batch_entries=1000, publish_rate=0)
 
 
 def service(*publish: str) -> Principal:
@@ -60,8 +62,8 @@ def service(*publish: str) -> Principal:
 
 
 async def test_an_unencodable_entry_is_refused_alone_and_its_batch_is_not_half_written() -> None:
-    broker = MemoryBroker()
-    ingest = Ingest(broker, Limits())
+    broker = memory_broker(make_config())
+    ingest = Ingest(broker, LIMITS)
     batch = [Entry(ETL, 1, 9, m, "s", {}) for m in ("first", "lone \ud800 surrogate", "last")]
     batch.append(Entry(ETL, 1, 9, "attr", "s", {"k": "\udfff"}))
     batch.append(Entry(ETL, 1, 9, "big int", "s", {"k": 2**64}))
@@ -79,7 +81,10 @@ async def test_an_unencodable_entry_is_refused_alone_and_its_batch_is_not_half_w
 async def test_remembered_verdicts_answer_as_the_checks_do_and_stay_bounded() -> None:
     """A Principal keeps ingest's verdict per channel (publish_verdicts): request after
     request, each entry still gets the answer its rights and its channel's name give."""
-    ingest = Ingest(MemoryBroker(), Limits())
+    ingest = Ingest(
+        memory_broker(make_config()),
+        LIMITS,
+    )
     principal = service("logs:etl:*:*")
     channels = [f"logs:etl:ws{n}:run{n}" for n in range(200)]  # a channel per run
     asked = [*channels, "logs:faas:ws1:f", "logs:etl:bad name:x", *channels[:5]] * 2

@@ -8,6 +8,7 @@ import logging
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 from aiohttp import web
@@ -34,7 +35,7 @@ from gateway.app.browser import browser_routes
 from gateway.app.config import Config, ConfigError
 from gateway.app.worker_metrics import Workers
 from gateway.core.admission import Admission, publish_limit
-from gateway.core.broker import Broker
+from gateway.core.broker import Broker, Resyncing
 from gateway.core.broker_memory import MemoryBroker
 from gateway.core.broker_redis import RedisBroker
 from gateway.core.channel_template import ChannelTemplate
@@ -53,16 +54,24 @@ SERVICES = ("logs_gateway.v1.LogIngest", "logs_gateway.v1.LogStream", OTLP_SERVI
 def make_broker(config: Config) -> Broker:
     """The configured broker; both take the same limits (Redis's memory is bounded by its
     own maxmemory, docs/SCALING.md)."""
+    return memory_broker(config) if config.broker == "memory" else redis_broker(config)
+
+
+def memory_broker(config: Config) -> MemoryBroker:
     c = config
-    if c.broker == "memory":
-        return MemoryBroker(
-            max_entries=c.history_entries,
-            max_age=c.history_seconds,
-            max_bytes=c.max_history_bytes,
-            dedup_seconds=c.dedup_seconds,
-            dedup_batches=c.dedup_batches,
-            max_dedup_bytes=c.max_dedup_bytes,
-        )
+    return MemoryBroker(
+        max_entries=c.history_entries,
+        max_age=c.history_seconds,
+        max_bytes=c.max_history_bytes,
+        dedup_seconds=c.dedup_seconds,
+        dedup_batches=c.dedup_batches,
+        max_dedup_bytes=c.max_dedup_bytes,
+    )
+
+
+def redis_broker(config: Config, **options: Any) -> RedisBroker:
+    """`options`: RedisBroker's own (a key prefix, a timeout), which are no settings."""
+    c = config
     return RedisBroker(
         c.broker,
         max_entries=c.history_entries,
@@ -70,6 +79,7 @@ def make_broker(config: Config) -> Broker:
         dedup_seconds=c.dedup_seconds,
         dedup_batches=c.dedup_batches,
         feed_max_bytes=c.max_feed_bytes,
+        **options,
     )
 
 
@@ -90,9 +100,7 @@ class Gateway:
         self.broker = make_broker(config)
         # Per-token stream counts: in Redis when there is one, so that every worker and
         # instance counts the same streams.
-        self.stream_counts = (
-            RedisStreamCounts(config.broker) if isinstance(self.broker, RedisBroker) else None
-        )
+        self.stream_counts = RedisStreamCounts(config.broker) if config.broker != "memory" else None
         self.hub = Hub(
             epoch=lambda: self.broker.epoch,
             max_per_owner=config.max_connections_per_token,
@@ -104,7 +112,7 @@ class Gateway:
             self.stream_counts,
         )
         self.broker.add_listener(self.hub.deliver)
-        if isinstance(self.broker, RedisBroker):
+        if isinstance(self.broker, Resyncing):
             self.broker.on_resync(lambda: self.hub.close_all(End.RESYNC))
         limits = Limits(config.max_entry_bytes, config.max_batch_entries, config.publish_rate)
         self.ingest = Ingest(self.broker, limits)

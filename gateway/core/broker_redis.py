@@ -58,7 +58,6 @@ T = TypeVar("T")
 # Feed entries (appended batches) kept for an instance that falls behind or is cut off
 # briefly; past that it resyncs its subscribers through history. Bounds Redis memory too.
 FEED_MAX = 10_000
-FEED_MAX_BYTES = 256 * 1024 * 1024  # of the feed's event lines (entries are bounded too)
 PRUNE_MAX = 1_000  # most stale channel names one script forgets (the next one goes on)
 READ_PAGE = 256  # channels read by one script of a replay, each page awaited in turn
 LOAD_PAGE = 1_000  # registry entries asked for per HSCAN when loading the channel index
@@ -78,14 +77,14 @@ class RedisBroker:
         self,
         url: str,
         *,
-        max_entries: int = broker.MAX_ENTRIES,
-        max_age: float = broker.MAX_AGE,
-        dedup_seconds: float = broker.DEDUP_SECONDS,
-        dedup_batches: int = broker.DEDUP_BATCHES,
+        max_entries: int,
+        max_age: float,
+        dedup_seconds: float,
+        dedup_batches: int,
+        feed_max_bytes: int,  # of the feed's event lines (entries are bounded too)
         prefix: str = "logs-gateway",
         timeout: float = 2.0,
         feed_max: int = FEED_MAX,
-        feed_max_bytes: int = FEED_MAX_BYTES,
     ) -> None:
         # No automatic retries: an append must fail fast (the publisher resends, and the
         # de-duplication key makes that safe), never run twice behind our back.
@@ -293,11 +292,10 @@ class RedisBroker:
         await self._redis.aclose(close_connection_pool=True)
         await self._feed_redis.aclose()
 
-    # -- beyond the protocol ------------------------------------------------------------
+    # -- broker.Resyncing ---------------------------------------------------------------
 
     def on_resync(self, callback: Callable[[], None]) -> None:
-        """`callback` runs when live delivery had to skip events (the feed was trimmed past
-        this instance, or Redis lost its data): live subscribers must resume from history."""
+        """Skips happen when the feed was trimmed past this instance, or Redis lost its data."""
         self._resync.append(callback)
 
     # -- helpers ------------------------------------------------------------------------

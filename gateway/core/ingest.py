@@ -31,9 +31,9 @@ _UNASKED = GatewayError(Code.INTERNAL, "no verdict yet")  # publish_verdicts' mi
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    max_entry_bytes: int = 64 * 1024
-    max_batch_entries: int = 1000
-    publish_rate: float = 0.0  # entries per second per token subject; 0: no limit
+    max_entry_bytes: int
+    max_batch_entries: int
+    publish_rate: float  # entries per second per token subject; 0: no limit
 
 
 @dataclass(slots=True)  # one per batch: not frozen, for the reason Entry is not (events.py)

@@ -26,7 +26,6 @@ from gateway.core.rights import Finding, LogsClaimRule, Rule, evaluate, rights_o
 
 REQUIRED_CLAIMS = ("sub", "exp", "iat", "iss", "aud")
 MAX_TOKEN_BYTES = 8192
-DEFAULT_CACHE_ENTRIES = 10_000
 OWN_RULES: tuple[Rule, ...] = (LogsClaimRule(),)
 
 
@@ -83,18 +82,18 @@ class Verifier:
     def __init__(
         self,
         *,
-        secret: bytes | None = None,
-        public_keys: Mapping[str, PublicKey] | None = None,
-        issuer: str = "logs-gateway",
-        audience: str = "logs-gateway",
-        leeway: float = 5.0,
-        cache_entries: int = DEFAULT_CACHE_ENTRIES,
+        secret: bytes | None,
+        public_keys: Mapping[str, PublicKey],
+        issuer: str,
+        audience: str,
+        leeway: float,
+        cache_entries: int,
         trusted: Sequence[Issuer] = (),
     ) -> None:
         self._local: StaticKeys | None = None
         issuers = list(trusted)
         if secret is not None or public_keys:
-            self._local = StaticKeys(KeySet(public_keys or {}, secret))
+            self._local = StaticKeys(KeySet(public_keys, secret))
             own = Issuer(
                 issuer, (audience,), self._local, OWN_RULES, leeway=min(leeway, MAX_LEEWAY)
             )

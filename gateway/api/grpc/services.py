@@ -224,8 +224,8 @@ class LogStreamServicer(pb_grpc.LogStreamServicer):
         hub: Hub,
         stopping: Stopping,
         queue_limit: int,
-        write_timeout: float = 30.0,
-        max_tail: int = 1000,
+        write_timeout: float,
+        max_tail: int,
     ) -> None:
         self._broker = broker
         self._hub = hub
@@ -312,11 +312,17 @@ class LogStreamServicer(pb_grpc.LogStreamServicer):
 
 
 async def _drain(sub: EventSubscription) -> AsyncIterator[Event | Gap]:
-    """Queue items until the subscription is done."""
+    """Queue items until the subscription is done.
+
+    The read of the queue is cancelled however the wait ends, a client's cancel included:
+    a task left pending is reported as an error when it is collected."""
     while not sub.done.done():
         get = asyncio.ensure_future(sub.queue.get())
-        await asyncio.wait((get, sub.done), return_when="FIRST_COMPLETED")
-        if not get.done():
-            get.cancel()
+        try:
+            await asyncio.wait((get, sub.done), return_when="FIRST_COMPLETED")
+        finally:
+            if not get.done():
+                get.cancel()
+        if not get.done():  # the subscription ended first; its read is cancelled above
             return
         yield get.result()
