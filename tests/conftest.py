@@ -24,7 +24,8 @@ from logs_gateway.v1 import logs_pb2_grpc as pb_grpc
 
 from gateway.app import config as cfg
 from gateway.app.server import Gateway
-from gateway.core.tokens import PublicKey, Signer, Verifier
+from gateway.core.keys import PublicKey
+from gateway.core.tokens import Signer, Verifier
 
 SECRET = "test-secret-" + "x" * 40
 ISSUER = AUDIENCE = "logs-gateway"

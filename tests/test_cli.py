@@ -11,7 +11,7 @@ from pathlib import Path
 import jwt
 import pytest
 
-from gateway.core.tokens import load_public_keys
+from gateway.core.keys import load_public_keys
 from tests.conftest import AUDIENCE, ISSUER, SECRET, free_port, make_verifier
 
 

@@ -26,6 +26,7 @@ BAD_VALUES = {
     "jwt_issuer": " ",
     "jwt_audience": "",
     "jwt_leeway": "31",
+    "issuers": "/nonexistent/issuers.toml",
     "token_cache_entries": "-1",
     "broker": "mysql://db:3306",
     "workers": "0",

@@ -34,16 +34,9 @@ from gateway.core.channels import parse_patterns
 from gateway.core.errors import Code, GatewayError
 from gateway.core.events import Entry
 from gateway.core.ingest import Ingest, Limits
+from gateway.core.keys import PrivateKey, key_id, load_private_key, load_public_keys, public_jwk
 from gateway.core.ratelimit import MAX_IDLE_KEYS, RateLimiter
-from gateway.core.tokens import (
-    MAX_TOKEN_BYTES,
-    Principal,
-    PrivateKey,
-    key_id,
-    load_private_key,
-    load_public_keys,
-    public_jwk,
-)
+from gateway.core.tokens import MAX_TOKEN_BYTES, Principal
 from tests.conftest import (
     AUDIENCE,
     ISSUER,

@@ -23,16 +23,15 @@ from gateway.app.credentials import generate_keys
 from gateway.core import tokens
 from gateway.core.channels import parse_pattern
 from gateway.core.errors import Code, GatewayError
-from gateway.core.tokens import (
+from gateway.core.keys import (
     PrivateKey,
-    Signer,
-    Verifier,
     key_id,
     load_private_key,
     load_public_keys,
     public_jwk,
     read_key_file,
 )
+from gateway.core.tokens import Signer, Verifier
 from tests.conftest import AUDIENCE, ISSUER, SECRET, make_config, make_verifier
 
 
@@ -292,7 +291,7 @@ def test_the_skipped_keys_are_logged_once_by_name(
     )
     config = replace(make_config(), jwt_public_keys=str(path))
     with caplog.at_level(logging.WARNING, logger="logs_gateway"):
-        credentials.verifier(config)
+        credentials.trust(config)
     [record] = [r for r in caplog.records if r.name == "logs_gateway"]
     assert record.getMessage() == "verification keys skipped"
     assert record.__dict__["file"] == str(path)

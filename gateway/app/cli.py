@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from gateway.app import config as cfg
-from gateway.app import credentials, logs, proxy_server, workers
+from gateway.app import credentials, logs, proxy_server, rights_cli, workers
 from gateway.app.cli_clients import (
     CLIENT_VERBS,
     PATTERNS_HELP,
@@ -62,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     cfg.add_arguments(config_p)
 
     proxy_server.add_parser(verbs)
+    rights_cli.add_parser(verbs)
 
     token_p = verbs.add_parser("token", help="print a signed JWT")
     kinds = token_p.add_subparsers(dest="kind", required=True, metavar="KIND")
@@ -115,6 +116,8 @@ def _run(args: argparse.Namespace) -> int:
         return _token(args)
     if args.verb == "proxy":
         return proxy_server.run(args)
+    if args.verb == "rights":
+        return rights_cli.run(args)
     private_path, jwks_path, kid = credentials.generate_keys(args.dir)
     print(f"private key: {private_path} (keep secret; LOGS_GATEWAY_JWT_PRIVATE_KEY)")
     print(f"public keys: {jwks_path} (LOGS_GATEWAY_JWT_PUBLIC_KEYS)")

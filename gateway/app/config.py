@@ -198,6 +198,11 @@ class Config:
     jwt_issuer: str = setting("logs-gateway", _non_empty, "required `iss` claim")
     jwt_audience: str = setting("logs-gateway", _non_empty, "required `aud` claim")
     jwt_leeway: float = setting(5.0, _leeway, "clock skew allowed on exp/iat, seconds (<= 30)")
+    issuers: str = setting(
+        "",
+        _existing_file,
+        "TOML file of trusted identity providers: keys, audiences, rights rules (SECURITY.md)",
+    )
     token_cache_entries: int = setting(
         10_000,
         _non_negative_int,
@@ -290,7 +295,7 @@ class Config:
 
     @property
     def has_verify_key(self) -> bool:
-        return bool(self.jwt_secret or self.jwt_public_keys)
+        return bool(self.jwt_secret or self.jwt_public_keys or self.issuers)
 
     def masked(self) -> dict[str, Any]:
         """Effective values with secrets hidden (for `logs-gateway config` and logs)."""
@@ -310,6 +315,7 @@ AUTH_SETTINGS = (
     "jwt_issuer",
     "jwt_audience",
     "jwt_leeway",
+    "issuers",
     "token_cache_entries",
 )
 

@@ -98,7 +98,8 @@ class Gateway:
     def __init__(self, config: Config, workers: Workers | None = None) -> None:
         self.config = config
         self.workers = workers  # this process's place among --workers, if it is one
-        self.verifier = credentials.verifier(config)
+        self.trust = credentials.trust(config)
+        self.verifier = self.trust.verifier
         self.broker = make_broker(config)
         # Per-token stream counts: in Redis when there is one, so that every worker and
         # instance counts the same streams.
@@ -147,7 +148,7 @@ class Gateway:
         self._grpc: grpc.aio.Server | None = None
         self._runner: web.AppRunner | None = None
         self._own_metrics: web.AppRunner | None = None
-        self._background: list[asyncio.Task[None]] = []  # heartbeats, the loop-lag monitor
+        self._background: list[asyncio.Task[None]] = []  # heartbeats, loop lag, issuer keys
         self._stopped = False
         self._serving = False  # set once start() has completed
         self.ports = Ports(0, 0)
@@ -161,6 +162,7 @@ class Gateway:
         self._background = [
             asyncio.create_task(self.hub.run_heartbeats(self.config.heartbeat_seconds)),
             asyncio.create_task(self.loop_lag.run()),
+            *(asyncio.create_task(keys.run()) for keys in self.trust.issuers.remote),
         ]
         for name in ("", *SERVICES):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
@@ -277,7 +279,9 @@ class Gateway:
             self.sse_bytes,
         )
         publish = PublishHandler(self.ingest, self.bodies)
-        ops = OpsHandlers(self.broker, self.hub, self.ingest, lambda: self.stopping.is_set, c.dev)
+        ops = OpsHandlers(
+            self.broker, self.hub, self.ingest, lambda: self.stopping.is_set, self.verifier, c.dev
+        )
         otlp = OtlpHttpHandler(self.otlp, self.bodies)
         merge = self.workers.merged if self.workers is not None else None
         routes = [
@@ -300,7 +304,7 @@ class Gateway:
     def reload_keys(self) -> None:
         """Verify with the key file as it is now (SIGHUP); a bad file keeps the old keys."""
         try:
-            credentials.reload(self.verifier, self.config)
+            credentials.reload(self.trust, self.config)
         except ConfigError as e:
             log.error("token keys not reloaded; the previous keys stay", extra={"error": str(e)})
             return
