@@ -29,7 +29,7 @@ from tests.conftest import Running, entry, running_gateway
 from tests.redis_server import RedisServer, running_redis
 
 CH = "logs:etl:idem:wf1"
-SLEEP = 4  # seconds Redis sleeps: past the gateway's 2 s timeout, with room to spare
+SLEEP = 5  # seconds Redis sleeps: past the gateway's 2 s timeout, with room to spare
 POSTS = 40  # concurrent POSTs while it sleeps: more than the gateway's 32 Redis connections
 PUBLISH = "/api/logs/publish"
 
@@ -52,8 +52,9 @@ async def post(
 @contextlib.asynccontextmanager
 async def redis_asleep(redis: RedisServer) -> AsyncIterator[None]:
     """Redis busy for SLEEP seconds from when this enters; on exit, awake again."""
-    sleeper = Redis(port=redis.port)
-    probe = Redis(port=redis.port, socket_timeout=0.3, retry=Retry(NoBackoff(), 0))
+    once = Retry(NoBackoff(), 0)  # never sent twice
+    sleeper = Redis(port=redis.port, socket_timeout=SLEEP + 30, retry=once)
+    probe = Redis(port=redis.port, socket_timeout=0.3, retry=once)
     try:
         await probe.ping()  # connected before Redis sleeps: the connect has no timeout
         sleep = sleeper.execute_command("DEBUG", "SLEEP", SLEEP)  # type: ignore[no-untyped-call]
@@ -89,11 +90,11 @@ async def test_a_publish_redis_stores_late_is_never_answered_stored_nothing(
             for i, answer in enumerate(answers):
                 by_status.setdefault(answer.status_code, []).append(f"m{i}")
             assert set(by_status) <= {200, 503, 504}
-            # The timeout fired while Redis held commands it then ran: those were stored, and
-            # their answers said so might be; none answered "stored nothing" was stored.
+            # The timeout fired while Redis held commands it ran later: their answers said
+            # they might be stored (most are); none answered "stored nothing" was stored.
             assert not [m for m in by_status.get(503, []) if held[m]]
             assert by_status.get(504), by_status
-            assert all(held[m] for m in by_status[504])
+            assert any(held[m] for m in by_status[504])
             unknown = next(a for a in answers if a.status_code == 504).json()["error"]
             assert unknown["code"] == "outcome_unknown"
             assert "Idempotency-Key" in unknown["message"]
@@ -103,7 +104,7 @@ async def test_a_publish_redis_stores_late_is_never_answered_stored_nothing(
                     again = await post(client, run, token, f"m{i}", f"k{i}")
                     assert again.status_code == 200
                     replayed = again.headers.get("Idempotent-Replayed") == "true"
-                    assert replayed == (answer.status_code == 504)
+                    assert replayed == held[f"m{i}"] and (not replayed or answer.status_code == 504)
             assert await stored(run) == Counter(["warm", *(f"m{i}" for i in range(POSTS))])
 
 
@@ -119,8 +120,10 @@ async def test_the_sdk_resends_a_batch_of_unknown_outcome_and_it_is_stored_once(
                     await pub.publish(CH, "late")
                     await pub.flush(timeout=30)
                 stats = pub.stats
-            assert stats.reconnects >= 1  # the stream ended DEADLINE_EXCEEDED: resent
-            assert stats.duplicates == 1  # Redis had stored it: acknowledged again
+            # The stream ended DEADLINE_EXCEEDED and the batch was resent: acknowledged again
+            # if Redis had stored the first one (as it nearly always has), stored once either way.
+            assert stats.reconnects >= 1
+            assert stats.duplicates <= 1
             assert await stored(run) == Counter(["warm", "late"])
 
 
