@@ -35,7 +35,7 @@ import logging
 import secrets
 import time
 from collections import Counter, OrderedDict
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
 from redis.asyncio import BlockingConnectionPool, Redis
@@ -45,7 +45,16 @@ from redis.exceptions import RedisError, ResponseError
 
 from gateway.core import broker
 from gateway.core import broker_redis_lua as lua
-from gateway.core.broker import Appended, DedupKey, Listener, Loss, Replay, Usage
+from gateway.core.broker import (
+    Appended,
+    DedupKey,
+    Listener,
+    Loss,
+    Page,
+    PageSize,
+    Usage,
+    place_gaps,
+)
 from gateway.core.channels import Pattern
 from gateway.core.cursor import Cursor
 from gateway.core.errors import Code, GatewayError
@@ -191,7 +200,46 @@ class RedisBroker:
                 raise
             return self._delivered
 
-    async def replay(self, patterns: Sequence[Pattern], after: Cursor) -> Replay:
+    async def read_after(
+        self,
+        patterns: Sequence[Pattern],
+        after: Cursor,
+        size: PageSize = broker.PAGE,
+        min_severity: int = 0,
+    ) -> AsyncGenerator[Page, None]:
+        whole = await self._replay(patterns, after)
+        events = [e for e in whole.events if e.severity >= min_severity]
+        gaps, page, held = whole.gaps, Page(), 0
+        for event in events:
+            if len(page.events) >= size.entries or (held >= size.bytes and page.events):
+                page.next = page.events[-1].seq
+                gaps = place_gaps(gaps, page)
+                yield page
+                page, held = Page(), 0
+            page.events.append(event)
+            held += len(event.data)
+        page.next, page.end = whole.next, True
+        place_gaps(gaps, page)
+        yield page
+
+    async def read_before(
+        self,
+        patterns: Sequence[Pattern],
+        before: int | None,
+        size: PageSize = broker.PAGE,
+        min_severity: int = 0,
+    ) -> AsyncGenerator[Page, None]:
+        pos = before
+        while True:
+            events = await self._tail(patterns, size.entries, min_severity, pos)
+            page = Page(events, next=events[0].seq if events else 0)
+            page.end = len(events) < size.entries
+            yield page
+            if page.end:
+                return
+            pos = page.next
+
+    async def _replay(self, patterns: Sequence[Pattern], after: Cursor) -> Page:
         """Reads only the channels that match and have an append after the cursor, in
         pages of READ_PAGE scripts; each channel's reply counts its own losses."""
         upto = await self._snapshot()
@@ -220,14 +268,18 @@ class RedisBroker:
             losses[i].add(lost, newest, bool(exact))
             if lines:
                 runs.append(_history_events(name, lines))
-        replay = Replay(gaps=Loss.gaps(patterns, losses, reset, forgotten))
+        replay = Page(gaps=Loss.gaps(patterns, losses, reset, forgotten), next=upto)
         replay.events = list(heapq.merge(*runs, key=lambda e: e.seq))
         return replay
 
-    async def tail(self, patterns: Sequence[Pattern], count: int, min_severity: int) -> list[Event]:
+    async def _tail(
+        self, patterns: Sequence[Pattern], count: int, min_severity: int, before: int | None
+    ) -> list[Event]:
         """Reads the newest entries of the channels that match and still hold history,
         READ_PAGE a pipeline."""
         upto = await self._snapshot()
+        if before is not None:
+            upto = min(upto, before - 1)
         if self._stale:
             await self._load_index()
         self._prune(time.monotonic())
