@@ -15,6 +15,7 @@ cursor predates a loss gets a `Gap` that counts it, never a silent loss.
 
 from __future__ import annotations
 
+import asyncio
 import bisect
 from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass, field
@@ -131,6 +132,7 @@ class PageSize:
 
 
 PAGE = PageSize()
+READ_TURNS = 2  # pages a process reads at once (CatchUp)
 
 
 @dataclass(slots=True)
@@ -241,18 +243,30 @@ class Broker(Protocol):
 
 class CatchUp:
     """What a new subscription is sent first, page by page, and the seq after which live
-    events are new to it (`last`: it moves on with every page taken)."""
+    events are new to it (`last`: it moves on with every page taken).
 
-    def __init__(self, pages: AsyncGenerator[Page, None] | None, last: int) -> None:
+    Pages are read in `turns` shared by every stream of the process: a read yields the
+    loop between its slices, but a loop turn runs every reader that is ready, so 200 of
+    them at once would hold it 200 slices long. A few at a time keeps a turn short for
+    everyone else; they wait, and the whole takes no longer (the work is the same)."""
+
+    def __init__(
+        self,
+        pages: AsyncGenerator[Page, None] | None,
+        last: int,
+        turns: asyncio.Semaphore | None = None,
+    ) -> None:
         self._pages = pages
         self.last = last
         self.gaps: list[Gap] = []
+        self._turns = turns or asyncio.Semaphore(READ_TURNS)
 
     async def next_page(self) -> Page | None:
         """The next page; None once there is no more (then `last` is final)."""
         if self._pages is None:
             return None
-        page = await anext(self._pages, None)
+        async with self._turns:
+            page = await anext(self._pages, None)
         if page is None:
             self._pages = None
             return None
@@ -287,6 +301,7 @@ async def catch_up(
     tail: int = 0,
     min_severity: int = 0,
     size: PageSize = PAGE,
+    turns: asyncio.Semaphore | None = None,
 ) -> CatchUp:
     """What a new subscription must be sent first: nothing for a live start (after the
     head), the `tail` newest entries if asked (read forward from where they start, so the
@@ -296,12 +311,14 @@ async def catch_up(
     if cursor is None:
         head = await broker.head()
         if not tail:
-            return CatchUp(None, head)
+            return CatchUp(None, head, turns)
         # Read after the head: an entry stored between the two is in the tail, and the
         # subscription's seq filter (CatchUp.last) keeps it from coming twice.
-        start = await tail_start(broker, patterns, tail, min_severity, size)
+        turns = turns or asyncio.Semaphore(READ_TURNS)
+        async with turns:
+            start = await tail_start(broker, patterns, tail, min_severity, size)
         pages = broker.read_after(patterns, Cursor(broker.epoch, start), size, min_severity)
-        return CatchUp(pages, head)
+        return CatchUp(pages, head, turns)
     same = cursor.epoch == broker.epoch
     pages = broker.read_after(patterns, cursor, size, min_severity)
-    return CatchUp(pages, cursor.seq if same else 0)
+    return CatchUp(pages, cursor.seq if same else 0, turns)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import heapq
+import itertools
 import time
 from array import array
 from collections import deque
@@ -27,8 +28,9 @@ from gateway.core.index import ChannelIndex
 from gateway.core.seq_index import SeqIndex
 
 FEW = 32  # channels a read merges itself; past that it walks the seq index
-WALK_SLICE = 1_000  # runs a walk passes between two turns of the loop
+WALK_SLICE = 256  # runs a walk passes between two turns of the loop
 CHANNEL_SLICE = 500  # channels a read visits (to count losses) between two turns
+MATCHES_KEPT = 4_096  # channel names a walk remembers the match of
 
 
 class History:
@@ -71,6 +73,9 @@ class History:
         """Its retained events with seqs in [lo, hi], leaving out the `skip` oldest (to be
         taken before the history changes: before the loop's next turn)."""
         events = self.events
+        if skip < len(events) and events[skip].seq >= lo and events[-1].seq <= hi:
+            yield from itertools.islice(events, skip, None)  # all (a one-run channel)
+            return
         i = max(skip, bisect.bisect_left(events, lo, key=lambda e: e.seq))
         while i < len(events) and events[i].seq <= hi:
             yield events[i]
@@ -156,23 +161,13 @@ class Reads:
         size: PageSize,
         floor: int,
     ) -> AsyncGenerator[tuple[Page, list[Loss]], None]:
-        runs = self._runs
-        start = runs.first
-        pin = runs.pin(max(since + 1, start))
-        try:
-            losses = _none_lost(len(patterns))
-            if count and since + 1 < start:  # lost before the index begins
-                await self._count_before(patterns, since, start - 1, losses)
-            pos = since
-            while True:
-                page = await self._walk_page(patterns, pos, upto, losses, count, size, floor)
-                yield page, losses
-                if page.end:
-                    return
-                pos, losses = page.next, _none_lost(len(patterns))
-                runs.move(pin, pos + 1)
-        finally:
-            runs.unpin(pin)
+        losses, pos = _none_lost(len(patterns)), since
+        while True:
+            page = await self._walk_page(patterns, pos, upto, losses, count, size, floor)
+            yield page, losses
+            if page.end:
+                return
+            pos, losses = page.next, _none_lost(len(patterns))
 
     async def _count_before(
         self, patterns: Sequence[Pattern], since: int, upto: int, losses: list[Loss]
@@ -209,6 +204,10 @@ class Reads:
         for passed, (owner, lo, hi) in enumerate(self._runs.forward(pos, upto), 1):
             if passed % WALK_SLICE == 0:
                 await asyncio.sleep(0)
+            if owner is None:  # no longer placed: all lost, as the channels' records say
+                if count:
+                    await self._count_before(patterns, lo - 1, hi, losses)
+                continue
             i = which(owner.name)
             if i < 0:
                 continue
@@ -273,16 +272,25 @@ class Reads:
 
 
 class _Matcher:
-    """Which of `patterns` first matches a channel (-1: none), remembered per name."""
+    """Which of `patterns` first matches a channel (-1: none), remembered per name (for
+    MATCHES_KEPT names: a walk passes a busy channel's runs again and again)."""
 
     def __init__(self, patterns: Sequence[Pattern]) -> None:
         self._patterns = patterns
         self._known: dict[str, int] = {}
+        # `logs:>` and the like: a prefix says it (and each channel is new to a wide walk).
+        self._prefixes: tuple[str, ...] | None = None
+        if all(p.segments[-1] == ">" and "*" not in p.segments for p in patterns):
+            self._prefixes = tuple(":".join(p.segments[:-1]) + ":" for p in patterns)
 
     def __call__(self, name: str) -> int:
+        if self._prefixes is not None:
+            return next((i for i, p in enumerate(self._prefixes) if name.startswith(p)), -1)
         found = self._known.get(name)
         if found is None:
             found = next((i for i, p in enumerate(self._patterns) if p.matches(name)), -1)
+            if len(self._known) >= MATCHES_KEPT:
+                self._known.clear()
             self._known[name] = found
         return found
 

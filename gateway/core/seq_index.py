@@ -7,14 +7,13 @@ back, and costs the seqs it passes, not the channels held: a tail of `logs:>` ov
 channels reads back about as many runs as it returns. A seq whose channel no longer holds it
 is a loss the walk counts exactly, whenever it was lost.
 
-Runs below the oldest retained seq go (`trim`), except those a forward read has yet to
-pass (`pin`): it counts what it passes, so what it has not passed must stay countable.
+Runs below the oldest retained seq go (`trim`); a read that finds its cursor below the
+first run left counts what lies between from the channels' own records of their losses.
 """
 
 from __future__ import annotations
 
 import bisect
-import itertools
 from array import array
 from collections.abc import Iterator
 from typing import Generic, TypeVar
@@ -28,8 +27,6 @@ class SeqIndex(Generic[V]):
         self._owners: list[V] = []
         self._gone = 0  # runs dropped from the front but not yet deleted (amortised)
         self._floor = 1  # the lowest seq placed, once every run has gone
-        self._pins: dict[int, int] = {}  # reader id -> the lowest seq it has yet to pass
-        self._ids = itertools.count()
 
     def __len__(self) -> int:
         return len(self._owners) - self._gone
@@ -52,10 +49,8 @@ class SeqIndex(Generic[V]):
         return self._starts[self._gone] if len(self) else self._floor
 
     def trim(self, below: int, head: int) -> int:
-        """Drop the runs wholly below seq `below` (but none a pin still needs); `head` is
-        the newest seq stored, the end of the last run. Returns how many runs went."""
-        if self._pins:
-            below = min(below, *self._pins.values())
+        """Drop the runs wholly below seq `below`; `head` is the newest seq stored, the end
+        of the last run. Returns how many runs went."""
         gone, starts = self._gone, self._starts
         if below > head:
             keep = len(starts)
@@ -71,30 +66,26 @@ class SeqIndex(Generic[V]):
             self._gone = 0
         return freed
 
-    def pin(self, seq: int) -> int:
-        """Keep the runs from `seq` on until `unpin`; returns the pin's id (`move` it on)."""
-        pin = next(self._ids)
-        self._pins[pin] = seq
-        return pin
-
-    def move(self, pin: int, seq: int) -> None:
-        self._pins[pin] = seq
-
-    def unpin(self, pin: int) -> None:
-        self._pins.pop(pin, None)
-
-    def forward(self, after: int, upto: int) -> Iterator[tuple[V, int, int]]:
-        """The runs holding seqs in (after, upto] (from the first the index places), each
-        as (owner, lo, hi) clipped to that range, in seq order. The walk may wait between
-        runs: runs added meanwhile are seen, and a trim is tolerated (each step looks its
-        run up by seq; a caller pins what it has yet to pass)."""
-        lo = max(after + 1, self.first)
-        while lo <= upto and len(self):
-            starts = self._starts
-            i = bisect.bisect_right(starts, lo, lo=self._gone) - 1
+    def forward(self, after: int, upto: int) -> Iterator[tuple[V | None, int, int]]:
+        """The runs holding seqs in (after, upto], each as (owner, lo, hi) clipped to that
+        range, in seq order; seqs the index no longer places come as one run of owner
+        None. The walk may wait between runs: runs added meanwhile are seen, and a trim is
+        tolerated (each step looks its run up by seq)."""
+        lo = after + 1
+        starts, owners = self._starts, self._owners
+        while lo <= upto:
+            gone = self._gone
+            if gone == len(starts):
+                yield None, lo, upto
+                return
+            if lo < starts[gone]:
+                yield None, lo, min(starts[gone] - 1, upto)
+                lo = starts[gone]
+                continue
+            i = bisect.bisect_right(starts, lo, lo=gone) - 1
             nxt = starts[i + 1] if i + 1 < len(starts) else upto + 1
-            yield self._owners[i], lo, min(nxt - 1, upto)
-            lo = max(nxt, self.first)
+            yield owners[i], lo, min(nxt - 1, upto)
+            lo = nxt
 
     def backward(self, before: int) -> Iterator[tuple[V, int, int]]:
         """The runs holding seqs below `before` (which is at most the head + 1), newest

@@ -19,7 +19,7 @@ from logs_gateway.v1 import logs_pb2_grpc as pb_grpc
 from gateway.api.convert import entry_from_proto, entry_to_proto, gap_to_proto
 from gateway.api.grpc.auth import principal as authenticated
 from gateway.core.admission import Admission
-from gateway.core.broker import Broker, Gap, PageSize, catch_up
+from gateway.core.broker import READ_TURNS, Broker, Gap, PageSize, catch_up
 from gateway.core.channels import parse_pattern
 from gateway.core.cursor import decode_cursor, encode_cursor
 from gateway.core.endings import End, grpc_error
@@ -227,7 +227,9 @@ class LogStreamServicer(pb_grpc.LogStreamServicer):
         queue_limit: int,
         write_timeout: float = 30.0,
         max_tail: int = 1000,
+        turns: asyncio.Semaphore | None = None,
     ) -> None:
+        self._turns = turns or asyncio.Semaphore(READ_TURNS)  # shared with SSE (CatchUp)
         self._broker = broker
         self._hub = hub
         self._stopping = stopping
@@ -264,7 +266,9 @@ class LogStreamServicer(pb_grpc.LogStreamServicer):
             await abort(context, e)
         try:
             cursor = decode_cursor(request.cursor)
-            start = await catch_up(self._broker, patterns, cursor, request.tail, floor, PAGE)
+            start = await catch_up(
+                self._broker, patterns, cursor, request.tail, floor, PAGE, self._turns
+            )
             try:
                 page = await start.next_page()
                 fresh = cursor is None and (page is None or not page.events)

@@ -11,7 +11,7 @@ from aiohttp import web
 from gateway.api.http.access import CLIENT_CLOSED, defer_access_log
 from gateway.api.http.auth import TokenPolicy, principal_of, requires_token
 from gateway.core import sse
-from gateway.core.broker import Broker, CatchUp, Page, PageSize, catch_up
+from gateway.core.broker import READ_TURNS, Broker, CatchUp, Page, PageSize, catch_up
 from gateway.core.channels import Pattern, parse_pattern
 from gateway.core.cursor import Cursor, decode_cursor, encode_cursor
 from gateway.core.endings import End
@@ -174,11 +174,13 @@ class StreamHandler:
         hub: Hub,
         settings: StreamSettings,
         sent: ByteCount | None = None,
+        turns: asyncio.Semaphore | None = None,
     ) -> None:
         self._broker = broker
         self._hub = hub
         self._settings = settings
         self._setups = asyncio.Semaphore(SETUPS)
+        self._turns = turns or asyncio.Semaphore(READ_TURNS)  # shared with gRPC (CatchUp)
         self.sent = sent or ByteCount()  # bytes the fan-out wrote, for /metrics
 
     @requires_token(TokenPolicy(allow_cookie=True))
