@@ -28,6 +28,7 @@ local peek_to, floor = ARGV[4], tonumber(ARGV[5])
 local most, budget, steps = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
 local now = redis.call('TIME')
 local min_ms = now[1] * 1000 + math.floor(now[2] / 1000) - tonumber(ARGV[9])
+local guess = tonumber(ARGV[10])
 local CHUNK = 16
 local function seq_of(id) return tonumber(string.match(id, '^(%d+)')) end
 local function ms_of(id) return tonumber(string.match(id, '-(%d+)$')) end
@@ -42,24 +43,32 @@ local function fetch(key, after_id, bound, count)
 end
 
 local n = #KEYS
-local buf, at, last_id, ended, expired, expect, lost, newest = {}, {}, {}, {}, {}, {}, {}, {}
+-- Each read of a channel takes about its share of what the page may hold (at least 2,
+-- at most CHUNK), so a page over many channels does not read far past what it takes.
+local first = math.max(2, math.min(CHUNK, math.ceil(guess / n)))
+local taken = 0
+local function more() return math.max(2, math.min(CHUNK, guess - taken)) end
+local buf, at, asked, last_id, ended, expired = {}, {}, {}, {}, {}, {}
+local expect, lost, newest = {}, {}, {}
 for c = 1, n do
-  buf[c], at[c], ended[c], expired[c] = fetch(KEYS[c], nil, to, CHUNK), 1, false, false
-  expect[c], lost[c], newest[c] = tonumber(ARGV[9 + c]), 0, 0
+  buf[c], at[c], asked[c] = fetch(KEYS[c], nil, to, first), 1, first
+  ended[c], expired[c] = false, false
+  expect[c], lost[c], newest[c] = tonumber(ARGV[10 + c]), 0, 0
 end
 
 -- The next entry of channel c within `to`, read CHUNK at a time (nil: none).
 local function head(c)
   if expired[c] then return nil end
   if at[c] > #buf[c] then
-    if ended[c] or #buf[c] < CHUNK then return nil end
-    buf[c], at[c] = fetch(KEYS[c], last_id[c], to, CHUNK), 1
+    if ended[c] or #buf[c] < asked[c] then return nil end
+    local count = more()
+    buf[c], at[c], asked[c] = fetch(KEYS[c], last_id[c], to, count), 1, count
     if #buf[c] == 0 then ended[c] = true return nil end
   end
   return buf[c][at[c]]
 end
 
-local out, used, taken, looked, stop, done = {}, 0, 0, 0, from, 1
+local out, used, looked, stop, done = {}, 0, 0, from, 1
 while true do
   if taken >= most or (used >= budget and taken > 0) or looked >= steps then
     done = 0

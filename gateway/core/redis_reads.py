@@ -35,6 +35,7 @@ class Channels:
     pattern: list[int] = field(default_factory=list)
     expect: list[int] = field(default_factory=list)
     heap: list[tuple[int, int]] = field(default_factory=list)
+    entry_bytes: int = 256  # the size of an entry read so far, for PAGE's GUESS
 
     def add(self, name: str, pattern: int, key: int, expect: int = 0) -> None:
         self.heap.append((key, len(self.names)))
@@ -74,7 +75,7 @@ async def forward(
                 counted.add(k)
             if peek:
                 heapq.heappush(channels.heap, (peek, k))
-        page.events += _events(entries, taken, channels.names)
+        _take(page, _events(entries, taken, channels.names), channels)
         if not done and _full(page, reading.size):
             page.next = pos
             yield page, losses
@@ -95,7 +96,7 @@ async def backward(reading: Reading, channels: Channels, before: int) -> AsyncGe
         for k, (peek, *_) in zip(taken, lines, strict=True):
             if peek:
                 heapq.heappush(channels.heap, (-peek, k))
-        page.events += _events(entries, taken, channels.names)
+        _take(page, _events(entries, taken, channels.names), channels)
         if not done and _full(page, reading.size):
             page.events.reverse()
             page.next = pos
@@ -112,8 +113,9 @@ async def _call(
     """PAGE over the `taken` channels, for what is left of `page`'s room."""
     room = reading.size.entries - len(page.events)
     budget = max(1, reading.size.bytes - sum(len(e.data) for e in page.events))
+    guess = min(room, budget // channels.entry_bytes + 1)
     keys = [reading.history(channels.names[k]) for k in taken]
-    args = [*where, reading.floor, room, budget, STEPS * room, reading.max_age_ms]
+    args = [*where, reading.floor, room, budget, STEPS * room, reading.max_age_ms, guess]
     return await reading.run(keys, args + [channels.expect[k] for k in taken])
 
 
@@ -134,6 +136,13 @@ def _events(lines: list[bytes], taken: list[int], names: list[str]) -> list[Even
         name = names[taken[int(channel) - 1]]
         events.append(Event(name, int(offset), seq, int(severity), data))
     return events
+
+
+def _take(page: Page, events: list[Event], channels: Channels) -> None:
+    """Add `events` to `page`, and learn from them how large an entry is."""
+    if events:
+        page.events += events
+        channels.entry_bytes = max(1, sum(len(e.data) for e in events) // len(events))
 
 
 def _full(page: Page, size: PageSize) -> bool:

@@ -11,7 +11,7 @@ from aiohttp import web
 from gateway.api.http.access import CLIENT_CLOSED, defer_access_log
 from gateway.api.http.auth import TokenPolicy, principal_of, requires_token
 from gateway.core import sse
-from gateway.core.broker import READ_TURNS, Broker, CatchUp, Page, PageSize, catch_up
+from gateway.core.broker import PAGE, READ_TURNS, Broker, CatchUp, Page, PageSize, catch_up
 from gateway.core.channels import Pattern, parse_pattern
 from gateway.core.cursor import Cursor, decode_cursor, encode_cursor
 from gateway.core.endings import End
@@ -31,10 +31,6 @@ SSE_HEADERS = {
 
 SETUPS = 4  # streams finding their history and answering at once; the others wait
 
-# A replay is read a page at a time, each as the client has taken the one before, so a
-# connection holds its send buffer and one page whatever the history. A page is at most
-# this many bytes (or the send buffer, if smaller).
-REPLAY_PAGE = 64 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,7 +232,9 @@ class StreamHandler:
         entries); live events follow."""
         # A reconnect storm (a drain, a network blip) brings streams by the hundred in one
         # loop turn: a few at a time find their history and answer, so no turn runs them all.
-        size = PageSize(bytes=min(REPLAY_PAGE, self._settings.max_buffer))
+        # A replay is read a page at a time, each as the client has taken the one before,
+        # so a connection holds its send buffer and one page whatever the history.
+        size = PageSize(bytes=min(PAGE.bytes, self._settings.max_buffer))
         async with self._setups:
             start = await catch_up(self._broker, sub.patterns, cursor, tail, sub.min_severity, size)
             try:
