@@ -19,13 +19,14 @@ import asyncio
 import bisect
 from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from gateway.core.channels import Pattern
 from gateway.core.cursor import Cursor
 from gateway.core.events import Entry, Event
 
 Listener = Callable[[list[Event]], None]
+T = TypeVar("T")
 DedupKey = tuple[str, int]
 
 
@@ -132,7 +133,7 @@ class PageSize:
 
 
 PAGE = PageSize()
-READ_TURNS = 2  # pages a process reads at once (CatchUp)
+READ_TURNS = 1  # pages a process reads at once (CatchUp)
 
 
 @dataclass(slots=True)
@@ -263,22 +264,31 @@ class CatchUp:
 
     async def next_page(self) -> Page | None:
         """The next page; None once there is no more (then `last` is final)."""
+        return await self.next_as(_same)
+
+    async def next_as(self, convert: Callable[[Page], T]) -> T | None:
+        """The next page as `convert` makes it, in the same turn (the SSE frames of a page
+        cost about as much as reading it); None once there is no more."""
         if self._pages is None:
             return None
         async with self._turns:
             page = await anext(self._pages, None)
-        if page is None:
-            self._pages = None
-            return None
-        self.last = max(self.last, page.next)
-        self.gaps += page.gaps
-        return page
+            if page is None:
+                self._pages = None
+                return None
+            self.last = max(self.last, page.next)
+            self.gaps += page.gaps
+            return convert(page)
 
     async def aclose(self) -> None:
         """Let go of the read (a stream that ends before taking every page)."""
         if self._pages is not None:
             await self._pages.aclose()
         self._pages = None
+
+
+def _same(page: Page) -> Page:
+    return page
 
 
 async def tail_start(

@@ -28,7 +28,7 @@ from gateway.core.index import ChannelIndex
 from gateway.core.seq_index import SeqIndex
 
 FEW = 32  # channels a read merges itself; past that it walks the seq index
-WALK_SLICE = 256  # runs a walk passes between two turns of the loop
+WALK_SLICE = 64  # runs a walk passes between two turns of the loop
 CHANNEL_SLICE = 500  # channels a read visits (to count losses) between two turns
 MATCHES_KEPT = 4_096  # channel names a walk remembers the match of
 

@@ -32,7 +32,6 @@ SSE_HEADERS = {
 SETUPS = 4  # streams finding their history and answering at once; the others wait
 
 
-
 @dataclass(frozen=True, slots=True)
 class StreamSettings:
     retry_ms: int = 3000
@@ -237,9 +236,13 @@ class StreamHandler:
         size = PageSize(bytes=min(PAGE.bytes, self._settings.max_buffer))
         async with self._setups:
             start = await catch_up(self._broker, sub.patterns, cursor, tail, sub.min_severity, size)
+            epoch = self._broker.epoch
+
+            def encode(page: Page) -> tuple[bool, bytes]:
+                return bool(page.events), sse.page_frames(epoch.encode(), page, sub.min_severity)
+
             try:
-                page = await start.next_page()
-                epoch = self._broker.epoch
+                first = await start.next_as(encode)
                 response = web.StreamResponse(headers=SSE_HEADERS)
                 response.force_close()
                 await response.prepare(request)
@@ -249,12 +252,12 @@ class StreamHandler:
             ready = {"connection": sub.id, "channels": [p.text for p in sub.patterns]}
             # A live-only start gets the head as its cursor, so a reconnect misses nothing;
             # after a tail the last entry's id is the cursor (ids never go back on a stream).
-            fresh = cursor is None and (page is None or not page.events)
+            fresh = cursor is None and (first is None or not first[0])
             ready_id = encode_cursor(epoch, start.last) if fresh else None
             await response.write(sse.frame("ready", ready, ready_id, self._settings.retry_ms))
             await asyncio.sleep(0)  # the next stream's turn comes after other work's
         try:
-            if await self._send_pages(response, sub, start, page, epoch.encode()):
+            if await self._send_pages(response, sub, start, first, encode):
                 self._hub.start(sub, start)
         finally:
             await start.aclose()
@@ -265,22 +268,20 @@ class StreamHandler:
         response: web.StreamResponse,
         sub: StreamSubscription,
         start: CatchUp,
-        page: Page | None,
-        epoch: bytes,
+        page: tuple[bool, bytes] | None,
+        encode: Callable[[Page], tuple[bool, bytes]],
     ) -> bool:
-        """Write `page` and every later one, each read once the client has taken the last;
-        False if the stream ended meanwhile (it was dropped, or too slow)."""
+        """Write `page` (its frames) and every later one, each read (and encoded, in the
+        same turn) once the client has taken the last; False if the stream ended meanwhile
+        (it was dropped, or too slow)."""
         while page is not None:
             if sub.done.done():
                 return False
-            frames = sse.page_frames(epoch, page, sub.min_severity)
-            if not frames:
-                page = await start.next_page()
-                continue
-            try:  # aiohttp's write waits for the socket to drain past its small buffer
-                await asyncio.wait_for(response.write(frames), self._settings.write_timeout)
-            except TimeoutError:
-                sub.finish(End.SLOW_CONSUMER)
-                return False
-            page = await start.next_page()
+            if frames := page[1]:
+                try:  # aiohttp's write waits for the socket to drain past its small buffer
+                    await asyncio.wait_for(response.write(frames), self._settings.write_timeout)
+                except TimeoutError:
+                    sub.finish(End.SLOW_CONSUMER)
+                    return False
+            page = await start.next_as(encode)
         return True
