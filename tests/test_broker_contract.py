@@ -313,7 +313,7 @@ async def test_a_page_may_end_inside_one_appends_run_of_one_channel(
 async def test_gaps_go_in_the_page_that_reaches_them_and_add_up_across_pages(
     make_broker: MakeBroker, spread: int
 ) -> None:
-    broker = make_broker(max_entries=2)
+    broker = make_broker(history_entries=2)
     names = channels_for(spread)
     stored: list[Event] = []
     for rnd in range(3):  # each channel keeps its newest 2 of 3
@@ -343,7 +343,7 @@ async def test_gaps_go_in_the_page_that_reaches_them_and_add_up_across_pages(
 async def test_a_read_ends_where_it_began_and_reports_what_is_lost_meanwhile(
     make_broker: MakeBroker, spread: int
 ) -> None:
-    broker = make_broker(max_entries=5)
+    broker = make_broker(history_entries=5)
     names = channels_for(spread)
     mine = (await broker.append([entry(ETL, f"m{i}") for i in range(5)], None)).events
     others = (await broker.append([entry(n, "o") for n in names], None)).events
