@@ -29,7 +29,7 @@ from gateway.core.tokens import Signer
 SECRET = "test-secret-" + "x" * 40
 ISSUER = AUDIENCE = "logs-gateway"
 # The private redis-server fixture (tests/redis_server.py) for the Redis broker tests.
-pytest_plugins = ["tests.redis_server"]
+pytest_plugins = ["tests.redis_server", "tests.nats_server"]
 
 
 def free_port() -> int:

@@ -59,7 +59,7 @@ class NatsBroker:
         self._timeout = timeout
         self._nc = Client()
         self._publisher = Publisher(self._nc, stream, timeout)
-        self._reader = Reader(self._nc, stream, timeout, max_entries)
+        self._reader = Reader(self._nc, stream, timeout, max_entries, max_age)
         self._live = Live(self._nc, self.spec.live_prefix, self._stream_end, self._resync_all)
         self._resync: list[Callable[[], None]] = []
         self._epoch = ""

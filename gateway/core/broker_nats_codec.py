@@ -38,6 +38,7 @@ class Stored:
     prev_count: int
     life: int  # the first message of this life
     lines: list[bytes]
+    stored_at: float = 0.0  # when the stream stored it (the server's clock, Unix seconds)
 
     @property
     def count(self) -> int:
@@ -66,10 +67,13 @@ def encode(entries: Sequence[Entry], link: Link) -> tuple[bytes, dict[str, str]]
     return payload, headers
 
 
-def decode(channel: str, seq: int, headers: Mapping[str, str] | None, data: bytes) -> Stored:
+def decode(
+    channel: str, seq: int, headers: Mapping[str, str] | None, data: bytes, stored_at: float = 0.0
+) -> Stored:
     """A stored message; raises ValueError for one the gateway did not write."""
     if not headers or OFFSET not in headers:
         raise ValueError(f"message {seq} on {channel!r} was not written by a gateway")
     prev, prev_count = (int(x) for x in headers[PREV].split())
     life = int(headers[LIFE]) or seq
-    return Stored(channel, seq, int(headers[OFFSET]), prev, prev_count, life, data.split(b"\n"))
+    offset = int(headers[OFFSET])
+    return Stored(channel, seq, offset, prev, prev_count, life, data.split(b"\n"), stored_at)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -64,12 +65,15 @@ CONSUMER_IDLE = 30.0  # seconds after which NATS deletes a read's consumer left 
 
 
 class Reader:
-    def __init__(self, nc: Client, stream: str, timeout: float, max_entries: int) -> None:
+    def __init__(
+        self, nc: Client, stream: str, timeout: float, max_entries: int, max_age: float
+    ) -> None:
         self._nc = nc
         self._js = nc.jetstream(timeout=timeout)
         self._stream = stream
         self._timeout = timeout
         self._max_entries = max_entries
+        self._max_age = max_age
 
     async def state(self) -> StreamState:
         """The stream's state, read at its leader (nats-py's StreamState leaves out the
@@ -119,9 +123,11 @@ class Reader:
             runs.append(events)
         # Channels emptied by age or bytes are gone from the stream without a trace: only
         # a cursor at or past the stream's front is sure nothing of them followed it.
+        # (A cursor in the message just before the front is taken as sure: its own
+        # channel's loss there is counted by the chain.)
         forgotten = event_seq(state.first_seq, 0) - 1 if state.first_seq > 1 else 0
         for loss in losses:
-            loss.exact = loss.exact and since >= forgotten
+            loss.exact = loss.exact and message_of(since)[0] >= state.first_seq - 1
         replay = Replay(gaps=Loss.gaps(patterns, losses, reset, forgotten))
         replay.events = sorted(itertools.chain.from_iterable(runs), key=lambda e: e.seq)
         return replay
@@ -148,9 +154,15 @@ class Reader:
             span *= 4
 
     def _keep_from(self, held: list[Stored]) -> int:
-        """The lowest offset of a channel within the per-channel entry bound."""
+        """The lowest offset of a channel within its bounds: the per-channel entry bound,
+        and age (NATS expires on its own timer; a read does not wait for it)."""
         newest = held[-1]
-        return newest.offset + newest.count - self._max_entries
+        keep_from = newest.offset + newest.count - self._max_entries
+        cutoff = time.time() - self._max_age
+        for message in held:
+            if message.stored_at >= cutoff:
+                return max(keep_from, message.offset)
+        return newest.offset + newest.count
 
     def _visible(self, held: list[Stored]) -> list[Event]:
         keep_from = self._keep_from(held)
@@ -202,14 +214,18 @@ class Reader:
             info = await sub.consumer_info()
             name, pending = info.name, info.num_pending or 0
             while pending > 0:
-                msgs = await sub.fetch(min(PAGE, pending), self._timeout)
+                try:
+                    msgs = await sub.fetch(min(PAGE, pending), self._timeout)
+                except TimeoutError:  # what was pending expired meanwhile
+                    return out
                 pending -= len(msgs)
                 for msg in msgs:
                     seq = msg.metadata.sequence.stream
                     if seq > upto:
                         return out
                     channel = subject_channel(self._stream, msg.subject)
-                    out.append(decode(channel, seq, msg.headers, msg.data))
+                    at = msg.metadata.timestamp.timestamp()
+                    out.append(decode(channel, seq, msg.headers, msg.data, at))
             return out
         except (NatsError, TimeoutError):
             raise unavailable() from None

@@ -84,7 +84,7 @@ class StreamSpec:
         ]
 
 
-class StreamMismatch(Exception):
+class StreamMismatch(ValueError):
     """The stream exists with settings that contradict the gateway's."""
 
 
