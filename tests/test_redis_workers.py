@@ -39,7 +39,7 @@ def children(pid: int) -> set[int]:
 
 def test_workers_need_the_redis_broker(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["serve", "--workers", "2", "--broker", "memory"]) == 2
-    assert "--workers=2 needs the Redis broker" in capsys.readouterr().err
+    assert "--workers=2 needs a shared broker" in capsys.readouterr().err
 
 
 async def test_workers_share_the_ports_and_the_history(redis_server: RedisServer) -> None:

@@ -34,8 +34,9 @@ from gateway.app.browser import browser_routes
 from gateway.app.config import Config, ConfigError
 from gateway.app.worker_metrics import Workers
 from gateway.core.admission import Admission, publish_limit
-from gateway.core.broker import Broker
+from gateway.core.broker import Broker, Opening, Resyncing
 from gateway.core.broker_memory import MemoryBroker
+from gateway.core.broker_nats import NatsBroker
 from gateway.core.broker_redis import RedisBroker
 from gateway.core.channel_template import ChannelTemplate
 from gateway.core.endings import End
@@ -51,9 +52,19 @@ SERVICES = ("logs_gateway.v1.LogIngest", "logs_gateway.v1.LogStream", OTLP_SERVI
 
 
 def make_broker(config: Config) -> Broker:
-    """The configured broker; both take the same limits (Redis's memory is bounded by its
+    """The configured broker; all take the same limits (Redis's memory is bounded by its
     own maxmemory, docs/SCALING.md)."""
     c = config
+    if c.broker.startswith("nats://"):
+        return NatsBroker(
+            c.broker,
+            max_entries=c.history_entries,
+            max_age=c.history_seconds,
+            max_bytes=c.max_history_bytes,
+            dedup_seconds=c.dedup_seconds,
+            stream=c.nats_stream,
+            replicas=c.nats_replicas,
+        )
     if c.broker == "memory":
         return MemoryBroker(
             max_entries=c.history_entries,
@@ -94,6 +105,7 @@ class Gateway:
         )
         self.hub = Hub(
             epoch=lambda: self.broker.epoch,
+            interest=self.broker,
             max_per_owner=config.max_connections_per_token,
             max_streams=config.max_streams,
             shared=self.stream_counts,
@@ -103,7 +115,7 @@ class Gateway:
             self.stream_counts,
         )
         self.broker.add_listener(self.hub.deliver)
-        if isinstance(self.broker, RedisBroker):
+        if isinstance(self.broker, Resyncing):
             self.broker.on_resync(lambda: self.hub.close_all(End.RESYNC))
         limits = Limits(config.max_entry_bytes, config.max_batch_entries, config.publish_rate)
         self.ingest = Ingest(self.broker, limits)
@@ -141,6 +153,11 @@ class Gateway:
     # -- start --------------------------------------------------------------------------
 
     async def start(self) -> Ports:
+        if isinstance(self.broker, Opening):
+            try:
+                await self.broker.open()
+            except ValueError as e:
+                raise ConfigError(str(e)) from None
         self.ports = Ports(await self._start_http(), await self._start_grpc())
         if self.workers is not None:
             self._own_metrics = await self.workers.serve_own(self.metrics)
