@@ -20,6 +20,7 @@ from gateway.core.channels import parse_pattern
 from gateway.core.cursor import Cursor
 from gateway.core.errors import Code, GatewayError
 from gateway.core.events import Entry, Event
+from tests.broker_reads import read_all
 from tests.conftest import wait_for
 from tests.nats_cluster import NatsCluster, running_nats
 
@@ -85,9 +86,9 @@ async def test_a_dot_inside_a_segment_is_not_a_separator(make: MakeNats) -> None
     broker = make()
     await broker.append([entry("logs:a.b:ws1", "dotted"), entry("logs:a:b:ws1", "plain")], None)
     start = Cursor(broker.epoch, 0)
-    dotted = await broker.replay([parse_pattern("logs:a.b:>")], start)
+    dotted = await read_all(broker, [parse_pattern("logs:a.b:>")], start)
     assert [e.channel for e in dotted.events] == ["logs:a.b:ws1"]
-    plain = await broker.replay([parse_pattern("logs:a:*:ws1")], start)
+    plain = await read_all(broker, [parse_pattern("logs:a:*:ws1")], start)
     assert [e.channel for e in plain.events] == ["logs:a:b:ws1"]
 
 
@@ -115,7 +116,7 @@ async def test_several_writers_of_one_channel_share_its_offsets(make: MakeNats) 
     results = await asyncio.gather(*(write(b, n) for n, b in enumerate(writers)))
     events = sorted((e for r in results for e in r), key=lambda e: e.seq)
     assert [e.offset for e in events] == list(range(40))
-    replay = await writers[0].replay([parse_pattern("logs:etl:>")], Cursor(writers[0].epoch, 0))
+    replay = await read_all(writers[0], [parse_pattern("logs:etl:>")], Cursor(writers[0].epoch, 0))
     assert [(e.offset, e.seq) for e in replay.events] == [(e.offset, e.seq) for e in events]
 
 
@@ -148,6 +149,6 @@ async def test_a_stream_created_again_is_a_new_epoch(make: MakeNats) -> None:
     await broker._nc.jetstream().delete_stream(broker.spec.name)
     other = make()
     await other.open()  # creates it again
-    replay = await other.replay([parse_pattern("logs:>")], Cursor(epoch, old[-1].seq))
+    replay = await read_all(other, [parse_pattern("logs:>")], Cursor(epoch, old[-1].seq))
     assert other.epoch != epoch
     assert [g.reason for g in replay.gaps] == ["reset"]

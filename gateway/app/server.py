@@ -34,7 +34,7 @@ from gateway.app.browser import browser_routes
 from gateway.app.config import Config, ConfigError
 from gateway.app.worker_metrics import Workers
 from gateway.core.admission import Admission, publish_limit
-from gateway.core.broker import Broker, Opening, Resyncing
+from gateway.core.broker import READ_TURNS, Broker, Opening, Resyncing
 from gateway.core.broker_memory import MemoryBroker
 from gateway.core.broker_nats import NatsBroker
 from gateway.core.broker_redis import RedisBroker
@@ -128,6 +128,7 @@ class Gateway:
         )
         self.health = health.aio.HealthServicer()
         self.sse_bytes = ByteCount()
+        self.read_turns = asyncio.Semaphore(READ_TURNS)  # history pages read at once
         self.grpc_calls = CallLog()
         self.loop_lag = metrics.LoopLag()
         self.metrics = metrics.build_registry(
@@ -214,6 +215,7 @@ class Gateway:
                 queue_limit=10_000,
                 write_timeout=2 * c.heartbeat_seconds,
                 max_tail=c.history_entries,
+                turns=self.read_turns,
             ),
             server,
         )
@@ -269,6 +271,7 @@ class Gateway:
                 c.history_entries,
             ),
             self.sse_bytes,
+            self.read_turns,
         )
         publish = PublishHandler(self.ingest, c.max_message_bytes)
         ops = OpsHandlers(self.broker, self.hub, self.ingest, lambda: self.stopping.is_set, c.dev)

@@ -17,21 +17,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 
 from nats.aio.client import Client
 from nats.errors import Error as NatsError
 from nats.errors import SlowConsumerError
 
 from gateway.core import broker
-from gateway.core.broker import Appended, DedupKey, Listener, Replay, Usage
+from gateway.core import broker_nats_pages as pages
+from gateway.core.broker import PAGE, Appended, DedupKey, Listener, Page, PageSize, Usage
 from gateway.core.broker_nats_live import Live
 from gateway.core.broker_nats_publish import Publisher, unavailable
 from gateway.core.broker_nats_read import Reader
 from gateway.core.broker_nats_stream import StreamMismatch, StreamSpec, ensure
 from gateway.core.channels import Pattern
 from gateway.core.cursor import Cursor
-from gateway.core.events import Entry, Event
+from gateway.core.events import Entry
 
 log = logging.getLogger("logs_gateway.nats")
 
@@ -59,7 +60,7 @@ class NatsBroker:
         self._timeout = timeout
         self._nc = Client()
         self._publisher = Publisher(self._nc, stream, timeout)
-        self._reader = Reader(self._nc, stream, timeout, max_entries, max_age)
+        self._reader = Reader(self._nc, stream, timeout)
         self._live = Live(self._nc, self.spec.live_prefix, self._stream_end, self._resync_all)
         self._resync: list[Callable[[], None]] = []
         self._epoch = ""
@@ -148,13 +149,34 @@ class NatsBroker:
         await self._started()
         return await self._reader.head()
 
-    async def replay(self, patterns: Sequence[Pattern], after: Cursor) -> Replay:
+    async def read_after(
+        self,
+        patterns: Sequence[Pattern],
+        after: Cursor,
+        size: PageSize = PAGE,
+        min_severity: int = 0,
+    ) -> AsyncGenerator[Page, None]:
         await self._started()
-        return await self._reader.replay(patterns, after, self._epoch)
+        reader = self._reader
+        age = self.spec.max_age
+        async for page in pages.read_after(
+            reader, patterns, after, self._epoch, size, min_severity, age
+        ):
+            yield page
 
-    async def tail(self, patterns: Sequence[Pattern], count: int, min_severity: int) -> list[Event]:
+    async def read_before(
+        self,
+        patterns: Sequence[Pattern],
+        before: int | None,
+        size: PageSize = PAGE,
+        min_severity: int = 0,
+    ) -> AsyncGenerator[Page, None]:
         await self._started()
-        return await self._reader.tail(patterns, count, min_severity)
+        age = self.spec.max_age
+        async for page in pages.read_before(
+            self._reader, patterns, before, size, min_severity, age
+        ):
+            yield page
 
     async def watch(self, pattern: Pattern) -> None:
         await self._started()
