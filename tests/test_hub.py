@@ -9,7 +9,7 @@ import pytest
 from gateway.core import sse
 from gateway.core.broker import CatchUp, catch_up
 from gateway.core.broker_memory import MemoryBroker
-from gateway.core.channels import parse_pattern
+from gateway.core.channels import Pattern, parse_pattern
 from gateway.core.cursor import Cursor
 from gateway.core.endings import End
 from gateway.core.events import Entry
@@ -151,3 +151,38 @@ async def test_after_a_slow_flush_what_arrives_meanwhile_goes_in_one_write(
     assert first.count(b"event: log") == 1
     assert [f'"message":"m{n}"'.encode() in second for n in range(1, 6)] == [True] * 5
     assert second_at - first_at >= 0.05 + 0.05  # the pause, then its own write
+
+
+class _Watching(MemoryBroker):
+    """The memory broker, recording what the hub asks it to watch."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[tuple[str, str]] = []
+
+    async def watch(self, pattern: Pattern) -> None:
+        await asyncio.sleep(0)  # a real broker's watch takes a round trip
+        self.calls.append(("watch", pattern.text))
+
+    def unwatch(self, pattern: Pattern) -> None:
+        self.calls.append(("unwatch", pattern.text))
+
+
+async def test_the_broker_watches_each_pattern_once_while_any_subscription_uses_it() -> None:
+    broker = _Watching()
+    hub = Hub(epoch=lambda: broker.epoch, interest=broker)
+    subs = [
+        StreamSubscription(f"c{i}", (parse_pattern(ETL), parse_pattern(p)), 0, "o", _Sink(), 1024)
+        for i, p in enumerate(("logs:a:>", "logs:b:>"))
+    ]
+    await asyncio.gather(*(hub.add(sub) for sub in subs))  # at once: one watch of ETL
+    assert sorted(broker.calls) == sorted(
+        [("watch", ETL), ("watch", "logs:a:>"), ("watch", "logs:b:>")]
+    )
+    broker.calls.clear()
+    hub.remove(subs[0])
+    assert broker.calls == [("unwatch", "logs:a:>")]  # ETL still has a user
+    hub.remove(subs[1])
+    assert sorted(broker.calls) == sorted(
+        [("unwatch", "logs:a:>"), ("unwatch", "logs:b:>"), ("unwatch", ETL)]
+    )
