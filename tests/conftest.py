@@ -29,8 +29,9 @@ from gateway.core.tokens import Signer, Verifier
 
 SECRET = "test-secret-" + "x" * 40
 ISSUER = AUDIENCE = "logs-gateway"
-# The private redis-server fixture (tests/redis_server.py) for the Redis broker tests.
-pytest_plugins = ["tests.redis_server"]
+# The private redis-server and nats-server fixtures (tests/redis_server.py,
+# tests/nats_cluster.py) for the broker tests.
+pytest_plugins = ["tests.redis_server", "tests.nats_cluster"]
 
 
 def free_port() -> int:

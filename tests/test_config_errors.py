@@ -37,6 +37,8 @@ BAD_VALUES = {
     "dedup_batches": "-1",
     "max_dedup_bytes": "64MiB",
     "max_feed_bytes": "0",
+    "nats_stream": "logs.gateway",
+    "nats_replicas": "2",
     "max_entry_bytes": "64k",
     "max_message_bytes": "0",
     "max_inflation_ratio": "0.5",

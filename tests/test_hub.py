@@ -10,7 +10,7 @@ from gateway.app.server import memory_broker
 from gateway.core import sse
 from gateway.core.broker import CatchUp, catch_up
 from gateway.core.broker_memory import MemoryBroker
-from gateway.core.channels import parse_pattern
+from gateway.core.channels import Pattern, parse_pattern
 from gateway.core.cursor import Cursor
 from gateway.core.endings import End
 from gateway.core.events import Entry
@@ -153,3 +153,37 @@ async def test_after_a_slow_flush_what_arrives_meanwhile_goes_in_one_write(
     assert first.count(b"event: log") == 1
     assert [f'"message":"m{n}"'.encode() in second for n in range(1, 6)] == [True] * 5
     assert second_at - first_at >= 0.05 + 0.05  # the pause, then its own write
+
+
+class _Watching:
+    """A broker's interest, recording what the hub asks it to watch."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str]] = []
+
+    async def watch(self, pattern: Pattern) -> None:
+        await asyncio.sleep(0)  # a real broker's watch takes a round trip
+        self.calls.append(("watch", pattern.text))
+
+    def unwatch(self, pattern: Pattern) -> None:
+        self.calls.append(("unwatch", pattern.text))
+
+
+async def test_the_broker_watches_each_pattern_once_while_any_subscription_uses_it() -> None:
+    interest = _Watching()
+    hub = Hub(epoch=lambda: "e", interest=interest, max_per_owner=16, max_streams=100)
+    subs = [
+        StreamSubscription(f"c{i}", (parse_pattern(ETL), parse_pattern(p)), 0, "o", _Sink(), 1024)
+        for i, p in enumerate(("logs:a:>", "logs:b:>"))
+    ]
+    await asyncio.gather(*(hub.add(sub) for sub in subs))  # at once: one watch of ETL
+    assert sorted(interest.calls) == sorted(
+        [("watch", ETL), ("watch", "logs:a:>"), ("watch", "logs:b:>")]
+    )
+    interest.calls.clear()
+    hub.remove(subs[0])
+    assert interest.calls == [("unwatch", "logs:a:>")]  # ETL still has a user
+    hub.remove(subs[1])
+    assert sorted(interest.calls) == sorted(
+        [("unwatch", "logs:a:>"), ("unwatch", "logs:b:>"), ("unwatch", ETL)]
+    )

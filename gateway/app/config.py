@@ -108,12 +108,34 @@ def _existing_file(text: str) -> str:
     return text
 
 
+_BROKERS = "'memory', a URL redis://HOST:PORT/DB or nats://HOST:PORT[,HOST:PORT...]"
+
+
 def _broker(text: str) -> str:
     if text == "memory":
         return text
+    if text.startswith("nats://"):
+        for server in text.split(","):
+            url = urlparse(server.strip() if "://" in server else f"nats://{server.strip()}")
+            if url.scheme not in ("nats", "tls") or not url.hostname or url.path:
+                raise ValueError(f"server {server!r}: must be nats://HOST:PORT ({_BROKERS})")
+        return text
     url = urlparse(text)
     if url.scheme not in ("redis", "rediss") or not url.hostname:
-        raise ValueError("must be 'memory' or a URL redis://HOST:PORT/DB")
+        raise ValueError(f"must be {_BROKERS}")
+    return text
+
+
+def _replicas(text: str) -> int:
+    value = int(text)
+    if value not in (1, 3, 5):
+        raise ValueError("must be 1, 3 or 5 (a JetStream stream's replicas: an odd quorum)")
+    return value
+
+
+def _stream_name(text: str) -> str:
+    if not text or any(c in text for c in ".*> \t/\\") or len(text) > 64:
+        raise ValueError("must be 1-64 characters without '.', '*', '>', '/' or spaces")
     return text
 
 
@@ -208,14 +230,26 @@ class Config:
         _non_negative_int,
         "verified tokens remembered until they expire (0: verify every request)",
     )
-    broker: str = setting("memory", _broker, "'memory' or redis://HOST:PORT/DB")
-    workers: int = setting(1, _positive_int, "gateway processes sharing the ports (Redis broker)")
+    broker: str = setting("memory", _broker, _BROKERS)
+    workers: int = setting(
+        1, _positive_int, "gateway processes sharing the ports (Redis or NATS broker)"
+    )
+    nats_stream: str = setting(
+        "logs-gateway",
+        _stream_name,
+        "NATS broker: the JetStream stream holding history (also its subjects' prefix)",
+    )
+    nats_replicas: int = setting(
+        1,
+        _replicas,
+        "NATS broker: servers storing each entry (1, 3 or 5); an ack waits for a quorum",
+    )
     history_entries: int = setting(1000, _positive_int, "entries kept per channel")
     history_seconds: float = setting(600.0, _positive_float, "seconds an entry is kept")
     max_history_bytes: int = setting(
         256 * 1024 * 1024,
         _positive_int,
-        "memory broker: bytes of all history; past it the oldest entries go first",
+        "memory and NATS brokers: bytes of all history; past it the oldest entries go first",
     )
     dedup_seconds: float = setting(
         600.0,
@@ -367,7 +401,7 @@ def load(args: argparse.Namespace | None = None, env: Mapping[str, str] | None =
         raise ConfigError(f"unknown setting {unknown[0]}; see `logs-gateway serve --help`")
     if values["workers"] > 1 and values["broker"] == "memory":
         raise ConfigError(
-            f"--workers={values['workers']} needs the Redis broker (--broker redis://HOST:PORT/DB):"
+            f"--workers={values['workers']} needs a shared broker (--broker redis:// or nats://):"
             " with the memory broker each process would keep its own history, unseen by the others"
         )
     if values["dev"] and not _is_loopback(values["host"]):

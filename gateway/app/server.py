@@ -38,8 +38,9 @@ from gateway.app.browser import browser_routes
 from gateway.app.config import SETTING, Config, ConfigError
 from gateway.app.worker_metrics import Workers
 from gateway.core.admission import Admission, publish_limit
-from gateway.core.broker import READ_TURNS, Broker, Resyncing
+from gateway.core.broker import READ_TURNS, Broker, Opening, Resyncing
 from gateway.core.broker_memory import MemoryBroker
+from gateway.core.broker_nats import NatsBroker
 from gateway.core.broker_redis import RedisBroker
 from gateway.core.channel_template import ChannelTemplate
 from gateway.core.endings import End
@@ -55,9 +56,13 @@ SERVICES = ("logs_gateway.v1.LogIngest", "logs_gateway.v1.LogStream", OTLP_SERVI
 
 
 def make_broker(config: Config) -> Broker:
-    """The configured broker; both take the same limits (Redis's memory is bounded by its
+    """The configured broker; all take the same limits (Redis's memory is bounded by its
     own maxmemory, docs/SCALING.md)."""
-    return memory_broker(config) if config.broker == "memory" else redis_broker(config)
+    if config.broker == "memory":
+        return memory_broker(config)
+    if config.broker.startswith("nats://"):
+        return nats_broker(config)
+    return redis_broker(config)
 
 
 def memory_broker(config: Config) -> MemoryBroker:
@@ -69,6 +74,21 @@ def memory_broker(config: Config) -> MemoryBroker:
         dedup_seconds=c.dedup_seconds,
         dedup_batches=c.dedup_batches,
         max_dedup_bytes=c.max_dedup_bytes,
+    )
+
+
+def nats_broker(config: Config, **options: Any) -> NatsBroker:
+    """`options`: NatsBroker's own (a timeout), which are no settings."""
+    c = config
+    return NatsBroker(
+        c.broker,
+        max_entries=c.history_entries,
+        max_age=c.history_seconds,
+        max_bytes=c.max_history_bytes,
+        dedup_seconds=c.dedup_seconds,
+        stream=c.nats_stream,
+        replicas=c.nats_replicas,
+        **options,
     )
 
 
@@ -103,9 +123,12 @@ class Gateway:
         self.broker = make_broker(config)
         # Per-token stream counts: in Redis when there is one, so that every worker and
         # instance counts the same streams.
-        self.stream_counts = RedisStreamCounts(config.broker) if config.broker != "memory" else None
+        self.stream_counts = (
+            RedisStreamCounts(config.broker) if config.broker.startswith("redis") else None
+        )
         self.hub = Hub(
             epoch=lambda: self.broker.epoch,
+            interest=self.broker,
             max_per_owner=config.max_connections_per_token,
             max_streams=config.max_streams,
             shared=self.stream_counts,
@@ -157,6 +180,11 @@ class Gateway:
     # -- start --------------------------------------------------------------------------
 
     async def start(self) -> Ports:
+        if isinstance(self.broker, Opening):
+            try:
+                await self.broker.open()
+            except ValueError as e:
+                raise ConfigError(str(e)) from None
         self.ports = Ports(await self._start_http(), await self._start_grpc())
         if self.workers is not None:
             self._own_metrics = await self.workers.serve_own(self.metrics)

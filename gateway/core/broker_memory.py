@@ -325,6 +325,12 @@ class MemoryBroker:
     def add_listener(self, listener: Listener) -> None:
         self._listeners.append(listener)
 
+    async def watch(self, pattern: Pattern) -> None:
+        """Nothing to do: every event is stored in this process, and the hub routes it."""
+
+    def unwatch(self, pattern: Pattern) -> None:
+        """Nothing to do (see watch)."""
+
     async def ready(self) -> bool:
         return True
 

@@ -304,6 +304,13 @@ class RedisBroker:
         with contextlib.suppress(RuntimeError):  # no running loop yet: starts on first use
             self._start_reader()
 
+    async def watch(self, pattern: Pattern) -> None:
+        """Nothing to do: the one feed read loop brings every instance every event (the
+        feed is what Redis offers; docs/SCALING.md says what that costs)."""
+
+    def unwatch(self, pattern: Pattern) -> None:
+        """Nothing to do (see watch)."""
+
     async def ready(self) -> bool:
         """Whether Redis answers and the read loop follows the feed."""
         try:
