@@ -215,8 +215,10 @@ class NatsBroker:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-        with contextlib.suppress(NatsError, TimeoutError):
-            await self._nc.close()
+        nc = self._nc
+        if nc.is_connected or nc.is_reconnecting or nc.is_connecting:  # else nothing to close
+            with contextlib.suppress(NatsError, TimeoutError):
+                await nc.close()
 
     # -- beyond the protocol ------------------------------------------------------------
 
