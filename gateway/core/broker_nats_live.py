@@ -113,7 +113,9 @@ class Live:
             if seen is not None and seq <= seen:
                 continue  # delivered already (two watches match its channel)
             prev = int((msg.headers or {}).get(LAST_SEQUENCE, 0))
-            if prev > (since if seen is None else seen):
+            # Missed: its channel's previous message was stored while watched (after the
+            # watch began) and is not the last one delivered here.
+            if prev > max(since, seen or 0):
                 self.gap(f"live message {prev} of {channel} never arrived")
             self._seen[channel] = seq
             self._seen.move_to_end(channel)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from collections import OrderedDict
 from collections.abc import Sequence
 
@@ -34,7 +35,8 @@ from gateway.core.events import Entry, Event
 log = logging.getLogger("logs_gateway.nats")
 
 LINKS_MAX = 100_000  # channels whose newest message this process remembers
-RETRIES = 5  # attempts at one channel's message when other writers keep getting there first
+RETRIES = 12  # attempts at one channel's message when other writers keep getting there first
+BACKOFF = 0.001  # seconds: the first retry's longest pause (doubling with each)
 _WRONG_LAST_SEQUENCE = 10071  # JetStream's error code for a failed expected-sequence check
 _EXPECTED = "Nats-Expected-Last-Subject-Sequence"
 _MSG_ID = "Nats-Msg-Id"
@@ -106,7 +108,7 @@ class Publisher:
     ) -> tuple[list[Event], bool]:
         subject = channel_subject(self._stream, name)
         link = self._links.get(name) or await self._newest(name)
-        for _ in range(RETRIES):
+        for attempt in range(RETRIES):
             payload, headers = codec.encode(entries, link)
             headers[_EXPECTED] = str(link.seq)
             if msg_id is not None:
@@ -116,7 +118,10 @@ class Publisher:
             except APIError as e:
                 if e.err_code != _WRONG_LAST_SEQUENCE:
                     raise refused(e) from None
-                link = await self._newest(name)  # another writer came first
+                # Another writer came first: back off a random while (so writers that keep
+                # colliding spread out), then go on from where the channel now stands.
+                await asyncio.sleep(random.uniform(0, BACKOFF * 2**attempt))  # noqa: S311 (jitter)
+                link = await self._newest(name)
                 continue
             except (NatsError, TimeoutError):
                 raise unavailable() from None

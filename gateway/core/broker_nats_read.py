@@ -216,7 +216,11 @@ class Reader:
             while pending > 0:
                 try:
                     msgs = await sub.fetch(min(PAGE, pending), self._timeout)
-                except TimeoutError:  # what was pending expired meanwhile
+                except TimeoutError:
+                    # Nothing came: what was pending expired meanwhile (then the consumer
+                    # has nothing left), or NATS is slow (then this read fails, loudly).
+                    if (await sub.consumer_info()).num_pending:
+                        raise
                     return out
                 pending -= len(msgs)
                 for msg in msgs:

@@ -121,7 +121,7 @@ def epoch_of(created: str) -> str:
 
 
 def _seconds(value: float | None) -> float:
-    return round(value or 0.0, 3)
+    return float(round(value or 0.0, 3))
 
 
 def _republish(value: RePublish | None) -> tuple[str | None, str | None] | None:
