@@ -34,6 +34,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--only", nargs="+", metavar="TEXT", help="steps whose label has TEXT")
     parser.add_argument("--no-nchan", action="store_true", help="skip nchan even if installed")
     parser.add_argument("--no-redis", action="store_true", help="skip the Redis scenarios")
+    parser.add_argument("--no-nats", action="store_true", help="skip the NATS scenarios")
     parser.add_argument("--out", type=Path, default=RESULTS, help="folder for the results")
     parser.add_argument("--plot", type=Path, help="where the PNG goes (default OUT/scaling.png)")
     parser.add_argument("--profile", type=Path, metavar="DIR", help="py-spy the gateways into DIR")
@@ -115,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     extra = tuple(args.gateway_args.split())
     with Servers(not args.quick, args.profile, extra) as started:
-        suite = Suite(sizes, started, kinds, redis)
+        suite = Suite(sizes, started, kinds, redis, not args.no_nats)
         for i in range(args.repeat):
             print(f"bench: run {i + 1} of {args.repeat}", file=sys.stderr, flush=True)
             runs.append(run_once(suite, args.only))

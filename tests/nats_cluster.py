@@ -86,8 +86,8 @@ class NatsNode:
         path.write_text("\n".join(lines) + "\n")
         return path
 
-    def start(self, binary: str) -> None:
-        command = [binary, "--config", str(self.folder / "nats.conf")]
+    def start(self, binary: str, prefix: tuple[str, ...] = ()) -> None:
+        command = [*prefix, binary, "--config", str(self.folder / "nats.conf")]
         command += ["--log", str(self.folder / "nats.log")]
         with (self.folder / "stderr").open("ab") as stderr:  # a panic's trace goes there
             self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr)
@@ -127,11 +127,20 @@ class NatsNode:
 
 class NatsCluster:
     """`size` nodes (1 or 3) routed to each other; `sync` is JetStream's `sync_interval`
-    (None: the server's default of 2 minutes; "always": fsync every write)."""
+    (None: the server's default of 2 minutes; "always": fsync every write); `prefix` goes
+    before each node's command (the benchmark pins them to a core with taskset)."""
 
-    def __init__(self, folder: Path, size: int = 3, *, sync: str | None = None) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        size: int = 3,
+        *,
+        sync: str | None = None,
+        prefix: tuple[str, ...] = (),
+    ) -> None:
         assert size in (1, 3), "a JetStream cluster here is 1 node or 3"
         self.binary = nats_server_binary()
+        self.prefix = prefix
         self.nodes = [NatsNode(f"n{i}", folder / f"n{i}") for i in range(size)]
         for node in self.nodes:
             node.folder.mkdir(parents=True, exist_ok=True)
@@ -144,7 +153,7 @@ class NatsCluster:
 
     def start(self) -> None:
         for node in self.nodes:
-            node.start(self.binary)
+            node.start(self.binary, self.prefix)
         self.wait_ready()
 
     def wait_ready(self, timeout: float = READY_SECONDS) -> str:
@@ -182,7 +191,7 @@ class NatsCluster:
 
     def restart(self, node: NatsNode) -> str:
         """Start a stopped node again on its own store and ports; wait until it rejoined."""
-        node.start(self.binary)
+        node.start(self.binary, self.prefix)
         return self.wait_ready()
 
     def stop(self) -> None:
@@ -191,9 +200,11 @@ class NatsCluster:
 
 
 @contextlib.contextmanager
-def running_nats(folder: Path, size: int = 3, *, sync: str | None = None) -> Iterator[NatsCluster]:
+def running_nats(
+    folder: Path, size: int = 3, *, sync: str | None = None, prefix: tuple[str, ...] = ()
+) -> Iterator[NatsCluster]:
     """A started NatsCluster, every node stopped on exit (even after kills and restarts)."""
-    cluster = NatsCluster(folder, size, sync=sync)
+    cluster = NatsCluster(folder, size, sync=sync, prefix=prefix)
     try:
         cluster.start()
         yield cluster

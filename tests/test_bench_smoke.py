@@ -32,6 +32,15 @@ GATEWAY_SCENARIOS = {
 NCHAN_SCENARIOS = {"idle", "fan-out", "latency", "channels", *POST_SCENARIOS}
 REDIS_SCENARIOS = {"fan-out", "latency", "channels", "ingest b1 x1", "ingest b100 x1"}
 CROSS_SCENARIOS = {"cross-instance latency", "cross fan-out"}
+# The NATS broker (a private cluster of the upstream nats-server, as the tests start):
+# ingest on one node and on three (R3), R3 fan-out and latency, across two gateways, and
+# interest (a gateway's CPU for traffic none of its viewers watch) against Redis.
+NATS_SCENARIOS = {
+    ("gateway+nats", "ingest b100 x1"),
+    *(("gateway+nats-r3", s) for s in ("ingest b100 x1", "ingest b100 x8", "fan-out", "latency")),
+    ("2 gateways+nats-r3", "cross-instance latency"),
+    ("2 gateways+nats-r3", "interest"),
+}
 
 
 @pytest.mark.timeout(600)
@@ -44,11 +53,12 @@ def test_quick_run_has_every_scenario_and_loses_nothing(tmp_path: Path) -> None:
     rows = json.loads(results.read_text())["medians"]
     found = {(r["server"], r["scenario"]) for r in rows}
     wanted = {("gateway", s) for s in GATEWAY_SCENARIOS} | {("aiohttp", "ingest post")}
+    wanted |= NATS_SCENARIOS
     if servers.nchan_available():
         wanted |= {("nchan", s) for s in NCHAN_SCENARIOS}
     if shutil.which("redis-server"):
         wanted |= {("gateway+redis", s) for s in REDIS_SCENARIOS}
-        wanted |= {("2 gateways+redis", s) for s in CROSS_SCENARIOS}
+        wanted |= {("2 gateways+redis", s) for s in (*CROSS_SCENARIOS, "interest")}
     assert wanted <= found, f"missing rows: {sorted(wanted - found)}"
     for row in rows:
         assert (row["lost"], row["dups"]) == (0, 0), row

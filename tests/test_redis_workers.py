@@ -92,11 +92,19 @@ def per_worker(metrics: str, sample: str) -> dict[str, float]:
     return found
 
 
-async def test_per_token_limits_and_metrics_span_the_workers(redis_server: RedisServer) -> None:
+@pytest.fixture(params=["redis", "nats"])
+def shared_broker(request: pytest.FixtureRequest) -> str:
+    """`--broker` of a shared broker: Redis, or NATS (stream counts in a JetStream KV
+    bucket, gateway.core.stream_counts_nats), on the session's private server."""
+    server = request.getfixturevalue(f"{request.param}_server")
+    return str(server.url)
+
+
+async def test_per_token_limits_and_metrics_span_the_workers(shared_broker: str) -> None:
     """Each worker sees the streams of the others: past a token's limit every new stream is
     refused, whichever worker the kernel hands it to; one scrape reports both workers."""
     limits = ("--max-connections-per-token", "4", "--max-publish-streams-per-token", "3")
-    with gateway_process("--workers", "2", "--broker", redis_server.url, *limits) as run:
+    with gateway_process("--workers", "2", "--broker", shared_broker, *limits) as run:
         deadline = time.monotonic() + 15
         # Until the second worker serves its metrics too.
         while "logs_gateway_workers_missing 0.0" not in (metrics := await scrape(run)):

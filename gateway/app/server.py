@@ -48,6 +48,7 @@ from gateway.core.errors import GatewayError
 from gateway.core.hub import Hub
 from gateway.core.ingest import Ingest, Limits
 from gateway.core.stream_counts import RedisStreamCounts
+from gateway.core.stream_counts_nats import NatsStreamCounts
 from gateway.core.tally import ByteCount
 from gateway.core.tokens import MAX_TOKEN_BYTES
 
@@ -106,6 +107,18 @@ def redis_broker(config: Config, **options: Any) -> RedisBroker:
     )
 
 
+def make_stream_counts(config: Config) -> RedisStreamCounts | NatsStreamCounts | None:
+    """Per-token stream counts where every worker and instance sees the same ones: in the
+    shared broker's own servers (Redis, or a JetStream KV bucket beside the NATS stream,
+    replicated like it); None on the memory broker, where this process counts alone."""
+    if config.broker.startswith("nats://"):
+        bucket = f"{config.nats_stream}-streams"
+        return NatsStreamCounts(config.broker, bucket=bucket, replicas=config.nats_replicas)
+    if config.broker == "memory":
+        return None
+    return RedisStreamCounts(config.broker)
+
+
 @dataclass
 class Ports:
     http: int
@@ -121,11 +134,7 @@ class Gateway:
         self.trust = credentials.trust(config)
         self.verifier = self.trust.verifier
         self.broker = make_broker(config)
-        # Per-token stream counts: in Redis when there is one, so that every worker and
-        # instance counts the same streams.
-        self.stream_counts = (
-            RedisStreamCounts(config.broker) if config.broker.startswith("redis") else None
-        )
+        self.stream_counts = make_stream_counts(config)
         self.hub = Hub(
             epoch=lambda: self.broker.epoch,
             interest=self.broker,

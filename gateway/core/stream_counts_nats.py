@@ -27,6 +27,7 @@ import asyncio
 import base64
 import contextlib
 import logging
+import re
 import secrets
 import time
 from collections.abc import Callable
@@ -68,6 +69,7 @@ class NatsStreamCounts:
         lease: float = LEASE,
     ) -> None:
         self._servers = [s.strip() for s in servers.split(",") if s.strip()]
+        bucket = re.sub(r"[^A-Za-z0-9_-]", "_", bucket)  # what a bucket's name may hold
         self._bucket, self._replicas, self._timeout = bucket, replicas, timeout
         self._stream, self._prefix = f"KV_{bucket}", f"$KV.{bucket}."
         self._instance = secrets.token_hex(6)
