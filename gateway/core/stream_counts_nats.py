@@ -124,6 +124,10 @@ class NatsStreamCounts:
         """The connection, made on first use and again after a failed attempt; callers
         meanwhile share the one attempt in flight, bounded by the timeout."""
         if self._js is not None:
+            if self._nc is not None and not self._nc.is_connected:
+                # Reconnecting: count alone at once rather than after the timeout, so a
+                # publish still fails fast with UNAVAILABLE while NATS is away.
+                raise ConnectionError("not connected to NATS")
             return self._js
         if self._connecting is None or self._connecting.done():
             self._connecting = asyncio.get_running_loop().create_task(self._connect())
