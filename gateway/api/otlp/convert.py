@@ -7,6 +7,7 @@ as one batch, so one request gets one answer: all stored, some rejected, or refu
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -14,13 +15,12 @@ from typing import Any
 import orjson
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
     ExportLogsPartialSuccess,
-    ExportLogsServiceRequest,
     ExportLogsServiceResponse,
 )
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 
-from gateway.api.convert import MAX_ATTRIBUTES
+from gateway.api.otlp.decode import Decoded
 from gateway.core.channel_template import ChannelTemplate
 from gateway.core.errors import GatewayError, invalid
 from gateway.core.events import Attributes, Entry, Event, level_severity
@@ -29,23 +29,31 @@ CHANNEL_ATTRIBUTE = "logs_gateway.channel"
 SERVICE_ATTRIBUTE = "service.name"
 SEVERITY_TEXT_ATTRIBUTE = "severity_text"
 _NO_ID = (b"", bytes(16), bytes(8))  # absent, or all zeros: OTLP's "no trace / no span"
+SLICE_SECONDS = 0.002  # of conversion between the loop's turns to serve others
 
 
-def entries_from_request(
-    request: ExportLogsServiceRequest, template: ChannelTemplate | None
+async def entries_from(
+    request: Decoded, template: ChannelTemplate | None
 ) -> list[Entry | GatewayError]:
-    """One entry per log record, in order, or the error that refuses that record alone."""
+    """One entry per log record, in order, or the error that refuses that record alone.
+
+    Records are parsed and converted in slices of SLICE_SECONDS, the loop free to serve
+    others between them: a request at the size limit is thousands of records."""
     items: list[Entry | GatewayError] = []
-    for resource_logs in request.resource_logs:
-        resource = attributes_of(resource_logs.resource.attributes)
+    loop = asyncio.get_running_loop()
+    pause_at = loop.time() + SLICE_SECONDS
+    for resource_attributes, records in request.resources:
+        resource = attributes_of(resource_attributes.attributes)
         source = resource.get(SERVICE_ATTRIBUTE)
         scope = _Scope(resource, source if isinstance(source, str) else "", template)
-        for scope_logs in resource_logs.scope_logs:
-            for record in scope_logs.log_records:
-                try:
-                    items.append(scope.entry(record))
-                except GatewayError as e:
-                    items.append(invalid(f"entry {len(items)}: {e.message}"))
+        for raw in records:
+            item = scope.entry_or_error(request.record(raw))  # raises: it does not parse
+            if isinstance(item, GatewayError):
+                item = invalid(f"entry {len(items)}: {item.message}")
+            items.append(item)
+            if loop.time() > pause_at:
+                await asyncio.sleep(0)
+                pause_at = loop.time() + SLICE_SECONDS
     return items
 
 
@@ -59,9 +67,17 @@ class _Scope:
         self._source = source
         self._template = template
 
+    def entry_or_error(self, record: LogRecord | GatewayError) -> Entry | GatewayError:
+        """The record's entry, or the error that refuses it."""
+        if isinstance(record, GatewayError):
+            return record
+        try:
+            return self.entry(record)
+        except GatewayError as e:
+            return e
+
     def entry(self, record: LogRecord) -> Entry:
-        if len(record.attributes) > MAX_ATTRIBUTES:
-            raise invalid(f"more than {MAX_ATTRIBUTES} attributes")
+        """The record's entry; its attributes and values are checked when it is decoded."""
         attributes = attributes_of(record.attributes)
         channel = self._channel(attributes)
         severity: int = record.severity_number
@@ -161,9 +177,15 @@ def export_response(outcomes: Sequence[Event | GatewayError]) -> ExportLogsServi
     errors = [o for o in outcomes if isinstance(o, GatewayError)]
     if not errors:
         return ExportLogsServiceResponse()
-    message = f"{len(errors)} of {len(outcomes)} log records rejected; first: {errors[0].message}"
+    return rejected(len(outcomes), errors[0], len(errors))
+
+
+def rejected(
+    total: int, first: GatewayError, count: int | None = None
+) -> ExportLogsServiceResponse:
+    """A partial success rejecting `count` of `total` records (all of them by default)."""
+    count = total if count is None else count
+    message = f"{count} of {total} log records rejected; first: {first.message}"
     return ExportLogsServiceResponse(
-        partial_success=ExportLogsPartialSuccess(
-            rejected_log_records=len(errors), error_message=message
-        )
+        partial_success=ExportLogsPartialSuccess(rejected_log_records=count, error_message=message)
     )
