@@ -21,6 +21,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 
 from gateway.api.otlp.decode import Decoded
+from gateway.api.otlp.limits import ValueBudget
 from gateway.core.channel_template import ChannelTemplate
 from gateway.core.errors import GatewayError, invalid
 from gateway.core.events import Attributes, Entry, Event, level_severity
@@ -43,7 +44,7 @@ async def entries_from(
     loop = asyncio.get_running_loop()
     pause_at = loop.time() + SLICE_SECONDS
     for resource_attributes, records in request.resources:
-        resource = attributes_of(resource_attributes.attributes)
+        resource = attributes_of(resource_attributes.attributes, ValueBudget())
         source = resource.get(SERVICE_ATTRIBUTE)
         scope = _Scope(resource, source if isinstance(source, str) else "", template)
         for raw in records:
@@ -78,7 +79,8 @@ class _Scope:
 
     def entry(self, record: LogRecord) -> Entry:
         """The record's entry; its attributes and values are checked when it is decoded."""
-        attributes = attributes_of(record.attributes)
+        values = ValueBudget()  # read as converted: one pass, stopped at the first limit
+        attributes = attributes_of(record.attributes, values)
         channel = self._channel(attributes)
         severity: int = record.severity_number
         text = record.severity_text
@@ -90,7 +92,7 @@ class _Scope:
             channel,
             record.time_unix_nano or record.observed_time_unix_nano,
             severity,
-            text_of(record.body),
+            text_of(record.body, values),
             self._source,
             attributes,
             _hex_id(record.trace_id, 16, "trace_id"),
@@ -132,7 +134,7 @@ def _hex_id(raw: bytes, size: int, name: str) -> str:
     return raw.hex()
 
 
-def attributes_of(pairs: Iterable[KeyValue]) -> dict[str, Any]:
+def attributes_of(pairs: Iterable[KeyValue], values: ValueBudget) -> dict[str, Any]:
     """Attribute values as the entry keeps them: scalars as they are, arrays and maps as
     compact JSON text, bytes as base64; an attribute without a value is left out."""
     out: dict[str, Any] = {}
@@ -144,28 +146,32 @@ def attributes_of(pairs: Iterable[KeyValue]) -> dict[str, Any]:
         if kind in _SCALARS:
             out[pair.key] = getattr(value, kind)
         else:
-            out[pair.key] = text_of(value)
+            out[pair.key] = text_of(value, values)
     return out
 
 
 _SCALARS = frozenset(("string_value", "bool_value", "int_value", "double_value"))
 
 
-def text_of(value: AnyValue) -> str:
+def text_of(value: AnyValue, values: ValueBudget | None = None) -> str:
     """A body or attribute value as text: a string as it is, any other value as compact
     JSON (bytes as their base64 text)."""
     if value.WhichOneof("value") == "string_value":
         return value.string_value
-    plain = _plain(value)
+    plain = _plain(value, values or ValueBudget(), 1)
     return plain if isinstance(plain, str) else orjson.dumps(plain).decode()
 
 
-def _plain(value: AnyValue) -> Any:
+def _plain(value: AnyValue, values: ValueBudget, depth: int) -> Any:
     kind = value.WhichOneof("value")
     if kind == "array_value":
-        return [_plain(v) for v in value.array_value.values]
+        items = value.array_value.values
+        values.take(len(items), depth)
+        return [_plain(v, values, depth + 1) for v in items]
     if kind == "kvlist_value":
-        return {kv.key: _plain(kv.value) for kv in value.kvlist_value.values}
+        pairs = value.kvlist_value.values
+        values.take(len(pairs), depth)
+        return {kv.key: _plain(kv.value, values, depth + 1) for kv in pairs}
     if kind == "bytes_value":
         return base64.b64encode(value.bytes_value).decode()
     return None if kind is None else getattr(value, kind)

@@ -19,7 +19,7 @@ from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 
 from gateway.api.convert import MAX_ATTRIBUTES
-from gateway.api.otlp.limits import OtlpLimits, check_values
+from gateway.api.otlp.limits import OtlpLimits
 from gateway.core.errors import Code, GatewayError, invalid
 
 
@@ -112,10 +112,6 @@ def record_of(raw: bytes, max_bytes: int) -> LogRecord | GatewayError:
     except DecodeError as e:
         raise invalid(f"body is not an OTLP protobuf logs request: {e}") from None
     attributes: Sequence[Any] = record.attributes
-    if len(attributes) > MAX_ATTRIBUTES:
+    if len(attributes) > MAX_ATTRIBUTES:  # its values are counted as they are converted
         return invalid(f"more than {MAX_ATTRIBUTES} attributes")
-    try:
-        check_values([record.body, *(pair.value for pair in attributes)])
-    except GatewayError as e:
-        return e
     return record

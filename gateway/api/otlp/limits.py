@@ -3,10 +3,12 @@
 A body within --max-message-bytes can still be millions of values (an empty AnyValue is 2
 bytes of protobuf), and parsing and converting each costs the loop a microsecond or more.
 So the request is taken apart level by level (gateway.api.otlp.decode), and each level's
-counts are checked before the level below is parsed: records per request, attributes of a
-resource and a scope, the encoded size of a record, then the values of a record (its body
-and attribute values: how many, how deeply nested). Counts are read with len(), and walks
-stop at the first limit, so a refusal costs what the limit allows, not what was sent.
+counts are checked before the level below is parsed: resources, scopes and records per
+request, attributes of a resource and a scope, the encoded size of a record. The values of
+a record (its body and attribute values: how many, how deeply nested) are counted as it is
+converted (ValueBudget), or for OTLP/JSON before it is parsed (check_values). Counts are
+read with len(), and walks stop at the first limit, so a refusal costs what the limit
+allows, not what was sent.
 """
 
 from __future__ import annotations
@@ -73,6 +75,30 @@ class OtlpLimits:
         return GatewayError(Code.TOO_LARGE, message, reason=limit)
 
 
+class ValueBudget:
+    """The values one record's conversion may read, counted as it reads them: its body
+    and attribute values are refused at the first container past MAX_VALUES values or
+    MAX_DEPTH levels, before the container is read."""
+
+    __slots__ = ("left",)
+
+    def __init__(self) -> None:
+        self.left = MAX_VALUES
+
+    def take(self, count: int, depth: int) -> None:
+        """Read `count` values inside a container `depth` levels deep (1: a body or an
+        attribute value itself)."""
+        self.left -= count
+        if self.left < 0:
+            raise invalid(TOO_MANY)
+        if count and depth >= MAX_DEPTH:
+            raise invalid(TOO_DEEP)
+
+
+TOO_MANY = f"more than {MAX_VALUES} values in its body and attributes"
+TOO_DEEP = f"values nested more than {MAX_DEPTH} deep"
+
+
 def check_values(values: Iterable[Any], children: Children | None = None) -> None:
     """INVALID_ARGUMENT past MAX_VALUES values or MAX_DEPTH levels of nesting, found
     without visiting more than MAX_VALUES values. `values` are AnyValue messages, or with
@@ -87,9 +113,9 @@ def check_values(values: Iterable[Any], children: Children | None = None) -> Non
             continue
         seen += len(items)
         if seen > MAX_VALUES:
-            raise invalid(f"more than {MAX_VALUES} values in its body and attributes")
+            raise invalid(TOO_MANY)
         if depth >= MAX_DEPTH:
-            raise invalid(f"values nested more than {MAX_DEPTH} deep")
+            raise invalid(TOO_DEEP)
         stack += [(child, depth + 1) for child in items]
 
 
