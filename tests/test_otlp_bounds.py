@@ -58,7 +58,7 @@ def _request(records: bytes = b"", resource: bytes = b"", scope: bytes = b"") ->
 
 # Each just under the 4 MiB limit, built from repeated bytes (cheap to build).
 SHAPES: dict[str, tuple[bytes, str]] = {
-    "empty records": (_request(_field(2, b"") * 1_900_000), "batch has 1900000 entries"),
+    "empty records": (_request(_field(2, b"") * 1_900_000), "more than 1000 log records"),
     "empty resources": (_field(1, b"") * 1_900_000, "more than 1000 resourceLogs"),
     "empty scopes": (_field(1, _field(2, b"") * 1_900_000), "more than 1000 scopeLogs"),
     "resource attributes": (

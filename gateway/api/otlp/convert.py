@@ -183,15 +183,9 @@ def export_response(outcomes: Sequence[Event | GatewayError]) -> ExportLogsServi
     errors = [o for o in outcomes if isinstance(o, GatewayError)]
     if not errors:
         return ExportLogsServiceResponse()
-    return rejected(len(outcomes), errors[0], len(errors))
-
-
-def rejected(
-    total: int, first: GatewayError, count: int | None = None
-) -> ExportLogsServiceResponse:
-    """A partial success rejecting `count` of `total` records (all of them by default)."""
-    count = total if count is None else count
-    message = f"{count} of {total} log records rejected; first: {first.message}"
+    message = f"{len(errors)} of {len(outcomes)} log records rejected; first: {errors[0].message}"
     return ExportLogsServiceResponse(
-        partial_success=ExportLogsPartialSuccess(rejected_log_records=count, error_message=message)
+        partial_success=ExportLogsPartialSuccess(
+            rejected_log_records=len(errors), error_message=message
+        )
     )

@@ -11,7 +11,7 @@ from google.rpc.error_details_pb2 import RetryInfo
 from google.rpc.status_pb2 import Status
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
 
-from gateway.api.otlp.convert import entries_from, export_response, rejected
+from gateway.api.otlp.convert import entries_from, export_response
 from gateway.api.otlp.decode import decode_protobuf
 from gateway.api.otlp.json_mapping import decode_json
 from gateway.api.otlp.limits import OtlpLimits
@@ -50,10 +50,7 @@ class OtlpExport:
         if self._draining():
             raise DRAINING
         decode = decode_json if as_json else decode_protobuf
-        request = decode(body, self.limits)
-        if request.records > self.limits.max_records:
-            return rejected(request.records, self.limits.too_many_records(request.records))
-        items = await entries_from(request, self._template)
+        items = await entries_from(decode(body, self.limits), self._template)
         if not items:
             return ExportLogsServiceResponse()
         batch = await self._ingest.publish(principal, items)

@@ -41,14 +41,12 @@ def decode_json(body: bytes, limits: OtlpLimits) -> Decoded:
     scopes = [_list(r, "scopeLogs", "scope_logs") for r in resources]
     limits.check_parts(sum(map(len, scopes)), "scopeLogs")
     records = [[_list(s, "logRecords", "log_records") for s in group] for group in scopes]
-    count = sum(len(r) for group in records for r in group)
-    if count > limits.max_records:
-        return Decoded([], count, record_of)
+    limits.check_records(sum(len(r) for group in records for r in group))
     out = [
         (_resource(r, group, limits), [record for rs in in_scopes for record in rs])
         for r, group, in_scopes in zip(resources, scopes, records, strict=True)
     ]
-    return Decoded(out, count, record_of)
+    return Decoded(out, record_of)
 
 
 def _resource(item: Any, scopes: list[Any], limits: OtlpLimits) -> Resource:

@@ -6,9 +6,8 @@ So the request is taken apart level by level (gateway.api.otlp.decode), and each
 counts are checked before the level below is parsed: resources, scopes and records per
 request, attributes of a resource and a scope, the encoded size of a record. The values of
 a record (its body and attribute values: how many, how deeply nested) are counted as it is
-converted (ValueBudget), or for OTLP/JSON before it is parsed (check_values). Counts are
-read with len(), and walks stop at the first limit, so a refusal costs what the limit
-allows, not what was sent.
+converted (ValueBudget), or for OTLP/JSON before it is parsed (check_values). Counts stop
+at the first one past a limit, so a refusal costs what the limit allows, not what was sent.
 """
 
 from __future__ import annotations
@@ -41,19 +40,17 @@ class OtlpLimits:
         return cls(max_batch_entries, RECORD_BYTES_PER_ENTRY_BYTE * max_entry_bytes)
 
     def check_parts(self, count: int, name: str) -> None:
-        """Resources or scopes of a request: no more than records allowed (one without
-        records holds nothing), so that their count bounds the work of reading them."""
+        """Resources or scopes of a request (`name`): no more than records allowed (one
+        without records holds nothing), so that their count bounds the work of reading
+        them."""
         if count > self.max_records:
             raise self.refuse("parts", f"more than {self.max_records} {name} (--max-batch-entries)")
 
-    def too_many_records(self, count: int) -> GatewayError:
-        """The error of each record of a request over --max-batch-entries (its records
-        are counted, not parsed), as the publish path words it."""
-        self.refused["records"] += 1
-        return GatewayError(
-            Code.TOO_LARGE,
-            f"batch has {count} entries; at most {self.max_records} (--max-batch-entries)",
-        )
+    def check_records(self, count: int) -> None:
+        if count > self.max_records:
+            raise self.refuse(
+                "records", f"more than {self.max_records} log records (--max-batch-entries)"
+            )
 
     def check_resource_values(
         self, values: Iterable[Any], children: Children | None = None
