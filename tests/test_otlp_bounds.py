@@ -3,8 +3,8 @@ records or resources, tens of thousands of resource or scope attributes, deep ne
 Each is refused at the first limit it passes, naming it, before its records are converted;
 a full batch of ordinary records is converted in slices; a bystander's /health stays fast.
 
-Before these bounds, 60,000 resource attributes over OTLP/JSON held the loop about 750 ms
-and 1.9 million empty values over protobuf about 600 ms (more on a loaded machine).
+Before these bounds, 60,000 resource attributes over OTLP/JSON cost the gateway 1.75 s of
+CPU on a loaded machine, 1.9 million empty records 24 s, empty resources 5.9 s.
 """
 
 from __future__ import annotations
@@ -26,12 +26,12 @@ from opentelemetry.proto.logs.v1.logs_pb2 import ResourceLogs, ScopeLogs
 
 from tests.bombs import cpu_seconds
 from tests.conftest import Running
-from tests.test_bodies import Bystander
+from tests.test_bodies import HEALTH_WAIT, HELD, Bystander
 from tests.test_metrics import scrape, value
 from tests.test_otlp_requests import ETL, PROTOBUF, record, status_of
 
 LIMIT = 4 * 1024 * 1024  # --max-message-bytes
-CPU_PER_REQUEST = 0.4  # seconds; 0.6-0.75 s before on a quiet machine, tens of ms now
+CPU_PER_REQUEST = 0.5  # seconds; 0.7-24 s before on a loaded machine, 10-120 ms now
 LAG = "logs_gateway_event_loop_lag_seconds"
 EXPORT = "/opentelemetry.proto.collector.logs.v1.LogsService/Export"
 
@@ -123,7 +123,7 @@ async def test_a_request_shaped_to_be_work_is_refused_naming_the_limit(
     assert response.status_code in (200, 413)
     assert problem in _message(response)
     assert cpu < CPU_PER_REQUEST, f"{cpu:.3f} s of gateway CPU for one request"
-    assert max(bystander.times) < 2.0
+    assert max(bystander.times) < HEALTH_WAIT
     over_grpc = _export_raw(gw_process, body, token)
     if response.status_code == 413:
         with pytest.raises(grpc.aio.AioRpcError) as err:
@@ -150,7 +150,7 @@ async def test_json_resource_attributes_are_counted_before_they_are_parsed(
     cpu = cpu_seconds(gw_process.process.pid) - before
     assert response.status_code == 413
     assert "more than 128 resource attributes" in response.json()["message"]
-    assert cpu < CPU_PER_REQUEST and max(bystander.times) < 2.0
+    assert cpu < CPU_PER_REQUEST and max(bystander.times) < HEALTH_WAIT
     after = await scrape(gw_process)
     name = "logs_gateway_otlp_requests_refused_total"
     refused = value(after, name, limit="resource_attributes")
@@ -205,6 +205,6 @@ async def test_a_full_batch_of_ordinary_records_is_converted_in_slices(
     lag_after = await scrape(gw_process)
     answer = ExportLogsServiceResponse.FromString(response.content)
     assert response.status_code == 200 and not answer.HasField("partial_success")
-    assert max(bystander.times) < 2.0
-    held = value(lag_after, LAG + "_count") - value(lag_after, LAG + "_bucket", le="1.0")
-    assert held == value(lag_before, LAG + "_count") - value(lag_before, LAG + "_bucket", le="1.0")
+    assert max(bystander.times) < HEALTH_WAIT
+    held = value(lag_after, LAG + "_count") - value(lag_after, LAG + "_bucket", le=HELD)
+    assert held == value(lag_before, LAG + "_count") - value(lag_before, LAG + "_bucket", le=HELD)
