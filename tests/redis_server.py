@@ -55,6 +55,7 @@ class RedisServer:
         command = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1"]
         command += ["--dir", str(self.folder), "--logfile", str(self.folder / "redis.log")]
         command += ["--save", "", *(durability if self.persistent else ["--appendonly", "no"])]
+        command += ["--enable-debug-command", "local"]  # DEBUG SLEEP: a Redis made slow
         self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
         deadline = time.monotonic() + 10
         while True:

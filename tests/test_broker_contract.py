@@ -13,13 +13,13 @@ from typing import Any
 
 import pytest
 
-from gateway.core.broker import Broker, Gap, catch_up
-from gateway.core.broker_memory import MemoryBroker
+from gateway.app.server import memory_broker, redis_broker
+from gateway.core.broker import Broker, Gap, Resyncing, catch_up
 from gateway.core.broker_redis import RedisBroker
 from gateway.core.channels import parse_pattern
 from gateway.core.cursor import Cursor, decode_cursor, encode_cursor
 from gateway.core.events import Entry, Event, make_event
-from tests.conftest import wait_for
+from tests.conftest import make_config, wait_for
 
 ETL = "logs:etl:ws1:wf1"
 ETL2 = "logs:etl:ws1:wf2"
@@ -35,17 +35,17 @@ def entry(channel: str, message: str, severity: int = 9) -> Entry:
 
 @pytest.fixture(params=["memory", "redis"])
 async def make_broker(request: pytest.FixtureRequest) -> AsyncIterator[MakeBroker]:
-    """Builds brokers of the parametrized kind; limits as keyword arguments."""
+    """Builds brokers of the parametrized kind; limits as settings (history_entries=3)."""
     made: list[Broker] = []
     prefix = f"contract{next(_prefixes)}"
 
     def make(**limits: Any) -> Broker:
         broker: Broker
         if request.param == "memory":
-            broker = MemoryBroker(**limits)
+            broker = memory_broker(make_config(**limits))
         else:
             url = request.getfixturevalue("redis_server").url
-            broker = RedisBroker(url, prefix=prefix, **limits)
+            broker = redis_broker(make_config(broker=url, **limits), prefix=prefix)
         made.append(broker)
         return broker
 
@@ -183,7 +183,7 @@ async def test_replay_returns_what_follows_the_cursor_on_matching_channels_in_se
 async def test_replay_reports_exactly_what_trimming_by_length_lost(
     make_broker: MakeBroker,
 ) -> None:
-    broker = make_broker(max_entries=3)
+    broker = make_broker(history_entries=3)
     stored = [(await broker.append([entry(ETL, f"m{i}")], None)).events[0] for i in range(6)]
     stored.append((await broker.append([entry(FAAS, "other")], None)).events[0])
     everything = [parse_pattern("logs:>")]
@@ -196,7 +196,7 @@ async def test_replay_reports_exactly_what_trimming_by_length_lost(
 
 
 async def test_replay_reports_what_trimming_by_age_lost(make_broker: MakeBroker) -> None:
-    broker = make_broker(max_age=0.3)
+    broker = make_broker(history_seconds=0.3)
     old = await broker.append([entry(ETL, "old 1"), entry(ETL, "old 2")], None)
     await asyncio.sleep(0.45)
     new = await broker.append([entry(FAAS, "new")], None)
@@ -210,7 +210,7 @@ async def test_replay_reports_what_trimming_by_age_lost(make_broker: MakeBroker)
 async def test_a_cursor_of_another_epoch_gets_a_reset_and_everything_retained(
     make_broker: MakeBroker,
 ) -> None:
-    broker = make_broker(max_entries=2)
+    broker = make_broker(history_entries=2)
     stored = [(await broker.append([entry(ETL, f"m{i}")], None)).events[0] for i in range(3)]
     other = "0" if broker.epoch != "0" else "1"
     patterns = [parse_pattern(ETL), parse_pattern("logs:faas:>")]
@@ -222,7 +222,7 @@ async def test_a_cursor_of_another_epoch_gets_a_reset_and_everything_retained(
 async def test_one_gap_per_pattern_counts_the_loss_over_every_channel_it_matched(
     make_broker: MakeBroker,
 ) -> None:
-    broker = make_broker(max_entries=1)
+    broker = make_broker(history_entries=1)
     runs = [f"logs:etl:ws1:run-{i}" for i in range(50)]
     first = [(await broker.append([entry(c, "a"), entry(c, "b")], None)).events for c in runs]
     other = await broker.append([entry(FAAS, "a"), entry(FAAS, "b")], None)
@@ -283,7 +283,7 @@ async def test_a_tail_start_is_followed_live_with_nothing_twice(make_broker: Mak
 async def test_an_expired_channel_is_forgotten_and_its_loss_still_counted(
     make_broker: MakeBroker,
 ) -> None:
-    broker = make_broker(max_age=0.25)
+    broker = make_broker(history_seconds=0.25)
     head = await broker.head()  # first: a Redis broker learns its epoch from Redis
     start = Cursor(broker.epoch, head)
     stored = [
@@ -305,7 +305,7 @@ async def test_an_expired_channel_is_forgotten_and_its_loss_still_counted(
 async def test_a_forgotten_channel_starts_again_and_an_older_cursor_hears_of_it(
     make_broker: MakeBroker,
 ) -> None:
-    broker = make_broker(max_age=0.2)
+    broker = make_broker(history_seconds=0.2)
     head = await broker.head()  # first: a Redis broker learns its epoch from Redis
     start = Cursor(broker.epoch, head)
     gone = (await broker.append([entry(ETL, "a"), entry(ETL, "b")], None)).events
@@ -399,3 +399,12 @@ async def test_ready_usage_and_close_twice(make_broker: MakeBroker) -> None:
     assert broker.usage().channels == 2
     await broker.close()
     await broker.close()
+
+
+async def test_a_broker_offers_resyncing_exactly_when_its_live_delivery_can_skip(
+    make_broker: MakeBroker,
+) -> None:
+    """The app asks for `on_resync` by ability (broker.Resyncing): Redis's feed can be
+    trimmed past a slow instance; the memory broker delivers every event it stores."""
+    broker = make_broker()
+    assert isinstance(broker, Resyncing) == isinstance(broker, RedisBroker)

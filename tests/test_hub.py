@@ -6,6 +6,7 @@ import asyncio
 
 import pytest
 
+from gateway.app.server import memory_broker
 from gateway.core import sse
 from gateway.core.broker import Replay, catch_up
 from gateway.core.broker_memory import MemoryBroker
@@ -15,6 +16,7 @@ from gateway.core.endings import End
 from gateway.core.events import Entry
 from gateway.core.hub import Hub
 from gateway.core.subscription import StreamSubscription
+from tests.conftest import make_config
 
 ETL = "logs:etl:w:f"
 
@@ -49,8 +51,8 @@ def _start(hub: Hub, sub: StreamSubscription, replay: Replay, after: int) -> Non
 
 
 async def _setup() -> tuple[MemoryBroker, Hub, _Sink, StreamSubscription]:
-    broker = MemoryBroker()
-    hub = Hub(epoch=lambda: broker.epoch)
+    broker = memory_broker(make_config())
+    hub = Hub(epoch=lambda: broker.epoch, max_per_owner=16, max_streams=100)
     broker.add_listener(hub.deliver)
     sink = _Sink()
     sub = StreamSubscription("c1", (parse_pattern(ETL),), 0, "o", sink, max_buffer=1 << 20)

@@ -134,8 +134,12 @@ async def _publish_through_an_outage(gateway: Running, redis: RedisServer) -> No
                 redis.start()
                 await asyncio.wait_for(publishing, 30)
                 await wait_for(lambda: late.messages()[-1:] == [f"m{BATCHES}"])
-        # Every attempt during the outage was refused promptly (not after a long hang).
-        assert {status for _, status in publisher.refusals} == {grpc.StatusCode.UNAVAILABLE}
+        # Every attempt during the outage was refused promptly (not after a long hang):
+        # "stored nothing", or, for one Redis may have run before it died (sent on a
+        # connection the kill then cut), "outcome unknown"; the resend stores it once.
+        statuses = {status for _, status in publisher.refusals}
+        assert grpc.StatusCode.UNAVAILABLE in statuses
+        assert statuses <= {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
         assert max(seconds for seconds, _ in publisher.refusals) < 2.5
         await wait_for(lambda: len(stream.data_of("log")) >= BATCHES, 15)
         await asyncio.sleep(0.3)  # anything extra (a duplicate) would arrive by now

@@ -111,6 +111,7 @@ class GatewayCollector:
         )
         yield from self._entries()
         yield from self._failures()
+        yield from self._issuers()
         yield _histogram(
             "event_loop_lag_seconds",
             "Seconds the event loop ran a timer late (one timer each 0.1 s): time it was held.",
@@ -242,6 +243,32 @@ class GatewayCollector:
             "token_cache_hits",
             "Requests whose token was verified before (no signature check).",
             s.verifier.cache_hits,
+        )
+
+    def _issuers(self) -> Iterator[Metric]:
+        """Each trusted issuer by its `iss` (from the configuration: a bounded set)."""
+        status = self._s.verifier.status()
+        yield _labelled(
+            GaugeMetricFamily,
+            "issuer_keys_usable",
+            "1 while an issuer's keys are trusted; 0: never fetched or past max_stale_seconds,"
+            " its tokens are refused.",
+            ("issuer",),
+            [((name,), float(st.usable)) for name, st in status.items()],
+        )
+        yield _labelled(
+            GaugeMetricFamily,
+            "issuer_keys_age_seconds",
+            "Seconds since an issuer's keys were last fetched from its provider.",
+            ("issuer",),
+            [((name,), st.age) for name, st in status.items() if st.age is not None],
+        )
+        yield _labelled(
+            CounterMetricFamily,
+            "issuer_key_fetches",
+            "Fetches of issuers' keys (discovery and JWKS), by result (ok, timeout, ...).",
+            ("issuer", "result"),
+            [((name, r), n) for name, st in status.items() for r, n in st.fetches.items()],
         )
 
 

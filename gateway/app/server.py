@@ -5,9 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 from aiohttp import web
@@ -32,10 +35,10 @@ from gateway.api.otlp.limits import OtlpLimits
 from gateway.api.otlp.logs_service import OtlpLogsServicer
 from gateway.app import credentials, metrics
 from gateway.app.browser import browser_routes
-from gateway.app.config import Config, ConfigError
+from gateway.app.config import SETTING, Config, ConfigError
 from gateway.app.worker_metrics import Workers
 from gateway.core.admission import Admission, publish_limit
-from gateway.core.broker import Broker
+from gateway.core.broker import Broker, Resyncing
 from gateway.core.broker_memory import MemoryBroker
 from gateway.core.broker_redis import RedisBroker
 from gateway.core.channel_template import ChannelTemplate
@@ -54,16 +57,24 @@ SERVICES = ("logs_gateway.v1.LogIngest", "logs_gateway.v1.LogStream", OTLP_SERVI
 def make_broker(config: Config) -> Broker:
     """The configured broker; both take the same limits (Redis's memory is bounded by its
     own maxmemory, docs/SCALING.md)."""
+    return memory_broker(config) if config.broker == "memory" else redis_broker(config)
+
+
+def memory_broker(config: Config) -> MemoryBroker:
     c = config
-    if c.broker == "memory":
-        return MemoryBroker(
-            max_entries=c.history_entries,
-            max_age=c.history_seconds,
-            max_bytes=c.max_history_bytes,
-            dedup_seconds=c.dedup_seconds,
-            dedup_batches=c.dedup_batches,
-            max_dedup_bytes=c.max_dedup_bytes,
-        )
+    return MemoryBroker(
+        max_entries=c.history_entries,
+        max_age=c.history_seconds,
+        max_bytes=c.max_history_bytes,
+        dedup_seconds=c.dedup_seconds,
+        dedup_batches=c.dedup_batches,
+        max_dedup_bytes=c.max_dedup_bytes,
+    )
+
+
+def redis_broker(config: Config, **options: Any) -> RedisBroker:
+    """`options`: RedisBroker's own (a key prefix, a timeout), which are no settings."""
+    c = config
     return RedisBroker(
         c.broker,
         max_entries=c.history_entries,
@@ -71,6 +82,7 @@ def make_broker(config: Config) -> Broker:
         dedup_seconds=c.dedup_seconds,
         dedup_batches=c.dedup_batches,
         feed_max_bytes=c.max_feed_bytes,
+        **options,
     )
 
 
@@ -86,13 +98,12 @@ class Gateway:
     def __init__(self, config: Config, workers: Workers | None = None) -> None:
         self.config = config
         self.workers = workers  # this process's place among --workers, if it is one
-        self.verifier = credentials.verifier(config)
+        self.trust = credentials.trust(config)
+        self.verifier = self.trust.verifier
         self.broker = make_broker(config)
         # Per-token stream counts: in Redis when there is one, so that every worker and
         # instance counts the same streams.
-        self.stream_counts = (
-            RedisStreamCounts(config.broker) if isinstance(self.broker, RedisBroker) else None
-        )
+        self.stream_counts = RedisStreamCounts(config.broker) if config.broker != "memory" else None
         self.hub = Hub(
             epoch=lambda: self.broker.epoch,
             max_per_owner=config.max_connections_per_token,
@@ -104,7 +115,7 @@ class Gateway:
             self.stream_counts,
         )
         self.broker.add_listener(self.hub.deliver)
-        if isinstance(self.broker, RedisBroker):
+        if isinstance(self.broker, Resyncing):
             self.broker.on_resync(lambda: self.hub.close_all(End.RESYNC))
         limits = Limits(config.max_entry_bytes, config.max_batch_entries, config.publish_rate)
         self.ingest = Ingest(self.broker, limits)
@@ -139,8 +150,9 @@ class Gateway:
         self._grpc: grpc.aio.Server | None = None
         self._runner: web.AppRunner | None = None
         self._own_metrics: web.AppRunner | None = None
-        self._background: list[asyncio.Task[None]] = []  # heartbeats, the loop-lag monitor
+        self._background: list[asyncio.Task[None]] = []  # heartbeats, loop lag, issuer keys
         self._stopped = False
+        self._serving = False  # set once start() has completed
         self.ports = Ports(0, 0)
 
     # -- start --------------------------------------------------------------------------
@@ -152,9 +164,11 @@ class Gateway:
         self._background = [
             asyncio.create_task(self.hub.run_heartbeats(self.config.heartbeat_seconds)),
             asyncio.create_task(self.loop_lag.run()),
+            *(asyncio.create_task(keys.run()) for keys in self.trust.issuers.remote),
         ]
         for name in ("", *SERVICES):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        self._serving = True
         log.info(
             "logs-gateway started",
             extra={
@@ -208,13 +222,15 @@ class Gateway:
         OtlpLogsServicer(self.otlp).add_to_server(server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable(server, (*SERVICES, health.SERVICE_NAME))
+        if c.grpc_port and c.workers == 1:
+            _check_free("gRPC", "grpc_port", c.host, c.grpc_port)
         try:
             port: int = server.add_insecure_port(f"{_grpc_host(c.host)}:{c.grpc_port}")
         except RuntimeError:  # grpcio's way of saying the address is taken or invalid
             port = 0
         if port == 0:
             raise OSError(
-                f"cannot bind gRPC port {c.host}:{c.grpc_port}: address in use or invalid"
+                _cannot_bind("gRPC", "grpc_port", c.host, c.grpc_port, "address in use or invalid")
             )
         await server.start()
         self._grpc = server
@@ -239,8 +255,14 @@ class Gateway:
             backlog=4096,
             reuse_port=self.config.workers > 1,
         )
-        await site.start()
         self._runner = runner
+        try:
+            await site.start()
+        except OSError as e:
+            config = self.config
+            raise OSError(
+                _cannot_bind("HTTP", "http_port", config.host, config.http_port, _reason(e))
+            ) from None
         return int(runner.addresses[0][1])
 
     def http_app(self) -> web.Application:
@@ -259,7 +281,9 @@ class Gateway:
             self.sse_bytes,
         )
         publish = PublishHandler(self.ingest, self.bodies)
-        ops = OpsHandlers(self.broker, self.hub, self.ingest, lambda: self.stopping.is_set, c.dev)
+        ops = OpsHandlers(
+            self.broker, self.hub, self.ingest, lambda: self.stopping.is_set, self.verifier, c.dev
+        )
         otlp = OtlpHttpHandler(self.otlp, self.bodies)
         merge = self.workers.merged if self.workers is not None else None
         routes = [
@@ -282,7 +306,7 @@ class Gateway:
     def reload_keys(self) -> None:
         """Verify with the key file as it is now (SIGHUP); a bad file keeps the old keys."""
         try:
-            credentials.reload(self.verifier, self.config)
+            credentials.reload(self.trust, self.config)
         except ConfigError as e:
             log.error("token keys not reloaded; the previous keys stay", extra={"error": str(e)})
             return
@@ -295,6 +319,10 @@ class Gateway:
         if self._stopped:
             return
         self._stopped = True
+        if not self._serving:  # start failed (a port taken): nothing to drain or to say
+            await asyncio.gather(self._stop_grpc(0), self._stop_http())
+            await self._close_broker()
+            return
         grace = self.config.grace_seconds
         log.info(
             "draining", extra={"grace_seconds": grace, "sse_connections": self.hub.subscriptions}
@@ -330,10 +358,13 @@ class Gateway:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await self._close_broker()
+        log.info("stopped")
+
+    async def _close_broker(self) -> None:
         if self.stream_counts is not None:
             await self.stream_counts.close()
         await self.broker.close()
-        log.info("stopped")
 
     async def _stop_grpc(self, grace: float) -> None:
         if self._grpc is not None:
@@ -344,6 +375,28 @@ class Gateway:
             await self._runner.cleanup()
         if self._own_metrics is not None:
             await self._own_metrics.cleanup()
+
+
+def _cannot_bind(server: str, setting: str, host: str, port: int, reason: str) -> str:
+    """Which port could not be had, and the flag and variable that choose another."""
+    chosen_by = SETTING[setting]
+    return (
+        f"cannot listen on {server} port {host}:{port}: {reason} "
+        f"(choose another with {chosen_by.flag} or {chosen_by.env})"
+    )
+
+
+def _check_free(server: str, setting: str, host: str, port: int) -> None:
+    """Refuse a taken port with our own line: grpcio would first print its core's."""
+    try:
+        socket.create_server((host, port)).close()
+    except OSError as e:
+        raise OSError(_cannot_bind(server, setting, host, port, _reason(e))) from None
+
+
+def _reason(error: OSError) -> str:
+    """ "address already in use", not asyncio's "error while attempting to bind on ..."."""
+    return (os.strerror(error.errno) if error.errno else str(error)).lower()
 
 
 def _grpc_host(host: str) -> str:

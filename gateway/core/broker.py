@@ -2,8 +2,8 @@
 
 Two implementations satisfy it: `broker_memory` (one process) and `broker_redis` (several
 instances). tests/test_broker_contract.py holds each to the guarantees below, and both take
-the same limits (the keyword arguments below), so they keep the same promises by
-construction.
+the same limits (`max_entries`, `max_age`, `dedup_seconds`, `dedup_batches`: settings of
+the app, passed in), so they keep the same promises by construction.
 
 Channels are ephemeral (DESIGN §3.1): a channel exists while it
 holds retained entries. Once its last entry has expired (by age, by count, or to keep the
@@ -18,7 +18,7 @@ from __future__ import annotations
 import bisect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from gateway.core.channels import Pattern
 from gateway.core.cursor import Cursor
@@ -36,12 +36,7 @@ class Appended:
     duplicate: bool = False
 
 
-# The limits both brokers take, with their defaults (settings of the same names).
-MAX_ENTRIES = 1000  # entries kept per channel
-MAX_AGE = 600.0  # seconds an entry is kept
-DEDUP_SECONDS = 600.0  # how long a producer's resent batch is recognised
-DEDUP_BATCHES = 1024  # how many of a producer's latest batches are recognised
-# How many history windows (MAX_AGE) a channel's record of lost entries outlives its last
+# How many history windows (`max_age`) a channel's record of lost entries outlives its last
 # entry: a resume within that time gets an exact count; an older one, an "expired" gap.
 GAP_MEMORY = 2
 
@@ -181,6 +176,21 @@ class Broker(Protocol):
 
     async def close(self) -> None:
         """Release resources; safe to call twice."""
+        ...
+
+
+# Abilities only some brokers have: each a protocol of its own, asked with isinstance on the
+# protocol, never on a concrete broker.
+
+
+@runtime_checkable
+class Resyncing(Protocol):
+    """A broker whose live delivery can skip events (Redis: its feed trimmed past a slow
+    instance, or its data lost); one that cannot (memory) lacks this ability."""
+
+    def on_resync(self, callback: Callable[[], None]) -> None:
+        """`callback` runs when live delivery had to skip events: live subscribers must
+        resume from history."""
         ...
 
 

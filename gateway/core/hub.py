@@ -23,6 +23,7 @@ from gateway.core.broker import Replay
 from gateway.core.endings import ENDINGS, End
 from gateway.core.events import Event
 from gateway.core.index import PatternIndex
+from gateway.core.lru import Lru
 from gateway.core.subscription import Subscription
 from gateway.core.tally import HubCounts
 
@@ -43,8 +44,8 @@ class Hub:
         self,
         *,
         epoch: Callable[[], str],
-        max_per_owner: int = 16,
-        max_streams: int = 10_000,
+        max_per_owner: int,
+        max_streams: int,
         shared: SharedCounts | None = None,
         max_routes: int = 10_000,
         flush_every: float = FLUSH_EVERY,
@@ -56,12 +57,11 @@ class Hub:
         self._patterns: PatternIndex[Subscription] = PatternIndex()
         # channel -> subscriptions matching it, for channels that have some; rebuilt after
         # any subscription comes or goes (a change is rare next to events), and bounded.
-        self._routes: dict[str, list[Subscription]] = {}
+        self._routes: Lru[str, list[Subscription]] = Lru(max_routes)
         self._runs: list[tuple[str, list[Event]]] = []
         self._pending: asyncio.Handle | None = None  # the scheduled flush
         self._flush_every = flush_every
         self._next_flush = 0.0  # loop time before which no flush starts
-        self._max_routes = max_routes
         self._last = ("", 0)  # (epoch, seq) of the newest event the broker handed over
         self._ids = itertools.count(1)
         self._empty = asyncio.Event()
@@ -120,13 +120,11 @@ class Hub:
         )
 
     def _route(self, channel: str) -> list[Subscription]:
-        route = self._routes.get(channel)
+        route = self._routes.find(channel)
         if route is None:
             route = self._patterns.match(channel)
             if route:
-                if len(self._routes) >= self._max_routes:
-                    self._routes.clear()
-                self._routes[channel] = route
+                self._routes.add(channel, route)
         return route
 
     def _expire(self, sub: Subscription) -> None:

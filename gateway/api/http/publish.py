@@ -12,9 +12,11 @@ from gateway.api.http.auth import TokenPolicy, principal_of, requires_token
 from gateway.api.http.bodies import BodyReader
 from gateway.core.cursor import encode_cursor
 from gateway.core.errors import GatewayError, invalid
+from gateway.core.idempotency import HEADER, request_key
 from gateway.core.ingest import Ingest
 
 JSON = "application/json"
+REPLAYED = "Idempotent-Replayed"
 
 
 class PublishHandler:
@@ -28,15 +30,18 @@ class PublishHandler:
         # The header as publishers send it, else parsed (parameters, case): most send it so.
         if request.headers.get("Content-Type") != JSON and request.content_type != JSON:
             raise invalid("Content-Type must be application/json")
+        body = await self._bodies.read(request)
         try:
-            doc = orjson.loads(await self._bodies.read(request))
+            doc = orjson.loads(body)
         except orjson.JSONDecodeError as e:
             raise invalid(f"body is not valid JSON: {e}") from None
         raw = doc["entries"] if isinstance(doc, dict) and "entries" in doc else [doc]
         if not isinstance(raw, list) or not raw:
             raise invalid("'entries' must be a non-empty list")
+        header = request.headers.get(HEADER)
+        key = None if header is None else request_key(principal.subject, header, body)
         # map, not a comprehension: no frame of its own (Python 3.11), paid on every POST.
-        batch = await self._ingest.publish(principal, list(map(entry_from_json, raw)))
+        batch = await self._ingest.publish(principal, list(map(entry_from_json, raw)), key)
         epoch = batch.epoch
         results: list[dict[str, Any]] = []
         for o in batch.outcomes:
@@ -49,4 +54,7 @@ class PublishHandler:
         # A batch answers 200 with per-entry results, orjson's bytes as they are (json_response
         # would encode a str made from them again).
         body = orjson.dumps({"results": results})
-        return web.Response(body=body, content_type=JSON, charset="utf-8")
+        answer = web.Response(body=body, content_type=JSON, charset="utf-8")
+        if batch.duplicate:  # the first answer again: a resend under the same key
+            answer.headers[REPLAYED] = "true"
+        return answer

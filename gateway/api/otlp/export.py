@@ -15,6 +15,7 @@ from gateway.api.otlp.convert import entries_from, export_response
 from gateway.api.otlp.decode import decode_protobuf
 from gateway.api.otlp.json_mapping import decode_json
 from gateway.api.otlp.limits import OtlpLimits
+from gateway.core.broker import DedupKey
 from gateway.core.channel_template import ChannelTemplate
 from gateway.core.errors import Code, GatewayError
 from gateway.core.ingest import Ingest
@@ -42,7 +43,11 @@ class OtlpExport:
         self.limits = limits
 
     async def __call__(
-        self, principal: Principal, body: bytes, as_json: bool = False
+        self,
+        principal: Principal,
+        body: bytes,
+        as_json: bool = False,
+        key: DedupKey | None = None,
     ) -> ExportLogsServiceResponse:
         """Answers once every accepted record is in history; raises GatewayError when the
         whole request is refused (draining, a limit of otlp.limits, over the token's
@@ -53,7 +58,7 @@ class OtlpExport:
         items = await entries_from(decode(body, self.limits), self._template)
         if not items:
             return ExportLogsServiceResponse()
-        batch = await self._ingest.publish(principal, items)
+        batch = await self._ingest.publish(principal, items, key)
         return export_response(batch.outcomes)
 
 

@@ -2,8 +2,9 @@
 
 Answers in the request's own encoding, as the OTLP spec asks: the response message on
 success, a google.rpc.Status on failure, with `Retry-After` when the client should resend
-later (429 over the publish rate, 503 while draining). A gzip (or deflate) body is inflated
-as it is read, within the limits of http.bodies.
+later (429 over the publish rate, 503 while draining). An `Idempotency-Key` makes a resend
+store nothing twice (gateway/core/idempotency.py). A gzip (or deflate) body is inflated as
+it is read, within the limits of http.bodies.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from gateway.api.http.bodies import BodyReader
 from gateway.api.otlp.export import OtlpExport, status_of
 from gateway.api.otlp.json_mapping import to_json
 from gateway.core.errors import GatewayError, invalid
+from gateway.core.idempotency import HEADER, request_key
 
 PATH = "/v1/logs"
 PROTOBUF = "application/x-protobuf"
@@ -36,7 +38,12 @@ class OtlpHttpHandler:
             if not as_json and request.content_type != PROTOBUF:
                 raise invalid(f"Content-Type must be {PROTOBUF} or {JSON}")
             body = await self._bodies.read(request)
-            response = await self._export(principal_of(request), body, as_json)
+            principal = principal_of(request)
+            header = request.headers.get(HEADER)
+            # The body as inflated: a resend is the same bytes (the records are not parsed
+            # whole to key them; otlp.limits reads them a part at a time).
+            key = None if header is None else request_key(principal.subject, header, body)
+            response = await self._export(principal, body, as_json, key)
         except GatewayError as e:
             return _refused(request, e)
         return _encoded(response, as_json, 200, None)
