@@ -347,9 +347,11 @@ async def test_size_limits_refuse_the_request_or_the_record() -> None:
         assert (
             "entry 1: entry is 2002 bytes; at most 1024" in one_large.partial_success.error_message
         )
-        too_many = await export(gw, otlp(*[record() for _ in range(11)]), token)
-        assert too_many.partial_success.rejected_log_records == 11
-        assert "batch has 11 entries; at most 10" in too_many.partial_success.error_message
+        # Records are counted before any is read: one too many refuses the request whole.
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await export(gw, otlp(*[record() for _ in range(11)]), token)
+        assert err.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert err.value.details() == "more than 10 log records (--max-batch-entries)"
 
 
 async def test_gzip_bodies_are_inflated(gw: Running, stream: Any) -> None:

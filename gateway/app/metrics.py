@@ -26,6 +26,7 @@ from prometheus_client.core import (
 
 from gateway.api.grpc.access import CallLog
 from gateway.api.http.bodies import BodyReader
+from gateway.api.otlp.limits import OtlpLimits
 from gateway.core.admission import Admission
 from gateway.core.broker import Broker
 from gateway.core.hub import Hub
@@ -72,6 +73,7 @@ class Sources:
     loop_lag: LoopLag
     publish_streams: Admission
     bodies: BodyReader
+    otlp_limits: OtlpLimits
 
 
 def build_registry(sources: Sources) -> CollectorRegistry:
@@ -98,6 +100,14 @@ class GatewayCollector:
             " inflation_ratio: --max-inflation-ratio).",
             ("limit",),
             [((limit,), n) for limit, n in self._s.bodies.refused.items()],
+        )
+        yield _labelled(
+            CounterMetricFamily,
+            "otlp_requests_refused",
+            "OTLP requests refused whole before conversion, by limit (records, resource_attributes,"
+            " scope_attributes, resource_values).",
+            ("limit",),
+            [((limit,), n) for limit, n in self._s.otlp_limits.refused.items()],
         )
         yield from self._entries()
         yield from self._failures()

@@ -16,7 +16,6 @@ import grpc
 from aiohttp import web
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from logs_gateway.v1 import logs_pb2_grpc as pb_grpc
-from opentelemetry.proto.collector.logs.v1 import logs_service_pb2_grpc as otlp_grpc
 
 from gateway.api.grpc import reflection
 from gateway.api.grpc.access import CallLog
@@ -32,6 +31,7 @@ from gateway.api.http.stream import StreamHandler, StreamSettings
 from gateway.api.otlp.export import SERVICE as OTLP_SERVICE
 from gateway.api.otlp.export import OtlpExport
 from gateway.api.otlp.http_route import OtlpHttpHandler
+from gateway.api.otlp.limits import OtlpLimits
 from gateway.api.otlp.logs_service import OtlpLogsServicer
 from gateway.app import credentials, metrics
 from gateway.app.browser import browser_routes
@@ -157,6 +157,7 @@ class Gateway:
             self.ingest,
             ChannelTemplate.parse(template) if template else None,
             lambda: self.stopping.is_set,
+            OtlpLimits.of(config.max_batch_entries, config.max_entry_bytes),
         )
         self.health = health.aio.HealthServicer()
         self.sse_bytes = ByteCount()
@@ -176,6 +177,7 @@ class Gateway:
                 self.loop_lag,
                 self.publish_streams,
                 self.bodies,
+                self.otlp.limits,
             )
         )
         self._grpc: grpc.aio.Server | None = None
@@ -256,7 +258,7 @@ class Gateway:
             ),
             server,
         )
-        otlp_grpc.add_LogsServiceServicer_to_server(OtlpLogsServicer(self.otlp), server)
+        OtlpLogsServicer(self.otlp).add_to_server(server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable(server, (*SERVICES, health.SERVICE_NAME))
         if c.grpc_port and c.workers == 1:
