@@ -1,0 +1,232 @@
+"""Resume exactness end to end, with publishes racing every resume (the product's central
+promise: a client that reconnects with Last-Event-ID gets each entry once, in order).
+
+A real gateway process per broker. SSE readers keep dropping their connection a few live
+events past what they missed and reconnecting with the last id they read, while three
+publishers stream batches (a batch every 5 ms each, over gRPC) to the two channels the
+readers follow and to one they do not. Each reader must end up with exactly the entries
+published after it first connected, in seq order: none twice (a replayed entry also
+delivered live), none lost (a live entry dropped as if replayed), no gap. The moments that
+decide it (entries stored while a resume reads history, or still queued in the hub when
+it switches to live) come by the dozen among the ~200 resumes of a run; a final marker
+entry ends each reader, so an entry sent twice cannot arrive after the check.
+
+The brokers are parameters: one that joins adds a case to BROKERS.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import random
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+import httpx
+import pytest
+from logs_gateway.v1 import logs_pb2 as pb
+from logs_gateway.v1 import logs_pb2_grpc as pb_grpc
+
+from gateway.core.cursor import decode_cursor
+from tests.conftest import Running, entry, gateway_process
+from tests.redis_server import running_redis
+from tests.sse_client import Event, Stream, open_stream, stream_client
+
+FOLLOWED = ("logs:race:ws1:a", "logs:race:ws1:b")
+UNFOLLOWED = "logs:race:ws2:c"
+PUBLISHERS, READERS = 3, 3
+BATCHES, PAUSE = 400, 0.005  # per publisher: batches of 1-3 entries, a pause after each
+MOST_LIVE = 30  # events a reader takes past the replay before it drops its connection
+MARKER = "the last entry"
+# Keep every entry of the run, so that a reader behind is sent all it missed (no gap).
+SETTINGS = ("--history-entries", str(PUBLISHERS * BATCHES * 3 + 1))
+
+
+@contextlib.contextmanager
+def memory_gateway(folder: Path) -> Iterator[Running]:
+    with gateway_process(*SETTINGS) as run:
+        yield run
+
+
+@contextlib.contextmanager
+def redis_gateway(folder: Path) -> Iterator[Running]:
+    with running_redis(folder) as redis, gateway_process("--broker", redis.url, *SETTINGS) as run:
+        yield run
+
+
+BROKERS: dict[str, Callable[[Path], contextlib.AbstractContextManager[Running]]] = {
+    "memory": memory_gateway,
+    "redis": redis_gateway,
+}
+
+
+@pytest.fixture(params=list(BROKERS))
+def gateway(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Running]:
+    with BROKERS[request.param](tmp_path) as run:
+        yield run
+
+
+@dataclass
+class Acked:
+    """The newest seq of a followed channel acked to a publisher (threads move it on; a
+    lost race between two leaves it a little behind, which only shortens a connection)."""
+
+    newest: int = 0
+
+
+@dataclass
+class Reader:
+    """One SSE client that reconnects after every few events, resuming where it stopped."""
+
+    run: Running
+    token: str
+    rng: random.Random
+    acked: Acked
+    events: list[Event] = field(default_factory=list)
+    start: int = -1  # the seq it first connected at (its live start's cursor)
+    connections: int = 0
+    connected: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def follow(self) -> None:
+        """Read until the marker, reconnecting with Last-Event-ID each time."""
+        cursor: str | None = None
+        async with stream_client() as client:
+            while not self.ended():
+                cursor = await self._connect(client, cursor)
+
+    async def _connect(self, client: httpx.AsyncClient, cursor: str | None) -> str:
+        """One connection: its `ready`, then through the replay (up to the newest entry
+        acked when it connects) and a few live events; the cursor it leaves at."""
+        channels, through = ",".join(FOLLOWED), self.acked.newest
+        async with open_stream(
+            self.run.http, channels, self.token, last_event_id=cursor, client=client
+        ) as stream:
+            ready = await stream.next(timeout=30)
+            assert ready.event == "ready", ready
+            if cursor is None:
+                self.start = seq_of(ready.id)
+                self.connected.set()
+            self.connections += 1
+            live = self.rng.randint(0, MOST_LIVE)  # events to take past `through`
+            while not self.ended():
+                if seq_of(stream.last_id or str(cursor)) >= through:
+                    if live == 0:
+                        break
+                    live -= 1
+                await self._take(stream)
+            return stream.last_id or str(cursor)
+
+    def ended(self) -> bool:
+        return bool(self.events) and self.events[-1].data["message"] == MARKER
+
+    async def _take(self, stream: Stream) -> None:
+        """Take the next event (a log: no gap may come here)."""
+        while True:
+            event = await stream.next(timeout=30)
+            if event.event == "message" and event.data is None:
+                continue  # a heartbeat: its id moved the cursor, nothing to take
+            assert event.event == "log", f"{event.event}: {event.data}"
+            self.events.append(event)
+            return
+
+
+def seq_of(event_id: str) -> int:
+    cursor = decode_cursor(event_id)
+    assert cursor is not None, event_id
+    return cursor.seq
+
+
+Stored = dict[int, tuple[str, str]]  # seq -> (channel, message)
+
+
+def publish(run: Running, token: str, name: str, batches: int, acked: Acked) -> Stored:
+    """Send `batches` batches of 1-3 entries over the three channels on one gRPC stream,
+    a batch every PAUSE, so that they keep coming while the readers reconnect. Blocking:
+    the publishers run in threads, apart from the readers' event loop."""
+    rng = random.Random(name)
+    channels = itertools.cycle((*FOLLOWED, UNFOLLOWED))
+    numbers = itertools.count()
+    sent: list[pb.PublishRequest] = []
+
+    def requests() -> Iterator[pb.PublishRequest]:
+        for n in range(1, batches + 1):
+            texts = [f"{name}-{next(numbers)}" for _ in range(rng.randint(1, 3))]
+            sent.append(
+                pb.PublishRequest(
+                    producer_id=name,
+                    sequence=n,
+                    entries=[entry(next(channels), text) for text in texts],
+                )
+            )
+            yield sent[-1]
+            time.sleep(PAUSE)
+
+    stored: Stored = {}
+    with grpc.insecure_channel(run.grpc_target) as channel:
+        metadata = [("authorization", f"Bearer {token}")]
+        acks = pb_grpc.LogIngestStub(channel).Publish(requests(), metadata=metadata)
+        for i, ack in enumerate(acks):
+            for request_entry, result in zip(sent[i].entries, ack.results, strict=True):
+                assert result.code == 0, result
+                seq = seq_of(result.cursor)
+                stored[seq] = (request_entry.channel, request_entry.body)
+                if request_entry.channel in FOLLOWED:
+                    acked.newest = max(acked.newest, seq)
+    return stored
+
+
+async def test_every_reader_gets_each_entry_once_in_order_through_racing_resumes(
+    gateway: Running,
+) -> None:
+    acked = Acked()
+    readers = [
+        Reader(gateway, gateway.token(f"r{r}", subscribe=["logs:race:>"]), random.Random(r), acked)
+        for r in range(READERS)
+    ]
+    following = [asyncio.create_task(r.follow()) for r in readers]
+    await asyncio.wait_for(asyncio.gather(*(r.connected.wait() for r in readers)), 30)
+    token = gateway.token("race", publish=["logs:race:>"])
+    stored: Stored = {}
+    for part in await asyncio.gather(
+        *(
+            asyncio.to_thread(publish, gateway, token, f"p{p}", BATCHES, acked)
+            for p in range(PUBLISHERS)
+        )
+    ):
+        stored |= part
+    marker = entry(FOLLOWED[0], MARKER)
+    (ack,) = await gateway.publish(token, [[marker]], producer="marker")
+    stored[seq_of(ack.results[0].cursor)] = (FOLLOWED[0], MARKER)
+    await asyncio.wait_for(asyncio.gather(*following), 120)
+    for reader in readers:
+        wanted = [
+            (seq, *stored[seq])
+            for seq in sorted(stored)
+            if seq > reader.start and stored[seq][0] in FOLLOWED
+        ]
+        got: list[Row] = [
+            (seq_of(e.id), e.data["channel"], e.data["message"]) for e in reader.events
+        ]
+        assert got == wanted, first_difference(got, wanted)
+        assert reader.connections >= 10, reader.connections  # the resumes raced the publishes
+
+
+Row = tuple[int, str, str]  # seq, channel, message
+
+
+def first_difference(got: list[Row], wanted: list[Row]) -> str:
+    """What went wrong, in a line: entries twice, entries missing, where the two part."""
+    seqs = [row[0] for row in got]
+    missing = sorted({row[0] for row in wanted} - set(seqs))
+    at = next(
+        (i for i, (g, w) in enumerate(zip(got, wanted, strict=False)) if g != w),
+        min(len(got), len(wanted)),
+    )
+    return (
+        f"{len(seqs) - len(set(seqs))} entries twice, {len(missing)} missing "
+        f"(first {missing[:5]}); from #{at} got {got[at : at + 3]}, wanted {wanted[at : at + 3]}"
+    )
