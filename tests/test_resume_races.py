@@ -19,11 +19,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from random import Random
 
 import grpc
 import httpx
@@ -34,13 +34,15 @@ from logs_gateway.v1 import logs_pb2_grpc as pb_grpc
 from gateway.core.cursor import decode_cursor
 from tests.conftest import Running, entry, gateway_process
 from tests.redis_server import running_redis
-from tests.sse_client import Event, Stream, open_stream, stream_client
+from tests.sse_client import open_stream, stream_client
 
 FOLLOWED = ("logs:race:ws1:a", "logs:race:ws1:b")
 UNFOLLOWED = "logs:race:ws2:c"
-PUBLISHERS, READERS = 3, 3
+PUBLISHERS = 3
+TRANSPORTS = ("sse", "sse", "grpc")  # one reader each
 BATCHES, PAUSE = 400, 0.005  # per publisher: batches of 1-3 entries, a pause after each
 MOST_LIVE = 30  # events a reader takes past the replay before it drops its connection
+MOST_PER_CONNECTION = 100
 MARKER = "the last entry"
 # Keep every entry of the run, so that a reader behind is sent all it missed (no gap).
 SETTINGS = ("--history-entries", str(PUBLISHERS * BATCHES * 3 + 1))
@@ -78,60 +80,109 @@ class Acked:
     newest: int = 0
 
 
+@dataclass(frozen=True)
+class Item:
+    """What a connection gave, in either transport's terms: `ready`, `log` or `ping`."""
+
+    kind: str
+    cursor: str
+    channel: str = ""
+    message: str = ""
+
+
+Row = tuple[int, str, str]  # seq, channel, message
+
+
 @dataclass
 class Reader:
-    """One SSE client that reconnects after every few events, resuming where it stopped."""
+    """One client that reconnects after every few events, resuming where it stopped: over
+    SSE with Last-Event-ID, or over gRPC Subscribe with its cursor."""
 
     run: Running
+    transport: str
     token: str
-    rng: random.Random
+    rng: Random
     acked: Acked
-    events: list[Event] = field(default_factory=list)
+    rows: list[Row] = field(default_factory=list)
     start: int = -1  # the seq it first connected at (its live start's cursor)
     connections: int = 0
     connected: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def follow(self) -> None:
-        """Read until the marker, reconnecting with Last-Event-ID each time."""
-        cursor: str | None = None
-        async with stream_client() as client:
+        """Read until the marker, reconnecting each time from the last cursor read."""
+        cursor = ""
+        async with (
+            stream_client() as client,
+            grpc.aio.insecure_channel(self.run.grpc_target) as channel,
+        ):
             while not self.ended():
-                cursor = await self._connect(client, cursor)
+                through = self.acked.newest
+                if self.transport == "sse":
+                    cursor = await self._over_sse(client, cursor, through)
+                else:
+                    cursor = await self._over_grpc(channel, cursor, through)
 
-    async def _connect(self, client: httpx.AsyncClient, cursor: str | None) -> str:
-        """One connection: its `ready`, then through the replay (up to the newest entry
-        acked when it connects) and a few live events; the cursor it leaves at."""
-        channels, through = ",".join(FOLLOWED), self.acked.newest
+    async def _over_sse(self, client: httpx.AsyncClient, cursor: str, through: int) -> str:
+        channels = ",".join(FOLLOWED)
         async with open_stream(
             self.run.http, channels, self.token, last_event_id=cursor, client=client
         ) as stream:
-            ready = await stream.next(timeout=30)
-            assert ready.event == "ready", ready
-            if cursor is None:
-                self.start = seq_of(ready.id)
-                self.connected.set()
-            self.connections += 1
-            live = self.rng.randint(0, MOST_LIVE)  # events to take past `through`
-            while not self.ended():
-                if seq_of(stream.last_id or str(cursor)) >= through:
-                    if live == 0:
-                        break
-                    live -= 1
-                await self._take(stream)
-            return stream.last_id or str(cursor)
+
+            async def items() -> AsyncIterator[Item]:
+                while True:
+                    event = await stream.next(timeout=30)
+                    data = event.data or {}
+                    kind = "ping" if event.event == "message" and not data else event.event
+                    yield Item(kind, event.id, data.get("channel", ""), data.get("message", ""))
+
+            return await self._read(items(), cursor, through)
+
+    async def _over_grpc(self, channel: grpc.aio.Channel, cursor: str, through: int) -> str:
+        request = pb.SubscribeRequest(channels=list(FOLLOWED), cursor=cursor)
+        metadata = [("authorization", f"Bearer {self.token}")]
+        call = pb_grpc.LogStreamStub(channel).Subscribe(request, metadata=metadata)
+
+        async def items() -> AsyncIterator[Item]:
+            while True:
+                event = await asyncio.wait_for(call.read(), 30)
+                kind = event.WhichOneof("kind") or "ping"
+                kind = "log" if kind == "entry" else kind
+                yield Item(kind, event.cursor, event.entry.entry.channel, event.entry.entry.body)
+
+        try:
+            return await self._read(items(), cursor, through)
+        finally:
+            call.cancel()
+
+    async def _read(self, items: AsyncIterator[Item], cursor: str, through: int) -> str:
+        """One connection: its `ready`, then through the replay (up to `through`, the newest
+        entry acked when it connected) and a few live events, or MOST_PER_CONNECTION events;
+        the cursor it leaves at."""
+        ready = await anext(items)
+        assert ready.kind == "ready", ready
+        if not cursor:
+            self.start = seq_of(ready.cursor)
+            self.connected.set()
+        cursor = ready.cursor or cursor
+        self.connections += 1
+        live = self.rng.randint(0, MOST_LIVE)  # events to take past `through`
+        for _ in range(MOST_PER_CONNECTION):  # a reader far behind catches up in turns
+            if self.ended():
+                break
+            if seq_of(cursor) >= through:
+                if live == 0:
+                    break
+                live -= 1
+            item = await anext(items)
+            if item.kind == "log":
+                self.rows.append((seq_of(item.cursor), item.channel, item.message))
+            else:  # a heartbeat moves the cursor; nothing else may come (no gap here)
+                assert item.kind == "ping", item
+            cursor = item.cursor or cursor
+        return cursor
 
     def ended(self) -> bool:
-        return bool(self.events) and self.events[-1].data["message"] == MARKER
-
-    async def _take(self, stream: Stream) -> None:
-        """Take the next event (a log: no gap may come here)."""
-        while True:
-            event = await stream.next(timeout=30)
-            if event.event == "message" and event.data is None:
-                continue  # a heartbeat: its id moved the cursor, nothing to take
-            assert event.event == "log", f"{event.event}: {event.data}"
-            self.events.append(event)
-            return
+        return bool(self.rows) and self.rows[-1][2] == MARKER
 
 
 def seq_of(event_id: str) -> int:
@@ -147,7 +198,7 @@ def publish(run: Running, token: str, name: str, batches: int, acked: Acked) -> 
     """Send `batches` batches of 1-3 entries over the three channels on one gRPC stream,
     a batch every PAUSE, so that they keep coming while the readers reconnect. Blocking:
     the publishers run in threads, apart from the readers' event loop."""
-    rng = random.Random(name)
+    rng = Random(name)
     channels = itertools.cycle((*FOLLOWED, UNFOLLOWED))
     numbers = itertools.count()
     sent: list[pb.PublishRequest] = []
@@ -183,9 +234,10 @@ async def test_every_reader_gets_each_entry_once_in_order_through_racing_resumes
     gateway: Running,
 ) -> None:
     acked = Acked()
+    rights = list(FOLLOWED)
     readers = [
-        Reader(gateway, gateway.token(f"r{r}", subscribe=["logs:race:>"]), random.Random(r), acked)
-        for r in range(READERS)
+        Reader(gateway, transport, gateway.token(f"r{r}", subscribe=rights), Random(r), acked)
+        for r, transport in enumerate(TRANSPORTS)
     ]
     following = [asyncio.create_task(r.follow()) for r in readers]
     await asyncio.wait_for(asyncio.gather(*(r.connected.wait() for r in readers)), 30)
@@ -208,14 +260,9 @@ async def test_every_reader_gets_each_entry_once_in_order_through_racing_resumes
             for seq in sorted(stored)
             if seq > reader.start and stored[seq][0] in FOLLOWED
         ]
-        got: list[Row] = [
-            (seq_of(e.id), e.data["channel"], e.data["message"]) for e in reader.events
-        ]
+        got = reader.rows
         assert got == wanted, first_difference(got, wanted)
         assert reader.connections >= 10, reader.connections  # the resumes raced the publishes
-
-
-Row = tuple[int, str, str]  # seq, channel, message
 
 
 def first_difference(got: list[Row], wanted: list[Row]) -> str:
