@@ -236,7 +236,7 @@ MUTATIONS = (
         "gateway/core/ingest.py",
         "if size > max_bytes:",
         "if size >= max_bytes:",
-        ("tests/test_bad_input.py", "tests/test_limits.py", "tests/test_properties_rules.py"),
+        ("tests/test_properties_rules.py", "tests/test_bad_input.py", "tests/test_limits.py"),
     ),
     Mutation(
         "encoding: parse_channel refuses every channel",
