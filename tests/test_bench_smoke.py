@@ -41,11 +41,19 @@ NATS_SCENARIOS = {
     ("2 gateways+nats-r3", "cross-instance latency"),
     ("2 gateways+nats-r3", "interest"),
 }
+# What the bench compares the gateway with; missing, the bench would drop their rows, and
+# the test fails instead, naming them.
+COMPARED = (
+    ("nchan (nginx, libnginx-mod-nchan)", servers.nchan_available),
+    ("redis-server", lambda: shutil.which("redis-server") is not None),
+)
 
 
 @pytest.mark.timeout(600)
 @pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="the suite pins two cores")
 def test_quick_run_has_every_scenario_and_loses_nothing(tmp_path: Path) -> None:
+    missing = [name for name, there in COMPARED if not there()]
+    assert not missing, f"not installed (scripts/test installs them): {', '.join(missing)}"
     command = [sys.executable, "-m", "bench", "--quick", "--out", str(tmp_path)]
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=540)
     assert done.returncode == 0, done.stdout + done.stderr[-4000:]
@@ -54,11 +62,9 @@ def test_quick_run_has_every_scenario_and_loses_nothing(tmp_path: Path) -> None:
     found = {(r["server"], r["scenario"]) for r in rows}
     wanted = {("gateway", s) for s in GATEWAY_SCENARIOS} | {("aiohttp", "ingest post")}
     wanted |= NATS_SCENARIOS
-    if servers.nchan_available():
-        wanted |= {("nchan", s) for s in NCHAN_SCENARIOS}
-    if shutil.which("redis-server"):
-        wanted |= {("gateway+redis", s) for s in REDIS_SCENARIOS}
-        wanted |= {("2 gateways+redis", s) for s in (*CROSS_SCENARIOS, "interest")}
+    wanted |= {("nchan", s) for s in NCHAN_SCENARIOS}
+    wanted |= {("gateway+redis", s) for s in REDIS_SCENARIOS}
+    wanted |= {("2 gateways+redis", s) for s in (*CROSS_SCENARIOS, "interest")}
     assert wanted <= found, f"missing rows: {sorted(wanted - found)}"
     for row in rows:
         assert (row["lost"], row["dups"]) == (0, 0), row

@@ -16,7 +16,7 @@ from gateway.core.endings import End
 from gateway.core.events import Entry
 from gateway.core.hub import Hub
 from gateway.core.subscription import StreamSubscription
-from tests.conftest import make_config
+from tests.conftest import make_config, wait_for
 
 ETL = "logs:etl:w:f"
 
@@ -60,18 +60,26 @@ async def _setup() -> tuple[MemoryBroker, Hub, _Sink, StreamSubscription]:
     return broker, hub, sink, sub
 
 
+async def _through_marker(broker: MemoryBroker, sink: _Sink) -> None:
+    """Store a last entry and wait until `sink` has it: what came before it has arrived
+    (twice, if it was sent twice)."""
+    await broker.append([_entry("marker")], None)
+    await wait_for(lambda: b'"message":"marker"' in sink.data)
+
+
 async def test_resume_does_not_double_events_stored_this_loop_turn() -> None:
     broker, hub, sink, sub = await _setup()
-    watcher = StreamSubscription("c0", sub.patterns, 0, "o", _Sink(), max_buffer=1 << 20)
+    watching = _Sink()
+    watcher = StreamSubscription("c0", sub.patterns, 0, "o", watching, max_buffer=1 << 20)
     await hub.add(watcher)  # someone is watching, so the hub queues what is stored
     await _start(hub, watcher, await catch_up(broker, watcher.patterns, None))
     first = await broker.append([_entry("first")], None)
-    await asyncio.sleep(0)  # flushed before `sub` comes
+    await wait_for(lambda: b'"message":"first"' in watching.data)  # flushed before `sub` comes
     await broker.append([_entry("unflushed")], None)  # queued in the hub, not flushed yet
     await hub.add(sub)
     start = await catch_up(broker, sub.patterns, Cursor(broker.epoch, first.events[0].seq))
     await _start(hub, sub, start)
-    await asyncio.sleep(0.01)
+    await _through_marker(broker, sink)
     assert sink.data.count(b'"message":"unflushed"') == 1
     assert b'"message":"first"' not in sink.data
 
@@ -82,7 +90,7 @@ async def test_live_start_skips_events_before_its_head() -> None:
     await hub.add(sub)
     await _start(hub, sub, await catch_up(broker, sub.patterns, None))
     await broker.append([_entry("after")], None)
-    await asyncio.sleep(0.01)
+    await _through_marker(broker, sink)
     assert b'"message":"before"' not in sink.data
     assert sink.data.count(b'"message":"after"') == 1
 
@@ -95,7 +103,7 @@ async def test_reset_cursor_delivers_everything_new() -> None:
     await _start(hub, sub, start)
     assert [g.reason for g in start.gaps] == ["reset"]
     await broker.append([_entry("new")], None)
-    await asyncio.sleep(0.01)
+    await _through_marker(broker, sink)
     assert sink.data.count(b'"message":"new"') == 1
 
 

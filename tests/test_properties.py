@@ -145,6 +145,17 @@ def test_matching_a_channel_is_covering_it(a: Pattern, c: Pattern) -> None:
     assert a.matches(c.text) == a.covers(c)
 
 
+@given(patterns(), patterns(literal=True))
+def test_a_trailing_wildcard_stands_for_one_segment_or_more_never_none(
+    a: Pattern, c: Pattern
+) -> None:
+    """`logs:etl:>` reads `logs:etl:x`, never `logs:etl` itself: a right of `x:>` must not
+    reach the channel `x` (coverage and matching agree with each other, so this is the
+    property that pins them both to the grammar)."""
+    if a.segments[-1] == ">" and a.matches(c.text):
+        assert len(c.segments) >= len(a.segments)
+
+
 # -- cursors ---------------------------------------------------------------------------
 
 

@@ -181,3 +181,15 @@ def test_an_entry_over_the_size_limit_is_refused_by_its_size(entry: Entry, limit
     error = refusal(lambda e: check_entry(e, limit), entry)
     assert error is not None and error.code is Code.TOO_LARGE
     assert re.fullmatch(rf"entry is \d+ bytes; at most {limit}", error.message)
+
+
+@given(VALID_ENTRIES)
+def test_an_entry_of_exactly_the_size_limit_is_accepted(entry: Entry) -> None:
+    """The bound is inclusive: an entry as large as the limit its refusal reports passes."""
+    error = refusal(lambda e: check_entry(e, 1), entry)
+    found = re.fullmatch(r"entry is (\d+) bytes; .*", error.message if error else "")
+    assert found is not None
+    size = int(found.group(1))
+    check_entry(entry, size)
+    error = refusal(lambda e: check_entry(e, size - 1), entry)
+    assert error is not None and error.message == f"entry is {size} bytes; at most {size - 1}"
