@@ -6,6 +6,7 @@ faults: down at start and later, slow, 10 MB answers, rotation, floods of unknow
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 import time
 from asyncio.subprocess import PIPE
@@ -602,3 +603,30 @@ def test_a_keys_file_issuer_with_the_logs_claim_and_sighup(tmp_path: Path) -> No
         trust.verifier.verify(token)  # was cached: the reload forgot it
     assert e.value.reason == "unknown_kid"
     assert trust.verifier.verify(signer(new_key).mint("partner", admin=True)).admin
+
+
+@pytest.mark.parametrize(
+    ("changes", "kind"),
+    [
+        ({"issuer": "https://evil.example/realms/acme"}, "bad_document"),  # OIDC: must match
+        ({"jwks_uri": "http://203.0.113.7/certs"}, "refused_url"),  # plain http off loopback
+        ({"jwks_uri": None}, "refused_url"),
+    ],
+)
+async def test_a_discovery_document_is_checked_before_its_keys_are_fetched(
+    tmp_path: Path, tenants: dict[str, Tenant], changes: dict[str, Any], kind: str
+) -> None:
+    async with idp_gateway(tmp_path, tenants) as (provider, run):
+        tenant = provider.tenants["keycloak"]
+        await accepted(run, sign(tenant.keys[0], keycloak_claims(tenant, [])))
+        provider.discovery_changes = changes
+        verifier = gateway_of(run).verifier
+        # A token with a new kid asks for a fetch (after the first, once per interval).
+        token = sign(SigningKey("new", tenant.keys[0].private), keycloak_claims(tenant, []))
+        deadline = time.monotonic() + 10
+        while verifier.status()[tenant.issuer].fetches.get(kind, 0) == 0:
+            assert time.monotonic() < deadline, verifier.status()[tenant.issuer]
+            with contextlib.suppress(GatewayError):
+                verifier.verify(token)
+            await asyncio.sleep(0.05)
+        assert verifier.status()[tenant.issuer].usable  # the keys fetched before stay
