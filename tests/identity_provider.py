@@ -80,6 +80,7 @@ class Provider:
         self.huge = 0  # bytes of padding added to JWKS answers
         self.failing = False  # answer 500
         self.redirect_to: str | None = None  # answer JWKS requests with a 302 there
+        self.discovery_changes: dict[str, Any] = {}  # members of every discovery document
         self._runner: web.AppRunner | None = None
 
     def add(self, *tenants: Tenant) -> None:
@@ -126,7 +127,7 @@ class Provider:
             "id_token_signing_alg_values_supported": ["RS256"],
             "response_types_supported": ["code"],
             "subject_types_supported": ["public"],
-        }
+        } | self.discovery_changes
 
     def _jwks(self, tenant: Tenant) -> web.Response:
         if self.redirect_to is not None:

@@ -6,6 +6,7 @@ faults: down at start and later, slow, 10 MB answers, rotation, floods of unknow
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 import time
 from asyncio.subprocess import PIPE
@@ -19,6 +20,7 @@ import pytest
 from logs_gateway import Publisher, token_file
 
 from gateway.core.errors import GatewayError
+from gateway.core.rights import ClaimRule, evaluate, rights_of
 from tests.conftest import Running, running_gateway, wait_for
 from tests.identity_provider import (
     ENTRA_CLIENT,
@@ -548,3 +550,83 @@ async def test_a_pod_publishes_with_its_rotating_service_account_token(
             await pub.publish(ETL, "after the first token expired")
             await pub.flush(timeout=10)
             assert (pub.stats.acked, pub.stats.failed) == (2, 0)
+
+
+def test_rules_read_claims_as_providers_send_them() -> None:
+    """`scope` / `scp` are space-separated; `a.b` reads inside an object claim (Keycloak's
+    realm_access.roles) unless a claim is named `a.b` itself (Auth0's namespaced claims
+    are URLs with dots); values that are not strings hold nothing."""
+    roles = ClaimRule("realm_access.roles", "logs-{service}-writer", publish=["logs:{service}:>"])
+    claims = {"realm_access": {"roles": ["offline_access", "logs-etl-writer", 7, None]}}
+    assert [p.text for p in rights_of(evaluate([roles], claims)).publish] == ["logs:etl:>"]
+    namespaced = ClaimRule("https://acme.example/groups", "ops", admin=True)
+    assert rights_of(evaluate([namespaced], {"https://acme.example/groups": ["ops"]})).admin
+    scope = ClaimRule("scp", "Logs.Read.{ws}", subscribe=["logs:*:{ws}:>"])
+    found = evaluate([scope], {"scp": "User.Read Logs.Read.acme  Logs.Read.beta"})
+    assert [p.text for p in rights_of(found).subscribe] == ["logs:*:acme:>", "logs:*:beta:>"]
+    assert evaluate([scope], {"scp": ["Logs.Read.acme"], "scope": 3}) != []
+    assert evaluate([roles], {"realm_access": "logs-etl-writer"}) == []
+    # A whole value with no placeholder matches only itself.
+    exact = ClaimRule("sub", "system:serviceaccount:etl:runner", publish=["logs:etl:>"])
+    assert evaluate([exact], {"sub": "system:serviceaccount:etl:runner2"}) == []
+
+
+def test_a_keys_file_issuer_with_the_logs_claim_and_sighup(tmp_path: Path) -> None:
+    """An issuer whose keys are a file beside the issuers file, taking rights from the
+    gateway's own `logs` claim shape; SIGHUP (credentials.reload) reads the file again."""
+    from dataclasses import replace
+
+    from gateway.app import credentials
+    from gateway.app.credentials import generate_keys
+    from gateway.core.keys import key_id, load_private_key
+    from gateway.core.tokens import Signer
+    from tests.conftest import make_config
+
+    old_key, _, _ = generate_keys(tmp_path / "keys")
+    (tmp_path / "issuers.toml").write_text(
+        '[[issuers]]\nissuer = "https://partner.example"\naudiences = ["logs"]\n'
+        'keys_file = "keys/jwks.json"\n[[issuers.rights]]\nclaim = "logs"\n'
+    )
+    trust = credentials.trust(replace(make_config(), issuers=str(tmp_path / "issuers.toml")))
+
+    def signer(path: Path) -> Signer:
+        key = load_private_key(path)
+        kid = key_id(key.public_key())
+        return Signer(private_key=key, kid=kid, issuer="https://partner.example", audience="logs")
+
+    token = signer(old_key).mint("partner", publish=["logs:partner:>"])
+    assert [p.text for p in trust.verifier.verify(token).publish] == ["logs:partner:>"]
+    (tmp_path / "keys" / "jwks.json").unlink()
+    new_key, _, _ = generate_keys(tmp_path / "keys")  # a file with the new key only
+    credentials.reload(trust, make_config())
+    with pytest.raises(GatewayError) as e:
+        trust.verifier.verify(token)  # was cached: the reload forgot it
+    assert e.value.reason == "unknown_kid"
+    assert trust.verifier.verify(signer(new_key).mint("partner", admin=True)).admin
+
+
+@pytest.mark.parametrize(
+    ("changes", "kind"),
+    [
+        ({"issuer": "https://evil.example/realms/acme"}, "bad_document"),  # OIDC: must match
+        ({"jwks_uri": "http://203.0.113.7/certs"}, "refused_url"),  # plain http off loopback
+        ({"jwks_uri": None}, "refused_url"),
+    ],
+)
+async def test_a_discovery_document_is_checked_before_its_keys_are_fetched(
+    tmp_path: Path, tenants: dict[str, Tenant], changes: dict[str, Any], kind: str
+) -> None:
+    async with idp_gateway(tmp_path, tenants) as (provider, run):
+        tenant = provider.tenants["keycloak"]
+        await accepted(run, sign(tenant.keys[0], keycloak_claims(tenant, [])))
+        provider.discovery_changes = changes
+        verifier = gateway_of(run).verifier
+        # A token with a new kid asks for a fetch (after the first, once per interval).
+        token = sign(SigningKey("new", tenant.keys[0].private), keycloak_claims(tenant, []))
+        deadline = time.monotonic() + 10
+        while verifier.status()[tenant.issuer].fetches.get(kind, 0) == 0:
+            assert time.monotonic() < deadline, verifier.status()[tenant.issuer]
+            with contextlib.suppress(GatewayError):
+                verifier.verify(token)
+            await asyncio.sleep(0.05)
+        assert verifier.status()[tenant.issuer].usable  # the keys fetched before stay
