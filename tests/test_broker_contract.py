@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from gateway.app.server import memory_broker, nats_broker, redis_broker
+from gateway.app.brokers import memory_broker, nats_broker, redis_broker
 from gateway.core.broker import Broker, CatchUp, Gap, PageSize, Resyncing, catch_up
 from gateway.core.broker_nats import NatsBroker
 from gateway.core.broker_redis import RedisBroker

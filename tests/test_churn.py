@@ -16,7 +16,7 @@ import tracemalloc
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from gateway.app.server import memory_broker
+from gateway.app.brokers import memory_broker
 from gateway.core.broker import Gap
 from gateway.core.broker_memory import MemoryBroker
 from gateway.core.channels import parse_pattern

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.app import cli
+from gateway.app import casts, cli
 from gateway.app import config as cfg
 from tests.conftest import SECRET
 
@@ -61,7 +61,7 @@ BAD_VALUES = {
     "event_loop": "trio",
 }
 SETTINGS = {s.name: s for s in cfg.SETTINGS}
-FLAG_SETTINGS = [s.name for s in cfg.SETTINGS if s.cast is not cfg._bool]  # dev is a switch
+FLAG_SETTINGS = [s.name for s in cfg.SETTINGS if s.cast is not casts.boolean]  # dev is a switch
 
 
 def test_every_setting_has_a_bad_value_here() -> None:

@@ -19,7 +19,7 @@ from logs_gateway.v1 import logs_pb2 as pb
 
 from gateway.api.grpc.auth import admit, verify
 from gateway.api.grpc.services import LogIngestServicer, Stopping
-from gateway.app.server import memory_broker
+from gateway.app.brokers import memory_broker
 from gateway.core.admission import Admission, publish_limit
 from gateway.core.errors import GatewayError
 from gateway.core.hub import Hub

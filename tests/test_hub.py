@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from gateway.app.server import memory_broker
+from gateway.app.brokers import memory_broker
 from gateway.core import sse
 from gateway.core.broker import CatchUp, catch_up
 from gateway.core.broker_memory import MemoryBroker

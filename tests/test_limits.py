@@ -14,7 +14,7 @@ import pytest
 from logs_gateway.v1 import logs_pb2 as pb
 from logs_gateway.v1 import logs_pb2_grpc as pb_grpc
 
-from gateway.app.server import memory_broker, redis_broker
+from gateway.app.brokers import memory_broker, redis_broker
 from gateway.core.events import Entry, Event
 from tests.conftest import Running, entry, gateway_process, make_config, wait_for
 from tests.redis_server import RedisServer

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from nats.aio.client import Client
 
-from gateway.app.server import nats_broker
+from gateway.app.brokers import nats_broker
 from gateway.core.broker_nats import NatsBroker
 from gateway.core.broker_nats_stream import StreamMismatch
 from gateway.core.channels import parse_pattern

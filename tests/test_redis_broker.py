@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from redis.asyncio import Redis
 
-from gateway.app.server import redis_broker
+from gateway.app.brokers import redis_broker
 from gateway.core.broker_redis import RedisBroker
 from gateway.core.channels import parse_pattern
 from gateway.core.cursor import Cursor

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.app.server import redis_broker
+from gateway.app.brokers import redis_broker
 from gateway.core.broker import GAP_MEMORY
 from gateway.core.broker_redis import RedisBroker
 from gateway.core.channels import parse_pattern

@@ -28,8 +28,8 @@ from logs_gateway.v1 import logs_pb2 as pb
 from logs_gateway.v1 import logs_pb2_grpc as pb_grpc
 
 from gateway.api.http.auth import COOKIE
+from gateway.app.brokers import memory_broker
 from gateway.app.credentials import generate_keys
-from gateway.app.server import memory_broker
 from gateway.core.channels import parse_patterns
 from gateway.core.errors import Code, GatewayError
 from gateway.core.events import Entry

@@ -8,171 +8,20 @@ the start with a message naming the setting and the value.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import ipaddress
 import os
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from gateway.core.channel_template import ChannelTemplate
+from gateway.app import casts
 
 ENV_PREFIX = "LOGS_GATEWAY_"
-_LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-_HOSTNAME = re.compile(rf"(?=.{{1,253}}$){_LABEL}(\.{_LABEL})*")
 
 
 class ConfigError(ValueError):
     """A setting has a bad value; the message names both."""
-
-
-def _host(text: str) -> str:
-    """An IP address or a DNS name, so a typo fails here rather than at bind time."""
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        if not _HOSTNAME.fullmatch(text):
-            raise ValueError("must be an IP address (e.g. 0.0.0.0) or a host name") from None
-    return text
-
-
-def _non_empty(text: str) -> str:
-    if not text.strip():
-        raise ValueError("must not be empty")
-    return text
-
-
-def _port(text: str) -> int:
-    value = int(text)
-    if not 0 <= value <= 65535:
-        raise ValueError("must be a port number 0-65535")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise ValueError("must be a whole number of at least 1")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise ValueError("must be a number greater than 0")
-    return value
-
-
-def _non_negative_float(text: str) -> float:
-    value = float(text)
-    if not value >= 0:
-        raise ValueError("must be a number of at least 0")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise ValueError("must be a whole number of at least 0")
-    return value
-
-
-def _bool(text: str) -> bool:
-    lowered = text.strip().lower()
-    if lowered in ("1", "true", "yes", "on"):
-        return True
-    if lowered in ("0", "false", "no", "off", ""):
-        return False
-    raise ValueError("must be true or false")
-
-
-def _leeway(text: str) -> float:
-    value = float(text)
-    if not 0 <= value <= 30:
-        raise ValueError("must be between 0 and 30 seconds")
-    return value
-
-
-def _secret(text: str) -> str:
-    if len(text.encode()) < 32:
-        raise ValueError("must be at least 32 bytes (generate one with: openssl rand -hex 32)")
-    return text
-
-
-def _existing_file(text: str) -> str:
-    if text and not Path(text).is_file():
-        raise ValueError("no such file")
-    return text
-
-
-_BROKERS = "'memory', a URL redis://HOST:PORT/DB or nats://HOST:PORT[,HOST:PORT...]"
-
-
-def _broker(text: str) -> str:
-    if text == "memory":
-        return text
-    if text.startswith("nats://"):
-        for server in text.split(","):
-            url = urlparse(server.strip() if "://" in server else f"nats://{server.strip()}")
-            if url.scheme not in ("nats", "tls") or not url.hostname or url.path:
-                raise ValueError(f"server {server!r}: must be nats://HOST:PORT ({_BROKERS})")
-        return text
-    url = urlparse(text)
-    if url.scheme not in ("redis", "rediss") or not url.hostname:
-        raise ValueError(f"must be {_BROKERS}")
-    return text
-
-
-def _replicas(text: str) -> int:
-    value = int(text)
-    if value not in (1, 3, 5):
-        raise ValueError("must be 1, 3 or 5 (a JetStream stream's replicas: an odd quorum)")
-    return value
-
-
-def _stream_name(text: str) -> str:
-    if not text or any(c in text for c in ".*> \t/\\") or len(text) > 64:
-        raise ValueError("must be 1-64 characters without '.', '*', '>', '/' or spaces")
-    return text
-
-
-def _level(text: str) -> str:
-    """A logging level; `warn` too, as the entries' own level and `tail --level` spell it."""
-    level = {"warn": "warning"}.get(text.lower(), text.lower())
-    if level not in ("debug", "info", "warning", "error"):
-        raise ValueError("must be debug, info, warn(ing) or error")
-    return level
-
-
-def _event_loop(text: str) -> str:
-    if text not in ("asyncio", "uvloop"):
-        raise ValueError("must be asyncio or uvloop")
-    if text == "uvloop" and importlib.util.find_spec("uvloop") is None:
-        raise ValueError("uvloop is not installed (pip install 'logs-gateway[uvloop]')")
-    return text
-
-
-def _log_format(text: str) -> str:
-    if text not in ("json", "text"):
-        raise ValueError("must be json or text")
-    return text
-
-
-def _origins(text: str) -> str:
-    for origin in filter(None, (o.strip() for o in text.split(","))):
-        url = urlparse(origin)
-        if origin == "*" or url.scheme not in ("http", "https") or not url.netloc or url.path:
-            raise ValueError(f"{origin!r} is not an origin like https://app.example.com")
-    return text
-
-
-def _channel_template(text: str) -> str:
-    if text:
-        ChannelTemplate.parse(text)
-    return text
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,125 +55,131 @@ class Config:
     flag, the variable and the docs' table come from these fields, and the core's limits
     are passed in from them (the core declares no default of its own)."""
 
-    host: str = setting("127.0.0.1", _host, "address both servers bind")
-    http_port: int = setting(3002, _port, "HTTP port (SSE, publish, page, health)")
-    grpc_port: int = setting(50051, _port, "gRPC port (ingest, subscribe)")
+    host: str = setting("127.0.0.1", casts.host, "address both servers bind")
+    http_port: int = setting(3002, casts.port, "HTTP port (SSE, publish, page, health)")
+    grpc_port: int = setting(50051, casts.port, "gRPC port (ingest, subscribe)")
     dev: bool = setting(
         False,
-        _bool,
+        casts.boolean,
         "dev mode (loopback only): random secret if none, printed tokens, /test/logs, /dev/login",
     )
-    jwt_secret: str = setting("", _secret, "HS256 shared secret (>= 32 bytes)", secret=True)
-    jwt_public_keys: str = setting("", _existing_file, "PEM or JWKS file of verification keys")
-    jwt_private_key: str = setting("", _existing_file, "PEM private key the CLI signs tokens with")
-    jwt_issuer: str = setting("logs-gateway", _non_empty, "required `iss` claim")
-    jwt_audience: str = setting("logs-gateway", _non_empty, "required `aud` claim")
-    jwt_leeway: float = setting(5.0, _leeway, "clock skew allowed on exp/iat, seconds (<= 30)")
+    jwt_secret: str = setting("", casts.secret, "HS256 shared secret (>= 32 bytes)", secret=True)
+    jwt_public_keys: str = setting("", casts.existing_file, "PEM or JWKS file of verification keys")
+    jwt_private_key: str = setting(
+        "", casts.existing_file, "PEM private key the CLI signs tokens with"
+    )
+    jwt_issuer: str = setting("logs-gateway", casts.non_empty, "required `iss` claim")
+    jwt_audience: str = setting("logs-gateway", casts.non_empty, "required `aud` claim")
+    jwt_leeway: float = setting(5.0, casts.leeway, "clock skew allowed on exp/iat, seconds (<= 30)")
     issuers: str = setting(
         "",
-        _existing_file,
+        casts.existing_file,
         "TOML file of trusted identity providers: keys, audiences, rights rules (SECURITY.md)",
     )
     token_cache_entries: int = setting(
         10_000,
-        _non_negative_int,
+        casts.non_negative_int,
         "verified tokens remembered until they expire (0: verify every request)",
     )
-    broker: str = setting("memory", _broker, _BROKERS)
+    broker: str = setting("memory", casts.broker, casts.BROKERS)
     workers: int = setting(
-        1, _positive_int, "gateway processes sharing the ports (Redis or NATS broker)"
+        1, casts.positive_int, "gateway processes sharing the ports (Redis or NATS broker)"
     )
     nats_stream: str = setting(
         "logs-gateway",
-        _stream_name,
+        casts.stream_name,
         "NATS broker: the JetStream stream holding history (also its subjects' prefix)",
     )
     nats_replicas: int = setting(
         1,
-        _replicas,
+        casts.replicas,
         "NATS broker: servers storing each entry (1, 3 or 5); an ack waits for a quorum",
     )
-    history_entries: int = setting(1000, _positive_int, "entries kept per channel")
-    history_seconds: float = setting(600.0, _positive_float, "seconds an entry is kept")
+    history_entries: int = setting(1000, casts.positive_int, "entries kept per channel")
+    history_seconds: float = setting(600.0, casts.positive_float, "seconds an entry is kept")
     max_history_bytes: int = setting(
         256 * 1024 * 1024,
-        _positive_int,
+        casts.positive_int,
         "memory and NATS brokers: bytes of all history; past it the oldest entries go first",
     )
     dedup_seconds: float = setting(
         600.0,
-        _positive_float,
+        casts.positive_float,
         "how long a producer's resent batch is recognised and not stored twice",
     )
     dedup_batches: int = setting(
-        1024, _positive_int, "how many of a producer's latest batches are recognised when resent"
+        1024,
+        casts.positive_int,
+        "how many of a producer's latest batches are recognised when resent",
     )
     max_dedup_bytes: int = setting(
         64 * 1024 * 1024,
-        _positive_int,
+        casts.positive_int,
         "memory broker: bytes kept to recognise resent batches; least recent producers go first",
     )
     max_feed_bytes: int = setting(
         256 * 1024 * 1024,
-        _positive_int,
+        casts.positive_int,
         "Redis broker: bytes of the feed every instance reads; past it the oldest batches go",
     )
     max_entry_bytes: int = setting(
-        65536, _positive_int, "largest entry (message, source, attributes)"
+        65536, casts.positive_int, "largest entry (message, source, attributes)"
     )
     max_message_bytes: int = setting(
-        4 * 1024 * 1024, _positive_int, "largest gRPC message / HTTP body"
+        4 * 1024 * 1024, casts.positive_int, "largest gRPC message / HTTP body"
     )
     max_inflation_ratio: int = setting(
         100,
-        _positive_int,
+        casts.positive_int,
         "HTTP bodies: inflated size at most this many times the compressed size (past 1 MiB)",
     )
-    max_batch_entries: int = setting(1000, _positive_int, "most entries in one publish batch")
-    max_channels: int = setting(32, _positive_int, "channels per SSE connection")
+    max_batch_entries: int = setting(1000, casts.positive_int, "most entries in one publish batch")
+    max_channels: int = setting(32, casts.positive_int, "channels per SSE connection")
     max_connections_per_token: int = setting(
         16,
-        _positive_int,
+        casts.positive_int,
         "open SSE and gRPC Subscribe streams per token (on Redis: across every gateway)",
     )
     max_streams: int = setting(
-        10_000, _positive_int, "open SSE and gRPC Subscribe streams in all, per process"
+        10_000, casts.positive_int, "open SSE and gRPC Subscribe streams in all, per process"
     )
     max_publish_streams_per_token: int = setting(
-        64, _positive_int, "open gRPC Publish streams per token (on Redis: across every gateway)"
+        64,
+        casts.positive_int,
+        "open gRPC Publish streams per token (on Redis: across every gateway)",
     )
     max_publish_streams: int = setting(
-        5_000, _positive_int, "open gRPC Publish streams in all, per process"
+        5_000, casts.positive_int, "open gRPC Publish streams in all, per process"
     )
     publish_rate: float = setting(
         20_000.0,
-        _non_negative_float,
+        casts.non_negative_float,
         "entries per second per service token (its subject), per process; 0 for no limit",
     )
     send_buffer_bytes: int = setting(
-        1024 * 1024, _positive_int, "unsent bytes per SSE connection before it is dropped"
+        1024 * 1024, casts.positive_int, "unsent bytes per SSE connection before it is dropped"
     )
-    heartbeat_seconds: float = setting(15.0, _positive_float, "SSE heartbeat interval")
+    heartbeat_seconds: float = setting(15.0, casts.positive_float, "SSE heartbeat interval")
     grpc_keepalive_seconds: float = setting(
         20.0,
-        _positive_float,
+        casts.positive_float,
         "gRPC ping interval on a quiet connection; no answer within half of it ends the calls",
     )
-    retry_ms: int = setting(3000, _positive_int, "SSE `retry:` sent to browsers")
-    grace_seconds: float = setting(10.0, _positive_float, "drain time on SIGTERM")
+    retry_ms: int = setting(3000, casts.positive_int, "SSE `retry:` sent to browsers")
+    grace_seconds: float = setting(10.0, casts.positive_float, "drain time on SIGTERM")
     otlp_channel_template: str = setting(
         "",
-        _channel_template,
+        casts.channel_template,
         "channel of an OTLP record without a logs_gateway.channel attribute, from its"
         " attributes, e.g. logs:{service.name}:{workspace.id}",
     )
     cors_origins: str = setting(
-        "", _origins, "comma-separated origins allowed to read cross-origin"
+        "", casts.origins, "comma-separated origins allowed to read cross-origin"
     )
-    log_level: str = setting("info", _level, "debug, info, warn(ing) or error")
-    log_format: str = setting("json", _log_format, "json or text")
+    log_level: str = setting("info", casts.level, "debug, info, warn(ing) or error")
+    log_format: str = setting("json", casts.log_format, "json or text")
     event_loop: str = setting(
-        "asyncio", _event_loop, "asyncio, or uvloop (both servers then run on one uvloop loop)"
+        "asyncio", casts.event_loop, "asyncio, or uvloop (both servers then run on one uvloop loop)"
     )
 
     @property
@@ -370,7 +225,7 @@ def add_arguments(parser: argparse.ArgumentParser, names: tuple[str, ...] | None
     for s in SETTINGS:
         if names is not None and s.name not in names:
             continue
-        if s.cast is _bool:
+        if s.cast is casts.boolean:
             parser.add_argument(
                 s.flag, dest=s.name, action="store_const", const="true", default=None, help=s.help
             )

@@ -5,12 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import signal
-import socket
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
 
 import grpc
 from aiohttp import web
@@ -34,95 +30,23 @@ from gateway.api.otlp.http_route import OtlpHttpHandler
 from gateway.api.otlp.limits import OtlpLimits
 from gateway.api.otlp.logs_service import OtlpLogsServicer
 from gateway.app import credentials, metrics
+from gateway.app.brokers import make_broker, make_stream_counts
 from gateway.app.browser import browser_routes
-from gateway.app.config import SETTING, Config, ConfigError
+from gateway.app.config import Config, ConfigError
+from gateway.app.ports import Ports, cannot_bind, check_free, grpc_host, reason_of
 from gateway.app.worker_metrics import Workers
 from gateway.core.admission import Admission, publish_limit
-from gateway.core.broker import READ_TURNS, Broker, Opening, Resyncing
-from gateway.core.broker_memory import MemoryBroker
-from gateway.core.broker_nats import NatsBroker
-from gateway.core.broker_redis import RedisBroker
+from gateway.core.broker import READ_TURNS, Opening, Resyncing
 from gateway.core.channel_template import ChannelTemplate
 from gateway.core.endings import End
 from gateway.core.errors import GatewayError
 from gateway.core.hub import Hub
 from gateway.core.ingest import Ingest, Limits
-from gateway.core.stream_counts import RedisStreamCounts
-from gateway.core.stream_counts_nats import NatsStreamCounts
 from gateway.core.tally import ByteCount
 from gateway.core.tokens import MAX_TOKEN_BYTES
 
 log = logging.getLogger("logs_gateway")
 SERVICES = ("logs_gateway.v1.LogIngest", "logs_gateway.v1.LogStream", OTLP_SERVICE)
-
-
-def make_broker(config: Config) -> Broker:
-    """The configured broker; all take the same limits (Redis's memory is bounded by its
-    own maxmemory, docs/SCALING.md)."""
-    if config.broker == "memory":
-        return memory_broker(config)
-    if config.broker.startswith("nats://"):
-        return nats_broker(config)
-    return redis_broker(config)
-
-
-def memory_broker(config: Config) -> MemoryBroker:
-    c = config
-    return MemoryBroker(
-        max_entries=c.history_entries,
-        max_age=c.history_seconds,
-        max_bytes=c.max_history_bytes,
-        dedup_seconds=c.dedup_seconds,
-        dedup_batches=c.dedup_batches,
-        max_dedup_bytes=c.max_dedup_bytes,
-    )
-
-
-def nats_broker(config: Config, **options: Any) -> NatsBroker:
-    """`options`: NatsBroker's own (a timeout), which are no settings."""
-    c = config
-    return NatsBroker(
-        c.broker,
-        max_entries=c.history_entries,
-        max_age=c.history_seconds,
-        max_bytes=c.max_history_bytes,
-        dedup_seconds=c.dedup_seconds,
-        stream=c.nats_stream,
-        replicas=c.nats_replicas,
-        **options,
-    )
-
-
-def redis_broker(config: Config, **options: Any) -> RedisBroker:
-    """`options`: RedisBroker's own (a key prefix, a timeout), which are no settings."""
-    c = config
-    return RedisBroker(
-        c.broker,
-        max_entries=c.history_entries,
-        max_age=c.history_seconds,
-        dedup_seconds=c.dedup_seconds,
-        dedup_batches=c.dedup_batches,
-        feed_max_bytes=c.max_feed_bytes,
-        **options,
-    )
-
-
-def make_stream_counts(config: Config) -> RedisStreamCounts | NatsStreamCounts | None:
-    """Per-token stream counts where every worker and instance sees the same ones: in the
-    shared broker's own servers (Redis, or a JetStream KV bucket beside the NATS stream,
-    replicated like it); None on the memory broker, where this process counts alone."""
-    if config.broker.startswith("nats://"):
-        bucket = f"{config.nats_stream}-streams"
-        return NatsStreamCounts(config.broker, bucket=bucket, replicas=config.nats_replicas)
-    if config.broker == "memory":
-        return None
-    return RedisStreamCounts(config.broker)
-
-
-@dataclass
-class Ports:
-    http: int
-    grpc: int
 
 
 class Gateway:
@@ -262,14 +186,14 @@ class Gateway:
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable(server, (*SERVICES, health.SERVICE_NAME))
         if c.grpc_port and c.workers == 1:
-            _check_free("gRPC", "grpc_port", c.host, c.grpc_port)
+            check_free("gRPC", "grpc_port", c.host, c.grpc_port)
         try:
-            port: int = server.add_insecure_port(f"{_grpc_host(c.host)}:{c.grpc_port}")
+            port: int = server.add_insecure_port(f"{grpc_host(c.host)}:{c.grpc_port}")
         except RuntimeError:  # grpcio's way of saying the address is taken or invalid
             port = 0
         if port == 0:
             raise OSError(
-                _cannot_bind("gRPC", "grpc_port", c.host, c.grpc_port, "address in use or invalid")
+                cannot_bind("gRPC", "grpc_port", c.host, c.grpc_port, "address in use or invalid")
             )
         await server.start()
         self._grpc = server
@@ -300,7 +224,7 @@ class Gateway:
         except OSError as e:
             config = self.config
             raise OSError(
-                _cannot_bind("HTTP", "http_port", config.host, config.http_port, _reason(e))
+                cannot_bind("HTTP", "http_port", config.host, config.http_port, reason_of(e))
             ) from None
         return int(runner.addresses[0][1])
 
@@ -415,32 +339,6 @@ class Gateway:
             await self._runner.cleanup()
         if self._own_metrics is not None:
             await self._own_metrics.cleanup()
-
-
-def _cannot_bind(server: str, setting: str, host: str, port: int, reason: str) -> str:
-    """Which port could not be had, and the flag and variable that choose another."""
-    chosen_by = SETTING[setting]
-    return (
-        f"cannot listen on {server} port {host}:{port}: {reason} "
-        f"(choose another with {chosen_by.flag} or {chosen_by.env})"
-    )
-
-
-def _check_free(server: str, setting: str, host: str, port: int) -> None:
-    """Refuse a taken port with our own line: grpcio would first print its core's."""
-    try:
-        socket.create_server((host, port)).close()
-    except OSError as e:
-        raise OSError(_cannot_bind(server, setting, host, port, _reason(e))) from None
-
-
-def _reason(error: OSError) -> str:
-    """ "address already in use", not asyncio's "error while attempting to bind on ..."."""
-    return (os.strerror(error.errno) if error.errno else str(error)).lower()
-
-
-def _grpc_host(host: str) -> str:
-    return f"[{host}]" if ":" in host and not host.startswith("[") else host
 
 
 async def serve(
