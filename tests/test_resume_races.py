@@ -33,6 +33,7 @@ from logs_gateway.v1 import logs_pb2_grpc as pb_grpc
 
 from gateway.core.cursor import decode_cursor
 from tests.conftest import Running, entry, gateway_process
+from tests.nats_cluster import running_nats
 from tests.redis_server import running_redis
 from tests.sse_client import open_stream, stream_client
 
@@ -60,9 +61,19 @@ def redis_gateway(folder: Path) -> Iterator[Running]:
         yield run
 
 
+@contextlib.contextmanager
+def nats_gateway(folder: Path) -> Iterator[Running]:
+    with (
+        running_nats(folder, size=1) as nats,
+        gateway_process("--broker", nats.url, *SETTINGS) as run,
+    ):
+        yield run
+
+
 BROKERS: dict[str, Callable[[Path], contextlib.AbstractContextManager[Running]]] = {
     "memory": memory_gateway,
     "redis": redis_gateway,
+    "nats": nats_gateway,
 }
 
 
