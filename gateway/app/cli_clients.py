@@ -13,7 +13,7 @@ import asyncio
 import functools
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlparse
 
@@ -81,7 +81,7 @@ def _add_simulate(verbs: Any) -> None:
     seeds = ", ".join(CHANNELS.values())
     p.add_argument("--channel", metavar="CH", help=f"channel (default per service: {seeds})")
     p.add_argument("--seed", type=int, help="random seed, for a repeatable run")
-    _add_connection(p, "target")
+    add_connection(p, "target")
 
 
 def _add_publish(verbs: Any) -> None:
@@ -94,7 +94,7 @@ def _add_publish(verbs: Any) -> None:
     p.add_argument("channel", help="channel, e.g. logs:etl:workspace123:workflow456")
     p.add_argument("message", nargs="?", help="the message; omit it or pass - to read stdin")
     p.add_argument(
-        "--level", type=_entry_level, choices=LEVELS, default="info", help="level (default info)"
+        "--level", type=entry_level, choices=LEVELS, default="info", help="level (default info)"
     )
     p.add_argument(
         "--attr",
@@ -105,7 +105,7 @@ def _add_publish(verbs: Any) -> None:
         help="an attribute (repeatable); whole numbers, decimals and true/false are typed",
     )
     p.add_argument("--source", default="", help="emitting service (default: token subject)")
-    _add_connection(p, "target")
+    add_connection(p, "target")
 
 
 def _add_tail(verbs: Any) -> None:
@@ -122,7 +122,7 @@ def _add_tail(verbs: Any) -> None:
         help="a channel, or " + PATTERNS_HELP,
     )
     p.add_argument(
-        "--level", type=_entry_level, choices=LEVELS, help="lowest level shown (default: all)"
+        "--level", type=entry_level, choices=LEVELS, help="lowest level shown (default: all)"
     )
     p.add_argument(
         "-n",
@@ -140,7 +140,7 @@ def _add_tail(verbs: Any) -> None:
         default="auto",
         help="level colours (auto: when stdout is a terminal and NO_COLOR is unset)",
     )
-    _add_connection(p, "url")
+    add_connection(p, "url")
 
 
 def _lines(text: str) -> int:
@@ -149,7 +149,7 @@ def _lines(text: str) -> int:
     return int(text)
 
 
-def _add_connection(p: argparse.ArgumentParser, over: str) -> None:
+def add_connection(p: argparse.ArgumentParser, over: str) -> None:
     """--token, and the address of the gateway the verb talks to: `url` (HTTP) or
     `target` (gRPC)."""
     group = p.add_argument_group("connection")
@@ -169,10 +169,14 @@ def _add_connection(p: argparse.ArgumentParser, over: str) -> None:
         )
 
 
-def run_client_verb(args: argparse.Namespace) -> int:
-    """Run a client verb; a refusal from the gateway is one line on stderr and exit 1."""
+def run_client_verb(
+    args: argparse.Namespace,
+    runners: Mapping[str, Callable[[argparse.Namespace], int]] | None = None,
+) -> int:
+    """Run a client verb (of `runners`, default this module's); a refusal from the gateway
+    is one line on stderr and exit 1."""
     try:
-        return _RUNNERS[args.verb](args)
+        return (runners or _RUNNERS)[args.verb](args)
     except LogsGatewayError as e:
         print(f"logs-gateway {args.verb}: {e}", file=sys.stderr)
         return 1
@@ -229,7 +233,7 @@ def _tail(args: argparse.Namespace) -> int:
     printer = Printer(json_output=args.json, color=color)
     channels: list[str] = args.channels
     coro = tail(
-        _url(args),
+        http_url(args),
         channels,
         token,
         printer,
@@ -274,7 +278,7 @@ def token_source(
     return mint
 
 
-def _url(args: argparse.Namespace) -> str:
+def http_url(args: argparse.Namespace) -> str:
     url: str = args.url or os.environ.get("LOGS_GATEWAY_URL") or DEFAULT_URL
     parsed = urlparse(url)
     if parsed.scheme not in ("http", "https") or not parsed.hostname:
@@ -293,7 +297,7 @@ def _target(args: argparse.Namespace) -> str:
     return target
 
 
-def _entry_level(text: str) -> str:
+def entry_level(text: str) -> str:
     """An entry level; `warning` too, as `serve --log-level` and Python's logging spell it."""
     return {"warning": "warn"}.get(text.lower(), text.lower())
 

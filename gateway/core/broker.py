@@ -22,6 +22,7 @@ from typing import Protocol, runtime_checkable
 
 from gateway.core.channels import Pattern
 from gateway.core.cursor import Cursor
+from gateway.core.discovery import ChannelInfo
 from gateway.core.events import Entry, Event
 
 Listener = Callable[[list[Event]], None]
@@ -176,6 +177,15 @@ class Broker(Protocol):
 
     async def close(self) -> None:
         """Release resources; safe to call twice."""
+        ...
+
+    async def channels(
+        self, patterns: Sequence[Pattern], before: int | None, limit: int
+    ) -> list[ChannelInfo]:
+        """The channels matching `patterns` that hold retained entries (each once), the
+        `limit` whose newest seq is highest below `before` (None: any), highest first: what
+        a viewer may open, by activity, a page at a time. Costs the channels matched (the
+        channel index), never every channel held."""
         ...
 
 

@@ -28,6 +28,7 @@ from gateway.core import broker
 from gateway.core.broker import Appended, DedupKey, Listener, Loss, Replay, Usage
 from gateway.core.channels import Pattern
 from gateway.core.cursor import Cursor
+from gateway.core.discovery import ChannelInfo, newest_first
 from gateway.core.events import Entry, Event, make_event
 from gateway.core.index import ChannelIndex
 
@@ -358,6 +359,29 @@ class MemoryBroker:
         return Usage(
             self._holding, self._entries, self._bytes, dict(self.evicted), self.dedup_bytes
         )
+
+    async def channels(
+        self, patterns: Sequence[Pattern], before: int | None, limit: int
+    ) -> list[ChannelInfo]:
+        now = time.monotonic()
+        cutoff = now - self._max_age
+        matched = {
+            h.name: h
+            for p in patterns
+            for h in self._index.match(p)
+            if h.events and h.events[-1].stored_at >= cutoff
+        }
+        page = newest_first(matched.values(), lambda h: h.events[-1].seq, before, limit)
+        wall = time.time() - now  # stored_at is monotonic: the page says Unix time
+        return [
+            ChannelInfo(
+                h.name,
+                len(h.events) - _stale(h.events, cutoff),
+                h.events[-1].seq,
+                h.events[-1].stored_at + wall,
+            )
+            for h in page
+        ]
 
     async def close(self) -> None:
         self._listeners.clear()

@@ -50,6 +50,7 @@ from gateway.core.broker import Appended, DedupKey, Listener, Loss, Replay, Usag
 from gateway.core.broker_redis_errors import refused, store, unavailable
 from gateway.core.channels import Pattern
 from gateway.core.cursor import Cursor
+from gateway.core.discovery import ChannelInfo, newest_first
 from gateway.core.errors import GatewayError
 from gateway.core.events import Entry, Event, encode_data
 from gateway.core.index import ChannelIndex
@@ -246,6 +247,29 @@ class RedisBroker:
             runs.append([e for e in events if e.severity >= min_severity])
         recent = list(heapq.merge(*runs, key=lambda e: e.seq))
         return recent[-count:]
+
+    async def channels(
+        self, patterns: Sequence[Pattern], before: int | None, limit: int
+    ) -> list[ChannelInfo]:
+        """From this instance's index of the channels appended to within max_age; each one
+        listed costs an XLEN and its newest entry's id (seq-ms: when Redis stored it)."""
+        if self._stale:
+            await self._load_index()
+        self._prune(time.monotonic())
+        holding = self._holding
+        matched = {c.name: c for p in patterns for c in self._index.match(p) if c.name in holding}
+        page = newest_first(matched.values(), lambda c: c.last, before, limit)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for channel in page:
+                pipe.xlen(self._keys.history(channel.name))
+                pipe.xrevrange(self._keys.history(channel.name), "+", "-", count=1)
+            replies = await self._call(pipe.execute())
+        found = []
+        for channel, count, newest in zip(page, replies[::2], replies[1::2], strict=True):
+            if count and newest:
+                seq, ms = newest[0][0].split(b"-")
+                found.append(ChannelInfo(channel.name, count, int(seq), int(ms) / 1000))
+        return found
 
     async def _newest(self, names: list[str], upto: int, count: int) -> list[Any]:
         """Each channel's newest `count` history entries up to seq `upto`, newest first."""

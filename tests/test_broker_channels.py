@@ -1,0 +1,56 @@
+"""Broker.channels (gateway/core/broker.py), held against every broker of the contract
+(the same `make_broker` fixture as tests/test_broker_contract.py, so each broker added
+there is held to this too)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from gateway.core.channels import parse_pattern
+from tests.test_broker_contract import ETL, ETL2, FAAS, MakeBroker, entry
+from tests.test_broker_contract import make_broker as make_broker  # the fixture
+
+ALL = [parse_pattern("logs:>")]
+
+
+async def test_channels_lists_each_holder_once_newest_activity_first(
+    make_broker: MakeBroker,
+) -> None:
+    broker = make_broker()
+    before = time.time()
+    await broker.append([entry(ETL, "a"), entry(FAAS, "b"), entry(ETL, "c")], None)
+    last = (await broker.append([entry(ETL2, "d")], None)).events[0]
+    found = await broker.channels([parse_pattern("logs:etl:>"), *ALL], None, 10)
+    assert [(c.name, c.entries) for c in found] == [(ETL2, 1), (ETL, 2), (FAAS, 1)]
+    assert found[0].newest == last.seq and found[1].newest == last.seq - 1
+    assert all(before - 1 <= c.stored_at <= time.time() + 1 for c in found)
+    # Only what the patterns match.
+    assert [c.name for c in await broker.channels([parse_pattern(FAAS)], None, 10)] == [FAAS]
+    assert await broker.channels([parse_pattern("logs:nothing:>")], None, 10) == []
+
+
+async def test_channels_pages_by_activity_without_repeats_or_holes(
+    make_broker: MakeBroker,
+) -> None:
+    broker = make_broker()
+    names = [f"logs:svc:ws1:run{i}" for i in range(25)]
+    for name in names:
+        await broker.append([entry(name, "x")], None)
+    listed: list[str] = []
+    before = None
+    while page := await broker.channels(ALL, before, 10):
+        assert len(page) <= 10
+        listed += [c.name for c in page]
+        before = page[-1].newest
+    assert listed == names[::-1]
+
+
+async def test_channels_leaves_out_a_channel_whose_entries_expired(
+    make_broker: MakeBroker,
+) -> None:
+    broker = make_broker(history_seconds=0.3)
+    await broker.append([entry(ETL, "old")], None)
+    await asyncio.sleep(0.45)
+    await broker.append([entry(FAAS, "new")], None)
+    assert [c.name for c in await broker.channels(ALL, None, 10)] == [FAAS]
