@@ -14,11 +14,12 @@ from typing import Any
 import pytest
 
 from gateway.app.server import memory_broker, redis_broker
-from gateway.core.broker import Broker, Gap, Resyncing, catch_up
+from gateway.core.broker import Broker, CatchUp, Gap, PageSize, Resyncing, catch_up
 from gateway.core.broker_redis import RedisBroker
 from gateway.core.channels import parse_pattern
 from gateway.core.cursor import Cursor, decode_cursor, encode_cursor
 from gateway.core.events import Entry, Event, make_event
+from tests.broker_reads import read_all, tail
 from tests.conftest import make_config, wait_for
 
 ETL = "logs:etl:ws1:wf1"
@@ -70,6 +71,14 @@ class Received:
         return self.events
 
 
+async def pages(start: CatchUp) -> list[Event]:
+    """Every event of a catch-up's pages."""
+    events: list[Event] = []
+    while (page := await start.next_page()) is not None:
+        events += page.events
+    return events
+
+
 def seqs(events: list[Event]) -> list[int]:
     return [e.seq for e in events]
 
@@ -100,7 +109,7 @@ async def test_events_carry_the_bytes_make_event_gives(make_broker: MakeBroker) 
     broker = make_broker()
     entries = [entry(ETL, 'quote " newline \n offset":0,', 17), entry(FAAS, "plain")]
     appended = await broker.append(entries, None)
-    replayed = await broker.replay([parse_pattern("logs:>")], Cursor(broker.epoch, 0))
+    replayed = await read_all(broker, [parse_pattern("logs:>")], Cursor(broker.epoch, 0))
     for stored in (appended.events, replayed.events):
         assert stored == [
             make_event(e, s.offset, s.seq) for e, s in zip(entries, stored, strict=True)
@@ -110,7 +119,9 @@ async def test_events_carry_the_bytes_make_event_gives(make_broker: MakeBroker) 
 async def test_append_returns_once_history_holds_the_entries(make_broker: MakeBroker) -> None:
     broker = make_broker()
     appended = await broker.append([entry(ETL, "a"), entry(ETL2, "b")], None)
-    replay = await broker.replay([parse_pattern(ETL), parse_pattern(ETL2)], Cursor(broker.epoch, 0))
+    replay = await read_all(
+        broker, [parse_pattern(ETL), parse_pattern(ETL2)], Cursor(broker.epoch, 0)
+    )
     assert replay.events == appended.events
     assert replay.gaps == []
 
@@ -135,7 +146,7 @@ async def test_a_key_seen_before_returns_the_first_result_and_stores_nothing(
     assert not following.duplicate
     everything = first.events + other.events + following.events
     assert await received.count(6) == everything
-    replay = await broker.replay([parse_pattern("logs:>")], Cursor(broker.epoch, 0))
+    replay = await read_all(broker, [parse_pattern("logs:>")], Cursor(broker.epoch, 0))
     assert replay.events == everything
 
 
@@ -172,12 +183,12 @@ async def test_replay_returns_what_follows_the_cursor_on_matching_channels_in_se
         batch = [entry(ETL, f"etl {i}"), entry(FAAS, f"faas {i}"), entry(ETL2, f"etl2 {i}")]
         stored += (await broker.append(batch, None)).events
     cursor = Cursor(broker.epoch, stored[4].seq)
-    replay = await broker.replay([parse_pattern("logs:etl:>")], cursor)
+    replay = await read_all(broker, [parse_pattern("logs:etl:>")], cursor)
     assert replay.gaps == []
     assert replay.events == [e for e in stored[5:] if e.channel != FAAS]
-    both = await broker.replay([parse_pattern(FAAS), parse_pattern(ETL2)], cursor)
+    both = await read_all(broker, [parse_pattern(FAAS), parse_pattern(ETL2)], cursor)
     assert both.events == [e for e in stored[5:] if e.channel != ETL]
-    assert (await broker.replay([parse_pattern("logs:none:>")], cursor)).events == []
+    assert (await read_all(broker, [parse_pattern("logs:none:>")], cursor)).events == []
 
 
 async def test_replay_reports_exactly_what_trimming_by_length_lost(
@@ -189,7 +200,7 @@ async def test_replay_reports_exactly_what_trimming_by_length_lost(
     everything = [parse_pattern("logs:>")]
     # Kept: offsets 3, 4, 5 of ETL. A cursor before them lost what lies between.
     for cursor_at, lost in ((0, 3), (stored[0].seq, 2), (stored[1].seq, 1), (stored[2].seq, 0)):
-        replay = await broker.replay(everything, Cursor(broker.epoch, cursor_at))
+        replay = await read_all(broker, everything, Cursor(broker.epoch, cursor_at))
         gap = Gap("logs:>", lost, "trimmed", channels=1, seq=stored[2].seq)
         assert replay.gaps == ([gap] if lost else [])
         assert replay.events == stored[3:]
@@ -200,11 +211,11 @@ async def test_replay_reports_what_trimming_by_age_lost(make_broker: MakeBroker)
     old = await broker.append([entry(ETL, "old 1"), entry(ETL, "old 2")], None)
     await asyncio.sleep(0.45)
     new = await broker.append([entry(FAAS, "new")], None)
-    replay = await broker.replay([parse_pattern("logs:>")], Cursor(broker.epoch, 0))
+    replay = await read_all(broker, [parse_pattern("logs:>")], Cursor(broker.epoch, 0))
     assert replay.gaps == [Gap("logs:>", 2, "trimmed", channels=1, seq=old.events[-1].seq)]
     assert replay.events == new.events
     after_old = Cursor(broker.epoch, old.events[-1].seq)
-    assert (await broker.replay([parse_pattern(ETL)], after_old)).gaps == []
+    assert (await read_all(broker, [parse_pattern(ETL)], after_old)).gaps == []
 
 
 async def test_a_cursor_of_another_epoch_gets_a_reset_and_everything_retained(
@@ -214,7 +225,7 @@ async def test_a_cursor_of_another_epoch_gets_a_reset_and_everything_retained(
     stored = [(await broker.append([entry(ETL, f"m{i}")], None)).events[0] for i in range(3)]
     other = "0" if broker.epoch != "0" else "1"
     patterns = [parse_pattern(ETL), parse_pattern("logs:faas:>")]
-    replay = await broker.replay(patterns, Cursor(other, stored[-1].seq))
+    replay = await read_all(broker, patterns, Cursor(other, stored[-1].seq))
     assert replay.gaps == [Gap(ETL, 0, "reset"), Gap("logs:faas:>", 0, "reset")]
     assert replay.events == stored[1:]
 
@@ -227,7 +238,7 @@ async def test_one_gap_per_pattern_counts_the_loss_over_every_channel_it_matched
     first = [(await broker.append([entry(c, "a"), entry(c, "b")], None)).events for c in runs]
     other = await broker.append([entry(FAAS, "a"), entry(FAAS, "b")], None)
     patterns = [parse_pattern("logs:etl:ws1:>"), parse_pattern("logs:*:ws1:>")]
-    replay = await broker.replay(patterns, Cursor(broker.epoch, 0))
+    replay = await read_all(broker, patterns, Cursor(broker.epoch, 0))
     # A channel matched by both patterns is counted (and replayed) once, under the first.
     newest_etl = first[-1][0].seq
     assert replay.gaps == [
@@ -236,8 +247,149 @@ async def test_one_gap_per_pattern_counts_the_loss_over_every_channel_it_matched
     ]
     assert replay.events == [events[1] for events in first] + other.events[1:]
     # Resuming from a gap's seq reports only what was lost after it.
-    again = await broker.replay(patterns, Cursor(broker.epoch, newest_etl))
+    again = await read_all(broker, patterns, Cursor(broker.epoch, newest_etl))
     assert [(g.pattern, g.lost) for g in again.gaps] == [("logs:*:ws1:>", 1)]
+
+
+# -- paging --------------------------------------------------------------------------------
+
+
+def channels_for(spread: int) -> list[str]:
+    """`spread` channels under logs:etl: (a read merges a few itself, walks for many)."""
+    return [f"logs:etl:ws1:run-{i}" for i in range(spread)]
+
+
+@pytest.mark.parametrize("spread", [3, 50])
+async def test_pages_hold_at_most_their_bounds_and_every_event_once(
+    make_broker: MakeBroker, spread: int
+) -> None:
+    broker = make_broker()
+    names = channels_for(spread)
+    stored: list[Event] = []
+    for i in range(300):  # runs of several entries of one channel, and single entries
+        batch = [
+            entry(names[i % spread], f"m{i}.{k}" + "x" * (i % 7) * 50) for k in range(i % 3 + 1)
+        ]
+        stored += (await broker.append(batch, None)).events
+    size = PageSize(entries=7, bytes=2_000)
+    pages = [
+        p
+        async for p in broker.read_after(
+            [parse_pattern("logs:etl:>")], Cursor(broker.epoch, 0), size
+        )
+    ]
+    assert [e for p in pages for e in p.events] == stored
+    assert [p.end for p in pages] == [False] * (len(pages) - 1) + [True]
+    assert pages[-1].next == stored[-1].seq
+    for page in pages:
+        assert 1 <= len(page.events) <= 7 or page.end
+        # Past the byte bound only by the event that crossed it.
+        assert sum(len(e.data) for e in page.events[:-1]) < 2_000
+        assert page.gaps == []
+    # Each page's `next` resumes exactly where it ended.
+    for page in pages[:-1]:
+        rest = await read_all(
+            broker, [parse_pattern("logs:etl:>")], Cursor(broker.epoch, page.next)
+        )
+        assert rest.events == [e for e in stored if e.seq > page.next]
+
+
+async def test_a_page_may_end_inside_one_appends_run_of_one_channel(
+    make_broker: MakeBroker,
+) -> None:
+    broker = make_broker()
+    run = (await broker.append([entry(ETL, f"m{i}") for i in range(10)], None)).events
+    reader = broker.read_after([parse_pattern(ETL)], Cursor(broker.epoch, 0), PageSize(entries=4))
+    first = await anext(reader)
+    assert first.events == run[:4] and first.next == run[3].seq and not first.end
+    await reader.aclose()
+    rest = await read_all(
+        broker, [parse_pattern(ETL)], Cursor(broker.epoch, first.next), PageSize(entries=4)
+    )
+    assert rest.events == run[4:]
+
+
+@pytest.mark.parametrize("spread", [3, 50])
+async def test_gaps_go_in_the_page_that_reaches_them_and_add_up_across_pages(
+    make_broker: MakeBroker, spread: int
+) -> None:
+    broker = make_broker(history_entries=2)
+    names = channels_for(spread)
+    stored: list[Event] = []
+    for rnd in range(3):  # each channel keeps its newest 2 of 3
+        for name in names:
+            stored += (await broker.append([entry(name, f"r{rnd}")], None)).events
+    everything = [parse_pattern("logs:etl:>")]
+    size = PageSize(entries=5)
+    pages = [p async for p in broker.read_after(everything, Cursor(broker.epoch, 0), size)]
+    kept = [e for e in stored if e.seq > stored[spread - 1].seq]
+    assert [e for p in pages for e in p.events] == kept
+    gaps = [g for p in pages for g in p.gaps]
+    assert sum(g.lost for g in gaps) == spread
+    assert all(g.reason == "trimmed" and g.pattern == "logs:etl:>" for g in gaps)
+    for page in pages:  # ids never go back: a gap is placed among the events by its seq
+        ids = [item.seq for item in page.in_order()]
+        assert ids == sorted(ids)
+        assert all(g.seq <= page.next for g in page.gaps)
+    # From any page's end, only what was lost after it.
+    for page in pages:
+        later = await read_all(broker, everything, Cursor(broker.epoch, page.next), size)
+        assert sum(g.lost for g in later.gaps) == len(
+            [e for e in stored[:spread] if e.seq > page.next]
+        )
+
+
+@pytest.mark.parametrize("spread", [3, 50])
+async def test_a_read_ends_where_it_began_and_reports_what_is_lost_meanwhile(
+    make_broker: MakeBroker, spread: int
+) -> None:
+    broker = make_broker(history_entries=5)
+    names = channels_for(spread)
+    mine = (await broker.append([entry(ETL, f"m{i}") for i in range(5)], None)).events
+    others = (await broker.append([entry(n, "o") for n in names], None)).events
+    patterns = [parse_pattern(ETL), parse_pattern("logs:etl:ws1:>")]
+    reader = broker.read_after(patterns, Cursor(broker.epoch, 0), PageSize(entries=2))
+    first = await anext(reader)
+    assert first.events == mine[:2]
+    # Meanwhile: three more entries push three of ETL's out (one not yet sent), and more.
+    later = (await broker.append([entry(ETL, f"n{i}") for i in range(3)], None)).events
+    rest = [p async for p in reader]
+    sent = first.events + [e for p in rest for e in p.events]
+    assert rest[-1].end and rest[-1].next == others[-1].seq  # where the read began
+    assert not set(seqs(sent)) & set(seqs(later))  # later entries come live, not in the read
+    lost = sum(g.lost for p in rest for g in p.gaps if g.pattern == ETL)
+    # Every entry of ETL is sent or counted lost: none skipped in silence.
+    assert len([e for e in sent if e.channel == ETL]) + lost == 5
+    assert mine[3:] == [e for e in sent if e in mine[3:]]
+    assert [e for e in sent if e.channel != ETL] == others
+
+
+@pytest.mark.parametrize("spread", [3, 50])
+async def test_reads_before_go_back_page_by_page_to_the_start(
+    make_broker: MakeBroker, spread: int
+) -> None:
+    broker = make_broker()
+    names = channels_for(spread)
+    stored: list[Event] = []
+    for i in range(120):
+        batch = [entry(names[i % spread], f"m{i}", 9 + 4 * (i % 2)), entry(FAAS, "other")]
+        stored += (await broker.append(batch, None)).events
+    etl = [parse_pattern("logs:etl:>")]
+    wanted = [e for e in stored if e.channel != FAAS]
+    pages = [p async for p in broker.read_before(etl, None, PageSize(entries=9))]
+    assert [e for p in reversed(pages) for e in p.events] == wanted
+    assert [p.end for p in pages] == [False] * (len(pages) - 1) + [True]
+    for page in pages:
+        assert len(page.events) <= 9 and page.gaps == []
+        assert [e.seq for e in page.events] == sorted(e.seq for e in page.events)
+    # From a page's `next` back, and with a severity floor.
+    middle = pages[2].next
+    older = [
+        e async for p in broker.read_before(etl, middle, PageSize(entries=9)) for e in p.events
+    ]
+    assert sorted(older, key=lambda e: e.seq) == [e for e in wanted if e.seq < middle]
+    warn = [p async for p in broker.read_before(etl, None, PageSize(entries=1000), 13)]
+    assert [e for p in warn for e in p.events] == [e for e in wanted if e.severity >= 13]
 
 
 # -- tail ----------------------------------------------------------------------------------
@@ -257,24 +409,24 @@ async def test_tail_is_the_newest_matching_entries_across_channels_oldest_first(
         stored += (await broker.append(batch, None)).events
     etl = [parse_pattern("logs:etl:>")]
     wanted = [e for e in stored if e.channel != FAAS]
-    assert await broker.tail(etl, 5, 0) == wanted[-5:]
-    assert await broker.tail(etl, 100, 0) == wanted  # all there is, no more
+    assert await tail(broker, etl, 5, 0) == wanted[-5:]
+    assert await tail(broker, etl, 100, 0) == wanted  # all there is, no more
     warn = [e for e in wanted if e.severity >= 13]
-    assert await broker.tail(etl, 2, 13) == warn[-2:]
+    assert await tail(broker, etl, 2, 13) == warn[-2:]
     both = [parse_pattern(ETL), parse_pattern("logs:*:ws1:>")]  # overlapping: each entry once
-    assert await broker.tail(both, 4, 0) == stored[-4:]
-    assert await broker.tail([parse_pattern("logs:none:>")], 5, 0) == []
+    assert await tail(broker, both, 4, 0) == stored[-4:]
+    assert await tail(broker, [parse_pattern("logs:none:>")], 5, 0) == []
 
 
 async def test_a_tail_start_is_followed_live_with_nothing_twice(make_broker: MakeBroker) -> None:
     broker = make_broker()
     old = (await broker.append([entry(ETL, f"m{i}") for i in range(5)], None)).events
-    replay, after = await catch_up(broker, [parse_pattern(ETL)], None, tail=3)
-    assert replay.events == old[-3:] and replay.gaps == []
-    assert after == old[-1].seq  # live events are those after it
+    start = await catch_up(broker, [parse_pattern(ETL)], None, tail=3)
+    assert await pages(start) == old[-3:] and start.gaps == []
+    assert start.last == old[-1].seq  # live events are those after it
     # A cursor wins over tail: the resume is exact.
-    resumed, _ = await catch_up(broker, [parse_pattern(ETL)], Cursor(broker.epoch, old[0].seq), 3)
-    assert resumed.events == old[1:]
+    resumed = await catch_up(broker, [parse_pattern(ETL)], Cursor(broker.epoch, old[0].seq), 3)
+    assert await pages(resumed) == old[1:]
 
 
 # -- the channel lifecycle ------------------------------------------------------------------
@@ -293,12 +445,12 @@ async def test_an_expired_channel_is_forgotten_and_its_loss_still_counted(
     assert broker.usage().channels == 100
     await wait_for(lambda: broker.usage().channels == 0, timeout=5)
     # Nothing is retained, and the cursor from before is told exactly what it lost.
-    replay = await broker.replay([parse_pattern("logs:etl:>")], start)
+    replay = await read_all(broker, [parse_pattern("logs:etl:>")], start)
     assert replay.events == []
     assert replay.gaps == [Gap("logs:etl:>", 100, "trimmed", channels=100, seq=stored[-1].seq)]
     # A cursor after the loss hears nothing of it.
     assert (
-        await broker.replay([parse_pattern("logs:etl:>")], Cursor(broker.epoch, stored[-1].seq))
+        await read_all(broker, [parse_pattern("logs:etl:>")], Cursor(broker.epoch, stored[-1].seq))
     ).gaps == []
 
 
@@ -311,7 +463,7 @@ async def test_a_forgotten_channel_starts_again_and_an_older_cursor_hears_of_it(
     gone = (await broker.append([entry(ETL, "a"), entry(ETL, "b")], None)).events
 
     async def forgotten() -> bool:
-        probe = await broker.replay([parse_pattern(ETL)], start)
+        probe = await read_all(broker, [parse_pattern(ETL)], start)
         return [g.reason for g in probe.gaps] == ["expired"]
 
     deadline = asyncio.get_running_loop().time() + 5
@@ -321,13 +473,13 @@ async def test_a_forgotten_channel_starts_again_and_an_older_cursor_hears_of_it(
     back = (await broker.append([entry(ETL, "c")], None)).events
     assert [e.offset for e in back] == [0]  # a new life: offsets from 0, seqs go on
     assert back[0].seq > gone[-1].seq
-    replay = await broker.replay([parse_pattern(ETL)], start)
+    replay = await read_all(broker, [parse_pattern(ETL)], start)
     assert replay.events == back
     # The loss can no longer be counted exactly: at least nothing is silently dropped.
     [gap] = replay.gaps
     assert gap.reason == "expired" and gap.seq >= gone[-1].seq
     # From the gap's cursor on, nothing more is reported lost.
-    assert (await broker.replay([parse_pattern(ETL)], Cursor(broker.epoch, gap.seq))).gaps == []
+    assert (await read_all(broker, [parse_pattern(ETL)], Cursor(broker.epoch, gap.seq))).gaps == []
 
 
 async def test_a_resent_batch_is_recognised_within_the_window_only(

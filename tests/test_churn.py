@@ -25,6 +25,7 @@ from gateway.core.events import Entry, Event
 from gateway.core.hub import Hub
 from gateway.core.index import ChannelIndex
 from gateway.core.subscription import EventSubscription
+from tests.broker_reads import read_all
 from tests.conftest import make_config, wait_for
 
 
@@ -106,7 +107,7 @@ async def test_history_stays_within_its_byte_bound_oldest_entries_first() -> Non
     assert usage.evicted == {"memory": published - usage.entries}
     # What is left is the newest of everything (seqs run 1..published); a cursor from the
     # start is told of the rest, in one gap placed after the newest entry lost.
-    replay = await broker.replay([parse_pattern("logs:etl:>")], Cursor(broker.epoch, 0))
+    replay = await read_all(broker, [parse_pattern("logs:etl:>")], Cursor(broker.epoch, 0))
     lost = published - usage.entries
     assert [e.seq for e in replay.events] == list(range(lost + 1, published + 1))
     assert replay.gaps == [Gap("logs:etl:>", lost, "trimmed", 64, lost)]
@@ -120,8 +121,8 @@ async def test_replaying_one_channel_costs_the_same_with_100_000_channels_held()
         stored = await broker.append([entry("logs:etl:ws7:mine") for _ in range(10)], None)
         cursor = Cursor(broker.epoch, stored.events[4].seq)
         literal = [parse_pattern("logs:etl:ws7:mine")]
-        cost = calls(lambda: broker.replay(literal, cursor))
-        assert (await broker.replay(literal, cursor)).events == stored.events[5:]
+        cost = calls(lambda: read_all(broker, literal, cursor))
+        assert (await read_all(broker, literal, cursor)).events == stored.events[5:]
         await broker.close()
         return cost
 
@@ -137,9 +138,9 @@ async def test_a_wildcard_replay_visits_only_the_channels_it_matches() -> None:
         mine = await fill(broker, [f"logs:faas:wsX:fn-{i}" for i in range(10)])
         cursor = Cursor(broker.epoch, mine[4].seq)
         pattern = [parse_pattern("logs:*:wsX:>")]
-        found = (await broker.replay(pattern, cursor)).events
+        found = (await read_all(broker, pattern, cursor)).events
         await broker.close()
-        return calls(lambda: broker.replay(pattern, cursor)), len(found)
+        return calls(lambda: read_all(broker, pattern, cursor)), len(found)
 
     (small, found_small), (large, found_large) = await cost(1_000), await cost(100_000)
     assert found_small == found_large == 5

@@ -8,7 +8,7 @@ import pytest
 
 from gateway.app.server import memory_broker
 from gateway.core import sse
-from gateway.core.broker import Replay, catch_up
+from gateway.core.broker import CatchUp, catch_up
 from gateway.core.broker_memory import MemoryBroker
 from gateway.core.channels import parse_pattern
 from gateway.core.cursor import Cursor
@@ -42,12 +42,13 @@ def _entry(message: str) -> Entry:
     return Entry(ETL, 1, 9, message, "s", {})
 
 
-def _start(hub: Hub, sub: StreamSubscription, replay: Replay, after: int) -> None:
-    """What the stream handler does: send the replay, then hand `sub` to live delivery."""
+async def _start(hub: Hub, sub: StreamSubscription, start: CatchUp) -> None:
+    """What the stream handler does: send each page, then hand `sub` to live delivery."""
     assert isinstance(sub.sink, _Sink)
     epoch = hub._epoch().encode()
-    sub.sink.write(b"".join(sse.replay_chunks(epoch, replay, sub.min_severity, 1 << 16)))
-    hub.start(sub, replay, after)
+    while (page := await start.next_page()) is not None:
+        sub.sink.write(sse.page_frames(epoch, page, sub.min_severity))
+    hub.start(sub, start)
 
 
 async def _setup() -> tuple[MemoryBroker, Hub, _Sink, StreamSubscription]:
@@ -63,13 +64,13 @@ async def test_resume_does_not_double_events_stored_this_loop_turn() -> None:
     broker, hub, sink, sub = await _setup()
     watcher = StreamSubscription("c0", sub.patterns, 0, "o", _Sink(), max_buffer=1 << 20)
     await hub.add(watcher)  # someone is watching, so the hub queues what is stored
-    _start(hub, watcher, *await catch_up(broker, watcher.patterns, None))
+    await _start(hub, watcher, await catch_up(broker, watcher.patterns, None))
     first = await broker.append([_entry("first")], None)
     await asyncio.sleep(0)  # flushed before `sub` comes
     await broker.append([_entry("unflushed")], None)  # queued in the hub, not flushed yet
     await hub.add(sub)
-    replay, after = await catch_up(broker, sub.patterns, Cursor(broker.epoch, first.events[0].seq))
-    _start(hub, sub, replay, after)
+    start = await catch_up(broker, sub.patterns, Cursor(broker.epoch, first.events[0].seq))
+    await _start(hub, sub, start)
     await asyncio.sleep(0.01)
     assert sink.data.count(b'"message":"unflushed"') == 1
     assert b'"message":"first"' not in sink.data
@@ -79,7 +80,7 @@ async def test_live_start_skips_events_before_its_head() -> None:
     broker, hub, sink, sub = await _setup()
     await broker.append([_entry("before")], None)  # not flushed when the client connects
     await hub.add(sub)
-    _start(hub, sub, *await catch_up(broker, sub.patterns, None))
+    await _start(hub, sub, await catch_up(broker, sub.patterns, None))
     await broker.append([_entry("after")], None)
     await asyncio.sleep(0.01)
     assert b'"message":"before"' not in sink.data
@@ -89,9 +90,10 @@ async def test_live_start_skips_events_before_its_head() -> None:
 async def test_reset_cursor_delivers_everything_new() -> None:
     broker, hub, sink, sub = await _setup()
     await hub.add(sub)
-    replay, after = await catch_up(broker, sub.patterns, Cursor("oldepoch", 10**6))
-    assert after == 0 and [g.reason for g in replay.gaps] == ["reset"]
-    _start(hub, sub, replay, after)
+    start = await catch_up(broker, sub.patterns, Cursor("oldepoch", 10**6))
+    assert start.last == 0
+    await _start(hub, sub, start)
+    assert [g.reason for g in start.gaps] == ["reset"]
     await broker.append([_entry("new")], None)
     await asyncio.sleep(0.01)
     assert sink.data.count(b'"message":"new"') == 1
@@ -104,7 +106,7 @@ async def test_a_close_during_the_replay_is_sent_after_it() -> None:
     sub.close(End.TOKEN_EXPIRED)  # before start: the response has not begun
     assert sink.data == b""
     assert not sub.done.done()
-    _start(hub, sub, *await catch_up(broker, sub.patterns, Cursor(broker.epoch, 0)))
+    await _start(hub, sub, await catch_up(broker, sub.patterns, Cursor(broker.epoch, 0)))
     assert sink.data.index(b'"message":"missed"') < sink.data.index(b"event: error")
     assert sub.done.result() is End.TOKEN_EXPIRED
 
@@ -137,7 +139,7 @@ async def test_after_a_slow_flush_what_arrives_meanwhile_goes_in_one_write(
     sink = SlowSink()
     sub = StreamSubscription("c1", (parse_pattern(ETL),), 0, "o", sink, max_buffer=1 << 20)
     await hub.add(sub)
-    _start(hub, sub, *await catch_up(broker, sub.patterns, None))
+    await _start(hub, sub, await catch_up(broker, sub.patterns, None))
     sink.writes.clear()
     sink.wrote.clear()
     await broker.append([_entry("m0")], None)

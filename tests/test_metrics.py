@@ -15,7 +15,7 @@ from prometheus_client.openmetrics.parser import (
 from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.core import sse
-from gateway.core.broker import Gap, Replay
+from gateway.core.broker import CatchUp, Gap
 from gateway.core.channels import parse_pattern
 from gateway.core.errors import Code, GatewayError
 from gateway.core.events import Entry
@@ -210,7 +210,7 @@ async def test_slow_consumer_drop_is_counted() -> None:
     sink = _FullSink()
     sub = StreamSubscription("c1", (parse_pattern(ETL),), 0, "owner", sink, max_buffer=1024)
     await hub.add(sub)
-    hub.start(sub, Replay(), 0)
+    hub.start(sub, CatchUp(None, 0))
     sub.heartbeat(sse.PING)  # the first write finds the buffer full
     hub.remove(sub)
     assert sink.aborted

@@ -25,6 +25,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import TimeoutError as RedisTimeout
 
 from gateway.core.channels import parse_pattern
+from tests.broker_reads import tail
 from tests.conftest import Running, entry, running_gateway
 from tests.redis_server import RedisServer, running_redis
 
@@ -37,7 +38,7 @@ PUBLISH = "/api/logs/publish"
 async def stored(run: Running) -> Counter[str]:
     """Each message in the channel's history, with how many times it is there."""
     assert run.gateway is not None
-    events = await run.gateway.broker.tail([parse_pattern(CH)], 1000, 0)
+    events = await tail(run.gateway.broker, [parse_pattern(CH)], 1000)
     return Counter(orjson.loads(e.data)["message"] for e in events)
 
 

@@ -19,6 +19,7 @@ from gateway.core.channels import parse_pattern
 from gateway.core.cursor import Cursor
 from gateway.core.errors import Code, GatewayError
 from gateway.core.events import Event
+from tests.broker_reads import read_all
 from tests.conftest import make_config
 from tests.redis_server import RedisServer, running_redis
 from tests.test_broker_contract import ETL, FAAS, Received, entry
@@ -52,7 +53,7 @@ async def test_history_offsets_and_epoch_outlive_the_instance(make_broker: MakeR
     second = make_broker()
     assert await second.head() == stored[-1].seq
     assert second.epoch == epoch
-    assert (await second.replay(EVERYTHING, Cursor(epoch, 0))).events == stored
+    assert (await read_all(second, EVERYTHING, Cursor(epoch, 0))).events == stored
     later = (await second.append([entry(ETL, "c")], None)).events[0]
     assert (later.offset, later.seq) == (1, stored[-1].seq + 1)
     assert (await second.append([entry(ETL, "a"), entry(FAAS, "b")], ("p", 1))).duplicate
@@ -87,7 +88,7 @@ async def test_a_cursor_from_one_instance_resumes_on_another(make_broker: MakeRe
     one, other = make_broker(), make_broker()
     seen = (await one.append([entry(ETL, "seen")], None)).events[0]
     missed = (await one.append([entry(FAAS, "x"), entry(ETL, "y")], None)).events
-    replay = await other.replay(EVERYTHING, Cursor(one.epoch, seen.seq))
+    replay = await read_all(other, EVERYTHING, Cursor(one.epoch, seen.seq))
     assert replay.gaps == []
     assert replay.events == missed
 
@@ -134,7 +135,7 @@ async def test_redis_down_fails_fast_then_everything_recovers(
     assert broker.epoch != old_epoch
     assert resyncs
     assert [e.data for e in await received.count(2)] == [before[0].data, after[0].data]
-    replay = await broker.replay(EVERYTHING, Cursor(old_epoch, before[0].seq))
+    replay = await read_all(broker, EVERYTHING, Cursor(old_epoch, before[0].seq))
     assert [(g.reason, g.pattern) for g in replay.gaps] == [("reset", "logs:>")]
     assert replay.events == after
 
@@ -191,7 +192,7 @@ async def test_an_instance_cut_off_past_the_feed_resyncs_and_goes_on(
     assert await received.count(2) == [first[0], missed[-1]]
     assert resyncs == [1]
     # What live delivery skipped is in history, where resuming subscribers find it.
-    replay = await cut.replay(EVERYTHING, Cursor(cut.epoch, first[0].seq))
+    replay = await read_all(cut, EVERYTHING, Cursor(cut.epoch, first[0].seq))
     assert replay.events == missed
     assert replay.gaps == []
 

@@ -17,6 +17,7 @@ from gateway.core.broker import GAP_MEMORY
 from gateway.core.broker_redis import RedisBroker
 from gateway.core.channels import parse_pattern
 from gateway.core.cursor import Cursor
+from tests.broker_reads import read_all
 from tests.conftest import make_config, wait_for
 from tests.redis_server import RedisServer, running_redis
 from tests.test_broker_contract import entry
@@ -73,7 +74,7 @@ async def test_a_churn_of_channels_leaves_only_the_fixed_keys(
     # A resume from before all of them: one gap per pattern, and it adds no key (but the
     # fixed forgotten horizon, should it forget channels).
     patterns = [parse_pattern("logs:etl:>"), parse_pattern("logs:*:ws1:>")]
-    replay = await broker.replay(patterns, start)
+    replay = await read_all(broker, patterns, start)
     gapped = [g.pattern for g in replay.gaps]
     assert "logs:etl:>" in gapped and len(set(gapped)) == len(gapped)
     assert keys(own_redis) - FIXED <= present
@@ -90,7 +91,7 @@ async def test_a_churn_of_channels_leaves_only_the_fixed_keys(
     assert used_memory(own_redis) - before - feed < 64 * n
     assert broker.usage().channels == 0
     # A cursor from before the churn is told its losses can no longer be counted.
-    late = await broker.replay(patterns, start)
+    late = await read_all(broker, patterns, start)
     assert [(g.pattern, g.reason) for g in late.gaps] == [
         ("logs:etl:>", "expired"),
         ("logs:*:ws1:>", "expired"),
@@ -115,7 +116,7 @@ async def test_a_resume_across_100000_channels_succeeds_with_one_gap_per_pattern
         channels = [run(j) for j in range(i, i + BATCH)]
         await broker.append([entry(c, m) for m in ("lost", "kept") for c in channels], None)
     patterns = [parse_pattern("logs:etl:ws1:>"), parse_pattern("logs:etl:>")]
-    replay = await broker.replay(patterns, start)
+    replay = await read_all(broker, patterns, start)
     in_ws1 = len([i for i in range(n) if i % 7 == 1])
     assert [(g.pattern, g.lost, g.channels, g.reason) for g in replay.gaps] == [
         ("logs:etl:ws1:>", in_ws1, in_ws1, "trimmed"),
@@ -124,6 +125,6 @@ async def test_a_resume_across_100000_channels_succeeds_with_one_gap_per_pattern
     assert len(replay.events) == n
     assert all(e.offset == 1 for e in replay.events)
     # From the last gap's cursor on only what follows it is replayed, and nothing is lost.
-    after = await broker.replay(patterns, Cursor(broker.epoch, replay.gaps[-1].seq))
+    after = await read_all(broker, patterns, Cursor(broker.epoch, replay.gaps[-1].seq))
     assert after.gaps == []
     assert after.events == [e for e in replay.events if e.seq > replay.gaps[-1].seq]

@@ -39,7 +39,7 @@ from gateway.app.browser import browser_routes
 from gateway.app.config import SETTING, Config, ConfigError
 from gateway.app.worker_metrics import Workers
 from gateway.core.admission import Admission, publish_limit
-from gateway.core.broker import Broker, Resyncing
+from gateway.core.broker import READ_TURNS, Broker, Resyncing
 from gateway.core.broker_memory import MemoryBroker
 from gateway.core.broker_redis import RedisBroker
 from gateway.core.channel_template import ChannelTemplate
@@ -129,6 +129,7 @@ class Gateway:
         )
         self.health = health.aio.HealthServicer()
         self.sse_bytes = ByteCount()
+        self.read_turns = asyncio.Semaphore(READ_TURNS)  # history pages read at once
         self.grpc_calls = CallLog()
         self.loop_lag = metrics.LoopLag()
         self.bodies = BodyReader(config.max_message_bytes, config.max_inflation_ratio)
@@ -215,6 +216,7 @@ class Gateway:
                 queue_limit=10_000,
                 write_timeout=2 * c.heartbeat_seconds,
                 max_tail=c.history_entries,
+                turns=self.read_turns,
             ),
             server,
         )
@@ -278,6 +280,7 @@ class Gateway:
                 c.history_entries,
             ),
             self.sse_bytes,
+            self.read_turns,
         )
         publish = PublishHandler(self.ingest, self.bodies)
         ops = OpsHandlers(

@@ -15,8 +15,9 @@ cursor predates a loss gets a `Gap` that counts it, never a silent loss.
 
 from __future__ import annotations
 
+import asyncio
 import bisect
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -69,9 +70,10 @@ class Loss:
     channels: int = 0
     newest: int = 0
 
-    def add(self, lost: int, newest: int, exact: bool) -> None:
+    def add(self, lost: int, newest: int, exact: bool, new: bool = True) -> None:
+        """Add one channel's loss (`new`: a channel not counted before)."""
         self.lost += lost
-        self.channels += lost > 0
+        self.channels += lost > 0 and new
         self.newest = max(self.newest, newest)
         self.exact = self.exact and exact
 
@@ -110,18 +112,37 @@ class Usage:
     dedup_bytes: int | None = None
 
 
+# A page's bounds: what one read of history holds in memory and costs the loop (or Redis)
+# before the reader takes its turn again.
+PAGE_ENTRIES = 500
+PAGE_BYTES = 256 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class PageSize:
+    """At most `entries` events of at most about `bytes` bytes of data (a page always holds
+    at least one event when any is left, however large it is)."""
+
+    entries: int = PAGE_ENTRIES
+    bytes: int = PAGE_BYTES
+
+
+PAGE = PageSize()
+READ_TURNS = 2  # pages a process reads at once (CatchUp)
+
+
 @dataclass(slots=True)
-class Replay:
-    """What a client missed: retained events in seq order, and the gaps in seq order
-    (a gap goes out after the events whose seq is at most its own)."""
+class Page:
+    """One bounded read of history: events in seq order (in both directions), the gaps in
+    seq order (forward reads only: a gap goes out after the events whose seq is at most its
+    own), `next`, the seq a following read goes on from (`after=next` forward, `before=next`
+    backward), and `end`: forward, the read has reached the seq it started at (what was
+    stored later comes live); backward, nothing older is retained (the start of history)."""
 
-    gaps: list[Gap] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
-
-    @property
-    def last(self) -> int:
-        """The seq the replay brings a client to (0 when it brings nothing)."""
-        return max(self.events[-1].seq if self.events else 0, self.gaps[-1].seq if self.gaps else 0)
+    gaps: list[Gap] = field(default_factory=list)
+    next: int = 0
+    end: bool = False
 
     def in_order(self) -> list[Event | Gap]:
         """Events and gaps as they are sent: each gap after the events up to its seq."""
@@ -134,6 +155,14 @@ class Replay:
             start = end
         out += events[start:]
         return out
+
+
+def place_gaps(gaps: list[Gap], page: Page) -> list[Gap]:
+    """Give `page` the gaps its events reach (every one, if it is the last), in seq order,
+    so no id a stream sends goes back; returns the others, for a later page."""
+    due = sorted((g for g in gaps if page.end or g.seq <= page.next), key=lambda g: g.seq)
+    page.gaps = due
+    return [g for g in gaps if not (page.end or g.seq <= page.next)]
 
 
 class Broker(Protocol):
@@ -151,15 +180,43 @@ class Broker(Protocol):
         """Seq of the newest stored event (0 when none): where a live-only reader starts."""
         ...
 
-    async def replay(self, patterns: Sequence[Pattern], after: Cursor) -> Replay:
-        """Retained events after `after` on channels matching `patterns`, in seq order,
-        and at most one Gap per pattern for what those channels lost after the cursor.
-        Costs what matches and what is returned, never every channel held."""
+    def read_after(
+        self,
+        patterns: Sequence[Pattern],
+        after: Cursor,
+        size: PageSize = PAGE,
+        min_severity: int = 0,
+    ) -> AsyncGenerator[Page, None]:
+        """Retained events after `after` on channels matching `patterns` (each channel once,
+        of at least `min_severity`), page by page in seq order, up to the newest seq stored
+        when the read began: the last page has `end` set and `next` at that seq, after which
+        live delivery takes over. A cursor of another epoch reads everything retained.
+
+        Gaps: at most one per pattern, for what its channels lost after the cursor, counted
+        when the read begins (exactly, as `Gap` says) and sent in the page whose events
+        reach its seq (or the last). A read resumed from any page's `next`, or from any
+        event's or gap's seq, reports only what was lost after it.
+
+        Each page is read when the reader asks for it, so a stream holds one page at a
+        time; the work of each (on the loop, and in Redis) is bounded by the page, and the
+        work of finding the matching channels is done in bounded slices between which the
+        loop runs others. Pages may hold fewer events than `size` allows (never none
+        unless it is the last)."""
         ...
 
-    async def tail(self, patterns: Sequence[Pattern], count: int, min_severity: int) -> list[Event]:
-        """The `count` newest retained events of at least `min_severity` on channels
-        matching `patterns`, oldest first. Costs the channels matched and what is returned."""
+    def read_before(
+        self,
+        patterns: Sequence[Pattern],
+        before: int | None,
+        size: PageSize = PAGE,
+        min_severity: int = 0,
+    ) -> AsyncGenerator[Page, None]:
+        """Retained events before seq `before` (None: the newest) on channels matching
+        `patterns`, of at least `min_severity`, newest pages first; each page's events are
+        in seq order and `next` is where the next (older) page ends. The page that reaches
+        the oldest retained event has `end` set. No gaps: what is gone lies before `end`.
+        Costs what it returns, however many channels match (a tail of `logs:>` over
+        100,000 channels reads about what it returns, not every channel)."""
         ...
 
     def add_listener(self, listener: Listener) -> None:
@@ -204,22 +261,84 @@ class Resyncing(Protocol):
         ...
 
 
+class CatchUp:
+    """What a new subscription is sent first, page by page, and the seq after which live
+    events are new to it (`last`: it moves on with every page taken).
+
+    Pages are read in `turns` shared by every stream of the process: a read yields the
+    loop between its slices, but a loop turn runs every reader that is ready, so 200 of
+    them at once would hold it 200 slices long. A few at a time keeps a turn short for
+    everyone else; they wait, and the whole takes no longer (the work is the same)."""
+
+    def __init__(
+        self,
+        pages: AsyncGenerator[Page, None] | None,
+        last: int,
+        turns: asyncio.Semaphore | None = None,
+    ) -> None:
+        self._pages = pages
+        self.last = last
+        self.gaps: list[Gap] = []
+        self._turns = turns or asyncio.Semaphore(READ_TURNS)
+
+    async def next_page(self) -> Page | None:
+        """The next page; None once there is no more (then `last` is final)."""
+        if self._pages is None:
+            return None
+        async with self._turns:
+            page = await anext(self._pages, None)
+        if page is None:
+            self._pages = None
+            return None
+        self.last = max(self.last, page.next)
+        self.gaps += page.gaps
+        return page
+
+    async def aclose(self) -> None:
+        """Let go of the read (a stream that ends before taking every page)."""
+        if self._pages is not None:
+            await self._pages.aclose()
+        self._pages = None
+
+
+async def tail_start(
+    broker: Broker, patterns: Sequence[Pattern], count: int, min_severity: int, size: PageSize
+) -> int:
+    """The seq after which the `count` newest events matching lie (0: fewer are held),
+    found by walking back page by page: one page in memory, never the whole tail."""
+    seen = 0
+    async for page in broker.read_before(patterns, None, size, min_severity):
+        if seen + len(page.events) >= count:
+            return page.events[len(page.events) - (count - seen)].seq - 1
+        seen += len(page.events)
+    return 0
+
+
 async def catch_up(
     broker: Broker,
     patterns: Sequence[Pattern],
     cursor: Cursor | None,
     tail: int = 0,
     min_severity: int = 0,
-) -> tuple[Replay, int]:
-    """What a new subscription must be sent first, and the seq after which live events
-    are new to it: the head for a live start (after the `tail` newest entries, if asked),
-    the cursor when resuming in the same epoch, 0 (everything held) after a reset. A
-    cursor wins over `tail`: a resume is exact."""
+    size: PageSize = PAGE,
+    turns: asyncio.Semaphore | None = None,
+) -> CatchUp:
+    """What a new subscription must be sent first: nothing for a live start (after the
+    head), the `tail` newest entries if asked (read forward from where they start, so the
+    stream sends them oldest first a page at a time), or what followed the cursor when
+    resuming (everything retained after a reset). A cursor wins over `tail`: a resume is
+    exact."""
     if cursor is None:
         head = await broker.head()
+        if not tail:
+            return CatchUp(None, head, turns)
         # Read after the head: an entry stored between the two is in the tail, and the
-        # subscription's seq filter (Replay.last) keeps it from coming twice.
-        recent = await broker.tail(patterns, tail, min_severity) if tail else []
-        return Replay(events=recent), head
-    replay = await broker.replay(patterns, cursor)
-    return replay, cursor.seq if cursor.epoch == broker.epoch else 0
+        # subscription's seq filter (CatchUp.last) keeps it from coming twice.
+        turns = turns or asyncio.Semaphore(READ_TURNS)
+        async with turns:
+            start = await tail_start(broker, patterns, tail, min_severity, size)
+        pages = broker.read_after(patterns, Cursor(broker.epoch, start), size, min_severity)
+        return CatchUp(pages, head, turns)
+    same = cursor.epoch == broker.epoch
+    pages = broker.read_after(patterns, cursor, size, min_severity)
+    return CatchUp(pages, cursor.seq if same else 0, turns)

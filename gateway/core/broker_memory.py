@@ -14,27 +14,37 @@ forgotten (DESIGN §3.1).
 from __future__ import annotations
 
 import asyncio
-import bisect
 import heapq
-import itertools
 import secrets
 import time
 from array import array
 from collections import OrderedDict, deque
-from collections.abc import Sequence
+from collections.abc import AsyncGenerator, Sequence
 from typing import Final
 
 from gateway.core import broker
-from gateway.core.broker import Appended, DedupKey, Listener, Loss, Replay, Usage
+from gateway.core.broker import (
+    Appended,
+    DedupKey,
+    Listener,
+    Loss,
+    Page,
+    PageSize,
+    Usage,
+    place_gaps,
+)
 from gateway.core.channels import Pattern
 from gateway.core.cursor import Cursor
 from gateway.core.discovery import ChannelInfo, newest_first
 from gateway.core.events import Entry, Event, make_event
 from gateway.core.index import ChannelIndex
+from gateway.core.memory_reads import History, Reads
+from gateway.core.seq_index import SeqIndex
 
 # Bytes counted against `max_bytes` besides each event's JSON line, measured with
 # tracemalloc (docs/OPERATIONS.md, "Sizing"): an event's objects and its place in history,
-# a channel's own objects and index entry, and one recorded lost seq.
+# a channel's own objects and index entry, and one recorded lost seq; and each run (one
+# append's entries to one channel) of the seq index that reads walk (seq_index).
 EVENT_COST = 180
 CHANNEL_COST = 1150
 LOSS_COST = 8
@@ -45,54 +55,10 @@ DEDUP_ENTRY_COST = 20
 DEDUP_PRODUCER_COST = 400
 TICK = 1.0  # longest pause between expiry ticks (seconds)
 TICK_WORK = 5_000  # most evictions in one tick; more go on in the next loop turn
-REPLAY_SLICE = 500  # channels a replay visits between two turns of the loop
+RUN_COST = 16  # a run of the seq index: its first seq in an array, its channel in a list
 
 # What de-duplication keeps of a stored batch: when, its offsets and seqs (16 B an entry).
 _Stored = tuple[float, array, array]  # type: ignore[type-arg]
-
-
-class _History:
-    """One channel's retained events, oldest first, and the seqs of those it lost."""
-
-    __slots__ = ("emptied_at", "events", "lost", "lost_dropped", "name", "next_offset")
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.events: deque[Event] = deque()  # each with its `stored_at`
-        self.next_offset = 0
-        self.lost = array("q")  # seqs of evicted events, ascending
-        self.lost_dropped = 0  # evicted events whose seqs were let go, oldest first
-        self.emptied_at: float | None = None  # when its last event went (None: it holds some)
-
-    def losses_after(self, seq: int, stale: int) -> tuple[int, int, bool]:
-        """How many events after `seq` are gone (recorded, plus `stale` expired but not yet
-        evicted), the newest lost seq, and whether the count is exact."""
-        lost, events = self.lost, self.events
-        count = len(lost) - bisect.bisect_right(lost, seq)
-        newest = lost[-1] if count else 0
-        for i in range(stale - 1, -1, -1):  # newest first: stop at the cursor
-            if events[i].seq <= seq:
-                break
-            count += 1
-            newest = max(newest, events[i].seq)
-        exact = not self.lost_dropped or (bool(lost) and lost[0] <= seq)
-        return count, newest, exact
-
-    def after(self, seq: int, skip: int, upto: int) -> list[Event]:
-        """Retained events in (seq, upto], leaving out the `skip` oldest (expired)."""
-        events = self.events
-        if not events or events[-1].seq <= seq:
-            return []
-        out: list[Event] = []
-        # From the newest back: a resume asks for what is recent, and history is bounded.
-        for i in range(len(events) - 1, skip - 1, -1):
-            event = events[i]
-            if event.seq <= seq:
-                break
-            if event.seq <= upto:
-                out.append(event)
-        out.reverse()
-        return out
 
 
 class MemoryBroker:
@@ -112,10 +78,12 @@ class MemoryBroker:
         # An attribute, not a property: read on every publish (Ingest) and delivery (Hub).
         self.epoch: Final = secrets.token_hex(4)
         self._seq = 0
-        self._channels: dict[str, _History] = {}  # the publish path's lookup
-        self._index: ChannelIndex[_History] = ChannelIndex()  # the readers' lookup
-        self._oldest: list[tuple[int, _History]] = []  # (oldest seq, channel), one per holder
-        self._emptied: deque[tuple[float, _History]] = deque()  # channels left with a record
+        self._channels: dict[str, History] = {}  # the publish path's lookup
+        self._index: ChannelIndex[History] = ChannelIndex()  # the readers' lookup
+        self._runs: SeqIndex[History] = SeqIndex()  # the readers' walk, in seq order
+        self._reads = Reads(self._index, self._runs, max_age)
+        self._oldest: list[tuple[int, History]] = []  # (oldest seq, channel), one per holder
+        self._emptied: deque[tuple[float, History]] = deque()  # channels left with a record
         self._forgotten = 0  # newest seq of any channel forgotten (its losses are unknown)
         self._holding = 0  # channels with retained events
         self._entries = 0
@@ -159,18 +127,23 @@ class MemoryBroker:
 
     def _store(
         self, entries: Sequence[Entry], now: float
-    ) -> tuple[list[Event], dict[_History, int]]:
+    ) -> tuple[list[Event], dict[History, int]]:
         """Add entries to their channels' histories; `append` evicts after the batch. Also
         returns each channel touched with its newest seq, the last touched last."""
         channels = self._channels
         events = []
-        touched: dict[_History, int] = {}
+        touched: dict[History, int] = {}
         size = 0
+        runs, last = self._runs, self._runs.last
         for entry in entries:  # the publish path's inner loop: one event per entry
             history = channels.get(entry.channel)
             if history is None:
                 history = self._open(entry.channel)
             self._seq += 1
+            if history is not last:
+                runs.add(self._seq, history)
+                last = history
+                size += RUN_COST
             touched.pop(history, None)  # (re)inserted: the dict's order is the seqs'
             touched[history] = self._seq
             event = make_event(entry, history.next_offset, self._seq)
@@ -185,18 +158,18 @@ class MemoryBroker:
         self._bytes += size + EVENT_COST * len(events)
         return events, touched
 
-    def _open(self, name: str) -> _History:
-        history = self._channels[name] = _History(name)  # `append` puts it in the index
+    def _open(self, name: str) -> History:
+        history = self._channels[name] = History(name)  # `append` puts it in the index
         self._bytes += CHANNEL_COST
         return history
 
-    def _hold(self, history: _History) -> None:
+    def _hold(self, history: History) -> None:
         """`history` is about to get its first retained event (new, or back from empty)."""
         history.emptied_at = None
         self._holding += 1
         heapq.heappush(self._oldest, (self._seq, history))
 
-    def _evict(self, history: _History, n: int, cause: str) -> None:
+    def _evict(self, history: History, n: int, cause: str) -> None:
         """Drop the `n` oldest events of `history`, recording their seqs."""
         events, lost = history.events, history.lost
         size = 0
@@ -238,6 +211,8 @@ class MemoryBroker:
                 heapq.heapreplace(heap, (history.events[0].seq, history))
             else:
                 heapq.heappop(heap)
+        oldest = heap[0][0] if heap else self._seq + 1  # (at most the oldest held seq)
+        self._bytes -= RUN_COST * self._runs.trim(oldest, self._seq)
         return self._forget(now - broker.GAP_MEMORY * self._max_age, budget)
 
     def _forget(self, cutoff: float, budget: int) -> int:
@@ -313,41 +288,40 @@ class MemoryBroker:
     async def head(self) -> int:
         return self._seq
 
-    async def replay(self, patterns: Sequence[Pattern], after: Cursor) -> Replay:
-        """Visits the matching channels touched after the cursor, yielding the loop every
-        REPLAY_SLICE of them (a large replay never holds it); only what was stored before
-        it began is returned, so live events after that reach the subscriber once."""
-        cutoff = time.monotonic() - self._max_age
+    async def read_after(
+        self,
+        patterns: Sequence[Pattern],
+        after: Cursor,
+        size: PageSize = broker.PAGE,
+        min_severity: int = 0,
+    ) -> AsyncGenerator[Page, None]:
         upto, forgotten = self._seq, self._forgotten
         reset = after.epoch != self.epoch
         since = 0 if reset else after.seq
-        matched: dict[str, tuple[int, _History]] = {}  # each channel under its first pattern
-        for i, pattern in enumerate(patterns):
-            for history in self._index.match(pattern, since):
-                matched.setdefault(history.name, (i, history))
-        losses = [Loss(exact=since >= forgotten) for _ in patterns]
-        runs: list[list[Event]] = []
-        for n, (i, history) in enumerate(matched.values(), 1):
-            stale = _stale(history.events, cutoff)
-            losses[i].add(*history.losses_after(since, stale))
-            if events := history.after(since, stale, upto):
-                runs.append(events)
-            if n % REPLAY_SLICE == 0:
-                await asyncio.sleep(0)
-        replay = Replay(gaps=Loss.gaps(patterns, losses, reset, forgotten))
-        replay.events = list(heapq.merge(*runs, key=lambda e: e.seq))
-        return replay
+        pages = self._reads.after(patterns, since, upto, not reset, size, min_severity)
+        first, held = True, []
+        async for page, losses in pages:
+            if first:  # what was lost before the cursor's channels were last forgotten
+                for loss in losses:
+                    loss.exact = loss.exact and since >= forgotten
+            if reset:
+                losses = [Loss(exact=True) for _ in patterns] if first else []
+            if losses:
+                held += Loss.gaps(patterns, losses, reset and first, forgotten)
+            held = place_gaps(held, page)
+            first = False
+            yield page
 
-    async def tail(self, patterns: Sequence[Pattern], count: int, min_severity: int) -> list[Event]:
-        cutoff = time.monotonic() - self._max_age
-        matched = {h.name: h for p in patterns for h in self._index.match(p)}
-        newest_first = heapq.merge(
-            *(reversed(h.events) for h in matched.values()), key=lambda e: -e.seq
-        )
-        wanted = (e for e in newest_first if e.severity >= min_severity and e.stored_at >= cutoff)
-        recent = list(itertools.islice(wanted, count))
-        recent.reverse()
-        return recent
+    async def read_before(
+        self,
+        patterns: Sequence[Pattern],
+        before: int | None,
+        size: PageSize = broker.PAGE,
+        min_severity: int = 0,
+    ) -> AsyncGenerator[Page, None]:
+        start = self._seq + 1 if before is None else min(before, self._seq + 1)
+        async for page in self._reads.before(patterns, start, size, min_severity):
+            yield page
 
     def add_listener(self, listener: Listener) -> None:
         self._listeners.append(listener)
@@ -376,7 +350,7 @@ class MemoryBroker:
         return [
             ChannelInfo(
                 h.name,
-                len(h.events) - _stale(h.events, cutoff),
+                len(h.events) - h.stale(cutoff),
                 h.events[-1].seq,
                 h.events[-1].stored_at + wall,
             )
@@ -388,16 +362,6 @@ class MemoryBroker:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-
-
-def _stale(events: deque[Event], cutoff: float) -> int:
-    """How many of a channel's oldest events are past the age bound (the next tick's)."""
-    n = 0
-    for event in events:
-        if event.stored_at >= cutoff:
-            break
-        n += 1
-    return n
 
 
 def _batch_cost(stored: _Stored) -> int:

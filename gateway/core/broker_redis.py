@@ -12,11 +12,12 @@ hands each batch to the listeners in seq order, its own appends included (nothin
 over at append time, so nothing twice). Patterns need nothing per channel in Redis: the hub
 matches them.
 
-Replay: an index of channel names by segment (ChannelIndex, each with its last seq), fed by
+Reads: an index of channel names by segment (ChannelIndex, each with its last seq), fed by
 appends and the feed, loaded from the registry at start and after a resync, and pruned by
-age, gives the channels a pattern matches that had an append after the cursor; they are
-read READ_PAGE per script, so a resume over 100,000 channels is many short commands, and
-each channel's reply counts its own losses for one gap per pattern.
+age, gives the channels a pattern matches that had an append after the cursor; READ finds
+where each goes on and what it lost, READ_PAGE channels per script, and redis_reads then
+pages through them, so a resume over 100,000 channels or 100 MB is many short commands,
+each one sent when the stream has taken the page before.
 
 When Redis goes away, appends fail at once with UNAVAILABLE (nothing stored; one whose
 answer is lost or late fails with OUTCOME_UNKNOWN instead, see `store`), open streams keep
@@ -31,12 +32,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import heapq
 import logging
 import secrets
 import time
 from collections import Counter, OrderedDict
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
 from redis.asyncio import BlockingConnectionPool, Redis
@@ -44,9 +44,19 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError, ResponseError
 
-from gateway.core import broker
+from gateway.core import broker, redis_reads
 from gateway.core import broker_redis_lua as lua
-from gateway.core.broker import Appended, DedupKey, Listener, Loss, Replay, Usage
+from gateway.core.broker import (
+    Appended,
+    DedupKey,
+    Gap,
+    Listener,
+    Loss,
+    Page,
+    PageSize,
+    Usage,
+    place_gaps,
+)
 from gateway.core.broker_redis_errors import refused, store, unavailable
 from gateway.core.channels import Pattern
 from gateway.core.cursor import Cursor
@@ -54,6 +64,7 @@ from gateway.core.discovery import ChannelInfo, newest_first
 from gateway.core.errors import GatewayError
 from gateway.core.events import Entry, Event, encode_data
 from gateway.core.index import ChannelIndex
+from gateway.core.redis_page_lua import PAGE
 
 log = logging.getLogger("logs_gateway.redis")
 T = TypeVar("T")
@@ -104,6 +115,7 @@ class RedisBroker:
         self._feed_redis = Redis.from_url(url, socket_timeout=timeout + BLOCK_MS / 1000, **options)
         self._append_script = self._redis.register_script(lua.APPEND)
         self._read_script = self._redis.register_script(lua.READ)
+        self._page_script = self._redis.register_script(PAGE)
         self._horizon_script = self._redis.register_script(lua.HORIZON)
         self._position_script = self._redis.register_script(lua.POSITION)
         self._keys = _Keys(prefix)
@@ -193,60 +205,73 @@ class RedisBroker:
                 raise
             return self._delivered
 
-    async def replay(self, patterns: Sequence[Pattern], after: Cursor) -> Replay:
-        """Reads only the channels that match and have an append after the cursor, in
-        pages of READ_PAGE scripts; each channel's reply counts its own losses."""
+    async def read_after(
+        self,
+        patterns: Sequence[Pattern],
+        after: Cursor,
+        size: PageSize = broker.PAGE,
+        min_severity: int = 0,
+    ) -> AsyncGenerator[Page, None]:
+        """Finds where each matching channel touched after the cursor goes on (READ,
+        READ_PAGE channels a call, which also counts what each lost), then pages through
+        them (redis_reads)."""
         upto = await self._snapshot()
-        if self._stale:
-            await self._load_index()
-        self._prune(time.monotonic())
         reset = after.epoch != self._epoch
         since = 0 if reset else after.seq
-        # Each channel once, under the first pattern matching it.
-        matched: list[tuple[int, str]] = []
-        visited: set[str] = set()
-        for i, pattern in enumerate(patterns):
-            for channel in self._index.match(pattern, since):
-                if channel.last > since and channel.name not in visited:
-                    visited.add(channel.name)
-                    matched.append((i, channel.name))
-        replies = await self._read_histories([name for _, name in matched], since, upto)
+        matched = await self._matching(patterns, since)
+        channels, losses = await self._starts(matched, len(patterns), since, upto)
         # Read after the channels, so no channel forgotten meanwhile escapes both; never
-        # past the snapshot (appends after it are not this replay's).
+        # past the snapshot (appends after it are not this read's).
         forgotten = min(int(await self._call(self._horizon())), upto)
-        losses = [Loss(exact=since >= forgotten) for _ in patterns]
-        runs: list[list[Event]] = []
-        for (i, name), reply in zip(matched, replies, strict=True):
-            head, *lines = reply.split(b"\n")
-            lost, newest, exact = (int(x) for x in head.split())
-            losses[i].add(lost, newest, bool(exact))
-            if lines:
-                runs.append(_history_events(name, lines))
-        replay = Replay(gaps=Loss.gaps(patterns, losses, reset, forgotten))
-        replay.events = list(heapq.merge(*runs, key=lambda e: e.seq))
-        return replay
+        for loss in losses:
+            loss.exact = loss.exact and since >= forgotten
+        first, held = True, list[Gap]()
+        reading = self._reading(size, min_severity, len(patterns))
+        async for page, lost in redis_reads.forward(reading, channels, since, upto, losses):
+            if reset:
+                lost = [Loss(exact=True) for _ in patterns] if first else []
+            if lost:
+                held += Loss.gaps(patterns, lost, reset and first, forgotten)
+            held = place_gaps(held, page)
+            first = False
+            yield page
 
-    async def tail(self, patterns: Sequence[Pattern], count: int, min_severity: int) -> list[Event]:
-        """Reads the newest entries of the channels that match and still hold history,
-        READ_PAGE a pipeline."""
+    async def read_before(
+        self,
+        patterns: Sequence[Pattern],
+        before: int | None,
+        size: PageSize = broker.PAGE,
+        min_severity: int = 0,
+    ) -> AsyncGenerator[Page, None]:
+        """Pages back from `before` through the matching channels that still hold
+        history, newest first (redis_reads)."""
         upto = await self._snapshot()
+        start = upto + 1 if before is None else min(before, upto + 1)
+        retained = time.monotonic() - self._max_age
+        channels = redis_reads.Channels()
+        for i, channel in await self._matching(patterns, -1):
+            if channel.at >= retained:
+                channels.add(channel.name, i, -min(channel.last, start - 1))
+        reading = self._reading(size, min_severity, len(patterns))
+        async for page in redis_reads.backward(reading, channels, start):
+            yield page
+
+    async def _matching(
+        self, patterns: Sequence[Pattern], since: int
+    ) -> list[tuple[int, _Channel]]:
+        """The channels matching `patterns` touched after `since`, each once, under the
+        first pattern matching it (the loop gets a turn every LOAD_PAGE of them)."""
         if self._stale:
             await self._load_index()
         self._prune(time.monotonic())
-        retained = time.monotonic() - self._max_age
-        names = list(
-            {c.name: None for p in patterns for c in self._index.match(p) if c.at >= retained}
-        )
-        # With a severity floor the newest `count` of a channel may not be enough.
-        per_channel = count if not min_severity else self._trim[0]
-        oldest_ms = await self._now_ms() - self._trim[1]
-        runs = []
-        for name, reply in zip(names, await self._newest(names, upto, per_channel), strict=True):
-            records = [(entry_id, fields[b"e"]) for entry_id, fields in reversed(reply)]
-            events = _stream_events(name, records, oldest_ms)
-            runs.append([e for e in events if e.severity >= min_severity])
-        recent = list(heapq.merge(*runs, key=lambda e: e.seq))
-        return recent[-count:]
+        matched: dict[str, tuple[int, _Channel]] = {}
+        for i, pattern in enumerate(patterns):
+            for channel in self._index.match(pattern, since):
+                if channel.last > since and channel.name not in matched:
+                    matched[channel.name] = (i, channel)
+                    if len(matched) % LOAD_PAGE == 0:
+                        await asyncio.sleep(0)
+        return list(matched.values())
 
     async def channels(
         self, patterns: Sequence[Pattern], before: int | None, limit: int
@@ -271,19 +296,32 @@ class RedisBroker:
                 found.append(ChannelInfo(channel.name, count, int(seq), int(ms) / 1000))
         return found
 
-    async def _newest(self, names: list[str], upto: int, count: int) -> list[Any]:
-        """Each channel's newest `count` history entries up to seq `upto`, newest first."""
-        replies: list[Any] = []
-        for start in range(0, len(names), READ_PAGE):
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for name in names[start : start + READ_PAGE]:
-                    pipe.xrevrange(self._keys.history(name), f"{upto}-{LAST_MS}", "-", count=count)
-                replies += await self._call(pipe.execute())
-        return replies
+    async def _starts(
+        self, matched: list[tuple[int, _Channel]], npatterns: int, since: int, upto: int
+    ) -> tuple[redis_reads.Channels, list[Loss]]:
+        """Where each channel's entries after `since` start, and what each lost after it
+        (READ, READ_PAGE channels a call: one call for every channel would hold Redis)."""
+        k = self._keys
+        channels, losses = redis_reads.Channels(), [Loss(exact=True) for _ in range(npatterns)]
+        for start in range(0, len(matched), READ_PAGE):
+            page = [channel.name for _, channel in matched[start : start + READ_PAGE]]
+            keys = [k.last]
+            for name in page:
+                keys += [k.history(name), k.ledger(name)]
+            replies = await self._call(self._read_script(keys, [since, upto, *self._trim, *page]))
+            for (i, channel), reply in zip(matched[start:], replies, strict=False):
+                lost, newest, exact, first, offset = (int(x) for x in reply.split())
+                losses[i].add(lost, newest, bool(exact))
+                if first:
+                    channels.add(channel.name, i, first, offset)
+        return channels, losses
 
-    async def _now_ms(self) -> int:
-        seconds, micros = await self._call(self._redis.time())
-        return int(seconds) * 1000 + int(micros) // 1000
+    def _reading(self, size: PageSize, floor: int, patterns: int) -> redis_reads.Reading:
+        async def run(keys: list[str], args: list[int]) -> bytes:
+            reply: bytes = await self._call(self._page_script(keys, args))
+            return reply
+
+        return redis_reads.Reading(run, self._keys.history, size, floor, self._trim[1], patterns)
 
     def add_listener(self, listener: Listener) -> None:
         self._listeners.append(listener)
@@ -363,19 +401,6 @@ class RedisBroker:
                 await asyncio.wait_for(self._progress.wait(), deadline - loop.time())
             except TimeoutError:
                 raise unavailable() from None
-
-    async def _read_histories(self, names: list[str], since: int, upto: int) -> list[Any]:
-        """One READ reply per name, READ_PAGE channels a script: one script or pipeline for
-        every channel at once would hold Redis and this loop past the socket timeout."""
-        k = self._keys
-        replies: list[Any] = []
-        for start in range(0, len(names), READ_PAGE):
-            page = names[start : start + READ_PAGE]
-            keys = [k.last]
-            for name in page:
-                keys += [k.history(name), k.ledger(name)]
-            replies += await self._call(self._read_script(keys, [since, upto, *self._trim, *page]))
-        return replies
 
     def _horizon(self) -> Awaitable[Any]:
         """The forgotten horizon (HORIZON), forgetting what is due first."""
@@ -581,31 +606,6 @@ def _split(data: bytes) -> tuple[bytes, bytes]:
     can put in the offset it assigns and every reader gets the same bytes as make_event."""
     at = data.index(_OFFSET) + len(_OFFSET)
     return data[:at], data[at + 1 :]
-
-
-def _history_events(channel: str, lines: list[bytes]) -> list[Event]:
-    """Events from the lines of a READ reply: "ID OFFSET SEVERITY DATA" each."""
-    events = []
-    for line in lines:
-        entry_id, offset, severity, data = line.split(b" ", 3)
-        seq = int(entry_id.split(b"-", 1)[0])
-        events.append(Event(channel, int(offset), seq, int(severity), data))
-    return events
-
-
-def _stream_events(
-    channel: str, records: Iterable[tuple[bytes, bytes]], oldest_ms: int = 0
-) -> list[Event]:
-    """Events from history stream entries (id `SEQ-MS`, record "OFFSET SEVERITY DATA"),
-    leaving out those stored before `oldest_ms` (past the age bound, not yet trimmed)."""
-    events = []
-    for entry_id, record in records:
-        seq, ms = entry_id.split(b"-", 1)
-        if int(ms) < oldest_ms:
-            continue
-        offset, severity, data = record.split(b" ", 2)
-        events.append(Event(channel, int(offset), int(seq), int(severity), data))
-    return events
 
 
 def _feed_events(first: int, lines: bytes) -> list[Event]:

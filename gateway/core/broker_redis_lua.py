@@ -262,14 +262,15 @@ return {epoch, 0, result}
 """
 )
 
-# Channels' events in (after, upto], oldest first, after trimming by age, and what each
-# lost after `after`: a page of a replay, one script for many channels.
+# Where a read after `after` starts on each of many channels, after trimming by age, and
+# what each lost after `after` (the events themselves are read by PAGE, a page at a time).
 # KEYS: last, then (history, ledger) per channel. ARGV: after, upto, max entries, max age
 # ms, then the channel names. Returns one string per channel (one reply item: parsing
-# items is most of a client's cost), lines "LOST NEWEST EXACT" then "ID RECORD" per event:
-# NEWEST is the newest lost seq; EXACT (1/0) is 0 when the ledger no longer reaches back to
-# the cursor (LOST is then a lower bound) or the channel was forgotten (its ledger expired:
-# NEWEST is its last seq).
+# items is most of a client's cost): "LOST NEWEST EXACT NEXT OFFSET": NEWEST is the newest
+# lost seq; EXACT (1/0) is 0 when the ledger no longer reaches back to the cursor (LOST is
+# then a lower bound) or the channel was forgotten (its ledger expired: NEWEST is its last
+# seq); NEXT and OFFSET are the seq and offset of its first entry in (after, upto] (0 0:
+# none).
 READ = (
     _NOW
     + _TRIM
@@ -299,8 +300,8 @@ local function read(hkey, lkey, name)
   local len = redis.call('LLEN', lkey)
   if len == 0 then
     local last = redis.call('HGET', KEYS[1], name)
-    if last and seq_of(last) > after then return string.format('0 %d 0', seq_of(last)) end
-    return '0 0 1'
+    if last and seq_of(last) > after then return string.format('0 %d 0 0 0', seq_of(last)) end
+    return '0 0 1 0 0'
   end
   trim(hkey, max_len, min_ms)
   local out = {0, 0, 1}
@@ -325,11 +326,11 @@ local function read(hkey, lkey, name)
     -- Older records were dropped and the cursor predates them: some losses are uncounted.
     if at == 0 and seen == 0 and first_offset > 0 then out[3] = 0 end
   end
-  local lines = {string.format('%d %d %d', out[1], out[2], out[3])}
-  for _, item in ipairs(redis.call('XRANGE', hkey, string.format('%d', after + 1), upto)) do
-    lines[#lines + 1] = item[1] .. ' ' .. item[2][2]
-  end
-  return table.concat(lines, '\\n')
+  local head = string.format('%d %d %d', out[1], out[2], out[3])
+  local first = redis.call('XRANGE', hkey, string.format('%d', after + 1), upto, 'COUNT', 1)[1]
+  if not first then return head .. ' 0 0' end
+  local seq, offset = string.match(first[1], '^(%d+)'), string.match(first[2][2], '^(%d+)')
+  return head .. ' ' .. seq .. ' ' .. offset
 end
 
 local replies = {}

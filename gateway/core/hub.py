@@ -19,7 +19,7 @@ from typing import Any
 
 from gateway.core import sse
 from gateway.core.admission import Admission, SharedCounts, subscribe_limit
-from gateway.core.broker import Replay
+from gateway.core.broker import CatchUp
 from gateway.core.endings import ENDINGS, End
 from gateway.core.events import Event
 from gateway.core.index import PatternIndex
@@ -87,14 +87,14 @@ class Hub:
             delay = max(0.0, expires_at - time.time())
             sub.expiry = asyncio.get_running_loop().call_later(delay, self._expire, sub)
 
-    def start(self, sub: Subscription, replay: Replay, after: int) -> None:
-        """Switch `sub` to live delivery once its transport has sent `replay` (in chunks,
-        each after the client took the last: a replay's size never sits in memory twice)."""
+    def start(self, sub: Subscription, caught_up: CatchUp) -> None:
+        """Switch `sub` to live delivery once its transport has sent every page of
+        `caught_up` (each after the client took the last: one page in memory at a time)."""
         # Events stored but not yet flushed may be in the replay too: hand them to `sub`
         # while it still holds live events, so its seq filter drops the doubles.
         self.flush()
-        self.counts.add_gaps(replay.gaps)
-        sub.start(self._epoch().encode(), max(after, replay.last))
+        self.counts.add_gaps(caught_up.gaps)
+        sub.start(self._epoch().encode(), caught_up.last)
 
     def remove(self, sub: Subscription) -> None:
         """Forget `sub` at once; safe to call twice."""

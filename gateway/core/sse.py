@@ -6,10 +6,10 @@ from the gateway itself, so no log content can forge or split an event.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import Any
 
-from gateway.core.broker import Gap, Replay
+from gateway.core.broker import Gap, Page
 from gateway.core.events import Event, json_line
 
 PING = b": ping\n\n"
@@ -48,25 +48,14 @@ def gap_frame(epoch: bytes, gap: Gap) -> bytes:
     return frame("gap", data, event_id)
 
 
-def replay_chunks(epoch: bytes, replay: Replay, min_severity: int, size: int) -> Iterator[bytes]:
-    """A replay's frames in the order Replay.in_order gives, in chunks of about `size`
-    bytes: the stream sends each once the client has taken the one before."""
-    parts: list[bytes] = []
-    held = 0
-    for item in replay.in_order():
-        if isinstance(item, Gap):
-            frame_ = gap_frame(epoch, item)
-        elif item.severity >= min_severity:
-            frame_ = log_frame(epoch, item)
-        else:
-            continue
-        parts.append(frame_)
-        held += len(frame_)
-        if held >= size:
-            yield b"".join(parts)
-            parts, held = [], 0
-    if parts:
-        yield b"".join(parts)
+def page_frames(epoch: bytes, page: Page, min_severity: int) -> bytes:
+    """A page's frames in the order Page.in_order gives (a page is bounded: the stream
+    writes each whole, once the client has taken the one before)."""
+    return b"".join(
+        gap_frame(epoch, item) if isinstance(item, Gap) else log_frame(epoch, item)
+        for item in page.in_order()
+        if isinstance(item, Gap) or item.severity >= min_severity
+    )
 
 
 # Line breaks of SSE (CR, LF) and of str.splitlines, which naive clients split on; and NUL,

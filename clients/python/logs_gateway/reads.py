@@ -5,7 +5,7 @@ for the `channels` and `history` verbs, where `tail` follows for ever."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from contextlib import aclosing
 from typing import Any
 
@@ -22,7 +22,7 @@ TIMEOUT = aiohttp.ClientTimeout(total=30, sock_connect=3)
 
 async def pages(
     url: str, path: str, params: Mapping[str, str], token: TokenSource, follow: str
-) -> AsyncIterator[dict[str, Any]]:
+) -> AsyncGenerator[dict[str, Any], None]:
     """The answers of `path`, the first with `params`, each next one with `follow` set to
     the cursor the one before gave (`next`), until one gives none. A refusal raises the
     LogsGatewayError of its status; an unreachable gateway, Unavailable."""

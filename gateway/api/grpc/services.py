@@ -19,7 +19,7 @@ from logs_gateway.v1 import logs_pb2_grpc as pb_grpc
 from gateway.api.convert import entry_from_proto, entry_to_proto, gap_to_proto
 from gateway.api.grpc.auth import principal as authenticated
 from gateway.core.admission import Admission
-from gateway.core.broker import Broker, Gap, catch_up
+from gateway.core.broker import READ_TURNS, Broker, Gap, PageSize, catch_up
 from gateway.core.channels import parse_pattern
 from gateway.core.cursor import decode_cursor, encode_cursor
 from gateway.core.endings import End, grpc_error
@@ -36,6 +36,7 @@ log = logging.getLogger("logs_gateway.grpc")
 _STATUS = {code.value[0]: code for code in grpc.StatusCode}
 MAX_PRODUCER_ID = 128
 CONVERTED = 4096  # stored entries kept converted for the next subscriber of the same event
+PAGE = PageSize()  # what a Subscribe reads of history at a time (it holds one page)
 
 
 def grpc_status(error: GatewayError) -> grpc.StatusCode:
@@ -227,9 +228,11 @@ class LogStreamServicer(pb_grpc.LogStreamServicer):
         hub: Hub,
         stopping: Stopping,
         queue_limit: int,
-        write_timeout: float,
-        max_tail: int,
+        write_timeout: float = 30.0,
+        max_tail: int = 1000,
+        turns: asyncio.Semaphore | None = None,
     ) -> None:
+        self._turns = turns or asyncio.Semaphore(READ_TURNS)  # shared with SSE (CatchUp)
         self._broker = broker
         self._hub = hub
         self._stopping = stopping
@@ -266,18 +269,27 @@ class LogStreamServicer(pb_grpc.LogStreamServicer):
             await abort(context, e)
         try:
             cursor = decode_cursor(request.cursor)
-            replay, after = await catch_up(self._broker, patterns, cursor, request.tail, floor)
-            head = "" if cursor or replay.events else encode_cursor(self._broker.epoch, after)
-            ready = pb.Ready(connection=sub.id, channels=[p.text for p in patterns])
-            await self._send(context, sub, pb.LogEvent(cursor=head, ready=ready))
-            # The replay is written item by item as gRPC's flow control lets it (a replay of
-            # any size holds one message at a time); live events wait in `sub` meanwhile.
-            for item in replay.in_order():
-                if sub.done.done():
-                    break
-                if isinstance(item, Gap) or item.severity >= floor:
-                    await self._write(context, sub, item)
-            self._hub.start(sub, replay, after)
+            start = await catch_up(
+                self._broker, patterns, cursor, request.tail, floor, PAGE, self._turns
+            )
+            try:
+                page = await start.next_page()
+                fresh = cursor is None and (page is None or not page.events)
+                head = encode_cursor(self._broker.epoch, start.last) if fresh else ""
+                ready = pb.Ready(connection=sub.id, channels=[p.text for p in patterns])
+                await self._send(context, sub, pb.LogEvent(cursor=head, ready=ready))
+                # Each page is read once gRPC's flow control has taken the last, and written
+                # item by item: a replay of any size holds one page; live events wait in
+                # `sub` meanwhile.
+                while page is not None and not sub.done.done():
+                    for item in page.in_order():
+                        if sub.done.done():
+                            break
+                        await self._write(context, sub, item)
+                    page = await start.next_page()
+            finally:
+                await start.aclose()
+            self._hub.start(sub, start)
             async for item in _drain(sub):
                 await self._write(context, sub, item)
             if (error := grpc_error(sub.done.result())) is not None:

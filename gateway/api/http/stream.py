@@ -11,7 +11,7 @@ from aiohttp import web
 from gateway.api.http.access import CLIENT_CLOSED, defer_access_log
 from gateway.api.http.auth import TokenPolicy, principal_of, requires_token
 from gateway.core import sse
-from gateway.core.broker import Broker, catch_up
+from gateway.core.broker import READ_TURNS, Broker, CatchUp, Page, PageSize, catch_up
 from gateway.core.channels import Pattern, parse_pattern
 from gateway.core.cursor import Cursor, decode_cursor, encode_cursor
 from gateway.core.endings import End
@@ -31,9 +31,10 @@ SSE_HEADERS = {
 
 SETUPS = 4  # streams finding their history and answering at once; the others wait
 
-# A replay goes out in chunks of this size (or the send buffer, if smaller), each once the
-# client has taken the one before: whatever the history, a connection holds one chunk.
-REPLAY_CHUNK = 64 * 1024
+# A replay is read a page at a time, each as the client has taken the one before, so a
+# connection holds its send buffer and one page whatever the history. A page is at most
+# this many bytes (or the send buffer, if smaller).
+REPLAY_PAGE = 64 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,11 +174,13 @@ class StreamHandler:
         hub: Hub,
         settings: StreamSettings,
         sent: ByteCount | None = None,
+        turns: asyncio.Semaphore | None = None,
     ) -> None:
         self._broker = broker
         self._hub = hub
         self._settings = settings
         self._setups = asyncio.Semaphore(SETUPS)
+        self._turns = turns or asyncio.Semaphore(READ_TURNS)  # shared with gRPC (CatchUp)
         self.sent = sent or ByteCount()  # bytes the fan-out wrote, for /metrics
 
     @requires_token(TokenPolicy(allow_cookie=True))
@@ -233,28 +236,53 @@ class StreamHandler:
         entries); live events follow."""
         # A reconnect storm (a drain, a network blip) brings streams by the hundred in one
         # loop turn: a few at a time find their history and answer, so no turn runs them all.
+        size = PageSize(bytes=min(REPLAY_PAGE, self._settings.max_buffer))
         async with self._setups:
-            replay, after = await catch_up(
-                self._broker, sub.patterns, cursor, tail, sub.min_severity
-            )
-            epoch = self._broker.epoch
-            response = web.StreamResponse(headers=SSE_HEADERS)
-            response.force_close()
-            await response.prepare(request)
+            start = await catch_up(self._broker, sub.patterns, cursor, tail, sub.min_severity, size)
+            try:
+                page = await start.next_page()
+                epoch = self._broker.epoch
+                response = web.StreamResponse(headers=SSE_HEADERS)
+                response.force_close()
+                await response.prepare(request)
+            except BaseException:
+                await start.aclose()
+                raise
             ready = {"connection": sub.id, "channels": [p.text for p in sub.patterns]}
             # A live-only start gets the head as its cursor, so a reconnect misses nothing;
             # after a tail the last entry's id is the cursor (ids never go back on a stream).
-            ready_id = None if cursor or replay.events else encode_cursor(epoch, after)
+            fresh = cursor is None and (page is None or not page.events)
+            ready_id = encode_cursor(epoch, start.last) if fresh else None
             await response.write(sse.frame("ready", ready, ready_id, self._settings.retry_ms))
             await asyncio.sleep(0)  # the next stream's turn comes after other work's
-        size = min(REPLAY_CHUNK, self._settings.max_buffer)
-        for chunk in sse.replay_chunks(epoch.encode(), replay, sub.min_severity, size):
+        try:
+            if await self._send_pages(response, sub, start, page, epoch.encode()):
+                self._hub.start(sub, start)
+        finally:
+            await start.aclose()
+        return response
+
+    async def _send_pages(
+        self,
+        response: web.StreamResponse,
+        sub: StreamSubscription,
+        start: CatchUp,
+        page: Page | None,
+        epoch: bytes,
+    ) -> bool:
+        """Write `page` and every later one, each read once the client has taken the last;
+        False if the stream ended meanwhile (it was dropped, or too slow)."""
+        while page is not None:
             if sub.done.done():
-                return response
+                return False
+            frames = sse.page_frames(epoch, page, sub.min_severity)
+            if not frames:
+                page = await start.next_page()
+                continue
             try:  # aiohttp's write waits for the socket to drain past its small buffer
-                await asyncio.wait_for(response.write(chunk), self._settings.write_timeout)
+                await asyncio.wait_for(response.write(frames), self._settings.write_timeout)
             except TimeoutError:
                 sub.finish(End.SLOW_CONSUMER)
-                return response
-        self._hub.start(sub, replay, after)
-        return response
+                return False
+            page = await start.next_page()
+        return True
