@@ -1,6 +1,6 @@
-"""Broker.channels (gateway/core/broker.py), held against every broker of the contract
-(the same `make_broker` fixture as tests/test_broker_contract.py, so each broker added
-there is held to this too)."""
+"""Broker.channels and Broker.lost (gateway/core/broker.py), held against every broker of
+the contract (the same `make_broker` fixture as tests/test_broker_contract.py, so each
+broker added there is held to these too)."""
 
 from __future__ import annotations
 
@@ -54,3 +54,16 @@ async def test_channels_leaves_out_a_channel_whose_entries_expired(
     await asyncio.sleep(0.45)
     await broker.append([entry(FAAS, "new")], None)
     assert [c.name for c in await broker.channels(ALL, None, 10)] == [FAAS]
+
+
+async def test_lost_counts_what_went_before_the_oldest_retained_entries(
+    make_broker: MakeBroker,
+) -> None:
+    broker = make_broker(history_entries=2)
+    stored = (await broker.append([entry(ETL, f"e{i}") for i in range(5)], None)).events
+    await broker.append([entry(FAAS, "f")], None)
+    gaps = await broker.lost([parse_pattern("logs:etl:>"), parse_pattern(FAAS)])
+    assert [(g.pattern, g.lost, g.reason, g.channels, g.seq) for g in gaps] == [
+        ("logs:etl:>", 3, "trimmed", 1, stored[2].seq)
+    ]
+    assert await broker.lost([parse_pattern(FAAS)]) == []

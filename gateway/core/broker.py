@@ -236,6 +236,13 @@ class Broker(Protocol):
         """Release resources; safe to call twice."""
         ...
 
+    async def lost(self, patterns: Sequence[Pattern]) -> list[Gap]:
+        """What the channels matching `patterns` lost before their oldest retained entries:
+        the gaps a `read_after` from the start of this epoch reports (in `Gap`'s terms), so
+        a history read that reaches the start can say what went before it. Costs the
+        channels matched."""
+        ...
+
     async def channels(
         self, patterns: Sequence[Pattern], before: int | None, limit: int
     ) -> list[ChannelInfo]:

@@ -26,6 +26,7 @@ from gateway.core import broker
 from gateway.core.broker import (
     Appended,
     DedupKey,
+    Gap,
     Listener,
     Loss,
     Page,
@@ -333,6 +334,17 @@ class MemoryBroker:
         return Usage(
             self._holding, self._entries, self._bytes, dict(self.evicted), self.dedup_bytes
         )
+
+    async def lost(self, patterns: Sequence[Pattern]) -> list[Gap]:
+        cutoff = time.monotonic() - self._max_age
+        losses = [Loss(exact=not self._forgotten) for _ in patterns]
+        seen: set[str] = set()
+        for i, pattern in enumerate(patterns):
+            for history in self._index.match(pattern):
+                if history.name not in seen:
+                    seen.add(history.name)
+                    losses[i].add(*history.lost_between(0, self._seq, history.stale(cutoff)))
+        return Loss.gaps(patterns, losses, False, self._forgotten)
 
     async def channels(
         self, patterns: Sequence[Pattern], before: int | None, limit: int

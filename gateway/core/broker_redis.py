@@ -273,6 +273,16 @@ class RedisBroker:
                         await asyncio.sleep(0)
         return list(matched.values())
 
+    async def lost(self, patterns: Sequence[Pattern]) -> list[Gap]:
+        """READ from seq 0 over the matching channels: it counts what each lost."""
+        upto = await self._snapshot()
+        matched = await self._matching(patterns, 0)
+        _, losses = await self._starts(matched, len(patterns), 0, upto)
+        forgotten = min(int(await self._call(self._horizon())), upto)
+        for loss in losses:
+            loss.exact = loss.exact and not forgotten
+        return Loss.gaps(patterns, losses, False, forgotten)
+
     async def channels(
         self, patterns: Sequence[Pattern], before: int | None, limit: int
     ) -> list[ChannelInfo]:
