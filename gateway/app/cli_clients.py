@@ -20,6 +20,7 @@ from urllib.parse import urlparse
 from logs_gateway import Options, Publisher, SyncPublisher
 from logs_gateway.errors import LogsGatewayError
 from logs_gateway.publisher import DEFAULT_TARGET, EntryFields
+from logs_gateway.reads import print_forward, since_time
 from logs_gateway.simulate import CHANNELS, SIMULATORS
 from logs_gateway.simulate import run as run_simulation
 from logs_gateway.sync import publish_lines
@@ -133,6 +134,13 @@ def _add_tail(verbs: Any) -> None:
         help="first show the N most recent entries, as tail(1) (default 10; 0: live only)",
     )
     p.add_argument("--since-id", metavar="CURSOR", help="resume after this event id (wins over -n)")
+    p.add_argument(
+        "--since",
+        type=since_argument,
+        metavar="TIME",
+        help="first show every entry from 10m (30s, 2h, 1d) ago or from a time such as "
+        "2026-12-07T10:00Z (UTC unless it says otherwise), then follow (wins over -n)",
+    )
     p.add_argument("--json", action="store_true", help="one JSON object per entry, with its id")
     p.add_argument(
         "--color",
@@ -232,13 +240,18 @@ def _tail(args: argparse.Namespace) -> int:
     )
     printer = Printer(json_output=args.json, color=color)
     channels: list[str] = args.channels
+    since_id = args.since_id
+    if args.since and not since_id:
+        params = {"channels": ",".join(channels), "since": args.since}
+        params |= {"level": args.level} if args.level else {}
+        since_id = asyncio.run(print_forward(http_url(args), params, token, printer, None))
     coro = tail(
         http_url(args),
         channels,
         token,
         printer,
         level=args.level,
-        since_id=args.since_id,
+        since_id=since_id or None,
         lines=args.lines,
     )
     asyncio.run(coro)
@@ -300,6 +313,14 @@ def _target(args: argparse.Namespace) -> str:
 def entry_level(text: str) -> str:
     """An entry level; `warning` too, as `serve --log-level` and Python's logging spell it."""
     return {"warning": "warn"}.get(text.lower(), text.lower())
+
+
+def since_argument(text: str) -> str:
+    """--since as the gateway's RFC 3339 time (an argparse error naming the problem)."""
+    try:
+        return since_time(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def _entries(count: int) -> str:
