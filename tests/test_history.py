@@ -104,7 +104,7 @@ async def test_rights_are_checked_as_for_a_stream(gw: Running) -> None:
     ("query", "message"),
     [
         ({}, "'channels' must name at least one channel"),
-        ({"before": "x-1", "after": "x-2"}, "before and after: give at most one of them"),
+        ({"before": "x-1", "after": "x-2"}, "'before' and 'after': give at most one of them"),
         ({"since": "10m"}, "'since': '10m' must be an RFC 3339 UTC time"),
         ({"limit": "1001"}, "'limit' must be a whole number from 1 to 1000"),
         ({"after": "zz-3"}, "from a history this gateway no longer holds"),

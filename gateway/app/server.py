@@ -218,6 +218,7 @@ class Gateway:
                 write_timeout=2 * c.heartbeat_seconds,
                 max_tail=c.history_entries,
                 turns=self.read_turns,
+                max_channels=c.max_channels,
             ),
             server,
         )

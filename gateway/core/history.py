@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from gateway.core.broker import Broker, Gap, Page, PageSize
 from gateway.core.channels import Pattern
-from gateway.core.cursor import Cursor
+from gateway.core.cursor import Cursor, decode_cursor
+from gateway.core.errors import invalid
 from gateway.core.events import Event, decode_data, parse_time
 
 HISTORY_MOST = 1_000  # entries one answer holds at most
@@ -39,6 +40,56 @@ class Window:
     start: bool = False
     end: bool = False
     lost: list[Gap] = field(default_factory=list)
+
+    def page(self) -> Page:
+        """Its entries and gaps as a broker Page (for Page.in_order)."""
+        return Page(self.events, self.gaps, self.newer, self.end)
+
+
+def position(text: str | None, name: str, epoch: str) -> int | None:
+    """A cursor parameter (`before`, `after`) as a seq of this history (None when absent);
+    one this gateway did not issue, or from a history since lost, is refused by name."""
+    if not text:
+        return None
+    cursor = decode_cursor(text)
+    if cursor is None:
+        raise invalid(f"{name!r}: {text[:80]!r} is not a cursor this gateway issued")
+    if cursor.epoch != epoch:
+        raise invalid(
+            f"{name!r}: cursor {text[:80]!r} is from a history this gateway no longer holds "
+            "(it restarted or lost its data); start again without it"
+        )
+    return cursor.seq
+
+
+async def read(
+    broker: Broker,
+    patterns: Sequence[Pattern],
+    where: Mapping[str, str],
+    limit: int,
+    min_severity: int,
+    turns: asyncio.Semaphore,
+) -> Window:
+    """The window `where` asks for: at most one of `before`, `after` (cursors) and `since`
+    (an RFC 3339 UTC time); none: the newest."""
+    given = [name for name in ("before", "after", "since") if where.get(name)]
+    if len(given) > 1:
+        raise invalid(f"{' and '.join(map(repr, given))}: give at most one of them")
+    epoch, args = broker.epoch, (limit, min_severity, turns)
+    if given == ["after"]:
+        seq = position(where["after"], "after", epoch) or 0
+        return await after(broker, patterns, Cursor(epoch, seq), *args)
+    if given == ["since"]:
+        try:
+            time_ns = parse_time(where["since"])
+        except ValueError:
+            raise invalid(
+                f"'since': {where['since'][:80]!r} must be an RFC 3339 UTC time like "
+                "2026-12-07T10:00:00Z"
+            ) from None
+        seq = await seq_at(broker, patterns, time_ns, min_severity)
+        return await after(broker, patterns, Cursor(epoch, seq), *args)
+    return await before(broker, patterns, position(where.get("before"), "before", epoch), *args)
 
 
 async def _pages(

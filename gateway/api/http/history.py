@@ -11,13 +11,11 @@ import orjson
 from aiohttp import web
 
 from gateway.api.http.auth import TokenPolicy, principal_of, requires_token
-from gateway.api.http.listing import parse_limit, parse_position
+from gateway.api.http.listing import parse_limit
 from gateway.api.http.stream import parse_channels, parse_level
 from gateway.core import history
 from gateway.core.broker import Broker, Gap
-from gateway.core.cursor import Cursor, encode_cursor
-from gateway.core.errors import invalid
-from gateway.core.events import parse_time
+from gateway.core.cursor import encode_cursor
 
 HISTORY_DEFAULT = 200  # entries an answer holds unless `limit` says
 
@@ -37,31 +35,9 @@ class HistoryHandler:
             principal.check_subscribe(pattern)
         level = parse_level(query.get("level"))
         limit = parse_limit(query.get("limit"), HISTORY_DEFAULT, history.HISTORY_MOST)
-        given = [name for name in ("before", "after", "since") if query.get(name)]
-        if len(given) > 1:
-            raise invalid(f"query parameters {' and '.join(given)}: give at most one of them")
-        epoch, args = self._broker.epoch, (limit, level, self._turns)
-        if given == ["after"]:
-            seq = parse_position(query["after"], "after", epoch)
-            window = await history.after(self._broker, patterns, Cursor(epoch, seq or 0), *args)
-        elif given == ["since"]:
-            time_ns = _parse_since(query["since"])
-            seq = await history.seq_at(self._broker, patterns, time_ns, level)
-            window = await history.after(self._broker, patterns, Cursor(epoch, seq), *args)
-        else:
-            seq = parse_position(query.get("before"), "before", epoch)
-            window = await history.before(self._broker, patterns, seq, *args)
+        window = await history.read(self._broker, patterns, query, limit, level, self._turns)
+        epoch = self._broker.epoch
         return web.Response(body=_body(epoch, window), content_type="application/json")
-
-
-def _parse_since(text: str) -> int:
-    try:
-        return parse_time(text)
-    except ValueError:
-        raise invalid(
-            f"query parameter 'since': {text[:80]!r} must be an RFC 3339 UTC time like "
-            "2026-12-07T10:00:00Z"
-        ) from None
 
 
 def _gap(epoch: str, gap: Gap) -> dict[str, Any]:

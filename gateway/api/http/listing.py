@@ -8,10 +8,11 @@ from aiohttp import web
 from gateway.api.http.auth import TokenPolicy, principal_of, requires_token
 from gateway.core.broker import Broker
 from gateway.core.channels import parse_pattern
-from gateway.core.cursor import decode_cursor, encode_cursor
+from gateway.core.cursor import encode_cursor
 from gateway.core.discovery import visible
 from gateway.core.errors import denied, invalid
 from gateway.core.events import format_time
+from gateway.core.history import position
 
 LIST_DEFAULT = 100  # channels a page lists unless `limit` says
 LIST_MOST = 1_000  # the most one page lists (what one answer costs)
@@ -26,24 +27,6 @@ def parse_limit(text: str | None, default: int, most: int) -> int:
     return int(text)
 
 
-def parse_position(text: str | None, name: str, epoch: str) -> int | None:
-    """A cursor query parameter (`before`, `after`) as a seq of this history (None when
-    absent); one this gateway did not issue, or from a history since lost, is refused."""
-    if not text:
-        return None
-    cursor = decode_cursor(text)
-    if cursor is None:
-        raise invalid(
-            f"query parameter {name!r}: {text[:80]!r} is not a cursor this gateway issued"
-        )
-    if cursor.epoch != epoch:
-        raise invalid(
-            f"query parameter {name!r}: cursor {text[:80]!r} is from a history this gateway "
-            "no longer holds (it restarted or lost its data); start again without it"
-        )
-    return cursor.seq
-
-
 class ChannelsHandler:
     def __init__(self, broker: Broker) -> None:
         self._broker = broker
@@ -54,7 +37,7 @@ class ChannelsHandler:
         wanted = parse_pattern(request.query.get("pattern") or ">")
         limit = parse_limit(request.query.get("limit"), LIST_DEFAULT, LIST_MOST)
         epoch = self._broker.epoch
-        before = parse_position(request.query.get("before"), "before", epoch)
+        before = position(request.query.get("before"), "before", epoch)
         patterns = visible(principal, wanted)
         if not patterns:
             raise denied(
