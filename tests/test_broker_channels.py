@@ -67,3 +67,15 @@ async def test_lost_counts_what_went_before_the_oldest_retained_entries(
         ("logs:etl:>", 3, "trimmed", 1, stored[2].seq)
     ]
     assert await broker.lost([parse_pattern(FAAS)]) == []
+
+
+async def test_a_page_of_channels_is_the_newest_among_many(make_broker: MakeBroker) -> None:
+    broker = make_broker()
+    names = [f"logs:svc:ws{i % 3}:run{i}" for i in range(300)]
+    for start in range(0, 300, 100):
+        await broker.append([entry(n, "x") for n in names[start : start + 100]], None)
+    await broker.append([entry(names[5], "again")], None)  # touched last: first
+    page = await broker.channels([parse_pattern("logs:svc:*:>")], None, 4)
+    assert [c.name for c in page] == [names[5], names[299], names[298], names[297]]
+    second = await broker.channels([parse_pattern("logs:svc:ws1:>")], page[-1].newest, 3)
+    assert [c.name for c in second] == [names[295], names[292], names[289]]

@@ -351,11 +351,12 @@ class MemoryBroker:
     ) -> list[ChannelInfo]:
         now = time.monotonic()
         cutoff = now - self._max_age
+
+        def holding(h: History) -> bool:
+            return bool(h.events) and h.events[-1].stored_at >= cutoff
+
         matched = {
-            h.name: h
-            for p in patterns
-            for h in self._index.match(p)
-            if h.events and h.events[-1].stored_at >= cutoff
+            h.name: h for p in patterns for _, h in self._index.newest(p, before, limit, holding)
         }
         page = newest_first(matched.values(), lambda h: h.events[-1].seq, before, limit)
         wall = time.time() - now  # stored_at is monotonic: the page says Unix time

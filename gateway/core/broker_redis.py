@@ -292,7 +292,11 @@ class RedisBroker:
             await self._load_index()
         self._prune(time.monotonic())
         holding = self._holding
-        matched = {c.name: c for p in patterns for c in self._index.match(p) if c.name in holding}
+        matched = {
+            c.name: c
+            for p in patterns
+            for _, c in self._index.newest(p, before, limit, lambda c: c.name in holding)
+        }
         page = newest_first(matched.values(), lambda c: c.last, before, limit)
         async with self._redis.pipeline(transaction=False) as pipe:
             for channel in page:
