@@ -9,8 +9,8 @@ from collections.abc import Coroutine, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
+from gateway.app import cli_reads, credentials, logs, proxy_server, rights_cli, workers
 from gateway.app import config as cfg
-from gateway.app import credentials, logs, proxy_server, rights_cli, workers
 from gateway.app.cli_clients import (
     CLIENT_VERBS,
     PATTERNS_HELP,
@@ -85,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--dir", type=Path, default=Path("keys"), help="output folder (default ./keys)"
     )
     add_client_verbs(verbs)
+    cli_reads.add_parsers(verbs)
     return parser
 
 
@@ -106,6 +107,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run(args: argparse.Namespace) -> int:
     if args.verb in CLIENT_VERBS:
         return run_client_verb(args)
+    if args.verb in cli_reads.VERBS:
+        return cli_reads.run(args)
     if args.verb == "serve":
         return _serve(cfg.load(args), args.worker, args.supervisor, args.worker_folder)
     if args.verb == "config":

@@ -13,13 +13,14 @@ import asyncio
 import functools
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlparse
 
 from logs_gateway import Options, Publisher, SyncPublisher
 from logs_gateway.errors import LogsGatewayError
 from logs_gateway.publisher import DEFAULT_TARGET, EntryFields
+from logs_gateway.reads import print_forward, since_time
 from logs_gateway.simulate import CHANNELS, SIMULATORS
 from logs_gateway.simulate import run as run_simulation
 from logs_gateway.sync import publish_lines
@@ -81,7 +82,7 @@ def _add_simulate(verbs: Any) -> None:
     seeds = ", ".join(CHANNELS.values())
     p.add_argument("--channel", metavar="CH", help=f"channel (default per service: {seeds})")
     p.add_argument("--seed", type=int, help="random seed, for a repeatable run")
-    _add_connection(p, "target")
+    add_connection(p, "target")
 
 
 def _add_publish(verbs: Any) -> None:
@@ -94,7 +95,7 @@ def _add_publish(verbs: Any) -> None:
     p.add_argument("channel", help="channel, e.g. logs:etl:workspace123:workflow456")
     p.add_argument("message", nargs="?", help="the message; omit it or pass - to read stdin")
     p.add_argument(
-        "--level", type=_entry_level, choices=LEVELS, default="info", help="level (default info)"
+        "--level", type=entry_level, choices=LEVELS, default="info", help="level (default info)"
     )
     p.add_argument(
         "--attr",
@@ -105,7 +106,7 @@ def _add_publish(verbs: Any) -> None:
         help="an attribute (repeatable); whole numbers, decimals and true/false are typed",
     )
     p.add_argument("--source", default="", help="emitting service (default: token subject)")
-    _add_connection(p, "target")
+    add_connection(p, "target")
 
 
 def _add_tail(verbs: Any) -> None:
@@ -122,7 +123,7 @@ def _add_tail(verbs: Any) -> None:
         help="a channel, or " + PATTERNS_HELP,
     )
     p.add_argument(
-        "--level", type=_entry_level, choices=LEVELS, help="lowest level shown (default: all)"
+        "--level", type=entry_level, choices=LEVELS, help="lowest level shown (default: all)"
     )
     p.add_argument(
         "-n",
@@ -133,6 +134,13 @@ def _add_tail(verbs: Any) -> None:
         help="first show the N most recent entries, as tail(1) (default 10; 0: live only)",
     )
     p.add_argument("--since-id", metavar="CURSOR", help="resume after this event id (wins over -n)")
+    p.add_argument(
+        "--since",
+        type=since_argument,
+        metavar="TIME",
+        help="first show every entry from 10m (30s, 2h, 1d) ago or from a time such as "
+        "2026-12-07T10:00Z (UTC unless it says otherwise), then follow (wins over -n)",
+    )
     p.add_argument("--json", action="store_true", help="one JSON object per entry, with its id")
     p.add_argument(
         "--color",
@@ -140,7 +148,7 @@ def _add_tail(verbs: Any) -> None:
         default="auto",
         help="level colours (auto: when stdout is a terminal and NO_COLOR is unset)",
     )
-    _add_connection(p, "url")
+    add_connection(p, "url")
 
 
 def _lines(text: str) -> int:
@@ -149,7 +157,7 @@ def _lines(text: str) -> int:
     return int(text)
 
 
-def _add_connection(p: argparse.ArgumentParser, over: str) -> None:
+def add_connection(p: argparse.ArgumentParser, over: str) -> None:
     """--token, and the address of the gateway the verb talks to: `url` (HTTP) or
     `target` (gRPC)."""
     group = p.add_argument_group("connection")
@@ -169,10 +177,14 @@ def _add_connection(p: argparse.ArgumentParser, over: str) -> None:
         )
 
 
-def run_client_verb(args: argparse.Namespace) -> int:
-    """Run a client verb; a refusal from the gateway is one line on stderr and exit 1."""
+def run_client_verb(
+    args: argparse.Namespace,
+    runners: Mapping[str, Callable[[argparse.Namespace], int]] | None = None,
+) -> int:
+    """Run a client verb (of `runners`, default this module's); a refusal from the gateway
+    is one line on stderr and exit 1."""
     try:
-        return _RUNNERS[args.verb](args)
+        return (runners or _RUNNERS)[args.verb](args)
     except LogsGatewayError as e:
         print(f"logs-gateway {args.verb}: {e}", file=sys.stderr)
         return 1
@@ -228,13 +240,18 @@ def _tail(args: argparse.Namespace) -> int:
     )
     printer = Printer(json_output=args.json, color=color)
     channels: list[str] = args.channels
+    since_id = args.since_id
+    if args.since and not since_id:
+        params = {"channels": ",".join(channels), "since": args.since}
+        params |= {"level": args.level} if args.level else {}
+        since_id = asyncio.run(print_forward(http_url(args), params, token, printer, None))
     coro = tail(
-        _url(args),
+        http_url(args),
         channels,
         token,
         printer,
         level=args.level,
-        since_id=args.since_id,
+        since_id=since_id or None,
         lines=args.lines,
     )
     asyncio.run(coro)
@@ -274,7 +291,7 @@ def token_source(
     return mint
 
 
-def _url(args: argparse.Namespace) -> str:
+def http_url(args: argparse.Namespace) -> str:
     url: str = args.url or os.environ.get("LOGS_GATEWAY_URL") or DEFAULT_URL
     parsed = urlparse(url)
     if parsed.scheme not in ("http", "https") or not parsed.hostname:
@@ -293,9 +310,17 @@ def _target(args: argparse.Namespace) -> str:
     return target
 
 
-def _entry_level(text: str) -> str:
+def entry_level(text: str) -> str:
     """An entry level; `warning` too, as `serve --log-level` and Python's logging spell it."""
     return {"warning": "warn"}.get(text.lower(), text.lower())
+
+
+def since_argument(text: str) -> str:
+    """--since as the gateway's RFC 3339 time (an argparse error naming the problem)."""
+    try:
+        return since_time(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def _entries(count: int) -> str:

@@ -19,6 +19,8 @@ from gateway.api.grpc.auth import Authenticator
 from gateway.api.grpc.services import LogIngestServicer, LogStreamServicer, Stopping
 from gateway.api.http.bodies import BodyReader
 from gateway.api.http.cors import Cors, parse_origins
+from gateway.api.http.history import HistoryHandler
+from gateway.api.http.listing import ChannelsHandler
 from gateway.api.http.metrics import MetricsHandler
 from gateway.api.http.ops import OpsHandlers
 from gateway.api.http.publish import PublishHandler
@@ -179,6 +181,7 @@ class Gateway:
                 write_timeout=2 * c.heartbeat_seconds,
                 max_tail=c.history_entries,
                 turns=self.read_turns,
+                max_channels=c.max_channels,
             ),
             server,
         )
@@ -245,6 +248,7 @@ class Gateway:
             self.read_turns,
         )
         publish = PublishHandler(self.ingest, self.bodies)
+        history = HistoryHandler(self.broker, c.max_channels, self.read_turns)
         ops = OpsHandlers(
             self.broker, self.hub, self.ingest, lambda: self.stopping.is_set, self.verifier, c.dev
         )
@@ -253,6 +257,8 @@ class Gateway:
         routes = [
             # No HEAD: a stream has no headers-only form, and its bytes would follow them.
             web.get("/api/logs/stream", stream.handle, allow_head=False),
+            web.get("/api/logs/channels", ChannelsHandler(self.broker).handle),
+            web.get("/api/logs/history", history.handle),
             web.post("/api/logs/publish", publish.handle),
             web.post("/v1/logs", otlp.handle),
             web.get("/health", ops.health),

@@ -25,6 +25,7 @@ from typing import Protocol, TypeVar, runtime_checkable
 
 from gateway.core.channels import Pattern
 from gateway.core.cursor import Cursor
+from gateway.core.discovery import ChannelInfo
 from gateway.core.events import Entry, Event
 
 Listener = Callable[[list[Event]], None]
@@ -257,6 +258,22 @@ class Broker(Protocol):
 
     async def close(self) -> None:
         """Release resources; safe to call twice."""
+        ...
+
+    async def lost(self, patterns: Sequence[Pattern]) -> list[Gap]:
+        """What the channels matching `patterns` lost before their oldest retained entries:
+        the gaps a `read_after` from the start of this epoch reports (in `Gap`'s terms), so
+        a history read that reaches the start can say what went before it. Costs the
+        channels matched."""
+        ...
+
+    async def channels(
+        self, patterns: Sequence[Pattern], before: int | None, limit: int
+    ) -> list[ChannelInfo]:
+        """The channels matching `patterns` that hold retained entries (each once), the
+        `limit` whose newest seq is highest below `before` (None: any), highest first: what
+        a viewer may open, by activity, a page at a time. Costs the channels matched (the
+        channel index), never every channel held."""
         ...
 
 

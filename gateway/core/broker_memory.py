@@ -26,6 +26,7 @@ from gateway.core import broker
 from gateway.core.broker import (
     Appended,
     DedupKey,
+    Gap,
     Listener,
     Loss,
     Page,
@@ -35,6 +36,7 @@ from gateway.core.broker import (
 )
 from gateway.core.channels import Pattern
 from gateway.core.cursor import Cursor
+from gateway.core.discovery import ChannelInfo, newest_first
 from gateway.core.events import Entry, Event, make_event
 from gateway.core.index import ChannelIndex
 from gateway.core.memory_reads import History, Reads
@@ -338,6 +340,41 @@ class MemoryBroker:
         return Usage(
             self._holding, self._entries, self._bytes, dict(self.evicted), self.dedup_bytes
         )
+
+    async def lost(self, patterns: Sequence[Pattern]) -> list[Gap]:
+        cutoff = time.monotonic() - self._max_age
+        losses = [Loss(exact=not self._forgotten) for _ in patterns]
+        seen: set[str] = set()
+        for i, pattern in enumerate(patterns):
+            for history in self._index.match(pattern):
+                if history.name not in seen:
+                    seen.add(history.name)
+                    losses[i].add(*history.lost_between(0, self._seq, history.stale(cutoff)))
+        return Loss.gaps(patterns, losses, False, self._forgotten)
+
+    async def channels(
+        self, patterns: Sequence[Pattern], before: int | None, limit: int
+    ) -> list[ChannelInfo]:
+        now = time.monotonic()
+        cutoff = now - self._max_age
+
+        def holding(h: History) -> bool:
+            return bool(h.events) and h.events[-1].stored_at >= cutoff
+
+        matched = {
+            h.name: h for p in patterns for _, h in self._index.newest(p, before, limit, holding)
+        }
+        page = newest_first(matched.values(), lambda h: h.events[-1].seq, before, limit)
+        wall = time.time() - now  # stored_at is monotonic: the page says Unix time
+        return [
+            ChannelInfo(
+                h.name,
+                len(h.events) - h.stale(cutoff),
+                h.events[-1].seq,
+                h.events[-1].stored_at + wall,
+            )
+            for h in page
+        ]
 
     async def close(self) -> None:
         self._listeners.clear()

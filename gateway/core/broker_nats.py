@@ -24,13 +24,15 @@ from nats.errors import Error as NatsError
 from nats.errors import SlowConsumerError
 
 from gateway.core import broker_nats_pages as pages
-from gateway.core.broker import PAGE, Appended, DedupKey, Listener, Page, PageSize, Usage
+from gateway.core.broker import PAGE, Appended, DedupKey, Gap, Listener, Page, PageSize, Usage
+from gateway.core.broker_nats_channels import Channels
 from gateway.core.broker_nats_live import Live
 from gateway.core.broker_nats_publish import Publisher, unavailable
 from gateway.core.broker_nats_read import Reader
 from gateway.core.broker_nats_stream import StreamMismatch, StreamSpec, ensure
 from gateway.core.channels import Pattern
 from gateway.core.cursor import Cursor
+from gateway.core.discovery import ChannelInfo
 from gateway.core.events import Entry
 
 log = logging.getLogger("logs_gateway.nats")
@@ -60,6 +62,7 @@ class NatsBroker:
         self._nc = Client()
         self._publisher = Publisher(self._nc, stream, timeout)
         self._reader = Reader(self._nc, stream, timeout)
+        self._channels = Channels(self._nc, stream, timeout)
         self._live = Live(self._nc, self.spec.live_prefix, self._stream_end, self._resync_all)
         self._resync: list[Callable[[], None]] = []
         self._epoch = ""
@@ -176,6 +179,17 @@ class NatsBroker:
             self._reader, patterns, before, size, min_severity, age
         ):
             yield page
+
+    async def channels(
+        self, patterns: Sequence[Pattern], before: int | None, limit: int
+    ) -> list[ChannelInfo]:
+        await self._started()
+        return await self._channels.page(patterns, before, limit, self.spec.max_age)
+
+    async def lost(self, patterns: Sequence[Pattern]) -> list[Gap]:
+        await self._started()
+        never_trimmed = (await self._reader.state()).first_seq <= 1
+        return await self._channels.lost(patterns, never_trimmed)
 
     async def watch(self, pattern: Pattern) -> None:
         await self._started()

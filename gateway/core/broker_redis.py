@@ -60,6 +60,7 @@ from gateway.core.broker import (
 from gateway.core.broker_redis_errors import refused, store, unavailable
 from gateway.core.channels import Pattern
 from gateway.core.cursor import Cursor
+from gateway.core.discovery import ChannelInfo, newest_first
 from gateway.core.errors import GatewayError
 from gateway.core.events import Entry, Event, encode_data
 from gateway.core.index import ChannelIndex
@@ -271,6 +272,43 @@ class RedisBroker:
                     if len(matched) % LOAD_PAGE == 0:
                         await asyncio.sleep(0)
         return list(matched.values())
+
+    async def lost(self, patterns: Sequence[Pattern]) -> list[Gap]:
+        """READ from seq 0 over the matching channels: it counts what each lost."""
+        upto = await self._snapshot()
+        matched = await self._matching(patterns, 0)
+        _, losses = await self._starts(matched, len(patterns), 0, upto)
+        forgotten = min(int(await self._call(self._horizon())), upto)
+        for loss in losses:
+            loss.exact = loss.exact and not forgotten
+        return Loss.gaps(patterns, losses, False, forgotten)
+
+    async def channels(
+        self, patterns: Sequence[Pattern], before: int | None, limit: int
+    ) -> list[ChannelInfo]:
+        """From this instance's index of the channels appended to within max_age; each one
+        listed costs an XLEN and its newest entry's id (seq-ms: when Redis stored it)."""
+        if self._stale:
+            await self._load_index()
+        self._prune(time.monotonic())
+        holding = self._holding
+        matched = {
+            c.name: c
+            for p in patterns
+            for _, c in self._index.newest(p, before, limit, lambda c: c.name in holding)
+        }
+        page = newest_first(matched.values(), lambda c: c.last, before, limit)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for channel in page:
+                pipe.xlen(self._keys.history(channel.name))
+                pipe.xrevrange(self._keys.history(channel.name), "+", "-", count=1)
+            replies = await self._call(pipe.execute())
+        found = []
+        for channel, count, newest in zip(page, replies[::2], replies[1::2], strict=True):
+            if count and newest:
+                seq, ms = newest[0][0].split(b"-")
+                found.append(ChannelInfo(channel.name, count, int(seq), int(ms) / 1000))
+        return found
 
     async def _starts(
         self, matched: list[tuple[int, _Channel]], npatterns: int, since: int, upto: int

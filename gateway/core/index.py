@@ -9,7 +9,7 @@ subscribed. This is the shape of NATS's sublist; the grammar is the same.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
 from gateway.core.channels import Pattern
@@ -144,6 +144,16 @@ class ChannelIndex(Generic[V]):
     def values(self) -> Iterator[V]:
         return self._root.every(-1)
 
+    def newest(
+        self, pattern: Pattern, before: int | None, limit: int, keep: Callable[[V], bool]
+    ) -> Iterator[tuple[int, V]]:
+        """(seq, value) of the channels `pattern` matches that were touched last below seq
+        `before` (None: any) and that `keep` accepts: among them, surely the `limit` most
+        recent. Where touches came in order a node gives at most `limit` of its channels
+        (newest first), so a page of the newest costs the page, not every channel held."""
+        cap = _Cap(before, limit, keep)
+        return _newest(self._root, pattern.segments, 0, cap)
+
 
 def _matching(node: _ChannelNode[V], segments: tuple[str, ...], at: int, after: int) -> Iterator[V]:
     if node.newest <= after:
@@ -161,6 +171,45 @@ def _matching(node: _ChannelNode[V], segments: tuple[str, ...], at: int, after: 
             yield from _matching(each, segments, at + 1, after)
     elif (child := node.children.get(segment)) is not None:
         yield from _matching(child, segments, at + 1, after)
+
+
+class _Cap(Generic[V]):
+    def __init__(self, before: int | None, limit: int, keep: Callable[[V], bool]) -> None:
+        self.before, self.limit, self.keep = before, limit, keep
+
+    def leaves(self, node: _ChannelNode[V]) -> Iterator[tuple[int, V]]:
+        taken = 0
+        for leaf in reversed(node.leaves.values()):
+            if (self.before is None or leaf.newest < self.before) and self.keep(leaf.value):
+                yield leaf.newest, leaf.value
+                taken += 1
+                if taken >= self.limit and node.ordered:
+                    return
+
+    def every(self, node: _ChannelNode[V]) -> Iterator[tuple[int, V]]:
+        yield from self.leaves(node)
+        for child in node.children.values():
+            yield from self.every(child)
+
+
+def _newest(
+    node: _ChannelNode[V], segments: tuple[str, ...], at: int, cap: _Cap[V]
+) -> Iterator[tuple[int, V]]:
+    segment = segments[at]
+    if segment == ">":
+        yield from cap.every(node)
+    elif at == len(segments) - 1:
+        if segment == "*":
+            yield from cap.leaves(node)
+        elif (leaf := node.leaves.get(segment)) is not None:
+            before = cap.before is None or leaf.newest < cap.before
+            if before and cap.keep(leaf.value):
+                yield leaf.newest, leaf.value
+    elif segment == "*":
+        for each in node.children.values():
+            yield from _newest(each, segments, at + 1, cap)
+    elif (child := node.children.get(segment)) is not None:
+        yield from _newest(child, segments, at + 1, cap)
 
 
 class _PatternNode(Generic[S]):

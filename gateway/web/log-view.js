@@ -35,7 +35,7 @@ function makeItem(entry, key = entryKey(entry)) {
 function makeRow() {
   const row = document.createElement('div');
   row.setAttribute('role', 'option');
-  for (const name of ['time', 'lvl', 'src', 'msg']) {
+  for (const name of ['time', 'lvl', 'chan', 'src', 'msg']) {
     row.appendChild(document.createElement('span')).className = name;
   }
   row.lastChild.append(document.createElement('span'), document.createElement('span'));
@@ -50,6 +50,7 @@ export class LogView {
   #maxLive;
   #onOpen;
   #onSources;
+  #onTop;
   #items = [];
   #samples = [];
   #keys = new Set();
@@ -71,8 +72,12 @@ export class LogView {
   #rows = [];
 
   /** `el`: { list (the scrolling box), spacer, rows, count, jump, sampleNote } elements. */
-  constructor(el, { rowHeight = 24, maxLive = MAX_LIVE, onOpen = () => {}, onSources = () => {} }) {
+  constructor(
+    el,
+    { rowHeight = 24, maxLive = MAX_LIVE, onOpen = () => {}, onSources = () => {}, onTop = () => {} },
+  ) {
     this.#el = el;
+    this.#onTop = onTop;
     this.#rowHeight = rowHeight;
     this.#maxLive = maxLive;
     this.#onOpen = onOpen;
@@ -96,6 +101,47 @@ export class LogView {
     this.#pending.push(...entries);
     if (this.#pending.length > 2 * this.#maxLive) this.#pending.splice(0, this.#maxLive);
     this.#schedule();
+  }
+
+  /** Earlier entries (oldest first) above those held: what the reader looks at stays in
+   * place. Past `maxLive`, the newest go (the reader is reading back, not following). */
+  prepend(entries) {
+    this.#flushPending();
+    const fresh = [];
+    for (const entry of entries) {
+      const key = entryKey(entry);
+      if (this.#keys.has(key)) continue;
+      this.#keys.add(key);
+      this.#noteSource(entry.source);
+      fresh.push(makeItem(entry, key));
+    }
+    if (!fresh.length) return 0;
+    this.#following = false;
+    const before = this.#visible.reduce((sum, item) => sum + this.#heightOf(item), 0);
+    this.#items.unshift(...fresh);
+    for (const item of this.#items.splice(this.#maxLive)) this.#keys.delete(item.key);
+    this.#filterAll();
+    const after = this.#visible.reduce((sum, item) => sum + this.#heightOf(item), 0);
+    this.#shiftUp -= after - before; // scroll down by what came in above
+    this.#schedule();
+    return fresh.length;
+  }
+
+  /** Show the oldest entry held, and stop following (after a jump to a time). */
+  showStart() {
+    this.#flushPending();
+    this.#following = false;
+    this.#shiftUp = 0;
+    this.#render();
+    this.#el.list.scrollTop = 0;
+    this.#autoTop = 0;
+    this.#schedule();
+  }
+
+  /** Rows this many pixels high (the density setting). */
+  setRowHeight(height) {
+    this.#rowHeight = height;
+    this.#relayout();
   }
 
   /** Keep only the entries `keep(entry)` accepts (e.g. of the channels still selected). */
@@ -228,11 +274,17 @@ export class LogView {
   #trim() {
     const excess = this.#items.length - this.#maxLive;
     if (excess <= 0) return;
+    let shown = 0;
     for (const item of this.#items.splice(0, excess)) {
       this.#keys.delete(item.key);
-      if (item.shown) this.#shiftUp += this.#heightOf(item);
+      if (!item.shown) continue;
+      this.#shiftUp += this.#heightOf(item);
+      item.shown = false;
+      shown += 1;
     }
-    this.#refilter = true;
+    // The oldest shown lead #visible (it is in the items' order): no filtering all again,
+    // which at 100,000 entries cost a frame every batch.
+    this.#visible.splice(0, shown);
   }
 
   #filterAll() {
@@ -277,6 +329,9 @@ export class LogView {
     } else if (!atBottom) {
       this.#following = false;
     }
+    // The reader scrolled to the top of a list taller than the view: earlier entries.
+    const tall = list.scrollHeight > list.clientHeight;
+    if (tall && this.#items.length && list.scrollTop < 2 * this.#rowHeight) this.#onTop();
     this.#schedule();
   }
 
@@ -371,7 +426,7 @@ export class LogView {
     const { entry } = item;
     const level = String(entry.level ?? 'info');
     const search = this.#filter.search;
-    const [time, lvl, src, msg] = row.children;
+    const [time, lvl, chan, src, msg] = row.children;
     row.id = `row-${item.seq}`;
     row.className = entry.sample ? 'row sample' : 'row';
     row.dataset.level = level;
@@ -386,6 +441,8 @@ export class LogView {
     time.append(when.slice(-12));
     lvl.textContent = level;
     lvl.className = `lvl lvl-${level}`;
+    showMarked(chan, entry.channel ?? '', search);
+    chan.title = entry.channel ?? '';
     showMarked(src, entry.source ?? '', search);
     const text = this.#wrap ? item.message : item.message.replace(/\r?\n/g, ' ⏎ ');
     showMarked(msg.firstChild, text, search);

@@ -10,6 +10,7 @@
 import { LogsClient, parsePattern, segmentsMatch, entryKey } from './lib/logs-client.js';
 import { Details } from './details.js';
 import { zoneLabel } from './format.js';
+import { History, fillPicker, wireDensity } from './history.js';
 import { LogView } from './log-view.js';
 import { sampleEntries } from './samples.js';
 
@@ -65,6 +66,7 @@ function showStatus(status) {
   $('status').dataset.state = status.state;
   $('status-text').textContent = describe(status);
   $('connect').disabled = BUSY.has(status.state);
+  $('connect').hidden = status.state === 'connected'; // nothing to press while it is
   $('disconnect').disabled = status.state === 'disconnected';
   if (status.state === 'error') {
     const hint = HINTS[status.httpStatus] ?? '';
@@ -236,6 +238,7 @@ function main() {
     close: $('details-close'),
   });
   const sourceSelect = $('source');
+  let past = null; // History, once the view exists (its scroll asks for earlier entries)
   const view = new LogView(
     {
       list: $('list'),
@@ -246,7 +249,9 @@ function main() {
       sampleNote: $('sample-note'),
     },
     {
+      maxLive: 100000,
       onOpen: (entry) => details.open(entry),
+      onTop: () => past?.earlier(),
       onSources(sources) {
         const chosen = sourceSelect.value;
         sourceSelect.replaceChildren(new Option('all', ''), ...sources.map((s) => new Option(s)));
@@ -254,6 +259,10 @@ function main() {
       },
     },
   );
+  past = new History(view, (text) => {
+    $('history-note').textContent = text;
+    $('history-note').hidden = !text;
+  });
   let demo = false;
   let patterns = [];
   const cleared = new Set(readJson(sessionStorage, CLEARED, []));
@@ -278,6 +287,7 @@ function main() {
     unfollow();
     unfollow = () => offs.forEach((off) => off());
     patterns = next.map(([, segments]) => segments);
+    past.reset(next.map(([c]) => c).join(','));
     view.retain((entry) => patterns.some((p) => segmentsMatch(p, entry.channel)));
     const kept = next.flatMap(([c]) => client.recent(c)).filter((e) => !cleared.has(entryKey(e)));
     view.add(kept.sort((a, b) => (a.time < b.time ? -1 : a.time > b.time ? 1 : 0)));
@@ -325,6 +335,17 @@ function main() {
   $('download-text').addEventListener('click', () => download(view.shown(), 'text'));
   wireToggles(view);
   wireShortcuts(view, details, pause);
+  wireDensity($('density'), view, $('list'), setting('density', 'normal'), (value) =>
+    saveSetting('density', value),
+  );
+  $('jump-time').addEventListener('change', (e) => {
+    const time = new Date(e.target.value); // the browser's zone, as the field shows it
+    if (!Number.isNaN(time.getTime())) past.jumpTo(time);
+  });
+  fillPicker($('picker'), '>', (channel) => {
+    $('channels').value = channel;
+    $('channels').dispatchEvent(new Event('change'));
+  });
   fetch('/health')
     .then((r) => r.json())
     .then((health) => {

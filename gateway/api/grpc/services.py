@@ -18,6 +18,7 @@ from logs_gateway.v1 import logs_pb2_grpc as pb_grpc
 
 from gateway.api.convert import entry_from_proto, entry_to_proto, gap_to_proto
 from gateway.api.grpc.auth import principal as authenticated
+from gateway.api.grpc.history import history_page
 from gateway.core.admission import Admission
 from gateway.core.broker import READ_TURNS, Broker, Gap, PageSize, catch_up
 from gateway.core.channels import parse_pattern
@@ -231,8 +232,10 @@ class LogStreamServicer(pb_grpc.LogStreamServicer):
         write_timeout: float,
         max_tail: int,
         turns: asyncio.Semaphore | None = None,
+        max_channels: int = 32,
     ) -> None:
         self._turns = turns or asyncio.Semaphore(READ_TURNS)  # shared with SSE (CatchUp)
+        self._max_channels = max_channels
         self._broker = broker
         self._hub = hub
         self._stopping = stopping
@@ -296,6 +299,20 @@ class LogStreamServicer(pb_grpc.LogStreamServicer):
                 await abort(context, error)
         finally:
             self._hub.remove(sub)
+
+    async def History(
+        self,
+        request: pb.HistoryRequest,
+        context: grpc.aio.ServicerContext[pb.HistoryRequest, pb.HistoryPage],
+    ) -> pb.HistoryPage:
+        try:
+            return await history_page(
+                self._broker, authenticated(), request, self._max_channels, self._turns
+            )
+        except ValueError as e:
+            await abort(context, invalid(str(e)))
+        except GatewayError as e:
+            await abort(context, e)
 
     async def _write(
         self, context: grpc.aio.ServicerContext[Any, Any], sub: EventSubscription, item: Event | Gap

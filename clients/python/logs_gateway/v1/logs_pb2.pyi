@@ -184,3 +184,35 @@ class StoredEntry(_message.Message):
     offset: int
     entry: LogEntry
     def __init__(self, offset: _Optional[int] = ..., entry: _Optional[_Union[LogEntry, _Mapping]] = ...) -> None: ...
+
+class HistoryRequest(_message.Message):
+    __slots__ = ("channels", "before", "after", "since", "limit", "min_level")
+    CHANNELS_FIELD_NUMBER: _ClassVar[int]
+    BEFORE_FIELD_NUMBER: _ClassVar[int]
+    AFTER_FIELD_NUMBER: _ClassVar[int]
+    SINCE_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    MIN_LEVEL_FIELD_NUMBER: _ClassVar[int]
+    channels: _containers.RepeatedScalarFieldContainer[str]
+    before: str
+    after: str
+    since: str
+    limit: int
+    min_level: str
+    def __init__(self, channels: _Optional[_Iterable[str]] = ..., before: _Optional[str] = ..., after: _Optional[str] = ..., since: _Optional[str] = ..., limit: _Optional[int] = ..., min_level: _Optional[str] = ...) -> None: ...
+
+class HistoryPage(_message.Message):
+    __slots__ = ("events", "before", "after", "start", "end", "lost_before_start")
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    BEFORE_FIELD_NUMBER: _ClassVar[int]
+    AFTER_FIELD_NUMBER: _ClassVar[int]
+    START_FIELD_NUMBER: _ClassVar[int]
+    END_FIELD_NUMBER: _ClassVar[int]
+    LOST_BEFORE_START_FIELD_NUMBER: _ClassVar[int]
+    events: _containers.RepeatedCompositeFieldContainer[LogEvent]
+    before: str
+    after: str
+    start: bool
+    end: bool
+    lost_before_start: _containers.RepeatedCompositeFieldContainer[Gap]
+    def __init__(self, events: _Optional[_Iterable[_Union[LogEvent, _Mapping]]] = ..., before: _Optional[str] = ..., after: _Optional[str] = ..., start: _Optional[bool] = ..., end: _Optional[bool] = ..., lost_before_start: _Optional[_Iterable[_Union[Gap, _Mapping]]] = ...) -> None: ...

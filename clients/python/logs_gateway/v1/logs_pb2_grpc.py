@@ -102,7 +102,8 @@ class LogIngest:
 
 
 class LogStreamStub:
-    """Live feed for gRPC consumers, with the same resume semantics as the SSE stream.
+    """Live feed for gRPC consumers, with the same resume semantics as the SSE stream; and
+    pages of retained history.
     """
 
     def __init__(self, channel):
@@ -116,13 +117,25 @@ class LogStreamStub:
                 request_serializer=logs__gateway_dot_v1_dot_logs__pb2.SubscribeRequest.SerializeToString,
                 response_deserializer=logs__gateway_dot_v1_dot_logs__pb2.LogEvent.FromString,
                 _registered_method=True)
+        self.History = channel.unary_unary(
+                '/logs_gateway.v1.LogStream/History',
+                request_serializer=logs__gateway_dot_v1_dot_logs__pb2.HistoryRequest.SerializeToString,
+                response_deserializer=logs__gateway_dot_v1_dot_logs__pb2.HistoryPage.FromString,
+                _registered_method=True)
 
 
 class LogStreamServicer:
-    """Live feed for gRPC consumers, with the same resume semantics as the SSE stream.
+    """Live feed for gRPC consumers, with the same resume semantics as the SSE stream; and
+    pages of retained history.
     """
 
     def Subscribe(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def History(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -136,6 +149,11 @@ def add_LogStreamServicer_to_server(servicer, server):
                     request_deserializer=logs__gateway_dot_v1_dot_logs__pb2.SubscribeRequest.FromString,
                     response_serializer=logs__gateway_dot_v1_dot_logs__pb2.LogEvent.SerializeToString,
             ),
+            'History': grpc.unary_unary_rpc_method_handler(
+                    servicer.History,
+                    request_deserializer=logs__gateway_dot_v1_dot_logs__pb2.HistoryRequest.FromString,
+                    response_serializer=logs__gateway_dot_v1_dot_logs__pb2.HistoryPage.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'logs_gateway.v1.LogStream', rpc_method_handlers)
@@ -145,7 +163,8 @@ def add_LogStreamServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class LogStream:
-    """Live feed for gRPC consumers, with the same resume semantics as the SSE stream.
+    """Live feed for gRPC consumers, with the same resume semantics as the SSE stream; and
+    pages of retained history.
     """
 
     @staticmethod
@@ -165,6 +184,33 @@ class LogStream:
             '/logs_gateway.v1.LogStream/Subscribe',
             logs__gateway_dot_v1_dot_logs__pb2.SubscribeRequest.SerializeToString,
             logs__gateway_dot_v1_dot_logs__pb2.LogEvent.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def History(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/logs_gateway.v1.LogStream/History',
+            logs__gateway_dot_v1_dot_logs__pb2.HistoryRequest.SerializeToString,
+            logs__gateway_dot_v1_dot_logs__pb2.HistoryPage.FromString,
             options,
             channel_credentials,
             insecure,

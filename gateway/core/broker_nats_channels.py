@@ -1,0 +1,118 @@
+"""The NATS broker's channel discovery (Broker.channels) and what its channels lost before
+their oldest retained message (Broker.lost), from JetStream's own per-subject state.
+
+The stream's info with a subject filter lists the subjects a pattern matches; each one's
+first and last messages (two direct gets by subject) give its entries, its newest seq and
+when that was stored. So both cost the channels matched, as the protocol asks, a few small
+requests each, GETS_AT_ONCE at a time. What a channel lost is counted in its current life
+(the offset of its first retained entry); a channel emptied entirely before leaves nothing
+in the stream, so unless the stream never let a message go the count is a lower bound
+("expired", as DESIGN §3.2 "On NATS" says of every loss before the stream's front).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
+
+import orjson
+from nats.aio.client import Client
+from nats.errors import Error as NatsError
+from nats.js.errors import NotFoundError
+
+from gateway.core.broker import Gap, Loss
+from gateway.core.broker_nats_codec import Stored, decode
+from gateway.core.broker_nats_publish import unavailable
+from gateway.core.broker_nats_subjects import last_event, pattern_subject, subject_channel
+from gateway.core.channels import Pattern, parse_pattern
+from gateway.core.discovery import ChannelInfo, newest_first
+
+GETS_AT_ONCE = 64  # direct gets in flight for one call
+T = TypeVar("T")
+
+
+class Channels:
+    def __init__(self, nc: Client, stream: str, timeout: float) -> None:
+        self._nc = nc
+        self._js = nc.jetstream(timeout=timeout)
+        self._stream = stream
+        self._timeout = timeout
+
+    async def page(
+        self, patterns: Sequence[Pattern], before: int | None, limit: int, max_age: float
+    ) -> list[ChannelInfo]:
+        """Broker.channels: the `limit` newest below `before`, newest first."""
+        names = await self._matching(patterns)
+        ends = await self._each(names, self._ends)
+        cutoff = time.time() - max_age
+        held = [
+            ChannelInfo(name, last.offset + last.count - first.offset, _newest(last), when)
+            for name, (first, last, when) in zip(names, ends, strict=True)
+            if first is not None and last is not None and when >= cutoff
+        ]
+        return newest_first(held, lambda c: c.newest, before, limit)
+
+    async def lost(self, patterns: Sequence[Pattern], exact: bool) -> list[Gap]:
+        """Broker.lost: per pattern, what its channels lost in their current lives before
+        their first retained entry; `exact` when the stream never let a message go."""
+        losses = [Loss(exact=exact) for _ in patterns]
+        seen: set[str] = set()
+        for i, pattern in enumerate(patterns):
+            names = [n for n in await self._matching([pattern]) if n not in seen]
+            seen.update(names)
+            for first in await self._each(names, self._first):
+                if first is not None and first.offset:
+                    losses[i].add(first.offset, last_event(first.prev, first.prev_count), exact)
+        return Loss.gaps(patterns, losses, False, 0)
+
+    async def _matching(self, patterns: Sequence[Pattern]) -> list[str]:
+        """The channels holding messages that `patterns` match, each once."""
+        names: dict[str, None] = {}
+        for pattern in patterns:
+            request = orjson.dumps({"subjects_filter": pattern_subject(self._stream, pattern)})
+            try:
+                reply = await self._nc.request(
+                    f"$JS.API.STREAM.INFO.{self._stream}", request, self._timeout
+                )
+            except (NatsError, TimeoutError):
+                raise unavailable() from None
+            subjects = orjson.loads(reply.data).get("state", {}).get("subjects") or {}
+            names.update((subject_channel(self._stream, s), None) for s in subjects)
+        return list(names)
+
+    async def _each(self, names: list[str], get: Callable[[str], Awaitable[T]]) -> list[T]:
+        gate = asyncio.Semaphore(GETS_AT_ONCE)
+
+        async def one(name: str) -> T:
+            async with gate:
+                return await get(name)
+
+        return list(await asyncio.gather(*(one(n) for n in names)))
+
+    async def _first(self, name: str) -> Stored | None:
+        return await self._get(name, first=True)
+
+    async def _ends(self, name: str) -> tuple[Stored | None, Stored | None, float]:
+        first, last = await self._get(name, first=True), await self._get(name, first=False)
+        return first, last, last.stored_at if last is not None else 0.0
+
+    async def _get(self, name: str, first: bool) -> Stored | None:
+        """A channel's first or last retained message (None: it holds none now)."""
+        subject = pattern_subject(self._stream, parse_pattern(name))
+        try:
+            if first:
+                msg = await self._js.get_msg(self._stream, seq=1, subject=subject, next=True)
+            else:
+                msg = await self._js.get_last_msg(self._stream, subject)
+        except NotFoundError:
+            return None
+        except (NatsError, TimeoutError):
+            raise unavailable() from None
+        at = msg.time.timestamp() if msg.time is not None else 0.0
+        return decode(name, msg.seq or 0, msg.headers, msg.data or b"", at)
+
+
+def _newest(message: Stored) -> int:
+    return last_event(message.seq, message.count)
