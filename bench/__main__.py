@@ -1,5 +1,6 @@
 """`python -m bench [--quick]`: run the benchmark suite and print the results table;
-`python -m bench churn [--quick] [--against TREE]`: the channel churn scenario (bench/churn.py).
+`python -m bench churn [--quick] [--against TREE]`: the channel churn scenario (bench/churn.py);
+`python -m bench verify [--quick]`: token verification, remote issuer vs file key (bench/verify.py).
 
 Servers run pinned to core 0, the load generator to core 1, all on 127.0.0.1; every phase
 is bounded in time. Results go to bench/results/ (JSON, the table as Markdown, the plot).
@@ -19,7 +20,7 @@ import traceback
 from dataclasses import asdict
 from pathlib import Path
 
-from bench import churn, profiles, report, servers
+from bench import churn, profiles, report, servers, verify
 from bench.scenarios import Row
 from bench.suite import FULL, QUICK, Servers, Suite, plan_all
 
@@ -33,6 +34,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--only", nargs="+", metavar="TEXT", help="steps whose label has TEXT")
     parser.add_argument("--no-nchan", action="store_true", help="skip nchan even if installed")
     parser.add_argument("--no-redis", action="store_true", help="skip the Redis scenarios")
+    parser.add_argument("--no-nats", action="store_true", help="skip the NATS scenarios")
     parser.add_argument("--out", type=Path, default=RESULTS, help="folder for the results")
     parser.add_argument("--plot", type=Path, help="where the PNG goes (default OUT/scaling.png)")
     parser.add_argument("--profile", type=Path, metavar="DIR", help="py-spy the gateways into DIR")
@@ -98,6 +100,8 @@ def main(argv: list[str] | None = None) -> int:
     limit = raise_file_limit()
     if argv[:1] == ["churn"]:
         return churn.main(argv[1:])
+    if argv[:1] == ["verify"]:
+        return verify.main(argv[1:])
     args = parse_args(argv)
     sizes = QUICK if args.quick else FULL
     if limit < sizes.idle_connections + 1000:
@@ -112,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     extra = tuple(args.gateway_args.split())
     with Servers(not args.quick, args.profile, extra) as started:
-        suite = Suite(sizes, started, kinds, redis)
+        suite = Suite(sizes, started, kinds, redis, not args.no_nats)
         for i in range(args.repeat):
             print(f"bench: run {i + 1} of {args.repeat}", file=sys.stderr, flush=True)
             runs.append(run_once(suite, args.only))

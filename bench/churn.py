@@ -37,12 +37,13 @@ import time
 import urllib.request
 from array import array
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from bench import entries as wire
-from bench import report, workers
+from bench import workers
+from bench.churn_report import Churn, churn_table, plot_churn
 from bench.publish_load import GrpcPublisher
 from bench.scenarios import Worker, percentiles, worker_group
 from bench.servers import Server
@@ -92,27 +93,6 @@ QUICK = Sizes(
     ingest_seconds=0.5,
     sample_every=0.1,
 )
-
-
-@dataclass
-class Churn:
-    """The figures of one gateway (one commit) through every phase."""
-
-    server: str  # the commit measured
-    kind: str  # "gateway" (memory broker) or "gateway+redis"
-    rounds: list[dict[str, float]] = field(default_factory=list)
-    curve: list[tuple[float, int, int]] = field(default_factory=list)  # (s, RSS kB, channels)
-    marks: list[tuple[float, str]] = field(default_factory=list)  # (s, what started)
-    resume_ms: dict[str, float] = field(default_factory=dict)  # medians, by what and present
-    lag_ms: dict[str, dict[str, float]] = field(default_factory=dict)  # percentiles by phase
-    storm_ms: dict[str, float] = field(default_factory=dict)  # slowest viewer of each storm
-    storm_late: dict[str, int] = field(default_factory=dict)  # viewers not resumed in the bound
-    storm_refused: dict[str, int] = field(default_factory=dict)  # viewers answered with an error
-    ingest: dict[str, dict[str, Any]] = field(default_factory=dict)  # "none", "patterns"
-    across: dict[str, dict[str, Any]] = field(default_factory=dict)  # "first", "again"
-    sizes: dict[str, Any] = field(default_factory=dict)
-    load: dict[str, float] = field(default_factory=dict)  # 1-minute load average after a phase
-    watched: int = 0  # log events the presence phase's workspace watcher received
 
 
 # -- probes: one SSE stream read by this process ---------------------------------------------
@@ -527,11 +507,11 @@ def main(argv: list[str]) -> int:
     kind = "gateway+redis" if args.redis else "gateway"
     trees = [args.against, None] if args.against else [None]
     results = [measure(sizes, kind, tree, args.profile) for tree in trees]
-    text = report.churn_table(results)
+    text = churn_table(results)
     print(text)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "churn.json").write_text(json.dumps([asdict(r) for r in results], indent=1))
     (args.out / "churn.md").write_text(text + "\n")
-    if report.plot_churn(results, args.out / "churn.png"):
+    if plot_churn(results, args.out / "churn.png"):
         print(f"plot: {args.out / 'churn.png'}", file=sys.stderr)
     return 0

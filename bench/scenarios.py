@@ -236,6 +236,38 @@ def _ingest_row(scenario: str, server: str, windows: list[_Window]) -> Row:
     return row
 
 
+def interest(
+    scenario: str, server: Server, viewer: Target, quiet: str, plan: Plan, publisher: Target
+) -> Row:
+    """One subscriber of `quiet` on `viewer` (the last gateway of `server`) while `plan`
+    ingests to other channels through `publisher`: the row's rate is that ingest, its
+    server CPU the viewing gateway's alone, what it spends on traffic nobody there watches."""
+    watching = Server("viewer", viewer.http_port, pids=server.python_pids[-1:])
+    progress = _SPAWN.Array("q", 1, lock=False)
+    with worker_group() as started:
+        sub = Worker(workers.subscribe, viewer, [quiet], 1, progress, 0)
+        pub = Worker(workers.publish, publisher, plan, None)
+        started += [sub, pub]
+        sub.send("connect", 1)
+        opened = sub.expect("ready", 30)
+        pub.expect("ready", 30)
+        before = watching.times()
+        for worker in (sub, pub):
+            worker.send("go")
+        sent: Result = pub.expect("result", plan.seconds + 60)
+        sub.send("expect", {}, 0.0)
+        got: Result = sub.expect("result", 30)
+        used = _used(before, watching.times())
+    seconds = max(1e-9, (sent.last_receive_ns - sent.first_send_ns) / 1e9)
+    row = Row(scenario, server.name, rate=sent.acks.entries / seconds, unit="entries/s")
+    row.server_cpu, row.server_wait = used[0] / seconds, used[1] / seconds
+    row.lost = sent.acks.errors + (1 - opened) + got.closed
+    row.dups = sent.acks.duplicates
+    per_million = used[0] / max(1, sent.acks.entries) * 1e6
+    row.note = f"viewer's gateway: {per_million:.2f} CPU-s per million entries elsewhere"
+    return row
+
+
 def idle(
     scenario: str, server: Server, target: Target, connections: int, steps: int, processes: int = 2
 ) -> Row:

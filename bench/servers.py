@@ -1,6 +1,6 @@
 """The servers under test, each a child process pinned to the server core: the gateway
-(`python -m gateway serve`), nchan (nginx with one worker), redis-server, and a bare aiohttp
-JSON handler (bench/bare_http.py) as the baseline of an HTTP POST.
+(`python -m gateway serve`), nchan (nginx with one worker), redis-server, nats-server (1 or
+3 nodes), and a bare aiohttp JSON handler (bench/bare_http.py) as the baseline of a POST.
 
 Every server binds 127.0.0.1 on a free port, is stopped by its context manager (SIGTERM,
 then SIGKILL after a bound), and is read through /proc for CPU time and resident memory.
@@ -74,10 +74,11 @@ class Server:
     """A running server (or several, as one deployment): where to reach it, its processes."""
 
     name: str
-    http_port: int  # redis: its port
+    http_port: int  # redis, nats: its (first) client port
     grpc_port: int = 0
     pids: list[int] = field(default_factory=list)
     python_pids: list[int] = field(default_factory=list)  # the gateways, for py-spy
+    url: str = ""  # a broker: what `--broker` names
 
     def cpu(self) -> float:
         return sum(cpu_seconds(p) for p in self.pids)
@@ -220,3 +221,14 @@ def redis(core: int = SERVER_CORE) -> Iterator[Server]:
             yield Server("redis", port, pids=[process.pid])
         finally:
             _stop(process)
+
+
+@contextlib.contextmanager
+def nats(nodes: int) -> Iterator[Server]:
+    """A private JetStream cluster of `nodes` nodes (1 or 3) on free ports, every node
+    pinned to the server core like the other servers, keeping its store in a temp folder."""
+    from tests.nats_cluster import running_nats  # the test suite's cluster (dev extra)
+
+    with _logged("nats") as folder, running_nats(folder, nodes, prefix=tuple(pinned([]))) as up:
+        pids = [node.process.pid for node in up.nodes if node.process is not None]
+        yield Server("nats", up.nodes[0].port, pids=pids, url=up.url)

@@ -130,13 +130,9 @@ class Servers:
             bare = stack.enter_context(servers.bare_http())
             target = Target("aiohttp", servers.HOST, bare.http_port)
             return bare, target, target
-        broker = "memory"
         parts: list[Server] = []
-        if kind != "gateway":
-            redis = stack.enter_context(servers.redis())
-            broker = f"redis://{servers.HOST}:{redis.http_port}/0"
-            parts.append(redis)
-        count = 2 if kind == "2 gateways+redis" else 1
+        broker, args = self._broker(kind, stack, parts, args)
+        count = 2 if kind.startswith("2 gateways") else 1
         parts += [
             stack.enter_context(
                 servers.gateway(self.secret, broker, (*self.gateway_args, *args), self.tree)
@@ -149,6 +145,23 @@ class Servers:
             whole.pids += part.pids
             whole.python_pids += part.python_pids
         return whole, self._target(first), self._target(last)
+
+    def _broker(
+        self, kind: str, stack: contextlib.ExitStack, parts: list[Server], args: tuple[str, ...]
+    ) -> tuple[str, tuple[str, ...]]:
+        """The `--broker` of a kind ("gateway": memory, "...+redis", "...+nats" with one
+        node, "...+nats-r3" with three and R3 streams), its server started into `parts`,
+        and the `serve` flags it adds."""
+        if kind.endswith("+redis"):
+            redis = stack.enter_context(servers.redis())
+            parts.append(redis)
+            return f"redis://{servers.HOST}:{redis.http_port}/0", args
+        if "+nats" in kind:
+            replicas = 3 if kind.endswith("-r3") else 1
+            nats = stack.enter_context(servers.nats(replicas))
+            parts.append(nats)
+            return nats.url, (*args, "--nats-replicas", str(replicas))
+        return "memory", args
 
     def _target(self, gateway: Server) -> Target:
         return Target(
@@ -171,6 +184,7 @@ class Suite:
     servers: Servers
     kinds: tuple[str, ...]  # the kinds of server to compare: "gateway", "nchan"
     redis: bool = True
+    nats: bool = True
     rows: list[Row] = field(default_factory=list)
 
     def fanout(
@@ -240,6 +254,17 @@ class Suite:
             name = f"ingest b{batch} x{streams}"
             return scenarios.ingest(name, server, pub, plan, processes)
 
+    def interest(self, kind: str) -> Row:
+        """Two gateways: one viewer of a quiet channel on the second, while the first ingests
+        flat out to another channel; the row's CPU is the viewer's gateway alone, read over
+        three ingest windows (a process's CPU time counts in 10 ms ticks)."""
+        with self.servers.use(kind) as (server, pub, sub):
+            run = _run_id()
+            busy, quiet = pub.channel(run, 0), sub.channel(run, 1)
+            seconds = self.sizes.ingest_seconds * 3
+            plan = Plan("ingest", (busy,), seconds, 100, 0, 0, 1, in_flight=2)
+            return scenarios.interest("interest", server, sub, quiet, plan, pub)
+
     def post_ingest(self, kinds: tuple[str, ...]) -> list[Row]:
         """Single-entry POSTs as fast as `post_in_flight` allows, on every kind in turns:
         the CPU a POST costs each, under the same conditions."""
@@ -305,6 +330,8 @@ def plan_all(suite: Suite) -> list[Step]:
             steps.append((label, partial(suite.ingest, "gateway", batch, streams)))
     if suite.redis:
         steps += _redis_steps(suite)
+    if suite.nats:
+        steps += _nats_steps(suite)
     for n in s.scaling:
         for kind in suite.kinds:
             run = partial(suite.fanout, kind, n, s.scaling_seconds, f"scaling {n}")
@@ -346,3 +373,27 @@ def _redis_steps(suite: Suite) -> list[Step]:
         ("cross-instance latency", partial(suite.latency, cross, "cross-instance latency")),
         ("cross-instance fan-out", partial(fanout, cross, name="cross fan-out")),
     ]
+
+
+def _nats_steps(suite: Suite) -> list[Step]:
+    """The NATS broker: ingest at batches of 100 on one node and on three (R3), beside the
+    memory broker's `ingest b100 x1` of the same run; fan-out, latency and cross-instance
+    latency on R3; and interest (what a gateway spends on traffic none of its viewers
+    watch) on NATS against Redis."""
+    s = suite.sizes
+    r1, r3, cross = "gateway+nats", "gateway+nats-r3", "2 gateways+nats-r3"
+    steps: list[Step] = [
+        ("ingest b100 x1 on nats", partial(suite.ingest, r1, 100, 1)),
+        ("ingest b100 x1 on nats r3", partial(suite.ingest, r3, 100, 1)),
+        ("ingest b100 x8 on nats r3", partial(suite.ingest, r3, 100, 8)),
+        ("fan-out on nats r3", partial(suite.fanout, r3, s.fanout_subscribers)),
+        ("latency on nats r3", partial(suite.latency, r3)),
+        (
+            "cross-instance latency on nats r3",
+            partial(suite.latency, cross, "cross-instance latency"),
+        ),
+        ("interest on nats r3", partial(suite.interest, cross)),
+    ]
+    if suite.redis:
+        steps.append(("interest on redis", partial(suite.interest, "2 gateways+redis")))
+    return steps

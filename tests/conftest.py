@@ -11,7 +11,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -24,12 +24,14 @@ from logs_gateway.v1 import logs_pb2_grpc as pb_grpc
 
 from gateway.app import config as cfg
 from gateway.app.server import Gateway
-from gateway.core.tokens import Signer
+from gateway.core.keys import PublicKey
+from gateway.core.tokens import Signer, Verifier
 
 SECRET = "test-secret-" + "x" * 40
 ISSUER = AUDIENCE = "logs-gateway"
-# The private redis-server fixture (tests/redis_server.py) for the Redis broker tests.
-pytest_plugins = ["tests.redis_server"]
+# The private redis-server and nats-server fixtures (tests/redis_server.py,
+# tests/nats_cluster.py) for the broker tests.
+pytest_plugins = ["tests.redis_server", "tests.nats_cluster"]
 
 
 def free_port() -> int:
@@ -56,6 +58,23 @@ def make_config(**overrides: Any) -> cfg.Config:
     }
     values.update(overrides)
     return replace(base, **values)
+
+
+def make_verifier(
+    secret: bytes | None = SECRET.encode(),
+    public_keys: Mapping[str, PublicKey] | None = None,
+    **options: Any,
+) -> Verifier:
+    """A verifier of the test issuer's tokens, with the settings' defaults for the rest."""
+    defaults = cfg.Config()
+    settings = {"leeway": defaults.jwt_leeway, "cache_entries": defaults.token_cache_entries}
+    return Verifier(
+        secret=secret,
+        public_keys=public_keys or {},
+        issuer=ISSUER,
+        audience=AUDIENCE,
+        **(settings | options),
+    )
 
 
 @dataclass

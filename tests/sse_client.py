@@ -54,13 +54,23 @@ async def open_stream(
     last_event_id: str | None = None,
     params: dict[str, str] | None = None,
     path: str = "/api/logs/stream",
+    client: httpx.AsyncClient | None = None,
 ) -> AsyncIterator[Stream]:
+    """A stream on a client of its own, or on `client` (a client costs milliseconds to make:
+    its TLS context, even for plain HTTP)."""
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     if last_event_id:
         headers["Last-Event-ID"] = last_event_id
     query = {"channels": channels, **(params or {})}
-    async with (
-        httpx.AsyncClient(timeout=httpx.Timeout(10, read=None)) as client,
-        aconnect_sse(client, "GET", base + path, params=query, headers=headers) as source,
-    ):
+    async with contextlib.AsyncExitStack() as stack:
+        if client is None:
+            client = await stack.enter_async_context(stream_client())
+        source = await stack.enter_async_context(
+            aconnect_sse(client, "GET", base + path, params=query, headers=headers)
+        )
         yield Stream(source.aiter_sse(), source.response)
+
+
+def stream_client() -> httpx.AsyncClient:
+    """A client for streams: no read timeout (a stream may be quiet for long)."""
+    return httpx.AsyncClient(timeout=httpx.Timeout(10, read=None))

@@ -16,6 +16,7 @@ import tracemalloc
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from gateway.app.brokers import memory_broker
 from gateway.core.broker import Gap
 from gateway.core.broker_memory import MemoryBroker
 from gateway.core.channels import parse_pattern
@@ -25,7 +26,7 @@ from gateway.core.hub import Hub
 from gateway.core.index import ChannelIndex
 from gateway.core.subscription import EventSubscription
 from tests.broker_reads import read_all
-from tests.conftest import wait_for
+from tests.conftest import make_config, wait_for
 
 
 def entry(channel: str, message: str = "m" * 100) -> Entry:
@@ -55,7 +56,7 @@ def calls(operation: Callable[[], Coroutine[Any, Any, Any]]) -> int:
 
 
 async def test_a_churn_of_channels_leaves_no_memory_behind() -> None:
-    broker = MemoryBroker(max_age=0.2)
+    broker = memory_broker(make_config(history_seconds=0.2))
     await fill(broker, ["logs:etl:ws1:warm-up"])
 
     async def round_of(n: int, name: str) -> int:
@@ -87,7 +88,7 @@ async def test_a_churn_of_channels_leaves_no_memory_behind() -> None:
 
 async def test_history_stays_within_its_byte_bound_oldest_entries_first() -> None:
     bound = 2 * 1024 * 1024
-    broker = MemoryBroker(max_bytes=bound, max_entries=100_000)
+    broker = memory_broker(make_config(max_history_bytes=bound, history_entries=100_000))
     published = 40_000
     gc.collect()
     tracemalloc.start()
@@ -115,7 +116,7 @@ async def test_history_stays_within_its_byte_bound_oldest_entries_first() -> Non
 
 async def test_replaying_one_channel_costs_the_same_with_100_000_channels_held() -> None:
     async def replay_cost(held: int) -> int:
-        broker = MemoryBroker()
+        broker = memory_broker(make_config())
         await fill(broker, [f"logs:etl:ws{i % 100}:run-{i}" for i in range(held)])
         stored = await broker.append([entry("logs:etl:ws7:mine") for _ in range(10)], None)
         cursor = Cursor(broker.epoch, stored.events[4].seq)
@@ -131,7 +132,7 @@ async def test_replaying_one_channel_costs_the_same_with_100_000_channels_held()
 
 async def test_a_wildcard_replay_visits_only_the_channels_it_matches() -> None:
     async def cost(held: int) -> tuple[int, int]:
-        broker = MemoryBroker()
+        broker = memory_broker(make_config())
         # The workspace has 10 channels; the rest of what is held belongs to others.
         await fill(broker, [f"logs:etl:ws{i % 100}:run-{i}" for i in range(held)])
         mine = await fill(broker, [f"logs:faas:wsX:fn-{i}" for i in range(10)])
@@ -148,7 +149,7 @@ async def test_a_wildcard_replay_visits_only_the_channels_it_matches() -> None:
 
 async def test_routing_a_new_channel_costs_the_same_with_5_000_wildcard_patterns_open() -> None:
     async def route_cost(patterns: int) -> int:
-        hub = Hub(epoch=lambda: "e", max_per_owner=100_000)
+        hub = Hub(epoch=lambda: "e", max_per_owner=100_000, max_streams=100_000)
         for i in range(patterns):
             texts = (f"logs:*:ws{i}:>", f"logs:etl:ws{i}:*")
             sub = EventSubscription(f"s{i}", tuple(map(parse_pattern, texts)), 0, f"o{i}", 10)
@@ -225,7 +226,7 @@ def test_a_match_after_a_seq_finds_exactly_the_channels_touched_since() -> None:
 
 
 async def test_the_expiry_timer_stops_when_nothing_is_held() -> None:
-    broker = MemoryBroker(max_age=0.1)
+    broker = memory_broker(make_config(history_seconds=0.1))
     await fill(broker, ["logs:etl:ws1:a"])
     await wait_for(lambda: broker.usage().bytes == 0)
     await asyncio.sleep(0)

@@ -11,8 +11,8 @@ from pathlib import Path
 import jwt
 import pytest
 
-from gateway.core.tokens import Verifier, load_public_keys
-from tests.conftest import AUDIENCE, ISSUER, SECRET, free_port
+from gateway.core.keys import load_public_keys
+from tests.conftest import AUDIENCE, ISSUER, SECRET, free_port, make_verifier
 
 
 def run(
@@ -82,12 +82,7 @@ def test_keys_generate_then_sign_and_verify_eddsa(tmp_path: Path) -> None:
         env={"LOGS_GATEWAY_JWT_PRIVATE_KEY": str(private)},
     )
     assert token.returncode == 0, token.stderr
-    verifier = Verifier(
-        secret=None,
-        public_keys=load_public_keys(tmp_path / "jwks.json"),
-        issuer=ISSUER,
-        audience=AUDIENCE,
-    )
+    verifier = make_verifier(None, load_public_keys(tmp_path / "jwks.json"))
     assert verifier.verify(token.stdout.strip()).subject == "bob"
     assert jwt.get_unverified_header(token.stdout.strip())["alg"] == "EdDSA"
     run("keys", "generate", "--dir", str(tmp_path))

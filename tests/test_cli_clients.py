@@ -18,7 +18,7 @@ from logs_gateway.simulate import CHANNELS, SOURCES
 from logs_gateway.tail import Printer, tail
 
 from gateway.app import config as cfg
-from gateway.app.cli import main
+from gateway.app.cli import build_parser, main
 from tests.conftest import SECRET, Running, entry, free_port, wait_for
 from tests.sse_client import open_stream
 from tests.tcp_proxy import tcp_proxy
@@ -76,8 +76,11 @@ def test_help_explains_every_verb(verb: str, capsys: pytest.CaptureFixture[str])
     assert exited.value.code == 0
     text = capsys.readouterr().out
     assert f"usage: logs-gateway {verb}" in text
-    for flag in ("--token", "--url", "--target", "LOGS_GATEWAY_TOKEN"):
+    # each verb lists the address it uses: tail the HTTP URL, the others the gRPC target
+    uses, other = ("--url", "--target") if verb == "tail" else ("--target", "--url")
+    for flag in ("--token", uses, "LOGS_GATEWAY_TOKEN"):
         assert flag in text
+    assert other not in text
 
 
 @pytest.mark.parametrize(
@@ -90,6 +93,8 @@ def test_help_explains_every_verb(verb: str, capsys: pytest.CaptureFixture[str])
         (["publish", "logs:a:b", "m", "--level", "loud"], "argument --level: invalid choice"),
         (["tail"], "the following arguments are required: CHANNEL_OR_PATTERN"),
         (["tail", "logs:>", "--colour"], "unrecognized arguments: --colour"),
+        (["tail", "logs:>", "--target", "h:1"], "unrecognized arguments: --target h:1"),
+        (["serve", "--htp-port", "3"], "unrecognized arguments: --htp-port 3"),
         (
             ["tail", "logs:>", "-n", "-1"],
             "argument -n/--lines: must be a whole number of at least 0",
@@ -103,9 +108,11 @@ def test_bad_flags_give_one_error_line_and_exit_2(
         main(argv)
     assert exited.value.code == 2
     err = capsys.readouterr().err
-    # argparse names the verb, or only the program for arguments no verb took
-    assert re.match(
-        rf"logs-gateway( {argv[0]})?: error: {re.escape(expected)}", err.splitlines()[-1]
+    # the verb's parser answers, and points at the verb's own --help
+    assert re.fullmatch(
+        rf"logs-gateway {argv[0]}: error: {re.escape(expected)}.* \(see logs-gateway "
+        rf"{argv[0]} --help\)",
+        err.splitlines()[-1],
     )
     assert "Traceback" not in err
 
@@ -149,12 +156,42 @@ async def test_publish_sends_stdin_lines_and_reports_refusals(gw_process: Runnin
         assert result.returncode == 0, result.stderr
         events = await stream.take(2)
     assert [e.data["message"] for e in events] == ["a", "b"]
+    assert f"published 2 entries to {CH}" in result.stderr
+    one = await asyncio.to_thread(cli, "publish", CH, "one", *target)
+    assert f"published 1 entry to {CH}" in one.stderr
     assert events[0].data["level"] == "warn"
     assert events[0].data["attributes"] == {"rows": 12}
     refused = await asyncio.to_thread(cli, "publish", "logs:faas:ws:fn", "hi", *target)
     assert refused.returncode == 1
     assert refused.stderr.startswith("logs-gateway publish: ")
     assert "may not publish to 'logs:faas:ws:fn'" in refused.stderr
+
+
+def test_level_is_spelled_warn_or_warning_in_the_client_verbs_as_in_serve() -> None:
+    for spelling in ("warn", "warning", "WARNING"):
+        parsed = build_parser().parse_args(["tail", "logs:>", "--level", spelling])
+        assert parsed.level == "warn"
+        assert cfg.load(env={"LOGS_GATEWAY_LOG_LEVEL": spelling}).log_level == "warning"
+
+
+def test_tail_names_an_unreachable_gateway_and_its_cause_then_exits() -> None:
+    """As publish does: a wrong --url is said at once, not retried for ever, and the cause
+    reads as a sentence (no exception class names)."""
+    url = f"http://127.0.0.1:{free_port()}"
+    result = cli("tail", CH, "--url", url, "--token", "a.b.c")
+    assert result.returncode == 1
+    last = result.stderr.splitlines()[-1]
+    assert last == f"logs-gateway tail: cannot reach {url}: connection refused"
+    assert not re.search(r"\b[A-Z]\w*(Error|Exception)\b", result.stderr)
+
+
+async def test_tail_names_its_own_flag_when_asked_for_more_lines_than_the_gateway_sends(
+    gw_process: Running,
+) -> None:
+    connection = ("--url", gw_process.http, "--token", gw_process.token(subscribe=[CH]))
+    result = await asyncio.to_thread(cli, "tail", CH, "-n", "5000", *connection)
+    assert result.returncode == 1
+    assert result.stderr.startswith("logs-gateway tail: -n 5000 is more than the gateway sends")
 
 
 def test_publish_names_an_unreachable_gateway_and_its_cause() -> None:
@@ -211,8 +248,9 @@ async def test_tail_reconnects_through_dropped_connections_without_loss_or_repea
             await gw.publish(pub, [[entry(CH, f"e{r}-{i}") for i in range(50)]], f"p{r}")
             proxy.drop()
             await wait_for(lambda r=r: proxy.connections >= r + 2)
-        await wait_for(lambda: out.getvalue().count("\n") >= 200, timeout=20)
-        await asyncio.sleep(0.2)
+        # Published last: anything shown twice has been shown once the marker is.
+        await gw.publish(pub, [[entry(CH, "the last entry")]], "marker")
+        await wait_for(lambda: '"the last entry"' in out.getvalue(), timeout=20)
         follow.cancel()
     messages = [json.loads(line)["message"] for line in out.getvalue().splitlines()]
-    assert messages == [f"e{r}-{i}" for r in range(4) for i in range(50)]
+    assert messages == [*(f"e{r}-{i}" for r in range(4) for i in range(50)), "the last entry"]

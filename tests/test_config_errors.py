@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from gateway.app import cli
+from gateway.app import casts, cli
 from gateway.app import config as cfg
 from tests.conftest import SECRET
 
@@ -25,6 +26,7 @@ BAD_VALUES = {
     "jwt_issuer": " ",
     "jwt_audience": "",
     "jwt_leeway": "31",
+    "issuers": "/nonexistent/issuers.toml",
     "token_cache_entries": "-1",
     "broker": "mysql://db:3306",
     "workers": "0",
@@ -35,8 +37,11 @@ BAD_VALUES = {
     "dedup_batches": "-1",
     "max_dedup_bytes": "64MiB",
     "max_feed_bytes": "0",
+    "nats_stream": "logs.gateway",
+    "nats_replicas": "2",
     "max_entry_bytes": "64k",
     "max_message_bytes": "0",
+    "max_inflation_ratio": "0.5",
     "max_batch_entries": "1.5",
     "max_channels": "-3",
     "max_connections_per_token": "many",
@@ -56,7 +61,7 @@ BAD_VALUES = {
     "event_loop": "trio",
 }
 SETTINGS = {s.name: s for s in cfg.SETTINGS}
-FLAG_SETTINGS = [s.name for s in cfg.SETTINGS if s.cast is not cfg._bool]  # dev is a switch
+FLAG_SETTINGS = [s.name for s in cfg.SETTINGS if s.cast is not casts.boolean]  # dev is a switch
 
 
 def test_every_setting_has_a_bad_value_here() -> None:
@@ -169,3 +174,20 @@ def test_a_bad_value_never_shows_a_url_password(capsys: pytest.CaptureFixture[st
     err = capsys.readouterr().err
     assert "hunter2" not in err
     assert "--broker='mysql://root:***@db:3306': must be" in err
+
+
+@pytest.mark.parametrize(("server", "setting"), [("HTTP", "http_port"), ("gRPC", "grpc_port")])
+def test_a_taken_port_is_named_with_the_setting_that_moves_it(server: str, setting: str) -> None:
+    """One line naming the port, the flag and the variable; nothing drains that never ran."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        flag = "--" + setting.replace("_", "-")
+        result = serve(flag, str(port), env={"LOGS_GATEWAY_JWT_SECRET": SECRET})
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        f"logs-gateway: cannot listen on {server} port 127.0.0.1:{port}: address "
+        + "already in use"
+        + f" (choose another with {flag} or LOGS_GATEWAY_{setting.upper()})"
+    ]

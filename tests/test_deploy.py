@@ -19,6 +19,7 @@ import yaml
 from gateway.app import cli
 from gateway.app import config as cfg
 from tests.conftest import Running, free_port
+from tests.nats_cluster import nats_server_binary
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULTS = {s.name: s.default for s in cfg.SETTINGS}
@@ -121,11 +122,19 @@ def test_healthcheck_passes_on_a_live_gateway_and_fails_without_one(
 # -- docker-compose.yml -----------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def services() -> dict[str, Any]:
-    doc = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
-    services: dict[str, Any] = doc["services"]
+# The Redis topology and the NATS one beside it: the same gateways, balancer and simulators.
+COMPOSE_FILES = ("docker-compose.yml", "docker-compose.nats.yml")
+
+
+def compose(name: str) -> dict[str, Any]:
+    """The services of one compose file."""
+    services: dict[str, Any] = yaml.safe_load((ROOT / name).read_text())["services"]
     return services
+
+
+@pytest.fixture(scope="module", params=COMPOSE_FILES)
+def services(request: pytest.FixtureRequest) -> dict[str, Any]:
+    return compose(request.param)
 
 
 def with_verb(services: dict[str, Any], verb: str) -> dict[str, dict[str, Any]]:
@@ -138,7 +147,8 @@ def seconds(text: str) -> float:
     return int(match[1]) * (60 if match[2] == "m" else 1)
 
 
-def test_compose_runs_two_gateways_sharing_redis(services: dict[str, Any]) -> None:
+def test_compose_runs_two_gateways_sharing_redis() -> None:
+    services = compose("docker-compose.yml")
     gateways = with_verb(services, "serve")
     assert len(gateways) == 2
     for gateway in gateways.values():
@@ -148,6 +158,47 @@ def test_compose_runs_two_gateways_sharing_redis(services: dict[str, Any]) -> No
         assert gateway["build"] == "."
     assert services["redis"]["image"].startswith("redis:")
     assert services["redis"]["healthcheck"]["test"] == ["CMD", "redis-cli", "ping"]
+
+
+def test_compose_nats_runs_two_gateways_on_a_three_node_jetstream_cluster() -> None:
+    services = compose("docker-compose.nats.yml")
+    nodes = sorted(n for n, s in services.items() if s.get("image", "").startswith("nats:"))
+    assert nodes == ["nats1", "nats2", "nats3"]
+    gateways = with_verb(services, "serve")
+    assert len(gateways) == 2
+    for gateway in gateways.values():
+        command = gateway["command"]
+        broker = command[command.index("--broker") + 1]
+        assert broker == "nats://" + ",".join(f"{n}:4222" for n in nodes)
+        assert command[command.index("--nats-replicas") + 1] == "3"
+        assert gateway["depends_on"] == {n: {"condition": "service_healthy"} for n in nodes}
+        assert seconds(gateway["stop_grace_period"]) > DEFAULTS["grace_seconds"]
+    stores = set()
+    for name in nodes:
+        node = services[name]
+        assert node["environment"] == {"NATS_NAME": name}
+        assert node["command"] == ["--config", "/etc/nats/nats.conf"]
+        assert "./deploy/nats.conf:/etc/nats/nats.conf:ro" in node["volumes"]
+        stores |= {v for v in node["volumes"] if v.endswith(":/data")}
+        assert "/healthz" in " ".join(node["healthcheck"]["test"])
+    assert stores == {f"{n}:/data" for n in nodes}  # a store of its own on each node
+
+
+def test_nats_config_is_valid_on_each_node_and_routes_to_all() -> None:
+    """The upstream nats-server checks deploy/nats.conf as each node reads it."""
+    text = (ROOT / "deploy" / "nats.conf").read_text()
+    nodes = sorted(n for n in compose("docker-compose.nats.yml") if n.startswith("nats"))
+    assert sorted(re.findall(r"nats-route://(\w+):6222", text)) == nodes
+    assert re.search(r"store_dir: /data\n", text)
+    for name in nodes:
+        checked = subprocess.run(
+            [nats_server_binary(), "-t", "-c", str(ROOT / "deploy" / "nats.conf")],
+            env={"NATS_NAME": name},
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert checked.returncode == 0, checked.stderr
 
 
 def test_compose_runs_the_three_simulators_through_the_balancer(services: dict[str, Any]) -> None:

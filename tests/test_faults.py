@@ -629,11 +629,13 @@ FAULTS = 24
 
 
 class Node:
-    """A gateway process on fixed ports, so it can be killed and started again in place."""
+    """A gateway process on fixed ports, so it can be killed and started again in place;
+    `flags`: more `serve` flags (the NATS fault tests' replicas)."""
 
-    def __init__(self, redis_url: str) -> None:
+    def __init__(self, broker_url: str, *flags: str) -> None:
         self.ports = (free_port(), free_port())
-        self.redis_url = redis_url
+        self.broker_url = broker_url
+        self.flags = flags
         self.stack = contextlib.ExitStack()
         self.run: Running | None = None
 
@@ -642,8 +644,8 @@ class Node:
         return f"127.0.0.1:{self.ports[1]}"
 
     def start(self) -> None:
-        extra = ("--broker", self.redis_url, "--history-entries", "100000", "--publish-rate", "0")
-        self.run = self.stack.enter_context(gateway_process(*extra, ports=self.ports))
+        extra = ("--broker", self.broker_url, "--history-entries", "100000", "--publish-rate", "0")
+        self.run = self.stack.enter_context(gateway_process(*extra, *self.flags, ports=self.ports))
 
     def stop(self, sig: int) -> None:
         assert self.run is not None and self.run.process is not None
@@ -654,10 +656,20 @@ class Node:
 
 class Producer:
     """Publishes batches one at a time to whichever gateway answers; after any failure it
-    reconnects and resends its unacked batch with the same (producer, sequence)."""
+    reconnects and resends its unacked batch with the same (producer, sequence). Batches of
+    `size` entries to `channel`, `pause` seconds apart."""
 
-    def __init__(self, name: str, token: str, targets: list[str]) -> None:
+    def __init__(
+        self,
+        name: str,
+        token: str,
+        targets: list[str],
+        channel: str = LOOP,
+        size: int = 5,
+        pause: float = 0.02,
+    ) -> None:
         self.name, self.token, self.targets = name, token, targets
+        self.channel, self.size, self.pause = channel, size, pause
         self.acked: list[str] = []
         self.pending: tuple[int, list[str]] | None = None
         self.sequence = 0
@@ -679,7 +691,7 @@ class Producer:
             while not stop.is_set() or self.pending:
                 sequence, messages = self.pending or self._next_batch()
                 self.pending = (sequence, messages)
-                request = [entry(LOOP, m) for m in messages]
+                request = [entry(self.channel, m) for m in messages]
                 await call.write(
                     pb.PublishRequest(producer_id=self.name, sequence=sequence, entries=request)
                 )
@@ -689,11 +701,11 @@ class Producer:
                 assert [r.code for r in ack.results] == [0] * len(messages)
                 self.acked += messages
                 self.pending = None
-                await asyncio.sleep(0.02)
+                await asyncio.sleep(self.pause)
 
     def _next_batch(self) -> tuple[int, list[str]]:
         self.sequence += 1
-        return self.sequence, [f"{self.name}.{self.sequence}.{i}" for i in range(5)]
+        return self.sequence, [f"{self.name}.{self.sequence}.{i}" for i in range(self.size)]
 
 
 async def inject_faults(rng: random.Random, redis: RedisServer, nodes: list[Node]) -> list[str]:

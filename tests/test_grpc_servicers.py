@@ -19,13 +19,13 @@ from logs_gateway.v1 import logs_pb2 as pb
 
 from gateway.api.grpc.auth import admit, verify
 from gateway.api.grpc.services import LogIngestServicer, Stopping
+from gateway.app.brokers import memory_broker
 from gateway.core.admission import Admission, publish_limit
-from gateway.core.broker_memory import MemoryBroker
 from gateway.core.errors import GatewayError
 from gateway.core.hub import Hub
 from gateway.core.ingest import Ingest, Limits
 from gateway.core.tokens import Principal, Signer, Verifier
-from tests.conftest import AUDIENCE, ISSUER, SECRET, entry
+from tests.conftest import AUDIENCE, ISSUER, SECRET, entry, make_config, make_verifier
 
 ETL = "logs:etl:workspace123:workflow456"
 PUBLISH = pb.DESCRIPTOR.services_by_name["LogIngest"].methods_by_name["Publish"]
@@ -76,11 +76,11 @@ def _sync_abort(abort: Any) -> Any:
 
 @pytest.fixture
 def server() -> Any:
-    broker = MemoryBroker()
-    hub = Hub(epoch=lambda: broker.epoch)
+    broker = memory_broker(make_config())
+    hub = Hub(epoch=lambda: broker.epoch, max_per_owner=16, max_streams=100)
     broker.add_listener(hub.deliver)
-    verifier = Verifier(secret=SECRET.encode(), public_keys={}, issuer=ISSUER, audience=AUDIENCE)
-    ingest = Ingest(broker, Limits(max_entry_bytes=1024, max_batch_entries=10))
+    verifier = make_verifier()
+    ingest = Ingest(broker, Limits(max_entry_bytes=1024, max_batch_entries=10, publish_rate=0))
     streams = Admission(publish_limit(100, 16))
     servicer = _Bridge(LogIngestServicer(ingest, Stopping(), streams), verifier)
     return grpc_testing.server_from_dictionary(

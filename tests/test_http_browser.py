@@ -13,7 +13,7 @@ from gateway.api.http.page import WEB_ROOT, Page, static_files
 from gateway.app import config as cfg
 from gateway.core.channels import parse_pattern
 from gateway.core.tokens import Verifier
-from tests.conftest import AUDIENCE, ISSUER, SECRET, Running, running_gateway
+from tests.conftest import Running, make_verifier, running_gateway
 
 PAGE_ORIGIN = "http://127.0.0.1:5173"
 OTHER_ORIGIN = "http://127.0.0.1:6666"
@@ -21,7 +21,7 @@ STREAM = "/api/logs/stream"
 
 
 def verifier() -> Verifier:
-    return Verifier(secret=SECRET.encode(), public_keys={}, issuer=ISSUER, audience=AUDIENCE)
+    return make_verifier()
 
 
 # -- CORS -----------------------------------------------------------------------------

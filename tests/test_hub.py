@@ -6,15 +6,17 @@ import asyncio
 
 import pytest
 
+from gateway.app.brokers import memory_broker
 from gateway.core import sse
 from gateway.core.broker import CatchUp, catch_up
 from gateway.core.broker_memory import MemoryBroker
-from gateway.core.channels import parse_pattern
+from gateway.core.channels import Pattern, parse_pattern
 from gateway.core.cursor import Cursor
 from gateway.core.endings import End
 from gateway.core.events import Entry
 from gateway.core.hub import Hub
 from gateway.core.subscription import StreamSubscription
+from tests.conftest import make_config, wait_for
 
 ETL = "logs:etl:w:f"
 
@@ -50,26 +52,34 @@ async def _start(hub: Hub, sub: StreamSubscription, start: CatchUp) -> None:
 
 
 async def _setup() -> tuple[MemoryBroker, Hub, _Sink, StreamSubscription]:
-    broker = MemoryBroker()
-    hub = Hub(epoch=lambda: broker.epoch)
+    broker = memory_broker(make_config())
+    hub = Hub(epoch=lambda: broker.epoch, max_per_owner=16, max_streams=100)
     broker.add_listener(hub.deliver)
     sink = _Sink()
     sub = StreamSubscription("c1", (parse_pattern(ETL),), 0, "o", sink, max_buffer=1 << 20)
     return broker, hub, sink, sub
 
 
+async def _through_marker(broker: MemoryBroker, sink: _Sink) -> None:
+    """Store a last entry and wait until `sink` has it: what came before it has arrived
+    (twice, if it was sent twice)."""
+    await broker.append([_entry("marker")], None)
+    await wait_for(lambda: b'"message":"marker"' in sink.data)
+
+
 async def test_resume_does_not_double_events_stored_this_loop_turn() -> None:
     broker, hub, sink, sub = await _setup()
-    watcher = StreamSubscription("c0", sub.patterns, 0, "o", _Sink(), max_buffer=1 << 20)
+    watching = _Sink()
+    watcher = StreamSubscription("c0", sub.patterns, 0, "o", watching, max_buffer=1 << 20)
     await hub.add(watcher)  # someone is watching, so the hub queues what is stored
     await _start(hub, watcher, await catch_up(broker, watcher.patterns, None))
     first = await broker.append([_entry("first")], None)
-    await asyncio.sleep(0)  # flushed before `sub` comes
+    await wait_for(lambda: b'"message":"first"' in watching.data)  # flushed before `sub` comes
     await broker.append([_entry("unflushed")], None)  # queued in the hub, not flushed yet
     await hub.add(sub)
     start = await catch_up(broker, sub.patterns, Cursor(broker.epoch, first.events[0].seq))
     await _start(hub, sub, start)
-    await asyncio.sleep(0.01)
+    await _through_marker(broker, sink)
     assert sink.data.count(b'"message":"unflushed"') == 1
     assert b'"message":"first"' not in sink.data
 
@@ -80,7 +90,7 @@ async def test_live_start_skips_events_before_its_head() -> None:
     await hub.add(sub)
     await _start(hub, sub, await catch_up(broker, sub.patterns, None))
     await broker.append([_entry("after")], None)
-    await asyncio.sleep(0.01)
+    await _through_marker(broker, sink)
     assert b'"message":"before"' not in sink.data
     assert sink.data.count(b'"message":"after"') == 1
 
@@ -93,7 +103,7 @@ async def test_reset_cursor_delivers_everything_new() -> None:
     await _start(hub, sub, start)
     assert [g.reason for g in start.gaps] == ["reset"]
     await broker.append([_entry("new")], None)
-    await asyncio.sleep(0.01)
+    await _through_marker(broker, sink)
     assert sink.data.count(b'"message":"new"') == 1
 
 
@@ -151,3 +161,37 @@ async def test_after_a_slow_flush_what_arrives_meanwhile_goes_in_one_write(
     assert first.count(b"event: log") == 1
     assert [f'"message":"m{n}"'.encode() in second for n in range(1, 6)] == [True] * 5
     assert second_at - first_at >= 0.05 + 0.05  # the pause, then its own write
+
+
+class _Watching:
+    """A broker's interest, recording what the hub asks it to watch."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str]] = []
+
+    async def watch(self, pattern: Pattern) -> None:
+        await asyncio.sleep(0)  # a real broker's watch takes a round trip
+        self.calls.append(("watch", pattern.text))
+
+    def unwatch(self, pattern: Pattern) -> None:
+        self.calls.append(("unwatch", pattern.text))
+
+
+async def test_the_broker_watches_each_pattern_once_while_any_subscription_uses_it() -> None:
+    interest = _Watching()
+    hub = Hub(epoch=lambda: "e", interest=interest, max_per_owner=16, max_streams=100)
+    subs = [
+        StreamSubscription(f"c{i}", (parse_pattern(ETL), parse_pattern(p)), 0, "o", _Sink(), 1024)
+        for i, p in enumerate(("logs:a:>", "logs:b:>"))
+    ]
+    await asyncio.gather(*(hub.add(sub) for sub in subs))  # at once: one watch of ETL
+    assert sorted(interest.calls) == sorted(
+        [("watch", ETL), ("watch", "logs:a:>"), ("watch", "logs:b:>")]
+    )
+    interest.calls.clear()
+    hub.remove(subs[0])
+    assert interest.calls == [("unwatch", "logs:a:>")]  # ETL still has a user
+    hub.remove(subs[1])
+    assert sorted(interest.calls) == sorted(
+        [("unwatch", "logs:a:>"), ("unwatch", "logs:b:>"), ("unwatch", ETL)]
+    )

@@ -23,7 +23,7 @@ def _pattern(rng: random.Random, wild: bool) -> str:
 
 async def test_routes_match_a_full_scan() -> None:
     rng = random.Random(7)
-    hub = Hub(epoch=lambda: "e", max_per_owner=10_000)
+    hub = Hub(epoch=lambda: "e", max_per_owner=10_000, max_streams=10_000)
     channels = [_pattern(rng, wild=False) for _ in range(40)]
     subs = []
     for i in range(300):

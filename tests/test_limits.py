@@ -14,10 +14,9 @@ import pytest
 from logs_gateway.v1 import logs_pb2 as pb
 from logs_gateway.v1 import logs_pb2_grpc as pb_grpc
 
-from gateway.core.broker_memory import MemoryBroker
-from gateway.core.broker_redis import RedisBroker
+from gateway.app.brokers import memory_broker, redis_broker
 from gateway.core.events import Entry, Event
-from tests.conftest import Running, entry, gateway_process, wait_for
+from tests.conftest import Running, entry, gateway_process, make_config, wait_for
 from tests.redis_server import RedisServer
 from tests.sse_client import open_stream
 
@@ -171,7 +170,9 @@ async def test_dedup_memory_stays_under_its_byte_bound(entries_per_batch: int) -
     de-duplication holds, measured with tracemalloc, stays within the bound plus 25 %; the
     latest producer's resend is still recognised."""
     bound = 512 * 1024
-    broker = MemoryBroker(max_dedup_bytes=bound, max_entries=10)  # history stays small
+    broker = memory_broker(
+        make_config(max_dedup_bytes=bound, history_entries=10)
+    )  # history stays small
     batch = dedup_entries(entries_per_batch)
     tracemalloc.start()
     try:
@@ -202,8 +203,9 @@ async def test_the_redis_feed_stays_under_its_byte_bound(redis_server: RedisServ
     within the bound (an entry over it alone is kept: it is the newest), and an instance
     that keeps up still gets every event live."""
     bound = 64 * 1024
-    reader = RedisBroker(redis_server.url, prefix="feed-bytes", feed_max_bytes=bound)
-    writer = RedisBroker(redis_server.url, prefix="feed-bytes", feed_max_bytes=bound)
+    config = make_config(broker=redis_server.url, max_feed_bytes=bound)
+    reader = redis_broker(config, prefix="feed-bytes")
+    writer = redis_broker(config, prefix="feed-bytes")
     received: list[Event] = []
     reader.add_listener(received.extend)
     try:

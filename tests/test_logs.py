@@ -89,13 +89,23 @@ async def test_logs_are_json_lines_with_ids_and_no_secrets() -> None:
     assert matching(logs, message="stopped")
 
 
-def test_text_format_writes_plain_lines() -> None:
+async def test_text_format_writes_plain_lines_that_say_what_happened() -> None:
+    """The same facts as the JSON lines, as key=value: an access line names the method,
+    path and status, a refusal its reason."""
     with gateway_process("--log-format", "text") as run:
-        pass
+        await exercise(run)
     assert run.output is not None
     lines = (run.output / "stderr").read_text().splitlines()
     assert any(" INFO logs_gateway: logs-gateway started" in line for line in lines)
     assert not any(line.startswith("{") for line in lines)
+    access = re.compile(
+        r" INFO logs_gateway.http: http request request_id=rid-publish-1 method=POST "
+        r"path=/api/logs/publish status=200 duration_ms=[0-9.]+$"
+    )
+    assert any(access.search(line) for line in lines)
+    assert any(
+        "http auth refused request_id=" in line and "reason=bad_signature" in line for line in lines
+    )
 
 
 @pytest.mark.parametrize("incoming", [None, "", "has space", 'quote"', "x" * 65, "line\nbreak"])

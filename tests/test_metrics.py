@@ -206,7 +206,7 @@ class _FullSink:
 
 
 async def test_slow_consumer_drop_is_counted() -> None:
-    hub = Hub(epoch=lambda: "e1")
+    hub = Hub(epoch=lambda: "e1", max_per_owner=16, max_streams=100)
     sink = _FullSink()
     sub = StreamSubscription("c1", (parse_pattern(ETL),), 0, "owner", sink, max_buffer=1024)
     await hub.add(sub)

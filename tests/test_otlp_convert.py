@@ -5,14 +5,25 @@ from __future__ import annotations
 import re
 
 import pytest
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue, KeyValueList
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 
-from gateway.api.otlp.convert import entries_from_request, text_of
+from gateway.api.otlp.convert import entries_from, text_of
+from gateway.api.otlp.decode import decode_protobuf
+from gateway.api.otlp.limits import OtlpLimits
 from gateway.core.channel_template import ChannelTemplate
 from gateway.core.errors import GatewayError
 from gateway.core.events import Entry
 from tests.test_otlp_requests import ETL, kv, otlp
+
+
+async def converted(
+    request: ExportLogsServiceRequest, template: ChannelTemplate | None
+) -> list[Entry | GatewayError]:
+    """A request's entries as the export makes them: decoded from its bytes, converted."""
+    decoded = decode_protobuf(request.SerializeToString(), OtlpLimits.of(1000, 65536))
+    return await entries_from(decoded, template)
 
 
 def test_values_other_than_strings_become_compact_json() -> None:
@@ -34,7 +45,7 @@ def test_values_other_than_strings_become_compact_json() -> None:
     assert text_of(AnyValue(string_value="plain")) == "plain"
 
 
-def test_severity_from_text_alone_ids_of_zeros_and_the_resource_channel() -> None:
+async def test_severity_from_text_alone_ids_of_zeros_and_the_resource_channel() -> None:
     rec = LogRecord(
         body=AnyValue(string_value="m"),
         severity_text="error",
@@ -42,18 +53,18 @@ def test_severity_from_text_alone_ids_of_zeros_and_the_resource_channel() -> Non
         span_id=bytes(8),
         attributes=[kv("k", 1), KeyValue(key="unset", value=AnyValue())],
     )
-    (entry,) = entries_from_request(otlp(rec, **{"logs_gateway.channel": ETL}), None)
+    (entry,) = await converted(otlp(rec, **{"logs_gateway.channel": ETL}), None)
     assert isinstance(entry, Entry)
     assert (entry.channel, entry.severity, entry.trace_id, entry.span_id) == (ETL, 17, "", "")
     assert entry.attributes == {"k": 1, "severity_text": "error"}
     odd = LogRecord(body=AnyValue(string_value="m"), severity_text="Information")
-    (entry,) = entries_from_request(otlp(odd, **{"logs_gateway.channel": ETL}), None)
+    (entry,) = await converted(otlp(odd, **{"logs_gateway.channel": ETL}), None)
     assert isinstance(entry, Entry) and entry.severity == 0  # read as info
 
 
-def test_a_channel_attribute_that_is_not_a_string_is_refused() -> None:
+async def test_a_channel_attribute_that_is_not_a_string_is_refused() -> None:
     rec = LogRecord(body=AnyValue(string_value="m"), attributes=[kv("logs_gateway.channel", 3)])
-    (refused,) = entries_from_request(otlp(rec), None)
+    (refused,) = await converted(otlp(rec), None)
     assert isinstance(refused, GatewayError)
     assert refused.message == "entry 0: attribute 'logs_gateway.channel' must be a string"
 

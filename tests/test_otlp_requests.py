@@ -3,6 +3,7 @@ credentials, rights, size and rate limits, draining; each answered as the OTLP s
 
 from __future__ import annotations
 
+import functools
 import gzip
 import json
 import time
@@ -28,6 +29,8 @@ from opentelemetry.proto.logs.v1.logs_pb2 import (
 )
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 
+from gateway.core import ingest
+from gateway.core.ratelimit import RateLimiter
 from tests.conftest import Running, running_gateway
 from tests.sse_client import open_stream
 from tests.test_metrics import scrape, value
@@ -292,7 +295,13 @@ async def test_a_bad_token_is_unauthenticated_and_stores_nothing(gw: Running) ->
     assert gw.gateway is not None and gw.gateway.ingest.counts.total("stored") == 0
 
 
-async def test_over_the_publish_rate_the_retry_delay_is_given_as_otlp_clients_read_it() -> None:
+async def test_over_the_publish_rate_the_retry_delay_is_given_as_otlp_clients_read_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The rate limiter reads a clock the test moves (RateLimiter's `clock`), so the delay
+    is exact however long the requests take on a loaded machine."""
+    now = [1000.0]
+    monkeypatch.setattr(ingest, "RateLimiter", functools.partial(RateLimiter, clock=lambda: now[0]))
     async with running_gateway(publish_rate=10) as gw:
         token = gw.token("etl", publish=[ETL])
         burst = await export(gw, otlp(*[record(f"m{i}") for i in range(40)]), token)
@@ -303,12 +312,17 @@ async def test_over_the_publish_rate_the_retry_delay_is_given_as_otlp_clients_re
         trailers = dict(err.value.trailing_metadata() or ())
         details = Status.FromString(trailers["grpc-status-details-bin"])
         assert details.code == 8 and "publish rate" in details.message
-        assert 3.0 <= retry_delay(details) <= 3.1  # 31 entries short at 10/s
+        assert retry_delay(details) == 3.1  # 31 entries short at 10/s
         alone = RetryInfo.FromString(trailers["google.rpc.retryinfo-bin"])
-        assert alone.retry_delay.ToTimedelta().total_seconds() == retry_delay(details)
-        over_http = await post(gw, otlp(record("late")).SerializeToString(), token)
+        assert alone.retry_delay.ToTimedelta().total_seconds() == 3.1
+        late = otlp(record("late")).SerializeToString()
+        over_http = await post(gw, late, token)
         assert over_http.status_code == 429 and over_http.headers["Retry-After"] == "4"
-        assert 3.0 <= retry_delay(status_of(over_http)) <= 3.1
+        assert retry_delay(status_of(over_http)) == 3.1
+        now[0] += 3.0  # not yet: 1 entry short
+        assert retry_delay(status_of(await post(gw, late, token))) == pytest.approx(0.1)
+        now[0] += 0.1  # the delay given has passed: the retry is taken
+        assert (await export(gw, otlp(record("on time")), token)) == ExportLogsServiceResponse()
 
 
 async def test_size_limits_refuse_the_request_or_the_record() -> None:
@@ -333,9 +347,11 @@ async def test_size_limits_refuse_the_request_or_the_record() -> None:
         assert (
             "entry 1: entry is 2002 bytes; at most 1024" in one_large.partial_success.error_message
         )
-        too_many = await export(gw, otlp(*[record() for _ in range(11)]), token)
-        assert too_many.partial_success.rejected_log_records == 11
-        assert "batch has 11 entries; at most 10" in too_many.partial_success.error_message
+        # Records are counted before any is read: one too many refuses the request whole.
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await export(gw, otlp(*[record() for _ in range(11)]), token)
+        assert err.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert err.value.details() == "more than 10 log records (--max-batch-entries)"
 
 
 async def test_gzip_bodies_are_inflated(gw: Running, stream: Any) -> None:

@@ -2,7 +2,8 @@
 through: channel names, patterns and rights, resume cursors, and the SSE encoding.
 
 Each property holds for any input, including text no honest client sends: line breaks of
-every kind, NUL, lone surrogates, huge values.
+every kind, NUL, lone surrogates, huge values. The other side (every valid input is
+accepted, each broken rule refused by name) is in tests/test_properties_rules.py.
 """
 
 from __future__ import annotations
@@ -144,6 +145,17 @@ def test_matching_a_channel_is_covering_it(a: Pattern, c: Pattern) -> None:
     assert a.matches(c.text) == a.covers(c)
 
 
+@given(patterns(), patterns(literal=True))
+def test_a_trailing_wildcard_stands_for_one_segment_or_more_never_none(
+    a: Pattern, c: Pattern
+) -> None:
+    """`logs:etl:>` reads `logs:etl:x`, never `logs:etl` itself: a right of `x:>` must not
+    reach the channel `x` (coverage and matching agree with each other, so this is the
+    property that pins them both to the grammar)."""
+    if a.segments[-1] == ">" and a.matches(c.text):
+        assert len(c.segments) >= len(a.segments)
+
+
 # -- cursors ---------------------------------------------------------------------------
 
 
@@ -184,17 +196,30 @@ def spec_lines(text: str) -> list[str]:
 SPLITTERS = (spec_lines, str.splitlines)
 
 
-def entries() -> st.SearchStrategy[Entry]:
-    values = st.one_of(ANY_TEXT, st.integers(-(2**63), 2**63 - 1), st.booleans())
+def entries(
+    text: st.SearchStrategy[str] = ANY_TEXT, ints: tuple[int, int] = (-(2**63), 2**63 - 1)
+) -> st.SearchStrategy[Entry]:
+    values = st.one_of(text, st.integers(*ints), st.booleans())
     return st.builds(
         Entry,
         channel=st.just("logs:etl:w:f"),
         time_ns=st.integers(0, 2**64 - 1),
         severity=st.integers(0, MAX_SEVERITY),
-        message=ANY_TEXT,
-        source=ANY_TEXT,
-        attributes=st.dictionaries(ANY_TEXT, values, max_size=4),
+        message=text,
+        source=text,
+        attributes=st.dictionaries(text, values, max_size=4),
     )
+
+
+def assert_read_back(entry: Entry, seq: int) -> None:
+    """`entry`, stored as seq `seq`, reaches every client as one unaltered `log` event."""
+    frame = sse.log_frame(b"e1", make_event(entry, 0, seq))
+    for split in SPLITTERS:
+        (event,) = parse_sse(frame, split)
+        assert (event.event, event.id) == ("log", f"e1-{seq}")
+        doc = json.loads(event.data)
+        assert (doc["message"], doc["source"]) == (entry.message, entry.source)
+        assert doc["attributes"] == entry.attributes
 
 
 @given(entries(), st.integers(1, MAX_SEQ))
@@ -204,13 +229,7 @@ def test_an_entry_is_refused_or_read_back_as_exactly_one_unaltered_event(
     if (error := refusal(lambda e: check_entry(e, MAX_ENTRY_BYTES), entry)) is not None:
         assert error.code in (Code.INVALID_ARGUMENT, Code.TOO_LARGE)
         return
-    frame = sse.log_frame(b"e1", make_event(entry, 0, seq))
-    for split in SPLITTERS:
-        (event,) = parse_sse(frame, split)
-        assert (event.event, event.id) == ("log", f"e1-{seq}")
-        doc = json.loads(event.data)
-        assert (doc["message"], doc["source"]) == (entry.message, entry.source)
-        assert doc["attributes"] == entry.attributes
+    assert_read_back(entry, seq)
 
 
 @given(st.lists(entries(), max_size=5), st.integers(0, MAX_SEVERITY))

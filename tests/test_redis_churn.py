@@ -12,12 +12,13 @@ from pathlib import Path
 
 import pytest
 
+from gateway.app.brokers import redis_broker
 from gateway.core.broker import GAP_MEMORY
 from gateway.core.broker_redis import RedisBroker
 from gateway.core.channels import parse_pattern
 from gateway.core.cursor import Cursor
 from tests.broker_reads import read_all
-from tests.conftest import wait_for
+from tests.conftest import make_config, wait_for
 from tests.redis_server import RedisServer, running_redis
 from tests.test_broker_contract import entry
 
@@ -56,7 +57,9 @@ async def test_a_churn_of_channels_leaves_only_the_fixed_keys(
     own_redis: RedisServer, brokers: list[RedisBroker]
 ) -> None:
     max_age, n = 1.0, 20_000
-    broker = RedisBroker(own_redis.url, max_age=max_age, dedup_seconds=max_age)
+    broker = redis_broker(
+        make_config(broker=own_redis.url, history_seconds=max_age, dedup_seconds=max_age)
+    )
     brokers.append(broker)
     head = await broker.head()
     start = Cursor(broker.epoch, head)
@@ -105,7 +108,7 @@ async def test_a_resume_across_100000_channels_succeeds_with_one_gap_per_pattern
     """Every channel lost one entry (two appended, one kept): the replay reads all 100,000
     in pages, each within the socket timeout, and reports one gap per pattern."""
     n = 100_000
-    broker = RedisBroker(own_redis.url, max_entries=1, max_age=600, timeout=2.0)
+    broker = redis_broker(make_config(broker=own_redis.url, history_entries=1, history_seconds=600))
     brokers.append(broker)
     head = await broker.head()
     start = Cursor(broker.epoch, head)

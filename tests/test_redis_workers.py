@@ -18,7 +18,6 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.app import cli
 from gateway.app.workers import BOOT_SECONDS
-from gateway.core.stream_counts import RedisStreamCounts
 from tests.conftest import Running, entry, gateway_process, wait_for
 from tests.redis_server import RedisServer
 from tests.sse_client import open_stream
@@ -40,7 +39,7 @@ def children(pid: int) -> set[int]:
 
 def test_workers_need_the_redis_broker(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["serve", "--workers", "2", "--broker", "memory"]) == 2
-    assert "--workers=2 needs the Redis broker" in capsys.readouterr().err
+    assert "--workers=2 needs a shared broker" in capsys.readouterr().err
 
 
 async def test_workers_share_the_ports_and_the_history(redis_server: RedisServer) -> None:
@@ -93,11 +92,19 @@ def per_worker(metrics: str, sample: str) -> dict[str, float]:
     return found
 
 
-async def test_per_token_limits_and_metrics_span_the_workers(redis_server: RedisServer) -> None:
+@pytest.fixture(params=["redis", "nats"])
+def shared_broker(request: pytest.FixtureRequest) -> str:
+    """`--broker` of a shared broker: Redis, or NATS (stream counts in a JetStream KV
+    bucket, gateway.core.stream_counts_nats), on the session's private server."""
+    server = request.getfixturevalue(f"{request.param}_server")
+    return str(server.url)
+
+
+async def test_per_token_limits_and_metrics_span_the_workers(shared_broker: str) -> None:
     """Each worker sees the streams of the others: past a token's limit every new stream is
     refused, whichever worker the kernel hands it to; one scrape reports both workers."""
     limits = ("--max-connections-per-token", "4", "--max-publish-streams-per-token", "3")
-    with gateway_process("--workers", "2", "--broker", redis_server.url, *limits) as run:
+    with gateway_process("--workers", "2", "--broker", shared_broker, *limits) as run:
         deadline = time.monotonic() + 15
         # Until the second worker serves its metrics too.
         while "logs_gateway_workers_missing 0.0" not in (metrics := await scrape(run)):
@@ -148,31 +155,3 @@ async def test_per_token_limits_and_metrics_span_the_workers(redis_server: Redis
                     "already has 3 open publish streams",
                     "--max-publish-streams-per-token",
                 )
-
-
-async def test_a_dead_instances_stream_counts_run_out(redis_server: RedisServer) -> None:
-    """An instance that dies holding streams stops counting once their leases run out; a
-    live one keeps its streams counted by renewing them."""
-    dead = RedisStreamCounts(redis_server.url, prefix="lease-test", lease=1.0)
-    live = RedisStreamCounts(redis_server.url, prefix="lease-test", lease=1.0)
-    try:
-        assert await live.take("subscribe", "tok", "s1", 3)
-        assert await dead.take("subscribe", "tok", "s1", 3)
-        assert await dead.take("subscribe", "tok", "s2", 3)
-        assert not await live.take("subscribe", "tok", "s2", 3)
-        await dead.close()  # as if it crashed: its streams were never given back
-        assert not await live.take("subscribe", "tok", "s2", 3)  # still counted
-        started = time.monotonic()
-        while not await live.take("subscribe", "tok", "s2", 3):
-            assert time.monotonic() - started < 5
-            await asyncio.sleep(0.05)
-        assert await live.take("subscribe", "tok", "s3", 3)
-        # Past several leases the live instance's three are still counted (renewed).
-        await asyncio.sleep(2.5)
-        assert not await live.take("subscribe", "tok", "s4", 3)
-        live.give_back("subscribe", "tok", "s1")
-        while not await live.take("subscribe", "tok", "s4", 3):  # its removal is sent apart
-            assert time.monotonic() - started < 10
-            await asyncio.sleep(0.05)
-    finally:
-        await live.close()

@@ -25,7 +25,7 @@ from logs_gateway.buffer import Buffer
 from logs_gateway.connection import Connection
 from logs_gateway.entries import make_entry, severity
 from logs_gateway.errors import error_for
-from logs_gateway.publisher import Step, step_for
+from logs_gateway.retry import Step, step_for
 from logs_gateway.sse import Parser, ServerEvent
 from logs_gateway.tail import format_entry
 from logs_gateway.tokens import fetch_token, refresh_in
@@ -227,6 +227,7 @@ async def test_connection_matches_acks_strictly() -> None:
         (grpc.StatusCode.RESOURCE_EXHAUSTED, 0.0, False, Step.SPLIT),  # message too large
         (grpc.StatusCode.UNAVAILABLE, 0.0, False, Step.RECONNECT),  # unreachable, draining
         (grpc.StatusCode.CANCELLED, 0.0, False, Step.RECONNECT),  # a gateway past its grace
+        (grpc.StatusCode.DEADLINE_EXCEEDED, 0.0, False, Step.RECONNECT),  # outcome unknown
         (grpc.StatusCode.UNAUTHENTICATED, 0.0, False, Step.REFRESH),
         (grpc.StatusCode.INVALID_ARGUMENT, 0.0, False, Step.FAIL),
         (grpc.StatusCode.PERMISSION_DENIED, 0.0, False, Step.FAIL),

@@ -28,22 +28,15 @@ from logs_gateway.v1 import logs_pb2 as pb
 from logs_gateway.v1 import logs_pb2_grpc as pb_grpc
 
 from gateway.api.http.auth import COOKIE
+from gateway.app.brokers import memory_broker
 from gateway.app.credentials import generate_keys
-from gateway.core.broker_memory import MemoryBroker
 from gateway.core.channels import parse_patterns
 from gateway.core.errors import Code, GatewayError
 from gateway.core.events import Entry
-from gateway.core.ingest import MAX_VERDICTS, Ingest, Limits
+from gateway.core.ingest import Ingest, Limits
+from gateway.core.keys import PrivateKey, key_id, load_private_key, load_public_keys, public_jwk
 from gateway.core.ratelimit import MAX_IDLE_KEYS, RateLimiter
-from gateway.core.tokens import (
-    MAX_TOKEN_BYTES,
-    Principal,
-    PrivateKey,
-    key_id,
-    load_private_key,
-    load_public_keys,
-    public_jwk,
-)
+from gateway.core.tokens import MAX_TOKEN_BYTES, Principal
 from tests.conftest import (
     AUDIENCE,
     ISSUER,
@@ -51,6 +44,7 @@ from tests.conftest import (
     Running,
     entry,
     gateway_process,
+    make_config,
     running_gateway,
     wait_for,
 )
@@ -60,6 +54,7 @@ from tests.sse_client import open_stream
 ETL = "logs:etl:workspace123:workflow456"
 CODE = {c.name: c.value[0] for c in grpc.StatusCode}
 STREAM = f"/api/logs/stream?channels={ETL}"
+LIMITS = Limits(max_entry_bytes=65536, max_batch_entries=1000, publish_rate=0)
 
 
 def service(*publish: str) -> Principal:
@@ -67,8 +62,8 @@ def service(*publish: str) -> Principal:
 
 
 async def test_an_unencodable_entry_is_refused_alone_and_its_batch_is_not_half_written() -> None:
-    broker = MemoryBroker()
-    ingest = Ingest(broker, Limits())
+    broker = memory_broker(make_config())
+    ingest = Ingest(broker, LIMITS)
     batch = [Entry(ETL, 1, 9, m, "s", {}) for m in ("first", "lone \ud800 surrogate", "last")]
     batch.append(Entry(ETL, 1, 9, "attr", "s", {"k": "\udfff"}))
     batch.append(Entry(ETL, 1, 9, "big int", "s", {"k": 2**64}))
@@ -84,9 +79,9 @@ async def test_an_unencodable_entry_is_refused_alone_and_its_batch_is_not_half_w
 
 
 async def test_remembered_verdicts_answer_as_the_checks_do_and_stay_bounded() -> None:
-    """A Principal keeps ingest's verdict per channel (publish_verdicts): request after
+    """Ingest keeps its verdict per token and channel (Ingest.verdicts): request after
     request, each entry still gets the answer its rights and its channel's name give."""
-    ingest = Ingest(MemoryBroker(), Limits())
+    ingest = Ingest(memory_broker(make_config()), LIMITS, max_verdicts=16)
     principal = service("logs:etl:*:*")
     channels = [f"logs:etl:ws{n}:run{n}" for n in range(200)]  # a channel per run
     asked = [*channels, "logs:faas:ws1:f", "logs:etl:bad name:x", *channels[:5]] * 2
@@ -100,11 +95,22 @@ async def test_remembered_verdicts_answer_as_the_checks_do_and_stay_bounded() ->
             assert isinstance(outcome, GatewayError)
             expected = Code.PERMISSION_DENIED if "faas" in channel else Code.INVALID_ARGUMENT
             assert outcome.code is expected, outcome
-        assert len(principal.publish_verdicts) <= MAX_VERDICTS + 1
+        assert len(ingest.verdicts) <= 16
     wide = [Entry(c, 1, 9, "m", "s", {}) for c in channels[:100]]  # one batch, 100 channels
     outcomes = (await ingest.publish(principal, wide)).outcomes
     assert not any(isinstance(o, GatewayError) for o in outcomes)
-    assert len(principal.publish_verdicts) <= MAX_VERDICTS
+    assert len(ingest.verdicts) <= 16
+
+
+async def test_a_verdict_kept_for_one_token_never_answers_for_another() -> None:
+    """Ingest.verdicts is shared by every token: a channel one may publish to stays
+    refused to another whose rights do not cover it, in any order of asking."""
+    ingest = Ingest(memory_broker(make_config()), LIMITS)
+    wide, narrow = service("logs:etl:*:*"), service("logs:etl:ws1:*")
+    for principal, allowed in ((wide, True), (narrow, False), (wide, True), (narrow, False)):
+        asked = [Entry("logs:etl:ws2:run", 1, 9, "m", "s", {})]
+        (outcome,) = (await ingest.publish(principal, asked)).outcomes
+        assert isinstance(outcome, GatewayError) is not allowed
 
 
 async def test_the_source_counts_toward_the_entry_size(gw: Running) -> None:

@@ -23,17 +23,16 @@ from gateway.app.credentials import generate_keys
 from gateway.core import tokens
 from gateway.core.channels import parse_pattern
 from gateway.core.errors import Code, GatewayError
-from gateway.core.tokens import (
+from gateway.core.keys import (
     PrivateKey,
-    Signer,
-    Verifier,
     key_id,
     load_private_key,
     load_public_keys,
     public_jwk,
     read_key_file,
 )
-from tests.conftest import AUDIENCE, ISSUER, SECRET, make_config
+from gateway.core.tokens import Signer, Verifier
+from tests.conftest import AUDIENCE, ISSUER, SECRET, make_config, make_verifier
 
 
 def claims(**overrides: Any) -> dict[str, Any]:
@@ -58,9 +57,7 @@ def keys(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, str]:
 @pytest.fixture
 def verifier(keys: tuple[Path, Path, str]) -> Verifier:
     _, jwks, _ = keys
-    return Verifier(
-        secret=SECRET.encode(), public_keys=load_public_keys(jwks), issuer=ISSUER, audience=AUDIENCE
-    )
+    return make_verifier(public_keys=load_public_keys(jwks))
 
 
 def hs(payload: dict[str, Any], secret: str | bytes = SECRET, **headers: Any) -> str:
@@ -119,9 +116,7 @@ def test_hs256_signed_with_public_key_refused(
 
 
 def test_hs256_refused_when_only_public_keys(keys: tuple[Path, Path, str]) -> None:
-    only_keys = Verifier(
-        secret=None, public_keys=load_public_keys(keys[1]), issuer=ISSUER, audience=AUDIENCE
-    )
+    only_keys = make_verifier(None, load_public_keys(keys[1]))
     assert refused(only_keys, hs(claims())).reason == "bad_algorithm"
 
 
@@ -208,9 +203,7 @@ def jwks_file(path: Path, *keys: dict[str, Any]) -> Path:
 
 
 def only_keys(path: Path, **options: Any) -> Verifier:
-    return Verifier(
-        secret=None, public_keys=load_public_keys(path), issuer=ISSUER, audience=AUDIENCE, **options
-    )
+    return make_verifier(None, load_public_keys(path), **options)
 
 
 @pytest.mark.parametrize("alg", sorted(ALGORITHMS))
@@ -298,7 +291,7 @@ def test_the_skipped_keys_are_logged_once_by_name(
     )
     config = replace(make_config(), jwt_public_keys=str(path))
     with caplog.at_level(logging.WARNING, logger="logs_gateway"):
-        credentials.verifier(config)
+        credentials.trust(config)
     [record] = [r for r in caplog.records if r.name == "logs_gateway"]
     assert record.getMessage() == "verification keys skipped"
     assert record.__dict__["file"] == str(path)
@@ -341,7 +334,7 @@ def test_a_remembered_token_expires_at_the_same_instant_as_a_fresh_one(
     clock.now = principal.expires_at - 0.001
     assert verifier.verify(token) is principal
     clock.now = principal.expires_at
-    fresh = Verifier(secret=SECRET.encode(), public_keys={}, issuer=ISSUER, audience=AUDIENCE)
+    fresh = make_verifier()
     same_refusal(verifier, fresh, token)
     assert refused(verifier, token).reason == "expired" and verifier.cached == 0
 
@@ -395,13 +388,7 @@ def test_refused_tokens_are_not_remembered_and_get_the_same_answer_each_time(
 
 def test_the_cache_is_bounded_and_can_be_turned_off() -> None:
     def verifier(entries: int) -> Verifier:
-        return Verifier(
-            secret=SECRET.encode(),
-            public_keys={},
-            issuer=ISSUER,
-            audience=AUDIENCE,
-            cache_entries=entries,
-        )
+        return make_verifier(cache_entries=entries)
 
     minted = [hs(claims(sub=f"svc{i}")) for i in range(5)]
     bounded, off = verifier(3), verifier(0)

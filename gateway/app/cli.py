@@ -10,8 +10,13 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from gateway.app import config as cfg
-from gateway.app import credentials, logs, proxy_server, workers
-from gateway.app.cli_clients import CLIENT_VERBS, add_client_verbs, run_client_verb
+from gateway.app import credentials, logs, proxy_server, rights_cli, workers
+from gateway.app.cli_clients import (
+    CLIENT_VERBS,
+    PATTERNS_HELP,
+    add_client_verbs,
+    run_client_verb,
+)
 from gateway.app.config import AUTH_SETTINGS, Config, ConfigError
 from gateway.app.server import Gateway, serve
 from gateway.app.worker_metrics import Workers
@@ -31,6 +36,16 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        """A flag no parser knows is refused by the innermost verb's parser, so the message
+        points at that verb's --help (`logs-gateway serve --help`), not the program's."""
+        parsed, extra = super().parse_known_args(args, namespace)
+        if extra:
+            self.error(f"unrecognized arguments: {' '.join(extra)}")
+        return parsed, extra
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="logs-gateway", description="Real-time log gateway.")
@@ -47,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     cfg.add_arguments(config_p)
 
     proxy_server.add_parser(verbs)
+    rights_cli.add_parser(verbs)
 
     token_p = verbs.add_parser("token", help="print a signed JWT")
     kinds = token_p.add_subparsers(dest="kind", required=True, metavar="KIND")
@@ -55,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
         k.add_argument("name", help="the token's subject (`sub`)")
         if rights_flag:
             k.add_argument(
-                rights_flag, nargs="+", required=True, metavar="PATTERN", help="channel patterns"
+                rights_flag, nargs="+", required=True, metavar="PATTERN", help=PATTERNS_HELP
             )
         k.add_argument(
             "--ttl", type=float, default=3600.0, help="lifetime in seconds (default 3600)"
@@ -100,6 +116,8 @@ def _run(args: argparse.Namespace) -> int:
         return _token(args)
     if args.verb == "proxy":
         return proxy_server.run(args)
+    if args.verb == "rights":
+        return rights_cli.run(args)
     private_path, jwks_path, kid = credentials.generate_keys(args.dir)
     print(f"private key: {private_path} (keep secret; LOGS_GATEWAY_JWT_PRIVATE_KEY)")
     print(f"public keys: {jwks_path} (LOGS_GATEWAY_JWT_PUBLIC_KEYS)")

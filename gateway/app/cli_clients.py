@@ -37,6 +37,12 @@ CLOSE_TIMEOUT = 10.0  # how long publish/simulate wait for the last acks on exit
 # How long publish tries to reach the gateway before it says so (a one-shot command, not
 # a service that should buffer through a restart).
 CONNECT_TIMEOUT = 3.0
+PATTERNS_HELP = (
+    "a pattern where '*' is any one segment and '>' (last) any one or more: the demo's "
+    "logs:etl:workspace123:workflow456, logs:faas:workspace123:function789 and "
+    "logs:analytics:workspace123 are all in 'logs:*:workspace123' 'logs:*:workspace123:>' "
+    "(quote them from the shell)"
+)
 NO_CREDENTIALS = (
     "no token: pass --token or set LOGS_GATEWAY_TOKEN, or set LOGS_GATEWAY_JWT_SECRET "
     "(or LOGS_GATEWAY_JWT_PRIVATE_KEY) so the CLI can mint one"
@@ -75,7 +81,7 @@ def _add_simulate(verbs: Any) -> None:
     seeds = ", ".join(CHANNELS.values())
     p.add_argument("--channel", metavar="CH", help=f"channel (default per service: {seeds})")
     p.add_argument("--seed", type=int, help="random seed, for a repeatable run")
-    _add_connection(p)
+    _add_connection(p, "target")
 
 
 def _add_publish(verbs: Any) -> None:
@@ -87,7 +93,9 @@ def _add_publish(verbs: Any) -> None:
     )
     p.add_argument("channel", help="channel, e.g. logs:etl:workspace123:workflow456")
     p.add_argument("message", nargs="?", help="the message; omit it or pass - to read stdin")
-    p.add_argument("--level", choices=LEVELS, default="info", help="level (default info)")
+    p.add_argument(
+        "--level", type=_entry_level, choices=LEVELS, default="info", help="level (default info)"
+    )
     p.add_argument(
         "--attr",
         action="append",
@@ -97,7 +105,7 @@ def _add_publish(verbs: Any) -> None:
         help="an attribute (repeatable); whole numbers, decimals and true/false are typed",
     )
     p.add_argument("--source", default="", help="emitting service (default: token subject)")
-    _add_connection(p)
+    _add_connection(p, "target")
 
 
 def _add_tail(verbs: Any) -> None:
@@ -111,9 +119,11 @@ def _add_tail(verbs: Any) -> None:
         "channels",
         nargs="+",
         metavar="CHANNEL_OR_PATTERN",
-        help="e.g. logs:etl:workspace123:workflow456 or 'logs:*:workspace123:>'",
+        help="a channel, or " + PATTERNS_HELP,
     )
-    p.add_argument("--level", choices=LEVELS, help="lowest level shown (default: all)")
+    p.add_argument(
+        "--level", type=_entry_level, choices=LEVELS, help="lowest level shown (default: all)"
+    )
     p.add_argument(
         "-n",
         "--lines",
@@ -130,7 +140,7 @@ def _add_tail(verbs: Any) -> None:
         default="auto",
         help="level colours (auto: when stdout is a terminal and NO_COLOR is unset)",
     )
-    _add_connection(p)
+    _add_connection(p, "url")
 
 
 def _lines(text: str) -> int:
@@ -139,20 +149,24 @@ def _lines(text: str) -> int:
     return int(text)
 
 
-def _add_connection(p: argparse.ArgumentParser) -> None:
-    group = p.add_argument_group("connection (tail uses --url; simulate and publish --target)")
+def _add_connection(p: argparse.ArgumentParser, over: str) -> None:
+    """--token, and the address of the gateway the verb talks to: `url` (HTTP) or
+    `target` (gRPC)."""
+    group = p.add_argument_group("connection")
     group.add_argument(
         "--token",
         help="JWT (default $LOGS_GATEWAY_TOKEN; else one is minted with the local signing key)",
     )
-    group.add_argument(
-        "--url", help=f"gateway HTTP URL (default $LOGS_GATEWAY_URL or {DEFAULT_URL})"
-    )
-    group.add_argument(
-        "--target",
-        metavar="HOST:PORT",
-        help=f"gateway gRPC address (default $LOGS_GATEWAY_GRPC_TARGET or {DEFAULT_TARGET})",
-    )
+    if over == "url":
+        group.add_argument(
+            "--url", help=f"gateway HTTP URL (default $LOGS_GATEWAY_URL or {DEFAULT_URL})"
+        )
+    else:
+        group.add_argument(
+            "--target",
+            metavar="HOST:PORT",
+            help=f"gateway gRPC address (default $LOGS_GATEWAY_GRPC_TARGET or {DEFAULT_TARGET})",
+        )
 
 
 def run_client_verb(args: argparse.Namespace) -> int:
@@ -187,7 +201,7 @@ def _simulate(args: argparse.Namespace) -> int:
             )
 
     count = asyncio.run(simulate())
-    print(f"published {count} entries to {channel}", file=sys.stderr)
+    print(f"published {_entries(count)} to {channel}", file=sys.stderr)
     return 0
 
 
@@ -203,7 +217,7 @@ def _publish(args: argparse.Namespace) -> int:
         else:
             pub.publish(args.channel, args.message, **fields)
             count = 1
-    print(f"published {count} entries to {args.channel}", file=sys.stderr)
+    print(f"published {_entries(count)} to {args.channel}", file=sys.stderr)
     return 0
 
 
@@ -277,6 +291,15 @@ def _target(args: argparse.Namespace) -> str:
             "e.g. 127.0.0.1:50051"
         )
     return target
+
+
+def _entry_level(text: str) -> str:
+    """An entry level; `warning` too, as `serve --log-level` and Python's logging spell it."""
+    return {"warning": "warn"}.get(text.lower(), text.lower())
+
+
+def _entries(count: int) -> str:
+    return f"{count} entry" if count == 1 else f"{count} entries"
 
 
 def _non_negative(cast: Callable[[str], float]) -> Callable[[str], float]:

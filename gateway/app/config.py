@@ -1,157 +1,33 @@
 """One configuration object, built from flags and LOGS_GATEWAY_* variables, validated at start.
 
-Every setting is a row of SETTINGS: its flag, its variable, its default and how its text is
-read. A bad value stops the start with a message naming the setting and the value.
+Every setting is one field of Config: its name (which gives its flag and its variable), type,
+default, the cast that reads its text and checks its bound, and its help. A bad value stops
+the start with a message naming the setting and the value.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import ipaddress
 import os
-import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, field, fields
 from typing import Any
 from urllib.parse import urlparse
 
-from gateway.core.channel_template import ChannelTemplate
+from gateway.app import casts
 
 ENV_PREFIX = "LOGS_GATEWAY_"
-_LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-_HOSTNAME = re.compile(rf"(?=.{{1,253}}$){_LABEL}(\.{_LABEL})*")
 
 
 class ConfigError(ValueError):
     """A setting has a bad value; the message names both."""
 
 
-def _host(text: str) -> str:
-    """An IP address or a DNS name, so a typo fails here rather than at bind time."""
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        if not _HOSTNAME.fullmatch(text):
-            raise ValueError("must be an IP address (e.g. 0.0.0.0) or a host name") from None
-    return text
-
-
-def _non_empty(text: str) -> str:
-    if not text.strip():
-        raise ValueError("must not be empty")
-    return text
-
-
-def _port(text: str) -> int:
-    value = int(text)
-    if not 0 <= value <= 65535:
-        raise ValueError("must be a port number 0-65535")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise ValueError("must be a whole number of at least 1")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise ValueError("must be a number greater than 0")
-    return value
-
-
-def _non_negative_float(text: str) -> float:
-    value = float(text)
-    if not value >= 0:
-        raise ValueError("must be a number of at least 0")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise ValueError("must be a whole number of at least 0")
-    return value
-
-
-def _bool(text: str) -> bool:
-    lowered = text.strip().lower()
-    if lowered in ("1", "true", "yes", "on"):
-        return True
-    if lowered in ("0", "false", "no", "off", ""):
-        return False
-    raise ValueError("must be true or false")
-
-
-def _leeway(text: str) -> float:
-    value = float(text)
-    if not 0 <= value <= 30:
-        raise ValueError("must be between 0 and 30 seconds")
-    return value
-
-
-def _secret(text: str) -> str:
-    if len(text.encode()) < 32:
-        raise ValueError("must be at least 32 bytes (generate one with: openssl rand -hex 32)")
-    return text
-
-
-def _existing_file(text: str) -> str:
-    if text and not Path(text).is_file():
-        raise ValueError("no such file")
-    return text
-
-
-def _broker(text: str) -> str:
-    if text == "memory":
-        return text
-    url = urlparse(text)
-    if url.scheme not in ("redis", "rediss") or not url.hostname:
-        raise ValueError("must be 'memory' or a URL redis://HOST:PORT/DB")
-    return text
-
-
-def _level(text: str) -> str:
-    if text.lower() not in ("debug", "info", "warning", "error"):
-        raise ValueError("must be debug, info, warning or error")
-    return text.lower()
-
-
-def _event_loop(text: str) -> str:
-    if text not in ("asyncio", "uvloop"):
-        raise ValueError("must be asyncio or uvloop")
-    if text == "uvloop" and importlib.util.find_spec("uvloop") is None:
-        raise ValueError("uvloop is not installed (pip install 'logs-gateway[uvloop]')")
-    return text
-
-
-def _log_format(text: str) -> str:
-    if text not in ("json", "text"):
-        raise ValueError("must be json or text")
-    return text
-
-
-def _origins(text: str) -> str:
-    for origin in filter(None, (o.strip() for o in text.split(","))):
-        url = urlparse(origin)
-        if origin == "*" or url.scheme not in ("http", "https") or not url.netloc or url.path:
-            raise ValueError(f"{origin!r} is not an origin like https://app.example.com")
-    return text
-
-
-def _channel_template(text: str) -> str:
-    if text:
-        ChannelTemplate.parse(text)
-    return text
-
-
 @dataclass(frozen=True, slots=True)
 class Setting:
+    """One setting as the flags, the environment and the docs see it (from its Config field)."""
+
     name: str
     default: Any
     cast: Callable[[str], Any]
@@ -167,186 +43,148 @@ class Setting:
         return ENV_PREFIX + self.name.upper()
 
 
-SETTINGS = (
-    Setting("host", "127.0.0.1", _host, "address both servers bind"),
-    Setting("http_port", 3002, _port, "HTTP port (SSE, publish, page, health)"),
-    Setting("grpc_port", 50051, _port, "gRPC port (ingest, subscribe)"),
-    Setting(
-        "dev",
-        False,
-        _bool,
-        "dev mode (loopback only): random secret if none, printed tokens, /test/logs, /dev/login",
-    ),
-    Setting("jwt_secret", "", _secret, "HS256 shared secret (>= 32 bytes)", secret=True),
-    Setting("jwt_public_keys", "", _existing_file, "PEM or JWKS file of verification keys"),
-    Setting("jwt_private_key", "", _existing_file, "PEM private key the CLI signs tokens with"),
-    Setting("jwt_issuer", "logs-gateway", _non_empty, "required `iss` claim"),
-    Setting("jwt_audience", "logs-gateway", _non_empty, "required `aud` claim"),
-    Setting("jwt_leeway", 5.0, _leeway, "clock skew allowed on exp/iat, seconds (<= 30)"),
-    Setting(
-        "token_cache_entries",
-        10_000,
-        _non_negative_int,
-        "verified tokens remembered until they expire (0: verify every request)",
-    ),
-    Setting("broker", "memory", _broker, "'memory' or redis://HOST:PORT/DB"),
-    Setting("workers", 1, _positive_int, "gateway processes sharing the ports (Redis broker)"),
-    Setting("history_entries", 1000, _positive_int, "entries kept per channel"),
-    Setting("history_seconds", 600.0, _positive_float, "seconds an entry is kept"),
-    Setting(
-        "max_history_bytes",
-        256 * 1024 * 1024,
-        _positive_int,
-        "memory broker: bytes of all history; past it the oldest entries go first",
-    ),
-    Setting(
-        "dedup_seconds",
-        600.0,
-        _positive_float,
-        "how long a producer's resent batch is recognised and not stored twice",
-    ),
-    Setting(
-        "dedup_batches",
-        1024,
-        _positive_int,
-        "how many of a producer's latest batches are recognised when resent",
-    ),
-    Setting(
-        "max_dedup_bytes",
-        64 * 1024 * 1024,
-        _positive_int,
-        "memory broker: bytes kept to recognise resent batches; least recent producers go first",
-    ),
-    Setting(
-        "max_feed_bytes",
-        256 * 1024 * 1024,
-        _positive_int,
-        "Redis broker: bytes of the feed every instance reads; past it the oldest batches go",
-    ),
-    Setting("max_entry_bytes", 65536, _positive_int, "largest entry (message, source, attributes)"),
-    Setting(
-        "max_message_bytes", 4 * 1024 * 1024, _positive_int, "largest gRPC message / HTTP body"
-    ),
-    Setting("max_batch_entries", 1000, _positive_int, "most entries in one publish batch"),
-    Setting("max_channels", 32, _positive_int, "channels per SSE connection"),
-    Setting(
-        "max_connections_per_token",
-        16,
-        _positive_int,
-        "open SSE and gRPC Subscribe streams per token (on Redis: across every gateway)",
-    ),
-    Setting(
-        "max_streams",
-        10_000,
-        _positive_int,
-        "open SSE and gRPC Subscribe streams in all, per process",
-    ),
-    Setting(
-        "max_publish_streams_per_token",
-        64,
-        _positive_int,
-        "open gRPC Publish streams per token (on Redis: across every gateway)",
-    ),
-    Setting(
-        "max_publish_streams",
-        5_000,
-        _positive_int,
-        "open gRPC Publish streams in all, per process",
-    ),
-    Setting(
-        "publish_rate",
-        20_000.0,
-        _non_negative_float,
-        "entries per second per service token (its subject), per process; 0 for no limit",
-    ),
-    Setting(
-        "send_buffer_bytes",
-        1024 * 1024,
-        _positive_int,
-        "unsent bytes per SSE connection before it is dropped",
-    ),
-    Setting("heartbeat_seconds", 15.0, _positive_float, "SSE heartbeat interval"),
-    Setting(
-        "grpc_keepalive_seconds",
-        20.0,
-        _positive_float,
-        "gRPC ping interval on a quiet connection; no answer within half of it ends the calls",
-    ),
-    Setting("retry_ms", 3000, _positive_int, "SSE `retry:` sent to browsers"),
-    Setting("grace_seconds", 10.0, _positive_float, "drain time on SIGTERM"),
-    Setting(
-        "otlp_channel_template",
-        "",
-        _channel_template,
-        "channel of an OTLP record without a logs_gateway.channel attribute, from its"
-        " attributes, e.g. logs:{service.name}:{workspace.id}",
-    ),
-    Setting("cors_origins", "", _origins, "comma-separated origins allowed to read cross-origin"),
-    Setting("log_level", "info", _level, "debug, info, warning or error"),
-    Setting("log_format", "json", _log_format, "json or text"),
-    Setting(
-        "event_loop",
-        "asyncio",
-        _event_loop,
-        "asyncio, or uvloop (both servers then run on one uvloop loop)",
-    ),
-)
-AUTH_SETTINGS = (
-    "jwt_secret",
-    "jwt_public_keys",
-    "jwt_private_key",
-    "jwt_issuer",
-    "jwt_audience",
-    "jwt_leeway",
-    "token_cache_entries",
-)
+def setting(default: Any, cast: Callable[[str], Any], help: str, *, secret: bool = False) -> Any:
+    """A Config field declaring one setting: its default, the cast that reads its text and
+    checks its bound, and its help."""
+    return field(default=default, metadata={"cast": cast, "help": help, "secret": secret})
 
 
 @dataclass(frozen=True, slots=True)
 class Config:
-    host: str
-    http_port: int
-    grpc_port: int
-    dev: bool
-    jwt_secret: str
-    jwt_public_keys: str
-    jwt_private_key: str
-    jwt_issuer: str
-    jwt_audience: str
-    jwt_leeway: float
-    token_cache_entries: int
-    broker: str
-    workers: int
-    history_entries: int
-    history_seconds: float
-    max_history_bytes: int
-    dedup_seconds: float
-    dedup_batches: int
-    max_dedup_bytes: int
-    max_feed_bytes: int
-    max_entry_bytes: int
-    max_message_bytes: int
-    max_batch_entries: int
-    max_channels: int
-    max_connections_per_token: int
-    max_streams: int
-    max_publish_streams_per_token: int
-    max_publish_streams: int
-    publish_rate: float
-    send_buffer_bytes: int
-    heartbeat_seconds: float
-    grpc_keepalive_seconds: float
-    retry_ms: int
-    grace_seconds: float
-    otlp_channel_template: str
-    cors_origins: str
-    log_level: str
-    log_format: str
-    event_loop: str
+    """Every setting, declared once, as `name: type = setting(default, cast, help)`: the
+    flag, the variable and the docs' table come from these fields, and the core's limits
+    are passed in from them (the core declares no default of its own)."""
+
+    host: str = setting("127.0.0.1", casts.host, "address both servers bind")
+    http_port: int = setting(3002, casts.port, "HTTP port (SSE, publish, page, health)")
+    grpc_port: int = setting(50051, casts.port, "gRPC port (ingest, subscribe)")
+    dev: bool = setting(
+        False,
+        casts.boolean,
+        "dev mode (loopback only): random secret if none, printed tokens, /test/logs, /dev/login",
+    )
+    jwt_secret: str = setting("", casts.secret, "HS256 shared secret (>= 32 bytes)", secret=True)
+    jwt_public_keys: str = setting("", casts.existing_file, "PEM or JWKS file of verification keys")
+    jwt_private_key: str = setting(
+        "", casts.existing_file, "PEM private key the CLI signs tokens with"
+    )
+    jwt_issuer: str = setting("logs-gateway", casts.non_empty, "required `iss` claim")
+    jwt_audience: str = setting("logs-gateway", casts.non_empty, "required `aud` claim")
+    jwt_leeway: float = setting(5.0, casts.leeway, "clock skew allowed on exp/iat, seconds (<= 30)")
+    issuers: str = setting(
+        "",
+        casts.existing_file,
+        "TOML file of trusted identity providers: keys, audiences, rights rules (SECURITY.md)",
+    )
+    token_cache_entries: int = setting(
+        10_000,
+        casts.non_negative_int,
+        "verified tokens remembered until they expire (0: verify every request)",
+    )
+    broker: str = setting("memory", casts.broker, casts.BROKERS)
+    workers: int = setting(
+        1, casts.positive_int, "gateway processes sharing the ports (Redis or NATS broker)"
+    )
+    nats_stream: str = setting(
+        "logs-gateway",
+        casts.stream_name,
+        "NATS broker: the JetStream stream holding history (also its subjects' prefix)",
+    )
+    nats_replicas: int = setting(
+        1,
+        casts.replicas,
+        "NATS broker: servers storing each entry (1, 3 or 5); an ack waits for a quorum",
+    )
+    history_entries: int = setting(1000, casts.positive_int, "entries kept per channel")
+    history_seconds: float = setting(600.0, casts.positive_float, "seconds an entry is kept")
+    max_history_bytes: int = setting(
+        256 * 1024 * 1024,
+        casts.positive_int,
+        "memory and NATS brokers: bytes of all history; past it the oldest entries go first",
+    )
+    dedup_seconds: float = setting(
+        600.0,
+        casts.positive_float,
+        "how long a producer's resent batch is recognised and not stored twice",
+    )
+    dedup_batches: int = setting(
+        1024,
+        casts.positive_int,
+        "how many of a producer's latest batches are recognised when resent",
+    )
+    max_dedup_bytes: int = setting(
+        64 * 1024 * 1024,
+        casts.positive_int,
+        "memory broker: bytes kept to recognise resent batches; least recent producers go first",
+    )
+    max_feed_bytes: int = setting(
+        256 * 1024 * 1024,
+        casts.positive_int,
+        "Redis broker: bytes of the feed every instance reads; past it the oldest batches go",
+    )
+    max_entry_bytes: int = setting(
+        65536, casts.positive_int, "largest entry (message, source, attributes)"
+    )
+    max_message_bytes: int = setting(
+        4 * 1024 * 1024, casts.positive_int, "largest gRPC message / HTTP body"
+    )
+    max_inflation_ratio: int = setting(
+        100,
+        casts.positive_int,
+        "HTTP bodies: inflated size at most this many times the compressed size (past 1 MiB)",
+    )
+    max_batch_entries: int = setting(1000, casts.positive_int, "most entries in one publish batch")
+    max_channels: int = setting(32, casts.positive_int, "channels per SSE connection")
+    max_connections_per_token: int = setting(
+        16,
+        casts.positive_int,
+        "open SSE and gRPC Subscribe streams per token (on Redis: across every gateway)",
+    )
+    max_streams: int = setting(
+        10_000, casts.positive_int, "open SSE and gRPC Subscribe streams in all, per process"
+    )
+    max_publish_streams_per_token: int = setting(
+        64,
+        casts.positive_int,
+        "open gRPC Publish streams per token (on Redis: across every gateway)",
+    )
+    max_publish_streams: int = setting(
+        5_000, casts.positive_int, "open gRPC Publish streams in all, per process"
+    )
+    publish_rate: float = setting(
+        20_000.0,
+        casts.non_negative_float,
+        "entries per second per service token (its subject), per process; 0 for no limit",
+    )
+    send_buffer_bytes: int = setting(
+        1024 * 1024, casts.positive_int, "unsent bytes per SSE connection before it is dropped"
+    )
+    heartbeat_seconds: float = setting(15.0, casts.positive_float, "SSE heartbeat interval")
+    grpc_keepalive_seconds: float = setting(
+        20.0,
+        casts.positive_float,
+        "gRPC ping interval on a quiet connection; no answer within half of it ends the calls",
+    )
+    retry_ms: int = setting(3000, casts.positive_int, "SSE `retry:` sent to browsers")
+    grace_seconds: float = setting(10.0, casts.positive_float, "drain time on SIGTERM")
+    otlp_channel_template: str = setting(
+        "",
+        casts.channel_template,
+        "channel of an OTLP record without a logs_gateway.channel attribute, from its"
+        " attributes, e.g. logs:{service.name}:{workspace.id}",
+    )
+    cors_origins: str = setting(
+        "", casts.origins, "comma-separated origins allowed to read cross-origin"
+    )
+    log_level: str = setting("info", casts.level, "debug, info, warn(ing) or error")
+    log_format: str = setting("json", casts.log_format, "json or text")
+    event_loop: str = setting(
+        "asyncio", casts.event_loop, "asyncio, or uvloop (both servers then run on one uvloop loop)"
+    )
 
     @property
     def has_verify_key(self) -> bool:
-        return bool(self.jwt_secret or self.jwt_public_keys)
+        return bool(self.jwt_secret or self.jwt_public_keys or self.issuers)
 
     def masked(self) -> dict[str, Any]:
         """Effective values with secrets hidden (for `logs-gateway config` and logs)."""
@@ -355,6 +193,20 @@ class Config:
             value = getattr(self, s.name)
             out[s.name] = "***" if s.secret and value else _without_password(value)
         return out
+
+
+SETTINGS = tuple(Setting(f.name, f.default, **f.metadata) for f in fields(Config))
+SETTING = {s.name: s for s in SETTINGS}
+AUTH_SETTINGS = (
+    "jwt_secret",
+    "jwt_public_keys",
+    "jwt_private_key",
+    "jwt_issuer",
+    "jwt_audience",
+    "jwt_leeway",
+    "issuers",
+    "token_cache_entries",
+)
 
 
 def _without_password(value: Any) -> Any:
@@ -373,7 +225,7 @@ def add_arguments(parser: argparse.ArgumentParser, names: tuple[str, ...] | None
     for s in SETTINGS:
         if names is not None and s.name not in names:
             continue
-        if s.cast is _bool:
+        if s.cast is casts.boolean:
             parser.add_argument(
                 s.flag, dest=s.name, action="store_const", const="true", default=None, help=s.help
             )
@@ -404,7 +256,7 @@ def load(args: argparse.Namespace | None = None, env: Mapping[str, str] | None =
         raise ConfigError(f"unknown setting {unknown[0]}; see `logs-gateway serve --help`")
     if values["workers"] > 1 and values["broker"] == "memory":
         raise ConfigError(
-            f"--workers={values['workers']} needs the Redis broker (--broker redis://HOST:PORT/DB):"
+            f"--workers={values['workers']} needs a shared broker (--broker redis:// or nats://):"
             " with the memory broker each process would keep its own history, unseen by the others"
         )
     if values["dev"] and not _is_loopback(values["host"]):

@@ -13,22 +13,16 @@ import json
 import logging
 import os
 import secrets
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from gateway.app.config import Config, ConfigError
-from gateway.core.tokens import (
-    PublicKey,
-    Signer,
-    Verifier,
-    key_id,
-    load_private_key,
-    public_jwk,
-    read_key_file,
-)
+from gateway.app.issuers import Trusted, load_issuers
+from gateway.core.keys import PublicKey, key_id, load_private_key, public_jwk, read_key_file
+from gateway.core.tokens import Signer, Verifier
 
 log = logging.getLogger("logs_gateway")
 
@@ -40,29 +34,62 @@ MISSING_KEY = (
 
 
 def with_dev_secret(config: Config) -> Config:
-    """Dev mode keeps a configured key, else makes a random secret for this run."""
-    if config.has_verify_key:
+    """Dev mode keeps a configured key of its own, else makes a random secret for this run."""
+    if config.jwt_secret or config.jwt_public_keys:
         return config
     return replace(config, jwt_secret=secrets.token_hex(32))
 
 
-def verifier(config: Config) -> Verifier:
+@dataclass(frozen=True, slots=True)
+class Trust:
+    """The verifier the servers use, and the issuers file's key sources (the remote ones
+    the server keeps fresh, the files it reads again on SIGHUP)."""
+
+    verifier: Verifier
+    issuers: Trusted
+
+
+def trust(config: Config) -> Trust:
     if not config.has_verify_key:
         raise ConfigError(MISSING_KEY)
-    return Verifier(
-        secret=_secret(config),
-        public_keys=public_keys(config),
-        issuer=config.jwt_issuer,
-        audience=config.jwt_audience,
-        leeway=config.jwt_leeway,
-        cache_entries=config.token_cache_entries,
-    )
+    issuers = _issuers(config)
+    own_keys = public_keys(config)
+    try:
+        verifier = Verifier(
+            secret=_secret(config),
+            public_keys=own_keys,
+            issuer=config.jwt_issuer,
+            audience=config.jwt_audience,
+            leeway=config.jwt_leeway,
+            cache_entries=config.token_cache_entries,
+            trusted=issuers.issuers,
+        )
+    except ValueError as e:
+        raise ConfigError(f"LOGS_GATEWAY_ISSUERS: {e}") from None  # an `iss` trusted twice
+    for remote in issuers.remote:
+        remote.on_change = verifier.forget
+    return Trust(verifier, issuers)
 
 
-def reload(verifier: Verifier, config: Config) -> None:
-    """Read the key file again (on SIGHUP) and verify with what it holds now; on an error
+def reload(trust: Trust, config: Config) -> None:
+    """Read the key files again (on SIGHUP) and verify with what they hold now; on an error
     the keys in use stay, and the error is raised (ConfigError) for the caller to log."""
-    verifier.use_keys(secret=_secret(config), public_keys=public_keys(config))
+    if config.jwt_secret or config.jwt_public_keys:
+        trust.verifier.use_keys(secret=_secret(config), public_keys=public_keys(config))
+    try:
+        trust.issuers.reload_files()
+    except (ValueError, OSError) as e:
+        raise ConfigError(f"LOGS_GATEWAY_ISSUERS={config.issuers!r}: {e}") from None
+    trust.verifier.forget()
+
+
+def _issuers(config: Config) -> Trusted:
+    if not config.issuers:
+        return Trusted()
+    try:
+        return load_issuers(Path(config.issuers))
+    except ValueError as e:
+        raise ConfigError(f"LOGS_GATEWAY_ISSUERS: {e}") from None
 
 
 def public_keys(config: Config) -> dict[str, PublicKey]:

@@ -16,6 +16,17 @@ from gateway.api import request_ids
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
 
 
+def _fields(record: logging.LogRecord) -> dict[str, Any]:
+    """What a line says besides its message: the request or gRPC call it was written for,
+    and everything passed with `extra=` (a request's method, path and status...)."""
+    fields: dict[str, Any] = {}
+    request_id = request_ids.current.get()
+    if request_id:
+        fields["request_id"] = request_id
+    fields.update({k: v for k, v in record.__dict__.items() if k not in _STANDARD})
+    return fields
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         doc: dict[str, Any] = {
@@ -25,13 +36,33 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        request_id = request_ids.current.get()
-        if request_id:  # the request or gRPC call this line was written for
-            doc["request_id"] = request_id
-        doc.update({k: v for k, v in record.__dict__.items() if k not in _STANDARD})
+        doc.update(_fields(record))
         if record.exc_info:
             doc["exception"] = self.formatException(record.exc_info)
         return orjson.dumps(doc, default=str).decode()
+
+
+class TextFormatter(logging.Formatter):
+    """A line for a person: time, level, logger and message, then the same fields as the
+    JSON lines as key=value (`http request method=GET path=/api/logs/stream status=401`)."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        record.message = record.getMessage()
+        record.asctime = self.formatTime(record)
+        words = [self.formatMessage(record)]
+        words += (f"{name}={_plain(value)}" for name, value in _fields(record).items())
+        line = " ".join(words)
+        return f"{line}\n{self.formatException(record.exc_info)}" if record.exc_info else line
+
+
+def _plain(value: Any) -> str:
+    """A plain word as is; anything else (spaces, quotes, lists) as JSON."""
+    if isinstance(value, str) and value and not any(c in value for c in ' "=\n'):
+        return value
+    return orjson.dumps(value, default=str).decode()
 
 
 def setup(level: str, fmt: str) -> None:
@@ -39,7 +70,7 @@ def setup(level: str, fmt: str) -> None:
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(TextFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -25,6 +25,8 @@ from prometheus_client.core import (
 )
 
 from gateway.api.grpc.access import CallLog
+from gateway.api.http.bodies import BodyReader
+from gateway.api.otlp.limits import OtlpLimits
 from gateway.core.admission import Admission
 from gateway.core.broker import Broker
 from gateway.core.hub import Hub
@@ -70,6 +72,8 @@ class Sources:
     draining: Callable[[], bool]
     loop_lag: LoopLag
     publish_streams: Admission
+    bodies: BodyReader
+    otlp_limits: OtlpLimits
 
 
 def build_registry(sources: Sources) -> CollectorRegistry:
@@ -89,8 +93,25 @@ class GatewayCollector:
     def collect(self) -> Iterator[Metric]:
         yield from self._streams()
         yield from self._limits()
+        yield _labelled(
+            CounterMetricFamily,
+            "bodies_refused",
+            "HTTP bodies refused while read, by limit (inflated_size: --max-message-bytes;"
+            " inflation_ratio: --max-inflation-ratio).",
+            ("limit",),
+            [((limit,), n) for limit, n in self._s.bodies.refused.items()],
+        )
+        yield _labelled(
+            CounterMetricFamily,
+            "otlp_requests_refused",
+            "OTLP requests refused whole before conversion, by limit (records, resource_attributes,"
+            " scope_attributes, resource_values).",
+            ("limit",),
+            [((limit,), n) for limit, n in self._s.otlp_limits.refused.items()],
+        )
         yield from self._entries()
         yield from self._failures()
+        yield from self._issuers()
         yield _histogram(
             "event_loop_lag_seconds",
             "Seconds the event loop ran a timer late (one timer each 0.1 s): time it was held.",
@@ -222,6 +243,32 @@ class GatewayCollector:
             "token_cache_hits",
             "Requests whose token was verified before (no signature check).",
             s.verifier.cache_hits,
+        )
+
+    def _issuers(self) -> Iterator[Metric]:
+        """Each trusted issuer by its `iss` (from the configuration: a bounded set)."""
+        status = self._s.verifier.status()
+        yield _labelled(
+            GaugeMetricFamily,
+            "issuer_keys_usable",
+            "1 while an issuer's keys are trusted; 0: never fetched or past max_stale_seconds,"
+            " its tokens are refused.",
+            ("issuer",),
+            [((name,), float(st.usable)) for name, st in status.items()],
+        )
+        yield _labelled(
+            GaugeMetricFamily,
+            "issuer_keys_age_seconds",
+            "Seconds since an issuer's keys were last fetched from its provider.",
+            ("issuer",),
+            [((name,), st.age) for name, st in status.items() if st.age is not None],
+        )
+        yield _labelled(
+            CounterMetricFamily,
+            "issuer_key_fetches",
+            "Fetches of issuers' keys (discovery and JWKS), by result (ok, timeout, ...).",
+            ("issuer", "result"),
+            [((name, r), n) for name, st in status.items() for r, n in st.fetches.items()],
         )
 
 

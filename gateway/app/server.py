@@ -7,18 +7,17 @@ import contextlib
 import logging
 import signal
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import grpc
 from aiohttp import web
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from logs_gateway.v1 import logs_pb2_grpc as pb_grpc
-from opentelemetry.proto.collector.logs.v1 import logs_service_pb2_grpc as otlp_grpc
 
 from gateway.api.grpc import reflection
 from gateway.api.grpc.access import CallLog
 from gateway.api.grpc.auth import Authenticator
 from gateway.api.grpc.services import LogIngestServicer, LogStreamServicer, Stopping
+from gateway.api.http.bodies import BodyReader
 from gateway.api.http.cors import Cors, parse_origins
 from gateway.api.http.metrics import MetricsHandler
 from gateway.api.http.ops import OpsHandlers
@@ -28,55 +27,26 @@ from gateway.api.http.stream import StreamHandler, StreamSettings
 from gateway.api.otlp.export import SERVICE as OTLP_SERVICE
 from gateway.api.otlp.export import OtlpExport
 from gateway.api.otlp.http_route import OtlpHttpHandler
+from gateway.api.otlp.limits import OtlpLimits
 from gateway.api.otlp.logs_service import OtlpLogsServicer
 from gateway.app import credentials, metrics
+from gateway.app.brokers import make_broker, make_stream_counts
 from gateway.app.browser import browser_routes
 from gateway.app.config import Config, ConfigError
+from gateway.app.ports import Ports, cannot_bind, check_free, grpc_host, reason_of
 from gateway.app.worker_metrics import Workers
 from gateway.core.admission import Admission, publish_limit
-from gateway.core.broker import READ_TURNS, Broker
-from gateway.core.broker_memory import MemoryBroker
-from gateway.core.broker_redis import RedisBroker
+from gateway.core.broker import READ_TURNS, Opening, Resyncing
 from gateway.core.channel_template import ChannelTemplate
 from gateway.core.endings import End
 from gateway.core.errors import GatewayError
 from gateway.core.hub import Hub
 from gateway.core.ingest import Ingest, Limits
-from gateway.core.stream_counts import RedisStreamCounts
 from gateway.core.tally import ByteCount
 from gateway.core.tokens import MAX_TOKEN_BYTES
 
 log = logging.getLogger("logs_gateway")
 SERVICES = ("logs_gateway.v1.LogIngest", "logs_gateway.v1.LogStream", OTLP_SERVICE)
-
-
-def make_broker(config: Config) -> Broker:
-    """The configured broker; both take the same limits (Redis's memory is bounded by its
-    own maxmemory, docs/SCALING.md)."""
-    c = config
-    if c.broker == "memory":
-        return MemoryBroker(
-            max_entries=c.history_entries,
-            max_age=c.history_seconds,
-            max_bytes=c.max_history_bytes,
-            dedup_seconds=c.dedup_seconds,
-            dedup_batches=c.dedup_batches,
-            max_dedup_bytes=c.max_dedup_bytes,
-        )
-    return RedisBroker(
-        c.broker,
-        max_entries=c.history_entries,
-        max_age=c.history_seconds,
-        dedup_seconds=c.dedup_seconds,
-        dedup_batches=c.dedup_batches,
-        feed_max_bytes=c.max_feed_bytes,
-    )
-
-
-@dataclass
-class Ports:
-    http: int
-    grpc: int
 
 
 class Gateway:
@@ -85,15 +55,13 @@ class Gateway:
     def __init__(self, config: Config, workers: Workers | None = None) -> None:
         self.config = config
         self.workers = workers  # this process's place among --workers, if it is one
-        self.verifier = credentials.verifier(config)
+        self.trust = credentials.trust(config)
+        self.verifier = self.trust.verifier
         self.broker = make_broker(config)
-        # Per-token stream counts: in Redis when there is one, so that every worker and
-        # instance counts the same streams.
-        self.stream_counts = (
-            RedisStreamCounts(config.broker) if isinstance(self.broker, RedisBroker) else None
-        )
+        self.stream_counts = make_stream_counts(config)
         self.hub = Hub(
             epoch=lambda: self.broker.epoch,
+            interest=self.broker,
             max_per_owner=config.max_connections_per_token,
             max_streams=config.max_streams,
             shared=self.stream_counts,
@@ -103,7 +71,7 @@ class Gateway:
             self.stream_counts,
         )
         self.broker.add_listener(self.hub.deliver)
-        if isinstance(self.broker, RedisBroker):
+        if isinstance(self.broker, Resyncing):
             self.broker.on_resync(lambda: self.hub.close_all(End.RESYNC))
         limits = Limits(config.max_entry_bytes, config.max_batch_entries, config.publish_rate)
         self.ingest = Ingest(self.broker, limits)
@@ -113,12 +81,14 @@ class Gateway:
             self.ingest,
             ChannelTemplate.parse(template) if template else None,
             lambda: self.stopping.is_set,
+            OtlpLimits.of(config.max_batch_entries, config.max_entry_bytes),
         )
         self.health = health.aio.HealthServicer()
         self.sse_bytes = ByteCount()
         self.read_turns = asyncio.Semaphore(READ_TURNS)  # history pages read at once
         self.grpc_calls = CallLog()
         self.loop_lag = metrics.LoopLag()
+        self.bodies = BodyReader(config.max_message_bytes, config.max_inflation_ratio)
         self.metrics = metrics.build_registry(
             metrics.Sources(
                 self.hub,
@@ -130,27 +100,37 @@ class Gateway:
                 lambda: self.stopping.is_set,
                 self.loop_lag,
                 self.publish_streams,
+                self.bodies,
+                self.otlp.limits,
             )
         )
         self._grpc: grpc.aio.Server | None = None
         self._runner: web.AppRunner | None = None
         self._own_metrics: web.AppRunner | None = None
-        self._background: list[asyncio.Task[None]] = []  # heartbeats, the loop-lag monitor
+        self._background: list[asyncio.Task[None]] = []  # heartbeats, loop lag, issuer keys
         self._stopped = False
+        self._serving = False  # set once start() has completed
         self.ports = Ports(0, 0)
 
     # -- start --------------------------------------------------------------------------
 
     async def start(self) -> Ports:
+        if isinstance(self.broker, Opening):
+            try:
+                await self.broker.open()
+            except ValueError as e:
+                raise ConfigError(str(e)) from None
         self.ports = Ports(await self._start_http(), await self._start_grpc())
         if self.workers is not None:
             self._own_metrics = await self.workers.serve_own(self.metrics)
         self._background = [
             asyncio.create_task(self.hub.run_heartbeats(self.config.heartbeat_seconds)),
             asyncio.create_task(self.loop_lag.run()),
+            *(asyncio.create_task(keys.run()) for keys in self.trust.issuers.remote),
         ]
         for name in ("", *SERVICES):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        self._serving = True
         log.info(
             "logs-gateway started",
             extra={
@@ -202,16 +182,18 @@ class Gateway:
             ),
             server,
         )
-        otlp_grpc.add_LogsServiceServicer_to_server(OtlpLogsServicer(self.otlp), server)
+        OtlpLogsServicer(self.otlp).add_to_server(server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable(server, (*SERVICES, health.SERVICE_NAME))
+        if c.grpc_port and c.workers == 1:
+            check_free("gRPC", "grpc_port", c.host, c.grpc_port)
         try:
-            port: int = server.add_insecure_port(f"{_grpc_host(c.host)}:{c.grpc_port}")
+            port: int = server.add_insecure_port(f"{grpc_host(c.host)}:{c.grpc_port}")
         except RuntimeError:  # grpcio's way of saying the address is taken or invalid
             port = 0
         if port == 0:
             raise OSError(
-                f"cannot bind gRPC port {c.host}:{c.grpc_port}: address in use or invalid"
+                cannot_bind("gRPC", "grpc_port", c.host, c.grpc_port, "address in use or invalid")
             )
         await server.start()
         self._grpc = server
@@ -236,8 +218,14 @@ class Gateway:
             backlog=4096,
             reuse_port=self.config.workers > 1,
         )
-        await site.start()
         self._runner = runner
+        try:
+            await site.start()
+        except OSError as e:
+            config = self.config
+            raise OSError(
+                cannot_bind("HTTP", "http_port", config.host, config.http_port, reason_of(e))
+            ) from None
         return int(runner.addresses[0][1])
 
     def http_app(self) -> web.Application:
@@ -256,9 +244,11 @@ class Gateway:
             self.sse_bytes,
             self.read_turns,
         )
-        publish = PublishHandler(self.ingest, c.max_message_bytes)
-        ops = OpsHandlers(self.broker, self.hub, self.ingest, lambda: self.stopping.is_set, c.dev)
-        otlp = OtlpHttpHandler(self.otlp, c.max_message_bytes)
+        publish = PublishHandler(self.ingest, self.bodies)
+        ops = OpsHandlers(
+            self.broker, self.hub, self.ingest, lambda: self.stopping.is_set, self.verifier, c.dev
+        )
+        otlp = OtlpHttpHandler(self.otlp, self.bodies)
         merge = self.workers.merged if self.workers is not None else None
         routes = [
             # No HEAD: a stream has no headers-only form, and its bytes would follow them.
@@ -280,7 +270,7 @@ class Gateway:
     def reload_keys(self) -> None:
         """Verify with the key file as it is now (SIGHUP); a bad file keeps the old keys."""
         try:
-            credentials.reload(self.verifier, self.config)
+            credentials.reload(self.trust, self.config)
         except ConfigError as e:
             log.error("token keys not reloaded; the previous keys stay", extra={"error": str(e)})
             return
@@ -293,6 +283,10 @@ class Gateway:
         if self._stopped:
             return
         self._stopped = True
+        if not self._serving:  # start failed (a port taken): nothing to drain or to say
+            await asyncio.gather(self._stop_grpc(0), self._stop_http())
+            await self._close_broker()
+            return
         grace = self.config.grace_seconds
         log.info(
             "draining", extra={"grace_seconds": grace, "sse_connections": self.hub.subscriptions}
@@ -328,10 +322,13 @@ class Gateway:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await self._close_broker()
+        log.info("stopped")
+
+    async def _close_broker(self) -> None:
         if self.stream_counts is not None:
             await self.stream_counts.close()
         await self.broker.close()
-        log.info("stopped")
 
     async def _stop_grpc(self, grace: float) -> None:
         if self._grpc is not None:
@@ -342,10 +339,6 @@ class Gateway:
             await self._runner.cleanup()
         if self._own_metrics is not None:
             await self._own_metrics.cleanup()
-
-
-def _grpc_host(host: str) -> str:
-    return f"[{host}]" if ":" in host and not host.startswith("[") else host
 
 
 async def serve(

@@ -1,9 +1,11 @@
 """The Broker protocol: channel history and the feed of new events.
 
-Two implementations satisfy it: `broker_memory` (one process) and `broker_redis` (several
-instances). tests/test_broker_contract.py holds each to the guarantees below, and both take
-the same limits (the keyword arguments below), so they keep the same promises by
-construction.
+Three implementations satisfy it: `broker_memory` (one process), `broker_redis` (several
+instances) and `broker_nats` (several instances on a NATS JetStream cluster).
+tests/test_broker_contract.py holds each to the guarantees below, and all take the same
+limits (`max_entries`, `max_age`, `dedup_seconds`, `dedup_batches`: settings of the app,
+passed in), so they keep the same promises by construction. Where NATS keeps a weaker form
+of one, the guarantee says so ("On NATS").
 
 Channels are ephemeral (DESIGN §3.1): a channel exists while it
 holds retained entries. Once its last entry has expired (by age, by count, or to keep the
@@ -24,7 +26,7 @@ import asyncio
 import bisect
 from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, TypeVar
+from typing import Protocol, TypeVar, runtime_checkable
 
 from gateway.core.channels import Pattern
 from gateway.core.cursor import Cursor
@@ -43,12 +45,7 @@ class Appended:
     duplicate: bool = False
 
 
-# The limits both brokers take, with their defaults (settings of the same names).
-MAX_ENTRIES = 1000  # entries kept per channel
-MAX_AGE = 600.0  # seconds an entry is kept
-DEDUP_SECONDS = 600.0  # how long a producer's resent batch is recognised
-DEDUP_BATCHES = 1024  # how many of a producer's latest batches are recognised
-# How many history windows (MAX_AGE) a channel's record of lost entries outlives its last
+# How many history windows (`max_age`) a channel's record of lost entries outlives its last
 # entry: a resume within that time gets an exact count; an older one, an "expired" gap.
 GAP_MEMORY = 2
 
@@ -183,7 +180,15 @@ class Broker(Protocol):
 
     async def append(self, entries: Sequence[Entry], key: DedupKey | None) -> Appended:
         """Returns only after every entry is in its channel's history; a key seen before
-        returns the first result again (duplicate=True) and stores nothing."""
+        returns the first result again (duplicate=True) and stores nothing.
+
+        Seqs increase in the order entries are stored, offsets by one per channel. On NATS
+        seqs are not dense (a message's stream seq times 1024 plus the entry's place), the
+        entries of one batch are stored channel by channel (so a batch's seqs follow its
+        channels, not its order across them), and a key is recognised for the stream's
+        duplicate window (`dedup_seconds`) whatever the number of later batches; an empty
+        batch stores no message there, so its key is not remembered (its answer is empty
+        either way)."""
         ...
 
     async def head(self) -> int:
@@ -231,7 +236,20 @@ class Broker(Protocol):
 
     def add_listener(self, listener: Listener) -> None:
         """`listener` is called on the event loop with each batch of new events, in seq
-        order, exactly once per event (including events stored by other instances)."""
+        order, exactly once per event (including events stored by other instances), for
+        at least every channel a watched pattern matches (`watch`)."""
+        ...
+
+    async def watch(self, pattern: Pattern) -> None:
+        """Deliver the channels `pattern` matches to the listeners: once this returns, every
+        event stored after the head (read then) reaches them. The hub calls it when the
+        first subscription to a pattern arrives and `unwatch` when the last one leaves, so
+        a broker may deliver only what is watched (NATS does: a gateway whose viewers
+        watch nothing receives nothing); memory and Redis deliver every event anyway."""
+        ...
+
+    def unwatch(self, pattern: Pattern) -> None:
+        """No subscription of this process uses `pattern` any more."""
         ...
 
     async def ready(self) -> bool:
@@ -244,6 +262,31 @@ class Broker(Protocol):
 
     async def close(self) -> None:
         """Release resources; safe to call twice."""
+        ...
+
+
+# Abilities only some brokers have: each a protocol of its own, asked with isinstance on the
+# protocol, never on a concrete broker.
+
+
+@runtime_checkable
+class Resyncing(Protocol):
+    """A broker whose live delivery can have a hole (Redis's feed trimmed past this
+    instance, NATS dropping messages for a slow consumer, a reconnect, a new epoch)."""
+
+    def on_resync(self, callback: Callable[[], None]) -> None:
+        """`callback` runs when live delivery skipped events: live subscribers must
+        resume from history (the gateway ends their streams; clients resume exactly)."""
+        ...
+
+
+@runtime_checkable
+class Opening(Protocol):
+    """A broker with work to do before the gateway serves (connect, check its storage)."""
+
+    async def open(self) -> None:
+        """Raises ValueError naming the problem when the broker's storage contradicts the
+        settings; an unreachable broker is not an error here (it is not ready yet)."""
         ...
 
 

@@ -47,13 +47,11 @@ from gateway.core.seq_index import SeqIndex
 EVENT_COST = 180
 CHANNEL_COST = 1150
 LOSS_COST = 8
-MAX_BYTES = 256 * 1024 * 1024
 # What de-duplication holds, measured the same way: a stored batch, each of its entries,
 # and a producer's own objects (plus its id's bytes). Bounded by `max_dedup_bytes`.
 DEDUP_BATCH_COST = 420
 DEDUP_ENTRY_COST = 20
 DEDUP_PRODUCER_COST = 400
-MAX_DEDUP_BYTES = 64 * 1024 * 1024
 TICK = 1.0  # longest pause between expiry ticks (seconds)
 TICK_WORK = 5_000  # most evictions in one tick; more go on in the next loop turn
 RUN_COST = 16  # a run of the seq index: its first seq in an array, its channel in a list
@@ -68,13 +66,13 @@ class MemoryBroker:
     def __init__(
         self,
         *,
-        max_entries: int = broker.MAX_ENTRIES,
-        max_age: float = broker.MAX_AGE,
-        max_bytes: int = MAX_BYTES,
-        dedup_seconds: float = broker.DEDUP_SECONDS,
-        dedup_batches: int = broker.DEDUP_BATCHES,
+        max_entries: int,
+        max_age: float,
+        max_bytes: int,
+        dedup_seconds: float,
+        dedup_batches: int,
+        max_dedup_bytes: int,
         max_producers: int = 10_000,
-        max_dedup_bytes: int = MAX_DEDUP_BYTES,
     ) -> None:
         # An attribute, not a property: read on every publish (Ingest) and delivery (Hub).
         self.epoch: Final = secrets.token_hex(4)
@@ -326,6 +324,12 @@ class MemoryBroker:
 
     def add_listener(self, listener: Listener) -> None:
         self._listeners.append(listener)
+
+    async def watch(self, pattern: Pattern) -> None:
+        """Nothing to do: every event is stored in this process, and the hub routes it."""
+
+    def unwatch(self, pattern: Pattern) -> None:
+        """Nothing to do (see watch)."""
 
     async def ready(self) -> bool:
         return True

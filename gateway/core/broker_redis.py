@@ -19,8 +19,9 @@ where each goes on and what it lost, READ_PAGE channels per script, and redis_re
 pages through them, so a resume over 100,000 channels or 100 MB is many short commands,
 each one sent when the stream has taken the page before.
 
-When Redis goes away, appends fail at once with UNAVAILABLE, open streams keep their
-heartbeats, and the read loop retries and then resumes from its last feed id. Where it
+When Redis goes away, appends fail at once with UNAVAILABLE (nothing stored; one whose
+answer is lost or late fails with OUTCOME_UNKNOWN instead, see `store`), open streams keep
+their heartbeats, and the read loop retries and then resumes from its last feed id. Where it
 cannot go on without a hole (the feed was trimmed past it, or Redis lost its data: a new
 epoch) it skips to the present and calls the resync callbacks: the gateway then ends its
 live streams, and clients resume from their cursors through history, with `event: gap`
@@ -56,9 +57,10 @@ from gateway.core.broker import (
     Usage,
     place_gaps,
 )
+from gateway.core.broker_redis_errors import refused, store, unavailable
 from gateway.core.channels import Pattern
 from gateway.core.cursor import Cursor
-from gateway.core.errors import Code, GatewayError
+from gateway.core.errors import GatewayError
 from gateway.core.events import Entry, Event, encode_data
 from gateway.core.index import ChannelIndex
 from gateway.core.redis_page_lua import PAGE
@@ -69,7 +71,6 @@ T = TypeVar("T")
 # Feed entries (appended batches) kept for an instance that falls behind or is cut off
 # briefly; past that it resyncs its subscribers through history. Bounds Redis memory too.
 FEED_MAX = 10_000
-FEED_MAX_BYTES = 256 * 1024 * 1024  # of the feed's event lines (entries are bounded too)
 PRUNE_MAX = 1_000  # most stale channel names one script forgets (the next one goes on)
 READ_PAGE = 256  # channels read by one script of a replay, each page awaited in turn
 LOAD_PAGE = 1_000  # registry entries asked for per HSCAN when loading the channel index
@@ -89,14 +90,14 @@ class RedisBroker:
         self,
         url: str,
         *,
-        max_entries: int = broker.MAX_ENTRIES,
-        max_age: float = broker.MAX_AGE,
-        dedup_seconds: float = broker.DEDUP_SECONDS,
-        dedup_batches: int = broker.DEDUP_BATCHES,
+        max_entries: int,
+        max_age: float,
+        dedup_seconds: float,
+        dedup_batches: int,
+        feed_max_bytes: int,  # of the feed's event lines (entries are bounded too)
         prefix: str = "logs-gateway",
         timeout: float = 2.0,
         feed_max: int = FEED_MAX,
-        feed_max_bytes: int = FEED_MAX_BYTES,
     ) -> None:
         # No automatic retries: an append must fail fast (the publisher resends, and the
         # de-duplication key makes that safe), never run twice behind our back.
@@ -155,7 +156,7 @@ class RedisBroker:
         await self._started()
         parts = [_split(encode_data(entry, 0)) for entry in entries]
         keys, args = self._append_input(entries, parts, key)
-        epoch, duplicate, result = await self._call(self._append_script(keys, args))
+        epoch, duplicate, result = await store(self._redis, self._append_script, keys, args)
         first, *offsets = map(int, result.split())
         if not duplicate:
             self._note((entry.channel, first + i) for i, entry in enumerate(entries))
@@ -303,6 +304,13 @@ class RedisBroker:
         with contextlib.suppress(RuntimeError):  # no running loop yet: starts on first use
             self._start_reader()
 
+    async def watch(self, pattern: Pattern) -> None:
+        """Nothing to do: the one feed read loop brings every instance every event (the
+        feed is what Redis offers; docs/SCALING.md says what that costs)."""
+
+    def unwatch(self, pattern: Pattern) -> None:
+        """Nothing to do (see watch)."""
+
     async def ready(self) -> bool:
         """Whether Redis answers and the read loop follows the feed."""
         try:
@@ -331,11 +339,10 @@ class RedisBroker:
         await self._redis.aclose(close_connection_pool=True)
         await self._feed_redis.aclose()
 
-    # -- beyond the protocol ------------------------------------------------------------
+    # -- broker.Resyncing ---------------------------------------------------------------
 
     def on_resync(self, callback: Callable[[], None]) -> None:
-        """`callback` runs when live delivery had to skip events (the feed was trimmed past
-        this instance, or Redis lost its data): live subscribers must resume from history."""
+        """Skips happen when the feed was trimmed past this instance, or Redis lost its data."""
         self._resync.append(callback)
 
     # -- helpers ------------------------------------------------------------------------
@@ -344,9 +351,9 @@ class RedisBroker:
         try:
             return await awaitable
         except ResponseError as e:
-            raise _refused(e) from None
+            raise refused(e) from None
         except RedisError:
-            raise _unavailable() from None
+            raise unavailable() from None
 
     async def _started(self) -> None:
         """Wait until the read loop knows where it starts, so no append escapes it."""
@@ -355,7 +362,7 @@ class RedisBroker:
             try:
                 await asyncio.wait_for(self._positioned.wait(), self._timeout)
             except TimeoutError:
-                raise _unavailable() from None
+                raise unavailable() from None
 
     async def _snapshot(self) -> int:
         """The newest seq in Redis, once the listeners were given every event up to it:
@@ -376,7 +383,7 @@ class RedisBroker:
             try:
                 await asyncio.wait_for(self._progress.wait(), deadline - loop.time())
             except TimeoutError:
-                raise _unavailable() from None
+                raise unavailable() from None
 
     def _horizon(self) -> Awaitable[Any]:
         """The forgotten horizon (HORIZON), forgetting what is due first."""
@@ -396,7 +403,7 @@ class RedisBroker:
                 found.append((now - (wall - int(ms) / 1000), name.decode(), int(last)))
         except RedisError:
             self._stale = True
-            raise _unavailable() from None
+            raise unavailable() from None
         found.sort()
         for at, name, last in found:
             self._put(name, last, at)
@@ -590,29 +597,3 @@ def _feed_events(first: int, lines: bytes) -> list[Event]:
         channel, offset, severity, data = line.split(b" ", 3)
         events.append(Event(channel.decode(), int(offset), first + i, int(severity), data))
     return events
-
-
-# Refusals that pass: Redis is out of memory (expiry frees it), busy with a script, loading
-# its data, or a replica for now. Any other error reply is a bug or a misconfiguration.
-_TRANSIENT = ("OOM", "BUSY", "LOADING", "MASTERDOWN", "READONLY", "TRYAGAIN")
-
-
-def _refused(error: ResponseError) -> GatewayError:
-    """What a Redis error reply means to the client: retry later, or a failure retrying
-    cannot fix (INTERNAL: logged with its cause, so an operator can)."""
-    text = str(error)[:300]
-    if text.startswith(_TRANSIENT):
-        log.warning("redis refused a command; retry later", extra={"error": text})
-        return GatewayError(
-            Code.UNAVAILABLE, f"the log broker (Redis) refused: {text}; retry", reason="broker"
-        )
-    log.error("redis failed a command", extra={"error": text})
-    return GatewayError(
-        Code.INTERNAL, "the log broker (Redis) failed the command; see the gateway's log"
-    )
-
-
-def _unavailable() -> GatewayError:
-    return GatewayError(
-        Code.UNAVAILABLE, "the log broker (Redis) is unavailable; retry", reason="broker"
-    )

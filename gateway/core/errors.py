@@ -13,7 +13,12 @@ class Code(enum.Enum):
     PERMISSION_DENIED = (7, 403)
     TOO_LARGE = (8, 413)
     RATE_LIMITED = (8, 429)
-    UNAVAILABLE = (14, 503)
+    UNAVAILABLE = (14, 503)  # nothing was stored: resending is safe
+    # The broker took the write but did not answer in time: it may be stored, or may still
+    # be. gRPC's DEADLINE_EXCEEDED says just that; HTTP's 504 is a gateway's upstream that
+    # did not answer. Safe to resend only under the same key (Idempotency-Key, producer
+    # sequence), which stores it once.
+    OUTCOME_UNKNOWN = (4, 504)
     INTERNAL = (13, 500)  # a failure retrying cannot fix: a bug, a broker refusing commands
     UNAUTHENTICATED = (16, 401)
 

@@ -15,14 +15,16 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from gateway.core import sse
 from gateway.core.admission import Admission, SharedCounts, subscribe_limit
 from gateway.core.broker import CatchUp
+from gateway.core.channels import Pattern
 from gateway.core.endings import ENDINGS, End
 from gateway.core.events import Event
 from gateway.core.index import PatternIndex
+from gateway.core.lru import Lru
 from gateway.core.subscription import Subscription
 from gateway.core.tally import HubCounts
 
@@ -38,30 +40,43 @@ log = logging.getLogger("logs_gateway.hub")
 FLUSH_EVERY = 0.002
 
 
+class Interest(Protocol):
+    """What the hub tells the broker of the patterns its subscriptions use (the Broker
+    protocol's watch and unwatch)."""
+
+    async def watch(self, pattern: Pattern) -> None: ...
+
+    def unwatch(self, pattern: Pattern) -> None: ...
+
+
 class Hub:
     def __init__(
         self,
         *,
         epoch: Callable[[], str],
-        max_per_owner: int = 16,
-        max_streams: int = 10_000,
+        interest: Interest | None = None,
+        max_per_owner: int,
+        max_streams: int,
         shared: SharedCounts | None = None,
         max_routes: int = 10_000,
         flush_every: float = FLUSH_EVERY,
     ) -> None:
         self._epoch = epoch
+        self._interest = interest
+        # Pattern text -> (subscriptions using it, the broker's watch of it): one watch per
+        # pattern however many use it; a second user waits for the same watch.
+        self._watches: dict[str, tuple[int, asyncio.Future[None]]] = {}
         self.admission = Admission(subscribe_limit(max_streams, max_per_owner), shared)
         self._subs: set[Subscription] = set()
         # Subscriptions by pattern: routing a channel costs its segments, not every pattern.
         self._patterns: PatternIndex[Subscription] = PatternIndex()
         # channel -> subscriptions matching it, for channels that have some; rebuilt after
         # any subscription comes or goes (a change is rare next to events), and bounded.
-        self._routes: dict[str, list[Subscription]] = {}
+        self._routes: Lru[str, list[Subscription]] = Lru(max_routes)
         self._runs: list[tuple[str, list[Event]]] = []
         self._pending: asyncio.Handle | None = None  # the scheduled flush
         self._flush_every = flush_every
         self._next_flush = 0.0  # loop time before which no flush starts
-        self._max_routes = max_routes
         self._last = ("", 0)  # (epoch, seq) of the newest event the broker handed over
         self._ids = itertools.count(1)
         self._empty = asyncio.Event()
@@ -78,6 +93,11 @@ class Hub:
         """Register `sub` for live events (held until `start`); enforces the limits on
         streams in all and per token (GatewayError RATE_LIMITED past either)."""
         await self.admission.admit(sub.owner, sub.id)
+        try:
+            await self._watch(sub.patterns)
+        except BaseException:
+            self.admission.release(sub.owner, sub.id)
+            raise
         self._subs.add(sub)
         self._empty.clear()
         for pattern in sub.patterns:
@@ -94,7 +114,8 @@ class Hub:
         # while it still holds live events, so its seq filter drops the doubles.
         self.flush()
         self.counts.add_gaps(caught_up.gaps)
-        sub.start(self._epoch().encode(), caught_up.last)
+        sub.after = caught_up.last
+        sub.start(self._epoch().encode(), sub.after)
 
     def remove(self, sub: Subscription) -> None:
         """Forget `sub` at once; safe to call twice."""
@@ -108,6 +129,7 @@ class Hub:
             sub.expiry.cancel()
         for pattern in sub.patterns:
             self._patterns.remove(pattern, sub)
+        self._unwatch(sub.patterns)
         self._routes.clear()
         sub.finish(End.CLOSED)
         # A handler cancelled by its client's disconnect cancels `done` with it.
@@ -119,14 +141,44 @@ class Hub:
             extra={"connection": sub.id, "transport": sub.transport, "reason": reason.value},
         )
 
+    async def _watch(self, patterns: tuple[Pattern, ...]) -> None:
+        """Have the broker deliver what `patterns` match before the subscription reads
+        its history, so no event falls between the replay and live delivery."""
+        if self._interest is None:
+            return
+        unique = list({p.text: p for p in patterns}.values())
+        for pattern in unique:
+            users, watch = self._watches.get(pattern.text, (0, None))
+            if watch is None:
+                watch = asyncio.ensure_future(self._interest.watch(pattern))
+            self._watches[pattern.text] = (users + 1, watch)
+        try:
+            for pattern in unique:
+                await asyncio.shield(self._watches[pattern.text][1])
+        except BaseException:
+            self._unwatch(tuple(unique))
+            raise
+
+    def _unwatch(self, patterns: tuple[Pattern, ...]) -> None:
+        if self._interest is None:
+            return
+        for pattern in {p.text: p for p in patterns}.values():
+            users, watch = self._watches[pattern.text]
+            if users > 1:
+                self._watches[pattern.text] = (users - 1, watch)
+                continue
+            del self._watches[pattern.text]
+            if not watch.done():
+                watch.cancel()
+            elif not watch.cancelled() and watch.exception() is None:
+                self._interest.unwatch(pattern)
+
     def _route(self, channel: str) -> list[Subscription]:
-        route = self._routes.get(channel)
+        route = self._routes.find(channel)
         if route is None:
             route = self._patterns.match(channel)
             if route:
-                if len(self._routes) >= self._max_routes:
-                    self._routes.clear()
-                self._routes[channel] = route
+                self._routes.add(channel, route)
         return route
 
     def _expire(self, sub: Subscription) -> None:
@@ -176,7 +228,11 @@ class Hub:
                 continue
             chunk_for = _RunChunks(epoch, events)
             for sub in route:
-                if sub.offer(events, chunk_for):
+                if events[0].seq <= sub.after:  # its replay had some (a late live copy)
+                    fresh = [e for e in events if e.seq > sub.after]
+                    if fresh and sub.offer(fresh, _RunChunks(epoch, fresh)):
+                        dirty.append(sub)
+                elif sub.offer(events, chunk_for):
                     dirty.append(sub)
             self.delivered += len(events) * len(route)
         for sub in dirty:

@@ -18,22 +18,22 @@ from gateway.core.broker import Broker, DedupKey
 from gateway.core.channels import channel_pattern
 from gateway.core.errors import Code, GatewayError, invalid
 from gateway.core.events import MAX_SEVERITY, Entry, Event
+from gateway.core.lru import Lru
 from gateway.core.ratelimit import RateLimiter
 from gateway.core.tally import IngestCounts
 from gateway.core.tokens import Principal
 
-# Channels whose verdicts a Principal keeps beyond its current batch (a publisher sends to a
-# few at a time; one that moves on to new channels, a run each, starts over past this). At
-# most this many per cached token: 16 x --token-cache-entries (10,000) x a channel name.
-MAX_VERDICTS = 16
-_UNASKED = GatewayError(Code.INTERNAL, "no verdict yet")  # publish_verdicts' missing value
+# Verdicts kept on (token, channel): a publisher sends to a few channels at a time, request
+# after request, so each checks its rights once; past this many the least recently used go.
+MAX_VERDICTS = 10_000
+Verdict = GatewayError | None  # why a token may not publish to a channel, or None
 
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    max_entry_bytes: int = 64 * 1024
-    max_batch_entries: int = 1000
-    publish_rate: float = 0.0  # entries per second per token subject; 0: no limit
+    max_entry_bytes: int
+    max_batch_entries: int
+    publish_rate: float  # entries per second per token subject; 0: no limit
 
 
 @dataclass(slots=True)  # one per batch: not frozen, for the reason Entry is not (events.py)
@@ -47,9 +47,10 @@ class BatchOutcome:
 
 
 class Ingest:
-    def __init__(self, broker: Broker, limits: Limits) -> None:
+    def __init__(self, broker: Broker, limits: Limits, max_verdicts: int = MAX_VERDICTS) -> None:
         self._broker = broker
         self._limits = limits
+        self.verdicts: Lru[tuple[Principal, str], Verdict] = Lru(max_verdicts)
         self._rate = RateLimiter(limits.publish_rate) if limits.publish_rate > 0 else None
         self.counts = IngestCounts()
 
@@ -76,16 +77,13 @@ class Ingest:
             error = rate_limited(self._rate.rate, wait)
             self.counts.record(items, [error] * len(items), False, started)
             raise error
-        verdicts = principal.publish_verdicts
         checked: list[Entry | GatewayError] = []
         accepted: list[Entry] = []
         for i, item in enumerate(items):
-            verdict = self._check(principal, item, i, verdicts)
+            verdict = self._check(principal, item, i)
             checked.append(verdict)
             if isinstance(verdict, Entry):
                 accepted.append(verdict)
-        if len(verdicts) > MAX_VERDICTS:  # after the batch: a wide one leaves none behind
-            verdicts.clear()
         try:
             appended = await self._broker.append(accepted, key)
         except Exception:
@@ -99,17 +97,11 @@ class Ingest:
         return BatchOutcome(outcomes, appended.duplicate, self._broker.epoch)
 
     def _check(
-        self,
-        principal: Principal,
-        item: Entry | GatewayError,
-        index: int,
-        verdicts: dict[str, GatewayError | None],
+        self, principal: Principal, item: Entry | GatewayError, index: int
     ) -> Entry | GatewayError:
         if isinstance(item, GatewayError):
             return item
-        refusal = verdicts.get(item.channel, _UNASKED)
-        if refusal is _UNASKED:
-            refusal = verdicts[item.channel] = channel_refusal(principal, item.channel)
+        refusal = self.verdicts.get((principal, item.channel), _verdict)
         if refusal is None:
             try:
                 check_entry(item, self._limits.max_entry_bytes)
@@ -139,14 +131,14 @@ def rate_limited(rate: float, wait: float) -> GatewayError:
     )
 
 
-def channel_refusal(principal: Principal, channel: str) -> GatewayError | None:
-    """Why `principal` may not publish to `channel` (bad name, or outside its rights), or
-    None. Asked once per channel and Principal (publish_verdicts)."""
+def _verdict(asked: tuple[Principal, str]) -> Verdict:
+    """Why a token may not publish to a channel (bad name, or outside its rights), or None.
+    Kept in Ingest.verdicts: without its traceback, whose frames would keep the request
+    that asked (and all it holds) alive as long as the verdict is."""
+    principal, channel = asked
     try:
         principal.check_publish(channel_pattern(channel))
     except GatewayError as e:
-        # Kept with the Principal: without its traceback, whose frames would keep the
-        # request that asked (and all it holds) alive as long as the token is cached.
         return e.with_traceback(None)
     return None
 

@@ -18,6 +18,8 @@ import contextlib
 import logging
 import secrets
 from collections import defaultdict
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.exceptions import RedisError
@@ -54,6 +56,37 @@ return 0
 RENEW_KEYS = 500  # sets renewed per script call, so one call stays short
 
 
+class Held:
+    """An instance's counted streams by key, and the removals it is still sending: what
+    both shared counts (Redis, gateway.core.stream_counts_nats) keep of their own."""
+
+    def __init__(self) -> None:
+        self.by_key: defaultdict[str, set[str]] = defaultdict(set)
+        self._sending: set[asyncio.Task[None]] = set()
+
+    def add(self, key: str, member: str) -> None:
+        self.by_key[key].add(member)
+
+    def give_back(
+        self, key: str, member: str, send: Callable[[str, str], Coroutine[Any, Any, None]]
+    ) -> None:
+        """Forget `member` and send its removal in the background (if it was held)."""
+        members = self.by_key.get(key)
+        if members is None or member not in members:
+            return
+        members.discard(member)
+        if not members:
+            del self.by_key[key]
+        task = asyncio.get_running_loop().create_task(send(key, member))
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
+
+    async def sent(self, timeout: float) -> None:
+        """Wait (at most `timeout`) for the removals still being sent."""
+        if self._sending:
+            await asyncio.wait(self._sending, timeout=timeout)
+
+
 class RedisStreamCounts:
     """SharedCounts over Redis (gateway.core.admission)."""
 
@@ -76,9 +109,8 @@ class RedisStreamCounts:
         self._instance = secrets.token_hex(6)
         self._lease_ms = int(lease * 1000)
         self._lease = lease
-        self._held: defaultdict[str, set[str]] = defaultdict(set)  # set key -> members
+        self._held = Held()  # set key -> members
         self._renewer: asyncio.Task[None] | None = None
-        self._pending: set[asyncio.Task[None]] = set()
 
     async def take(self, kind: str, owner: str, stream: str, limit: int) -> bool | None:
         key, member = self._key(kind, owner), f"{self._instance}:{stream}"
@@ -89,32 +121,22 @@ class RedisStreamCounts:
             return None
         if not taken:
             return False
-        self._held[key].add(member)
+        self._held.add(key, member)
         if self._renewer is None:
             self._renewer = asyncio.get_running_loop().create_task(self._renew_leases())
         return True
 
     def give_back(self, kind: str, owner: str, stream: str) -> None:
-        key, member = self._key(kind, owner), f"{self._instance}:{stream}"
-        members = self._held.get(key)
-        if members is None or member not in members:
-            return
-        members.discard(member)
-        if not members:
-            del self._held[key]
-        task = asyncio.get_running_loop().create_task(self._remove(key, member))
-        self._pending.add(task)
-        task.add_done_callback(self._pending.discard)
+        self._held.give_back(self._key(kind, owner), f"{self._instance}:{stream}", self._remove)
 
     @property
     def held(self) -> int:
         """Streams this instance counts in Redis."""
-        return sum(len(m) for m in self._held.values())
+        return sum(len(m) for m in self._held.by_key.values())
 
     async def close(self) -> None:
         """Send the last removals (bounded), stop renewing, close the connections."""
-        if self._pending:
-            await asyncio.wait(self._pending, timeout=2.0)
+        await self._held.sent(timeout=2.0)
         if self._renewer is not None:
             self._renewer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -133,7 +155,7 @@ class RedisStreamCounts:
     async def _renew_leases(self) -> None:
         while True:
             await asyncio.sleep(self._lease / 3)
-            held = [(key, " ".join(members)) for key, members in self._held.items()]
+            held = [(key, " ".join(members)) for key, members in self._held.by_key.items()]
             for start in range(0, len(held), RENEW_KEYS):
                 part = held[start : start + RENEW_KEYS]
                 try:

@@ -49,6 +49,9 @@ class Subscription:
         self.owner = owner
         self.replaying = True
         self.held: list[Event] = []
+        # The seq its replay brought it to (set by Hub.start): a live event at or below it
+        # was sent already (a broker's live copy can arrive after the replay read it).
+        self.after = 0
         self.done: asyncio.Future[End] = asyncio.get_running_loop().create_future()
         self.expiry: asyncio.TimerHandle | None = None
 

@@ -16,13 +16,14 @@ from collections.abc import Iterable, Sequence
 from gateway.core.broker import Gap
 from gateway.core.errors import GatewayError
 from gateway.core.events import Entry
+from gateway.core.lru import Lru
 from gateway.core.meter import Meter
 
 OTHER = "other"
 UNKNOWN = "unknown"
 MAX_SERVICES = 32
 # Channels whose service label is kept, so a channel published to again is not split and
-# looked up anew; past this many the record starts over (channel names, at most).
+# looked up anew; past this many the least recently published go (channel names, at most).
 MAX_LABELLED_CHANNELS = 1024
 # Publish-to-ack seconds: tens of microseconds in memory, milliseconds through Redis.
 LATENCY_BOUNDS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
@@ -81,7 +82,7 @@ class IngestCounts:
         self.latency = Histogram(LATENCY_BOUNDS)
         self.broker_errors = 0
         self._services = LabelCap(max_services)
-        self._labels: dict[str, str] = {}  # channel -> its service's label, once final
+        self._labels: Lru[str, str] = Lru(MAX_LABELLED_CHANNELS)  # channel -> final label
 
     def record(
         self,
@@ -102,7 +103,7 @@ class IngestCounts:
                 accepted[c.channel] = accepted.get(c.channel, 0) + 1
         entries, labels, total = self.entries, self._labels, 0
         for channel, n in accepted.items():
-            key = (labels.get(channel) or self._service(channel, admit=not duplicate), outcome)
+            key = (labels.find(channel) or self._service(channel, admit=not duplicate), outcome)
             entries[key] = entries.get(key, 0) + n
             total += n
         if not duplicate:
@@ -134,9 +135,7 @@ class IngestCounts:
         else:
             label = self._services.label(parts[1], admit=admit)
         if label != OTHER:
-            if len(self._labels) >= MAX_LABELLED_CHANNELS:
-                self._labels.clear()
-            self._labels[channel] = label
+            self._labels.add(channel, label)
         return label
 
 

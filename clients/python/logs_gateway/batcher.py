@@ -43,11 +43,18 @@ class Batcher:
         # Bytes of entries per batch: options.batch_bytes, halved at each batch found
         # over the gateway's message limit (that limit does not grow while we run).
         self.max_bytes = options.batch_bytes
+        # Entries accepted up to this count go without lingering: a flush() waits for them.
+        self.flush_to = 0
         self._sequence = 0
 
     @property
     def in_flight_limit(self) -> int:
         return 1 if self.suspects else self.options.max_in_flight
+
+    @property
+    def flushing(self) -> bool:
+        """Entries a flush() waits for are still waiting."""
+        return self.flush_to > self.buffer.accepted - self.buffer.waiting
 
     def wait(self, now: float, in_flight: int, urgent: bool) -> float:
         """Seconds until the next batch should go: 0 now, inf until something changes.

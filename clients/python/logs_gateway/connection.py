@@ -1,7 +1,7 @@
-"""One `LogIngest.Publish` stream: batches written in order, each ack matched to the batch
-it answers, strictly. The gateway answers a stream's requests one by one, in order, so an
-ack is for the oldest batch in flight with one result per entry; anything else is a
-ProtocolError and none of it counts as stored."""
+"""One `LogIngest.Publish` stream, and the channel streams run on: batches written in
+order, each ack matched to the batch it answers, strictly. The gateway answers a stream's
+requests one by one, in order, so an ack is for the oldest batch in flight with one result
+per entry; anything else is a ProtocolError and none of it counts as stored."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import grpc
 
 from logs_gateway.batcher import Batch
 from logs_gateway.errors import ProtocolError
+from logs_gateway.options import Options
 from logs_gateway.v1 import logs_pb2 as pb
 from logs_gateway.v1 import logs_pb2_grpc as pb_grpc
 
@@ -73,3 +74,22 @@ class Connection:
 
     def cancel(self) -> None:
         self.call.cancel()
+
+
+def open_channel(
+    target: str, credentials: grpc.ChannelCredentials | None, tuning: Options
+) -> grpc.aio.Channel:
+    """A channel that retries connecting quickly (gRPC's own default starts at 1 s) and
+    pings to notice a dead connection (an unanswered ping fails the stream: reconnect)."""
+    options = [
+        ("grpc.initial_reconnect_backoff_ms", 100),
+        ("grpc.min_reconnect_backoff_ms", 100),
+        ("grpc.max_reconnect_backoff_ms", int(tuning.max_backoff * 1000)),
+        ("grpc.keepalive_time_ms", int(tuning.keepalive * 1000)),
+        ("grpc.keepalive_timeout_ms", int(min(tuning.keepalive, 10) * 1000)),
+        ("grpc.http2.ping_timeout_ms", int(min(tuning.keepalive, 10) * 1000)),
+        ("grpc.http2.max_pings_without_data", 0),  # idle is when a ping is needed most
+    ]
+    if credentials is None:
+        return grpc.aio.insecure_channel(target, options=options)
+    return grpc.aio.secure_channel(target, credentials, options=options)

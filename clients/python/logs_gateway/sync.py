@@ -58,7 +58,7 @@ class SyncPublisher:
         return self.publish_entry(make_entry(channel, message, **fields))
 
     def publish_entry(self, entry: pb.LogEntry) -> bool:
-        return self._publisher._publish_entry_blocking(entry)
+        return self._publisher.publish_entry_from_thread(entry)
 
     def publish_nowait(self, channel: str, message: str, **fields: Unpack[EntryFields]) -> bool:
         """Buffer one entry, never waiting; False if the buffer was full (counted)."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 from dataclasses import dataclass, field
 from typing import Any, TextIO
@@ -28,6 +29,8 @@ STREAM_PATH = "/api/logs/stream"
 READ_TIMEOUT = 60.0
 # Failed attempts in a row (no event received) before tail gives up.
 MAX_FAILURES = 30
+# How long tail tries to open its first stream before it says the gateway cannot be reached.
+CONNECT_TIMEOUT = 3.0
 MAX_BACKOFF = 5.0
 # HTTP answers worth retrying: too many streams for now, gateway down or draining.
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
@@ -113,21 +116,29 @@ async def tail(
     since_id: str | None = None,
     lines: int = 0,
     max_failures: int = MAX_FAILURES,
+    connect_timeout: float = CONNECT_TIMEOUT,
 ) -> None:
     """Print the `lines` most recent entries, then entries as they come, until cancelled.
     Raises a LogsGatewayError when the gateway refuses the stream (token, rights, bad
-    channel, cursor or count), or after `max_failures` failed attempts in a row."""
+    channel, cursor or count), when no stream could be opened within `connect_timeout` of
+    the start (a wrong --url says so at once, as publish does), or after `max_failures`
+    failed attempts in a row once it has followed (a gateway restart is waited out)."""
     position = _Position(cursor=since_id or "", explicit=bool(since_id), lines=lines)
     backoff = Backoff(MAX_BACKOFF)
     failures = 0
+    give_up_at = asyncio.get_running_loop().time() + connect_timeout
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=READ_TIMEOUT)
     async with aiohttp.ClientSession(timeout=timeout, read_bufsize=2**20) as session:
         while True:
             try:
                 ending = await _follow(session, url, channels, level, token, position, printer)
             except (aiohttp.ClientError, TimeoutError) as e:
-                lost = "connection lost" if position.connected_before else f"cannot reach {url}"
-                ending = f"{lost} ({type(e).__name__})"
+                if not position.connected_before:
+                    ending = f"cannot reach {url}: {_cause(e)}"
+                    if asyncio.get_running_loop().time() >= give_up_at:
+                        raise Unavailable(ending) from None
+                else:
+                    ending = f"connection lost: {_cause(e)}"
             failures = 0 if position.progressed else failures + 1
             if position.progressed:
                 backoff.reset()
@@ -160,7 +171,10 @@ async def _follow(
         if r.status in RETRY_STATUSES:
             return f"HTTP {r.status}: {await _error_message(r)}"
         if r.status != 200:
-            raise error_for(_STATUS_CODES.get(r.status, 0), await _error_message(r))
+            message = await _error_message(r)
+            if r.status == 400 and position.lines and "'tail'" in message:
+                message = f"-n {position.lines} is more than the gateway sends ({message})"
+            raise error_for(_STATUS_CODES.get(r.status, 0), message)
         position.explicit = False
         parser = Parser()
         async for raw in r.content:
@@ -193,6 +207,16 @@ def _handle(event: ServerEvent, position: _Position, printer: Printer) -> str | 
             return "the gateway's live feed was interrupted"
         return "the gateway is shutting down"
     return None
+
+
+def _cause(error: Exception) -> str:
+    """Why a connection failed, as a person reads it: "connection refused", "timed out"."""
+    os_error = getattr(error, "os_error", None)
+    if isinstance(os_error, OSError) and os_error.errno:
+        return os.strerror(os_error.errno).lower()
+    if isinstance(error, TimeoutError):
+        return "timed out"
+    return str(error) or "connection failed"
 
 
 async def _error_message(response: aiohttp.ClientResponse) -> str:

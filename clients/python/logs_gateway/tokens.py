@@ -11,8 +11,10 @@ import base64
 import binascii
 import inspect
 import json
+import os
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 TokenSource = str | Callable[[], str] | Callable[[], Awaitable[str]]
 
@@ -30,6 +32,21 @@ async def fetch_token(source: TokenSource) -> str:
     if not isinstance(token, str) or not token.strip():
         raise ValueError("the token source returned no token")
     return token.strip()
+
+
+def token_file(path: str | os.PathLike[str]) -> Callable[[], str]:
+    """A token source that reads `path` each time it is asked, as a Kubernetes projected
+    service-account token needs: the kubelet writes a new one before the old expires (at
+    80% of its lifetime), and clients ask again before expiry and after a refusal.
+
+        Publisher(token_file("/var/run/secrets/logs-gateway/token"))
+    """
+    file = Path(path)
+
+    def read() -> str:
+        return file.read_text()
+
+    return read
 
 
 def refresh_in(token: str, now: float | None = None) -> float | None:

@@ -12,7 +12,7 @@ from typing import Any
 import grpc
 
 from gateway.api.grpc.handlers import rewrap
-from gateway.core.errors import GatewayError
+from gateway.core.errors import Code, GatewayError
 from gateway.core.tokens import Principal, Verifier
 
 log = logging.getLogger("logs_gateway.grpc")
@@ -79,8 +79,11 @@ def _unary(caller: Principal | GatewayError) -> Callable[[Any], Any]:
 
 
 async def admit(caller: Principal | GatewayError, context: Any) -> None:
-    """Let the call through as `caller`, or end it UNAUTHENTICATED with why."""
+    """Let the call through as `caller`, or end it UNAUTHENTICATED with why (UNAVAILABLE
+    when the token's issuer cannot be checked now: the client may retry)."""
     if isinstance(caller, GatewayError):
-        await context.abort(grpc.StatusCode.UNAUTHENTICATED, caller.message)
+        retry = caller.code is Code.UNAVAILABLE
+        status = grpc.StatusCode.UNAVAILABLE if retry else grpc.StatusCode.UNAUTHENTICATED
+        await context.abort(status, caller.message)
     else:
         _PRINCIPAL.set(caller)  # in the call's own task: its handler reads it

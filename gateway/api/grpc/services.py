@@ -26,6 +26,7 @@ from gateway.core.endings import End, grpc_error
 from gateway.core.errors import Code, GatewayError, invalid
 from gateway.core.events import Event, level_severity
 from gateway.core.hub import Hub
+from gateway.core.idempotency import producer_key
 from gateway.core.ingest import BatchOutcome, Ingest
 from gateway.core.subscription import EventSubscription
 from gateway.core.tokens import Principal
@@ -148,7 +149,9 @@ class LogIngestServicer(pb_grpc.LogIngestServicer):
         if len(request.producer_id) > MAX_PRODUCER_ID:
             await abort(context, invalid(f"producer_id longer than {MAX_PRODUCER_ID} characters"))
         items = [entry_from_proto(e) for e in request.entries]
-        key = (request.producer_id, request.sequence) if request.producer_id else None
+        key = None
+        if request.producer_id:
+            key = producer_key(principal.subject, request.producer_id, request.sequence)
         try:
             batch = await self._ingest.publish(principal, items, key)
         except GatewayError as e:
@@ -225,8 +228,8 @@ class LogStreamServicer(pb_grpc.LogStreamServicer):
         hub: Hub,
         stopping: Stopping,
         queue_limit: int,
-        write_timeout: float = 30.0,
-        max_tail: int = 1000,
+        write_timeout: float,
+        max_tail: int,
         turns: asyncio.Semaphore | None = None,
     ) -> None:
         self._turns = turns or asyncio.Semaphore(READ_TURNS)  # shared with SSE (CatchUp)
@@ -324,11 +327,17 @@ class LogStreamServicer(pb_grpc.LogStreamServicer):
 
 
 async def _drain(sub: EventSubscription) -> AsyncIterator[Event | Gap]:
-    """Queue items until the subscription is done."""
+    """Queue items until the subscription is done.
+
+    The read of the queue is cancelled however the wait ends, a client's cancel included:
+    a task left pending is reported as an error when it is collected."""
     while not sub.done.done():
         get = asyncio.ensure_future(sub.queue.get())
-        await asyncio.wait((get, sub.done), return_when="FIRST_COMPLETED")
-        if not get.done():
-            get.cancel()
+        try:
+            await asyncio.wait((get, sub.done), return_when="FIRST_COMPLETED")
+        finally:
+            if not get.done():
+                get.cancel()
+        if not get.done():  # the subscription ended first; its read is cancelled above
             return
         yield get.result()

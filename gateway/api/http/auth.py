@@ -105,7 +105,8 @@ def error_response(error: GatewayError) -> web.Response:
         response.headers["WWW-Authenticate"] = (
             f'Bearer error="invalid_token", error_description="{description}"'
         )
-    if error.code is Code.RATE_LIMITED:
+    if error.code is Code.RATE_LIMITED or error.retry_after is not None:
+        # A rate limit; or an issuer's keys being fetched again, or not trusted just now.
         response.headers["Retry-After"] = str(max(1, math.ceil(error.retry_after or 1)))
     return response
 

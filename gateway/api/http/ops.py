@@ -16,7 +16,7 @@ from gateway.core.errors import invalid
 from gateway.core.events import Entry, Event, level_severity
 from gateway.core.hub import Hub
 from gateway.core.ingest import Ingest
-from gateway.core.tokens import Principal
+from gateway.core.tokens import Principal, Verifier
 
 DEFAULT_TEST_CHANNEL = "logs:etl:workspace123:workflow456"
 _TEST_MESSAGES = (
@@ -34,12 +34,14 @@ class OpsHandlers:
         hub: Hub,
         ingest: Ingest,
         draining: Callable[[], bool],
+        verifier: Verifier,
         dev: bool = False,
     ) -> None:
         self._broker = broker
         self._hub = hub
         self._ingest = ingest
         self._draining = draining
+        self._verifier = verifier
         self._started = time.time()
         # Dev mode says which process answers, so the demo can tell its own gateway from
         # one already holding the port (and the Logs page that it may show sample rows).
@@ -51,12 +53,18 @@ class OpsHandlers:
         return web.json_response(self._health)
 
     async def ready(self, request: web.Request) -> web.Response:
+        """Ready while the broker answers, not draining, and some issuer's tokens can be
+        checked. An issuer whose keys are stale is named but does not make the gateway
+        unready on its own: the others' tokens are still served (docs/SECURITY.md)."""
         broker_ok = await self._broker.ready()
-        ok = broker_ok and not self._draining()
+        issuers = {name: st.detail for name, st in self._verifier.status().items()}
+        tokens_ok = "ok" in issuers.values()
+        ok = broker_ok and tokens_ok and not self._draining()
         body = {
             "ready": ok,
             "broker": "ok" if broker_ok else "unavailable",
             "draining": self._draining(),
+            "issuers": issuers,
         }
         return web.json_response(body, status=200 if ok else 503)
 

@@ -9,41 +9,39 @@ from aiohttp import web
 
 from gateway.api.convert import entry_from_json
 from gateway.api.http.auth import TokenPolicy, principal_of, requires_token
+from gateway.api.http.bodies import BodyReader
 from gateway.core.cursor import encode_cursor
-from gateway.core.errors import Code, GatewayError, invalid
+from gateway.core.errors import GatewayError, invalid
+from gateway.core.idempotency import HEADER, request_key
 from gateway.core.ingest import Ingest
 
 JSON = "application/json"
+REPLAYED = "Idempotent-Replayed"
 
 
 class PublishHandler:
-    def __init__(self, ingest: Ingest, max_body: int) -> None:
+    def __init__(self, ingest: Ingest, bodies: BodyReader) -> None:
         self._ingest = ingest
-        self._max_body = max_body
+        self._bodies = bodies
 
     @requires_token(TokenPolicy())  # the header only: a cookie never publishes (no CSRF)
     async def handle(self, request: web.Request) -> web.Response:
         principal = principal_of(request)
-        # The body refused by its headers before it is read (here, not in a function of its
-        # own: each call on this path is paid by every POST).
-        length = request.content_length
-        if length is not None and length > self._max_body:
-            raise too_large(self._max_body)
         # The header as publishers send it, else parsed (parameters, case): most send it so.
         if request.headers.get("Content-Type") != JSON and request.content_type != JSON:
             raise invalid("Content-Type must be application/json")
+        body = await self._bodies.read(request)
         try:
-            # The application's client_max_size is max_body: aiohttp stops reading past it.
-            doc = orjson.loads(await request.read())
-        except web.HTTPRequestEntityTooLarge:
-            raise too_large(self._max_body) from None
+            doc = orjson.loads(body)
         except orjson.JSONDecodeError as e:
             raise invalid(f"body is not valid JSON: {e}") from None
         raw = doc["entries"] if isinstance(doc, dict) and "entries" in doc else [doc]
         if not isinstance(raw, list) or not raw:
             raise invalid("'entries' must be a non-empty list")
+        header = request.headers.get(HEADER)
+        key = None if header is None else request_key(principal.subject, header, body)
         # map, not a comprehension: no frame of its own (Python 3.11), paid on every POST.
-        batch = await self._ingest.publish(principal, list(map(entry_from_json, raw)))
+        batch = await self._ingest.publish(principal, list(map(entry_from_json, raw)), key)
         epoch = batch.epoch
         results: list[dict[str, Any]] = []
         for o in batch.outcomes:
@@ -56,8 +54,7 @@ class PublishHandler:
         # A batch answers 200 with per-entry results, orjson's bytes as they are (json_response
         # would encode a str made from them again).
         body = orjson.dumps({"results": results})
-        return web.Response(body=body, content_type=JSON, charset="utf-8")
-
-
-def too_large(max_body: int) -> GatewayError:
-    return GatewayError(Code.TOO_LARGE, f"body larger than {max_body} bytes")
+        answer = web.Response(body=body, content_type=JSON, charset="utf-8")
+        if batch.duplicate:  # the first answer again: a resend under the same key
+            answer.headers[REPLAYED] = "true"
+        return answer

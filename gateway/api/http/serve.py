@@ -1,7 +1,8 @@
 """The one pass every request to the gateway's HTTP port gets, put around each route's
 handler: its id and access line (http.access), a CORS preflight's answer (http.cors), its
-token as its route's TokenPolicy says (http.auth), and whatever the handler raises turned
-into its JSON answer (http.auth.error_answer).
+token as its route's TokenPolicy says (http.auth), whatever the handler raises turned
+into its JSON answer (http.auth.error_answer), and a compressed body left unread closing its
+connection (http.bodies).
 
 Around each handler rather than as a middleware: any middleware makes aiohttp run a layer
 of its own on every request (`_fix_request_current_app`) besides ours, and look up the
@@ -20,6 +21,7 @@ from aiohttp import hdrs, web
 
 from gateway.api.http.access import CLIENT_CLOSED, AccessLine
 from gateway.api.http.auth import Check, Handler, authorizer, error_answer
+from gateway.api.http.bodies import close_inflating
 from gateway.api.http.cors import Cors
 from gateway.core.errors import GatewayError
 from gateway.core.tokens import Verifier
@@ -69,6 +71,8 @@ class Serving:
                 status = response.status
                 if not response.prepared:
                     response.headers["X-Request-Id"] = line.request_id
+                    if not request.content.is_eof():  # a body left unread
+                        await close_inflating(request, response)
                 return response
             except web.HTTPException as e:  # a redirect, or a 5xx of aiohttp's own
                 status = e.status

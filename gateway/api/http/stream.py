@@ -34,11 +34,11 @@ SETUPS = 4  # streams finding their history and answering at once; the others wa
 
 @dataclass(frozen=True, slots=True)
 class StreamSettings:
-    retry_ms: int = 3000
-    max_channels: int = 32
-    max_buffer: int = 1024 * 1024
-    write_timeout: float = 30.0  # a client that takes no replay chunk for this long is dropped
-    max_tail: int = 1000  # the history bound: `tail` asks for at most what a channel keeps
+    retry_ms: int
+    max_channels: int
+    max_buffer: int
+    write_timeout: float  # a client that takes no replay chunk for this long is dropped
+    max_tail: int  # the history bound: `tail` asks for at most what a channel keeps
 
 
 class TransportSink:

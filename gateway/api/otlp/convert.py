@@ -7,6 +7,7 @@ as one batch, so one request gets one answer: all stored, some rejected, or refu
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -14,13 +15,13 @@ from typing import Any
 import orjson
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
     ExportLogsPartialSuccess,
-    ExportLogsServiceRequest,
     ExportLogsServiceResponse,
 )
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 
-from gateway.api.convert import MAX_ATTRIBUTES
+from gateway.api.otlp.decode import Decoded
+from gateway.api.otlp.limits import ValueBudget
 from gateway.core.channel_template import ChannelTemplate
 from gateway.core.errors import GatewayError, invalid
 from gateway.core.events import Attributes, Entry, Event, level_severity
@@ -29,23 +30,31 @@ CHANNEL_ATTRIBUTE = "logs_gateway.channel"
 SERVICE_ATTRIBUTE = "service.name"
 SEVERITY_TEXT_ATTRIBUTE = "severity_text"
 _NO_ID = (b"", bytes(16), bytes(8))  # absent, or all zeros: OTLP's "no trace / no span"
+SLICE_SECONDS = 0.002  # of conversion between the loop's turns to serve others
 
 
-def entries_from_request(
-    request: ExportLogsServiceRequest, template: ChannelTemplate | None
+async def entries_from(
+    request: Decoded, template: ChannelTemplate | None
 ) -> list[Entry | GatewayError]:
-    """One entry per log record, in order, or the error that refuses that record alone."""
+    """One entry per log record, in order, or the error that refuses that record alone.
+
+    Records are parsed and converted in slices of SLICE_SECONDS, the loop free to serve
+    others between them: a request at the size limit is thousands of records."""
     items: list[Entry | GatewayError] = []
-    for resource_logs in request.resource_logs:
-        resource = attributes_of(resource_logs.resource.attributes)
+    loop = asyncio.get_running_loop()
+    pause_at = loop.time() + SLICE_SECONDS
+    for resource_attributes, records in request.resources:
+        resource = attributes_of(resource_attributes.attributes, ValueBudget())
         source = resource.get(SERVICE_ATTRIBUTE)
         scope = _Scope(resource, source if isinstance(source, str) else "", template)
-        for scope_logs in resource_logs.scope_logs:
-            for record in scope_logs.log_records:
-                try:
-                    items.append(scope.entry(record))
-                except GatewayError as e:
-                    items.append(invalid(f"entry {len(items)}: {e.message}"))
+        for raw in records:
+            item = scope.entry_or_error(request.record(raw))  # raises: it does not parse
+            if isinstance(item, GatewayError):
+                item = invalid(f"entry {len(items)}: {item.message}")
+            items.append(item)
+            if loop.time() > pause_at:
+                await asyncio.sleep(0)
+                pause_at = loop.time() + SLICE_SECONDS
     return items
 
 
@@ -59,10 +68,19 @@ class _Scope:
         self._source = source
         self._template = template
 
+    def entry_or_error(self, record: LogRecord | GatewayError) -> Entry | GatewayError:
+        """The record's entry, or the error that refuses it."""
+        if isinstance(record, GatewayError):
+            return record
+        try:
+            return self.entry(record)
+        except GatewayError as e:
+            return e
+
     def entry(self, record: LogRecord) -> Entry:
-        if len(record.attributes) > MAX_ATTRIBUTES:
-            raise invalid(f"more than {MAX_ATTRIBUTES} attributes")
-        attributes = attributes_of(record.attributes)
+        """The record's entry; its attributes and values are checked when it is decoded."""
+        values = ValueBudget()  # read as converted: one pass, stopped at the first limit
+        attributes = attributes_of(record.attributes, values)
         channel = self._channel(attributes)
         severity: int = record.severity_number
         text = record.severity_text
@@ -74,7 +92,7 @@ class _Scope:
             channel,
             record.time_unix_nano or record.observed_time_unix_nano,
             severity,
-            text_of(record.body),
+            text_of(record.body, values),
             self._source,
             attributes,
             _hex_id(record.trace_id, 16, "trace_id"),
@@ -116,7 +134,7 @@ def _hex_id(raw: bytes, size: int, name: str) -> str:
     return raw.hex()
 
 
-def attributes_of(pairs: Iterable[KeyValue]) -> dict[str, Any]:
+def attributes_of(pairs: Iterable[KeyValue], values: ValueBudget) -> dict[str, Any]:
     """Attribute values as the entry keeps them: scalars as they are, arrays and maps as
     compact JSON text, bytes as base64; an attribute without a value is left out."""
     out: dict[str, Any] = {}
@@ -128,28 +146,32 @@ def attributes_of(pairs: Iterable[KeyValue]) -> dict[str, Any]:
         if kind in _SCALARS:
             out[pair.key] = getattr(value, kind)
         else:
-            out[pair.key] = text_of(value)
+            out[pair.key] = text_of(value, values)
     return out
 
 
 _SCALARS = frozenset(("string_value", "bool_value", "int_value", "double_value"))
 
 
-def text_of(value: AnyValue) -> str:
+def text_of(value: AnyValue, values: ValueBudget | None = None) -> str:
     """A body or attribute value as text: a string as it is, any other value as compact
     JSON (bytes as their base64 text)."""
     if value.WhichOneof("value") == "string_value":
         return value.string_value
-    plain = _plain(value)
+    plain = _plain(value, values or ValueBudget(), 1)
     return plain if isinstance(plain, str) else orjson.dumps(plain).decode()
 
 
-def _plain(value: AnyValue) -> Any:
+def _plain(value: AnyValue, values: ValueBudget, depth: int) -> Any:
     kind = value.WhichOneof("value")
     if kind == "array_value":
-        return [_plain(v) for v in value.array_value.values]
+        items = value.array_value.values
+        values.take(len(items), depth)
+        return [_plain(v, values, depth + 1) for v in items]
     if kind == "kvlist_value":
-        return {kv.key: _plain(kv.value) for kv in value.kvlist_value.values}
+        pairs = value.kvlist_value.values
+        values.take(len(pairs), depth)
+        return {kv.key: _plain(kv.value, values, depth + 1) for kv in pairs}
     if kind == "bytes_value":
         return base64.b64encode(value.bytes_value).decode()
     return None if kind is None else getattr(value, kind)

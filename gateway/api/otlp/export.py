@@ -9,12 +9,13 @@ from collections.abc import Callable
 from google.protobuf.duration_pb2 import Duration
 from google.rpc.error_details_pb2 import RetryInfo
 from google.rpc.status_pb2 import Status
-from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
-    ExportLogsServiceRequest,
-    ExportLogsServiceResponse,
-)
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
 
-from gateway.api.otlp.convert import entries_from_request, export_response
+from gateway.api.otlp.convert import entries_from, export_response
+from gateway.api.otlp.decode import decode_protobuf
+from gateway.api.otlp.json_mapping import decode_json
+from gateway.api.otlp.limits import OtlpLimits
+from gateway.core.broker import DedupKey
 from gateway.core.channel_template import ChannelTemplate
 from gateway.core.errors import Code, GatewayError
 from gateway.core.ingest import Ingest
@@ -30,23 +31,34 @@ DRAINING = GatewayError(
 
 class OtlpExport:
     def __init__(
-        self, ingest: Ingest, template: ChannelTemplate | None, draining: Callable[[], bool]
+        self,
+        ingest: Ingest,
+        template: ChannelTemplate | None,
+        draining: Callable[[], bool],
+        limits: OtlpLimits,
     ) -> None:
         self._ingest = ingest
         self._template = template
         self._draining = draining
+        self.limits = limits
 
     async def __call__(
-        self, principal: Principal, request: ExportLogsServiceRequest
+        self,
+        principal: Principal,
+        body: bytes,
+        as_json: bool = False,
+        key: DedupKey | None = None,
     ) -> ExportLogsServiceResponse:
         """Answers once every accepted record is in history; raises GatewayError when the
-        whole request is refused (draining, over the token's publish rate)."""
+        whole request is refused (draining, a limit of otlp.limits, over the token's
+        publish rate)."""
         if self._draining():
             raise DRAINING
-        items = entries_from_request(request, self._template)
+        decode = decode_json if as_json else decode_protobuf
+        items = await entries_from(decode(body, self.limits), self._template)
         if not items:
             return ExportLogsServiceResponse()
-        batch = await self._ingest.publish(principal, items)
+        batch = await self._ingest.publish(principal, items, key)
         return export_response(batch.outcomes)
 
 

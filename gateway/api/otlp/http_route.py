@@ -2,8 +2,9 @@
 
 Answers in the request's own encoding, as the OTLP spec asks: the response message on
 success, a google.rpc.Status on failure, with `Retry-After` when the client should resend
-later (429 over the publish rate, 503 while draining). aiohttp inflates gzip (and deflate)
-bodies itself, and the body limit counts the inflated bytes.
+later (429 over the publish rate, 503 while draining). An `Idempotency-Key` makes a resend
+store nothing twice (gateway/core/idempotency.py). A gzip (or deflate) body is inflated as
+it is read, within the limits of http.bodies.
 """
 
 from __future__ import annotations
@@ -11,13 +12,14 @@ from __future__ import annotations
 import math
 
 from aiohttp import web
-from google.protobuf.message import DecodeError, Message
-from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from google.protobuf.message import Message
 
 from gateway.api.http.auth import TokenPolicy, principal_of, requires_token
+from gateway.api.http.bodies import BodyReader
 from gateway.api.otlp.export import OtlpExport, status_of
-from gateway.api.otlp.json_mapping import request_from_json, to_json
-from gateway.core.errors import Code, GatewayError, invalid
+from gateway.api.otlp.json_mapping import to_json
+from gateway.core.errors import GatewayError, invalid
+from gateway.core.idempotency import HEADER, request_key
 
 PATH = "/v1/logs"
 PROTOBUF = "application/x-protobuf"
@@ -25,36 +27,26 @@ JSON = "application/json"
 
 
 class OtlpHttpHandler:
-    def __init__(self, export: OtlpExport, max_body: int) -> None:
+    def __init__(self, export: OtlpExport, bodies: BodyReader) -> None:
         self._export = export
-        self._max_body = max_body
+        self._bodies = bodies
 
     @requires_token(TokenPolicy(refusal=lambda request, e: _refused(request, e)))
     async def handle(self, request: web.Request) -> web.Response:
         as_json = request.content_type == JSON
         try:
-            parsed = await self._read(request, as_json)
-            response = await self._export(principal_of(request), parsed)
+            if not as_json and request.content_type != PROTOBUF:
+                raise invalid(f"Content-Type must be {PROTOBUF} or {JSON}")
+            body = await self._bodies.read(request)
+            principal = principal_of(request)
+            header = request.headers.get(HEADER)
+            # The body as inflated: a resend is the same bytes (the records are not parsed
+            # whole to key them; otlp.limits reads them a part at a time).
+            key = None if header is None else request_key(principal.subject, header, body)
+            response = await self._export(principal, body, as_json, key)
         except GatewayError as e:
             return _refused(request, e)
         return _encoded(response, as_json, 200, None)
-
-    async def _read(self, request: web.Request, as_json: bool) -> ExportLogsServiceRequest:
-        if not as_json and request.content_type != PROTOBUF:
-            raise invalid(f"Content-Type must be {PROTOBUF} or {JSON}")
-        too_large = GatewayError(Code.TOO_LARGE, f"body larger than {self._max_body} bytes")
-        if request.content_length is not None and request.content_length > self._max_body:
-            raise too_large
-        try:
-            body = await request.read()  # at most the app's client_max_size, inflated
-        except web.HTTPRequestEntityTooLarge:
-            raise too_large from None
-        if as_json:
-            return request_from_json(body)
-        try:
-            return ExportLogsServiceRequest.FromString(body)
-        except DecodeError as e:
-            raise invalid(f"body is not an OTLP protobuf logs request: {e}") from None
 
 
 def _encoded(

@@ -2,59 +2,108 @@
 
 protobuf's own parser does the rest of what OTLP/JSON asks: camelCase or original field
 names, enums by name or number, 64-bit integers as strings or numbers, unknown fields
-ignored (a newer client may send fields this version does not know).
+ignored (a newer client may send fields this version does not know). It is slow (pure
+Python, microseconds a field), so it parses one resource or one record at a time, each
+after its counts are checked on the JSON itself (otlp.limits), as for protobuf bodies.
 """
 
 from __future__ import annotations
 
 import base64
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from google.protobuf import json_format
 from google.protobuf.message import Message
-from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
+from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 
-from gateway.core.errors import invalid
+from gateway.api.convert import MAX_ATTRIBUTES
+from gateway.api.otlp.decode import Decoded
+from gateway.api.otlp.limits import OtlpLimits, check_values, json_children
+from gateway.core.errors import GatewayError, invalid
 
 _ID_FIELDS = ("traceId", "spanId", "trace_id", "span_id")
+M = TypeVar("M", bound=Message)
 
 
-def request_from_json(body: bytes) -> ExportLogsServiceRequest:
-    """The request of an OTLP/JSON body; INVALID_ARGUMENT naming what does not parse."""
+def decode_json(body: bytes, limits: OtlpLimits) -> Decoded:
+    """The request of an OTLP/JSON body; GatewayError refusing it whole at a limit, or
+    INVALID_ARGUMENT naming what does not parse."""
     try:
         doc = orjson.loads(body)
     except orjson.JSONDecodeError as e:
         raise invalid(f"body is not valid JSON: {e}") from None
     if not isinstance(doc, dict):
         raise invalid("body must be a JSON object with 'resourceLogs'")
-    for record in _records(doc):
-        for name in _ID_FIELDS:
-            if isinstance(record.get(name), str):
-                record[name] = _hex_to_base64(record[name], name)
-    request = ExportLogsServiceRequest()
+    resources = _list(doc, "resourceLogs", "resource_logs")
+    limits.check_parts(len(resources), "resourceLogs")
+    scopes = [_list(r, "scopeLogs", "scope_logs") for r in resources]
+    limits.check_parts(sum(map(len, scopes)), "scopeLogs")
+    records = [[_list(s, "logRecords", "log_records") for s in group] for group in scopes]
+    limits.check_records(sum(len(r) for group in records for r in group))
+    out = [
+        (_resource(r, group, limits), [record for rs in in_scopes for record in rs])
+        for r, group, in_scopes in zip(resources, scopes, records, strict=True)
+    ]
+    return Decoded(out, record_of)
+
+
+def _resource(item: Any, scopes: list[Any], limits: OtlpLimits) -> Resource:
+    for scope in scopes:
+        limits.check_attributes(len(_list(_object(scope, "scope"), "attributes")), "scope")
+    resource = _object(item, "resource")
+    attributes = _list(resource, "attributes")
+    limits.check_attributes(len(attributes), "resource")
+    limits.check_resource_values((_object(pair, "value") for pair in attributes), json_children)
+    return _parsed(resource or {}, Resource())
+
+
+def record_of(item: Any) -> LogRecord | GatewayError:
+    """One record's object, parsed after its values are checked; the error refusing it
+    alone at a limit. Raises INVALID_ARGUMENT when it does not parse."""
+    attributes = _list(item, "attributes")
+    if len(attributes) > MAX_ATTRIBUTES:
+        return invalid(f"more than {MAX_ATTRIBUTES} attributes")
+    values = [_object(item, "body"), *(_object(pair, "value") for pair in attributes)]
     try:
-        json_format.ParseDict(doc, request, ignore_unknown_fields=True)
+        check_values(values, json_children)
+    except GatewayError as e:
+        return e
+    for name in _ID_FIELDS:
+        if isinstance(_object(item, name), str):
+            item[name] = _hex_to_base64(item[name], name)
+    return _parsed(item, LogRecord())
+
+
+def _parsed(item: Any, message: M) -> M:
+    if not isinstance(item, dict):
+        raise invalid(f"a {message.DESCRIPTOR.name} must be a JSON object")
+    try:
+        json_format.ParseDict(item, message, ignore_unknown_fields=True)
     except json_format.ParseError as e:
         raise invalid(f"body is not an OTLP/JSON logs request: {e}") from None
-    return request
+    return message
 
 
-def _records(doc: dict[str, Any]) -> list[dict[str, Any]]:
-    """The log record objects of a request; a misshapen level is left to the parser."""
-    out = []
-    for resource in _objects(doc, "resourceLogs", "resource_logs"):
-        for scope in _objects(resource, "scopeLogs", "scope_logs"):
-            out += _objects(scope, "logRecords", "log_records")
-    return out
-
-
-def _objects(parent: dict[str, Any], *names: str) -> list[dict[str, Any]]:
+def _list(parent: Any, *names: str) -> list[Any]:
+    """A list field in either spelling; empty when it or its parent is absent."""
     for name in names:
-        children = parent.get(name)
+        children = _object(parent, name)
         if isinstance(children, list):
-            return [c for c in children if isinstance(c, dict)]
+            return children
+        if children is not None:
+            raise invalid(f"body is not an OTLP/JSON logs request: {name!r} must be a list")
     return []
+
+
+def _object(parent: Any, name: str) -> Any:
+    """A field of an object; None when it or the object is absent."""
+    if parent is None:
+        return None
+    if not isinstance(parent, dict):
+        raise invalid(f"body is not an OTLP/JSON logs request: {parent!r:.40} is not an object")
+    return parent.get(name)
 
 
 def _hex_to_base64(text: str, name: str) -> str:

@@ -5,14 +5,11 @@ from __future__ import annotations
 from typing import Any, NoReturn
 
 import grpc
-from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
-    ExportLogsServiceRequest,
-    ExportLogsServiceResponse,
-)
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
 
 from gateway.api.grpc.auth import principal as authenticated
 from gateway.api.grpc.services import grpc_status
-from gateway.api.otlp.export import OtlpExport, retry_info, status_of
+from gateway.api.otlp.export import SERVICE, OtlpExport, retry_info, status_of
 from gateway.core.errors import GatewayError
 
 # The retry delay travels twice: in the status details, where the OTLP spec and the
@@ -30,15 +27,22 @@ class OtlpLogsServicer:
         self._export = export
 
     async def Export(
-        self,
-        request: ExportLogsServiceRequest,
-        context: grpc.aio.ServicerContext[ExportLogsServiceRequest, ExportLogsServiceResponse],
+        self, request: bytes, context: grpc.aio.ServicerContext[bytes, ExportLogsServiceResponse]
     ) -> ExportLogsServiceResponse:
         principal = authenticated()
         try:
             return await self._export(principal, request)
         except GatewayError as e:
             await abort(context, e)
+
+    def add_to_server(self, server: grpc.aio.Server) -> None:
+        """Serve LogsService/Export with each request as its bytes: the export decodes them
+        within otlp.limits, where gRPC would parse the whole request first, on the loop."""
+        export = grpc.unary_unary_rpc_method_handler(
+            self.Export, response_serializer=ExportLogsServiceResponse.SerializeToString
+        )
+        handler = grpc.method_handlers_generic_handler(SERVICE, {"Export": export})
+        server.add_generic_rpc_handlers((handler,))
 
 
 async def abort(context: grpc.aio.ServicerContext[Any, Any], error: GatewayError) -> NoReturn:
