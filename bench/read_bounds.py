@@ -23,11 +23,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import hashlib
-import multiprocessing
 import secrets
 import statistics
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,14 +34,13 @@ import httpx
 import redis.asyncio as aioredis
 
 from bench import servers
+from bench.sampling import Sampler
 from gateway.core import broker_redis_lua as lua
 from gateway.core import redis_page_lua
 from gateway.core.broker import PAGE_BYTES
 from gateway.core.tokens import Signer
 
 ISSUER = AUDIENCE = "logs-gateway"
-_SPAWN = multiprocessing.get_context("spawn")
-BYSTANDER = "logs:bystander:ws0:own"
 SEND_BUFFER = 1024 * 1024  # the gateway's --send-buffer-bytes default
 
 
@@ -63,25 +61,9 @@ FULL = Sizes()
 QUICK = Sizes(channels=20_000, viewers=40, resumes=5, resume_seconds=4.0, redis_channels=10)
 
 
-@dataclass
-class Latency:
-    """Bystander latencies (ms) and publishes answered 503, while a phase runs."""
-
-    samples: list[float] = field(default_factory=list)
-    unavailable: int = 0
-
-    def summary(self) -> str:
-        if not self.samples:
-            return "no samples"
-        ordered = sorted(self.samples)
-        p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
-        return (
-            f"p50 {statistics.median(ordered):.1f} ms, p99 {p99:.1f} ms, "
-            f"max {ordered[-1]:.1f} ms ({len(ordered)} entries)"
-        )
-
-
 class Gateway:
+    """A gateway under test: its address, tokens that read and write `logs:>`."""
+
     def __init__(self, server: servers.Server, signer: Signer) -> None:
         self.http = f"http://{servers.HOST}:{server.http_port}"
         self.server = server
@@ -107,117 +89,28 @@ class Gateway:
         reader._bench_writer = writer  # type: ignore[attr-defined]  # closed with it
         return reader
 
+    def bystander(self) -> Sampler:
+        """The bystander of issue 23, on its own channel (bench.sampling)."""
+        return Sampler.bystander(self.http, self.server.http_port, self.reader, self.writer)
+
 
 def close(stream: asyncio.StreamReader) -> None:
     stream._bench_writer.close()  # type: ignore[attr-defined]
 
 
 async def fill(gw: Gateway, names: list[str], per_channel: int, size: int) -> None:
-    """`per_channel` entries of about `size` bytes on each channel, 1,000 per POST."""
+    """`per_channel` entries of about `size` bytes on each channel, in POSTs of at most
+    1,000 entries and about 256 KB (each one short work for the broker)."""
     entries = [
         {"channel": n, "level": "info", "message": "x" * size}
         for n in names
         for _ in range(per_channel)
     ]
+    step = max(1, min(1000, 256_000 // size))
     async with httpx.AsyncClient(timeout=60) as client:
-        for start in range(0, len(entries), 1000):
-            status = await gw.publish(client, entries[start : start + 1000])
+        for start in range(0, len(entries), step):
+            status = await gw.publish(client, entries[start : start + step])
             assert status == 200, status
-
-
-async def _bystander(http: str, port: int, reader: str, writer: str, out: Any) -> None:
-    """The bystander's own loop: publish 100 entries/s to BYSTANDER, follow it, and send
-    (time sent, latency ms or None for a 503) for each entry to `out` until told to stop."""
-    stream, stream_writer = await asyncio.open_connection(servers.HOST, port)
-    head = f"GET /api/logs/stream?channels={BYSTANDER} HTTP/1.1\r\nHost: x\r\n"
-    stream_writer.write(f"{head}Authorization: Bearer {reader}\r\n\r\n".encode())
-    await stream.readuntil(b"event: ready")
-    sent: dict[str, float] = {}
-
-    async def follow() -> None:
-        while True:
-            line = await stream.readline()
-            if b'"message":"by ' in line:
-                key = line.split(b'"message":"by ', 1)[1].split(b'"', 1)[0].decode()
-                if (at := sent.pop(key, None)) is not None:
-                    out.send((at, (time.time() - at) * 1000))
-
-    async def publish() -> None:
-        headers = {"Authorization": f"Bearer {writer}"}
-        async with httpx.AsyncClient(timeout=30) as client:
-            n, next_at = 0, time.perf_counter()
-            while not out.poll():
-                n += 1
-                sent[str(n)] = at = time.time()
-                body = {"entries": [{"channel": BYSTANDER, "message": f"by {n}"}]}
-                answer = await client.post(http + "/api/logs/publish", json=body, headers=headers)
-                if answer.status_code == 503:
-                    out.send((at, None))
-                next_at += 0.01
-                await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
-
-    follower = asyncio.create_task(follow())
-    await publish()
-    follower.cancel()
-    stream_writer.close()
-
-
-async def _pinger(url: str, out: Any) -> None:
-    """Another Redis client: PING every 10 ms, sending (time sent, latency ms) to `out`."""
-    client = aioredis.Redis.from_url(url)
-    while not out.poll():
-        at = time.time()
-        await client.ping()
-        out.send((at, (time.time() - at) * 1000))
-        await asyncio.sleep(0.01)
-    await client.aclose()
-
-
-def _run(coroutine: Any, *args: Any) -> None:
-    asyncio.run(coroutine(*args))
-
-
-class Sampler:
-    """Latencies measured in a process of its own (the readers of the load would delay
-    them in this one): `window()` ends a measurement window and returns what it saw."""
-
-    def __init__(self, coroutine: Any, *args: Any) -> None:
-        self._here, there = _SPAWN.Pipe()
-        target_args = (coroutine, *args, there)
-        self._process = _SPAWN.Process(target=_run, args=target_args, daemon=True)
-        self._since = time.time()
-        self._seen: list[tuple[float, float | None]] = []
-
-    @classmethod
-    def bystander(cls, gw: Gateway) -> Sampler:
-        """Publishes 100 entries/s to BYSTANDER over HTTP and follows it over SSE."""
-        return cls(_bystander, gw.http, gw.server.http_port, gw.reader, gw.writer)
-
-    @classmethod
-    def pinger(cls, url: str) -> Sampler:
-        """PINGs the Redis at `url` every 10 ms."""
-        return cls(_pinger, url)
-
-    def __enter__(self) -> Sampler:
-        self._process.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._here.send("stop")
-        self._process.join(10)
-        if self._process.is_alive():
-            self._process.kill()
-
-    def window(self) -> Latency:
-        end = time.time()
-        while self._here.poll():
-            self._seen.append(self._here.recv())
-        inside = [(at, ms) for at, ms in self._seen if self._since <= at < end]
-        self._seen = [(at, ms) for at, ms in self._seen if at >= end]
-        self._since = end
-        return Latency(
-            [ms for _, ms in inside if ms is not None], sum(ms is None for _, ms in inside)
-        )
 
 
 async def read_events(stream: asyncio.StreamReader, count: int, until: float) -> tuple[int, int]:
@@ -289,7 +182,7 @@ async def memory_rows(gw: Gateway, sizes: Sizes) -> list[tuple[str, str, str]]:
     names = [f"logs:etl:ws{i % 100}:run-{i}" for i in range(sizes.channels)]
     await fill(gw, names, 1, 100)
     rows = []
-    with Sampler.bystander(gw) as by:
+    with gw.bystander() as by:
         window = by.window
         await asyncio.sleep(2)
         window()
@@ -338,7 +231,7 @@ async def redis_rows(gw: Gateway, redis_url: str, sizes: Sizes) -> list[tuple[st
     client = aioredis.Redis.from_url(redis_url, socket_timeout=120)
     await record_commands(client)
     rows = []
-    with Sampler.bystander(gw) as by, Sampler.pinger(redis_url) as pinger:
+    with gw.bystander() as by, Sampler.pinger(redis_url) as pinger:
         await asyncio.sleep(2)
         by.window(), pinger.window()
         expected = sizes.redis_channels * sizes.redis_entries
@@ -434,7 +327,9 @@ def main() -> None:
         with servers.gateway(secret, extra=extra, tree=args.tree) as server:
             show(asyncio.run(memory_rows(Gateway(server, signer), sizes)))
     if args.only != "memory":
-        with servers.redis() as redis_server:
+        # Redis on a core of its own, as on a host of its own: the gateway's work must not
+        # pass for Redis's in another client's PING.
+        with servers.redis(servers.LOAD_CORES[0]) as redis_server:
             url = f"redis://{servers.HOST}:{redis_server.http_port}/0"
             with servers.gateway(secret, url, extra, args.tree) as server:
                 show(asyncio.run(redis_rows(Gateway(server, signer), url, sizes)))

@@ -209,13 +209,13 @@ def _worker_of(master: subprocess.Popen[bytes], timeout: float = 10.0) -> list[i
 
 
 @contextlib.contextmanager
-def redis() -> Iterator[Server]:
-    """A private redis-server on a free port that keeps nothing on disk."""
+def redis(core: int = SERVER_CORE) -> Iterator[Server]:
+    """A private redis-server on a free port that keeps nothing on disk, pinned to `core`."""
     port = free_port()
     with _logged("redis") as folder, (folder / "stderr").open("wb") as stderr:
         command = ["redis-server", "--port", str(port), "--bind", HOST, "--save", ""]
         command += ["--appendonly", "no", "--dir", str(folder)]
-        process = subprocess.Popen(pinned(command), stdout=stderr, stderr=stderr)
+        process = subprocess.Popen(pinned(command, core), stdout=stderr, stderr=stderr)
         try:
             _wait_port(port, process)
             yield Server("redis", port, pids=[process.pid])

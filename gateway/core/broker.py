@@ -13,6 +13,11 @@ broker under its byte bound) the broker keeps only a record of what it lost, for
 `GAP_MEMORY` history windows, and then forgets it; a later entry starts it again, its
 offsets from 0. Cursors are broker-wide seqs, so they stay exact across that: a resume whose
 cursor predates a loss gets a `Gap` that counts it, never a silent loss.
+
+History is read in pages (`read_after`, `read_before`), from a cursor or from the newest;
+no read starts at a time: neither broker keeps an index from time to seq (the memory
+broker's events carry only a monotonic store time, Redis's entry ids begin with the seq),
+so a start by time costs a walk back (`read_before`) to the first older entry.
 """
 
 from __future__ import annotations

@@ -226,7 +226,7 @@ class RedisBroker:
         for loss in losses:
             loss.exact = loss.exact and since >= forgotten
         first, held = True, list[Gap]()
-        reading = self._reading(size, min_severity, len(patterns))
+        reading = self._reading(size, min_severity)
         async for page, lost in redis_reads.forward(reading, channels, since, upto, losses):
             if reset:
                 lost = [Loss(exact=True) for _ in patterns] if first else []
@@ -252,7 +252,7 @@ class RedisBroker:
         for i, channel in await self._matching(patterns, -1):
             if channel.at >= retained:
                 channels.add(channel.name, i, -min(channel.last, start - 1))
-        reading = self._reading(size, min_severity, len(patterns))
+        reading = self._reading(size, min_severity)
         async for page in redis_reads.backward(reading, channels, start):
             yield page
 
@@ -330,12 +330,12 @@ class RedisBroker:
                     channels.add(channel.name, i, first, offset)
         return channels, losses
 
-    def _reading(self, size: PageSize, floor: int, patterns: int) -> redis_reads.Reading:
+    def _reading(self, size: PageSize, floor: int) -> redis_reads.Reading:
         async def run(keys: list[str], args: list[int]) -> bytes:
             reply: bytes = await self._call(self._page_script(keys, args))
             return reply
 
-        return redis_reads.Reading(run, self._keys.history, size, floor, self._trim[1], patterns)
+        return redis_reads.Reading(run, self._keys.history, size, floor, self._trim[1])
 
     def add_listener(self, listener: Listener) -> None:
         self._listeners.append(listener)

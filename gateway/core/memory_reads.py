@@ -113,9 +113,7 @@ class Reads:
         floor: int,
     ) -> AsyncGenerator[tuple[Page, list[Loss]], None]:
         """Pages of events in (since, upto] and, with each, what its channels lost in its
-        range, per pattern (counted only if `count`; the first page's from the cursor on,
-        in Loss's terms). The first page's losses are exact only as far as the caller's
-        own Loss objects say: it passes them in the list it gets back."""
+        range, per pattern (counted only if `count`: a read after a reset reports none)."""
         channels = self._few(patterns, since)
         if channels is None:
             pages = self._walk_after(patterns, since, upto, count, size, floor)

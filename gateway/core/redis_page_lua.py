@@ -68,6 +68,15 @@ local function head(c)
   return buf[c][at[c]]
 end
 
+-- Each channel's next seq (false: none), kept so that choosing the next entry compares
+-- numbers, and only the channel taken from is read again.
+local heads = {}
+local function refresh(c)
+  local item = head(c)
+  heads[c] = item and seq_of(item[1]) or false
+end
+for c = 1, n do refresh(c) end
+
 local out, used, looked, stop, done = {}, 0, 0, from, 1
 while true do
   if taken >= most or (used >= budget and taken > 0) or looked >= steps then
@@ -76,11 +85,8 @@ while true do
   end
   local best, bseq = nil, nil
   for c = 1, n do
-    local item = head(c)
-    if item then
-      local s = seq_of(item[1])
-      if best == nil or (s - bseq) * dir < 0 then best, bseq = c, s end
-    end
+    local s = heads[c]
+    if s and (best == nil or (s - bseq) * dir < 0) then best, bseq = c, s end
   end
   if best == nil then break end
   local item = buf[best][at[best]]
@@ -104,6 +110,7 @@ while true do
     out[#out + 1] = best .. ' ' .. item[1] .. ' ' .. record
     used, taken = used + #record, taken + 1
   end
+  refresh(best)
 end
 
 local lines = {(done == 1 and to or string.format('%d', stop)) .. ' ' .. done}

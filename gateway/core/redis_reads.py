@@ -53,7 +53,6 @@ class Reading:
     size: PageSize
     floor: int
     max_age_ms: int
-    patterns: int  # how many patterns the read counts losses under
 
 
 async def forward(
