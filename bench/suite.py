@@ -392,6 +392,10 @@ def _nats_steps(suite: Suite) -> list[Step]:
             "cross-instance latency on nats r3",
             partial(suite.latency, cross, "cross-instance latency"),
         ),
+        (  # one node, like the one Redis: what three nodes on the server core add
+            "cross-instance latency on nats r1",
+            partial(suite.latency, "2 gateways+nats", "cross-instance latency"),
+        ),
         ("interest on nats r3", partial(suite.interest, cross)),
     ]
     if suite.redis:

@@ -140,11 +140,31 @@ class NatsCluster:
     ) -> None:
         assert size in (1, 3), "a JetStream cluster here is 1 node or 3"
         self.binary = nats_server_binary()
-        self.prefix = prefix
+        self.prefix, self.sync = prefix, sync
         self.nodes = [NatsNode(f"n{i}", folder / f"n{i}") for i in range(size)]
         for node in self.nodes:
             node.folder.mkdir(parents=True, exist_ok=True)
-            node.write_config([p for p in self.nodes if p is not node and size > 1], sync)
+        self._configure()
+
+    def _configure(self) -> None:
+        alone = len(self.nodes) == 1
+        for node in self.nodes:
+            node.write_config([] if alone else [p for p in self.nodes if p is not node], self.sync)
+
+    def first_start(self, attempts: int = 3) -> None:
+        """Start every node; if one exits at once (another test took a port between
+        free_port() and its bind), stop them all and start again on new ports."""
+        for attempt in range(attempts):
+            try:
+                self.start()
+                return
+            except RuntimeError:
+                self.stop()
+                if attempt == attempts - 1:
+                    raise
+                for node in self.nodes:
+                    node.port, node.cluster_port, node.monitor_port = (free_port() for _ in "pcm")
+                self._configure()
 
     @property
     def url(self) -> str:
@@ -206,7 +226,7 @@ def running_nats(
     """A started NatsCluster, every node stopped on exit (even after kills and restarts)."""
     cluster = NatsCluster(folder, size, sync=sync, prefix=prefix)
     try:
-        cluster.start()
+        cluster.first_start()
         yield cluster
     finally:
         cluster.stop()

@@ -39,6 +39,7 @@ NATS_SCENARIOS = {
     ("gateway+nats", "ingest b100 x1"),
     *(("gateway+nats-r3", s) for s in ("ingest b100 x1", "ingest b100 x8", "fan-out", "latency")),
     ("2 gateways+nats-r3", "cross-instance latency"),
+    ("2 gateways+nats", "cross-instance latency"),
     ("2 gateways+nats-r3", "interest"),
 }
 # What the bench compares the gateway with; missing, the bench would drop their rows, and

@@ -46,6 +46,14 @@ PATTERN = "logs:natsfaults:ws1:>"
 ENDINGS = {"resync", "draining"}  # a `shutdown` a live stream may get while NATS moves
 
 
+# R3, and history bounds above what the long form publishes (~140,000 entries a channel,
+# ~1.1 M in all), so that history is every acked entry.
+RETAIN_ALL = (
+    *("--nats-replicas", "3", "--history-entries", "1000000"),
+    *("--max-history-bytes", str(4 << 30), "--history-seconds", "7200"),
+)
+
+
 def channel(n: int) -> str:
     return f"logs:natsfaults:ws1:c{n}"
 
@@ -53,7 +61,7 @@ def channel(n: int) -> str:
 @contextlib.contextmanager
 def gateways(cluster: NatsCluster, count: int) -> Iterator[list[Node]]:
     """`count` gateway processes on the cluster, R3 history; stopped on exit."""
-    nodes = [Node(cluster.url, "--nats-replicas", "3") for _ in range(count)]
+    nodes = [Node(cluster.url, *RETAIN_ALL) for _ in range(count)]
     try:
         for node in nodes:
             node.start()
