@@ -221,7 +221,7 @@ class StreamHandler:
             self._hub.remove(sub)
             return response
         # From here the hub feeds the stream, and the connection is the stream's.
-        detach(request, DetachedStream(self._hub, sub, sink, defer_access_log()))
+        detach(request, DetachedStream(self._hub, sub, sink, defer_access_log(request)))
         return response
 
     async def _start(
