@@ -2,7 +2,7 @@
 its id and access line (http.access), a CORS preflight's answer (http.cors), its token as
 its route's TokenPolicy says (http.auth), whatever the handler (or aiohttp's router: no
 such path, a method the path does not take) raises turned into its JSON answer
-(http.auth.error_answer), and a compressed body left unread closing its connection
+(http.errors.error_answer), and a compressed body left unread closing its connection
 (http.bodies).
 
 The app does not start with a route added outside `add_routes`: its token check would be
@@ -16,9 +16,10 @@ from collections.abc import Iterable
 from aiohttp import web
 
 from gateway.api.http.access import ACCESS_LINE, CLIENT_CLOSED, AccessLine
-from gateway.api.http.auth import Check, Handler, authorizer, error_answer
+from gateway.api.http.auth import Check, Handler, authorizer
 from gateway.api.http.bodies import close_inflating
 from gateway.api.http.cors import Cors
+from gateway.api.http.errors import error_answer
 from gateway.core.errors import GatewayError
 from gateway.core.tokens import Verifier
 
