@@ -94,6 +94,10 @@ class Serving:
         return check
 
     async def _check_routes(self, app: web.Application) -> None:
+        if app.middlewares[-1] != self._middleware:
+            # Only as the innermost middleware is the pass handed the route's own handler,
+            # which names the route's token check; any other place would skip it.
+            raise RuntimeError("http.serve's middleware must be the app's last")
         for route in app.router.routes():
             if route.handler not in self._checks:
                 resource = route.resource.canonical if route.resource else "?"
