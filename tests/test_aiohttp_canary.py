@@ -1,4 +1,4 @@
-"""The aiohttp behaviours `DetachedStream` (gateway/api/http/stream.py) relies on.
+"""The aiohttp behaviours `DetachedStream` (gateway/api/http/sse_socket.py) relies on.
 
 aiohttp is pinned to the range these were checked on (pyproject.toml). A new aiohttp that
 changes either fails here, naming what changed, before any stream test fails obscurely.

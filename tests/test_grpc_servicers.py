@@ -18,7 +18,8 @@ import pytest
 from logs_gateway.v1 import logs_pb2 as pb
 
 from gateway.api.grpc.auth import admit, verify
-from gateway.api.grpc.services import LogIngestServicer, Stopping
+from gateway.api.grpc.log_ingest import LogIngestServicer
+from gateway.api.stopping import Stopping
 from gateway.app.brokers import memory_broker
 from gateway.core.admission import Admission, publish_limit
 from gateway.core.errors import GatewayError

@@ -15,8 +15,8 @@ from urllib.parse import urlparse
 
 from aiohttp import web
 
-from gateway.api.http.auth import errors_middleware
 from gateway.api.http.cors import Cors, parse_origins
+from gateway.api.http.errors import errors_middleware
 from gateway.api.http.proxy_upstream import UpstreamProxy
 from gateway.app import config as cfg
 from gateway.app import logs

@@ -16,7 +16,8 @@ from logs_gateway.v1 import logs_pb2_grpc as pb_grpc
 from gateway.api.grpc import reflection
 from gateway.api.grpc.access import CallLog
 from gateway.api.grpc.auth import Authenticator
-from gateway.api.grpc.services import LogIngestServicer, LogStreamServicer, Stopping
+from gateway.api.grpc.log_ingest import LogIngestServicer
+from gateway.api.grpc.log_stream import LogStreamServicer
 from gateway.api.http.bodies import BodyReader
 from gateway.api.http.cors import Cors, parse_origins
 from gateway.api.http.history import HistoryHandler
@@ -31,6 +32,7 @@ from gateway.api.otlp.export import OtlpExport
 from gateway.api.otlp.http_route import OtlpHttpHandler
 from gateway.api.otlp.limits import OtlpLimits
 from gateway.api.otlp.logs_service import OtlpLogsServicer
+from gateway.api.stopping import Stopping
 from gateway.app import credentials, metrics
 from gateway.app.brokers import make_broker, make_stream_counts
 from gateway.app.browser import browser_routes

@@ -8,7 +8,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from contextvars import ContextVar
 
 from aiohttp import web
 
@@ -39,7 +38,6 @@ class AccessLine:
         # its end call `write`.
         self.wanted = log.isEnabledFor(logging.INFO)
         self.started = time.monotonic() if self.wanted else 0.0
-        _line.set(self)
 
     def write(self, status: int) -> None:
         level = logging.DEBUG if status < 400 and self.path in QUIET_PATHS else logging.INFO
@@ -61,14 +59,14 @@ class AccessLine:
             request_ids.current.reset(token)
 
 
-_line: ContextVar[AccessLine | None] = ContextVar("access_line", default=None)
+ACCESS_LINE = web.RequestKey("access_line", AccessLine)  # set by http.serve
 
 
-def defer_access_log() -> Callable[[int], None]:
+def defer_access_log(request: web.Request) -> Callable[[int], None]:
     """For a response that outlives its handler (an SSE stream handed to the hub): the
-    current request's line is left to the function returned, to be called with the status
-    when the stream ends."""
-    line = _line.get()
+    request's line is left to the function returned, to be called with the status when
+    the stream ends."""
+    line: AccessLine | None = request.get(ACCESS_LINE)
     if line is None or not line.wanted:  # not served through http.serve, or not logged
         return lambda status: None
     line.deferred = True

@@ -8,8 +8,9 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from gateway.api.http.access import CLIENT_CLOSED, defer_access_log
+from gateway.api.http.access import defer_access_log
 from gateway.api.http.auth import TokenPolicy, principal_of, requires_token
+from gateway.api.http.sse_socket import DetachedStream, TransportSink, detach
 from gateway.core import sse
 from gateway.core.broker import PAGE, READ_TURNS, Broker, CatchUp, Page, PageSize, catch_up
 from gateway.core.channels import Pattern, parse_pattern
@@ -39,87 +40,6 @@ class StreamSettings:
     max_buffer: int
     write_timeout: float  # a client that takes no replay chunk for this long is dropped
     max_tail: int  # the history bound: `tail` asks for at most what a channel keeps
-
-
-class TransportSink:
-    """Writes straight to the connection, framing each write as one HTTP/1.1 chunk.
-
-    The response headers (and chunked encoding) are set up by aiohttp in `prepare`; after
-    that, fan-out bytes skip aiohttp's writer so a write costs one transport call.
-    """
-
-    def __init__(self, transport: asyncio.Transport, chunked: bool, sent: ByteCount) -> None:
-        self._transport = transport
-        self._chunked = chunked
-        self._sent = sent
-        self._written = 0
-
-    def write(self, data: bytes) -> None:
-        if self._transport.is_closing():
-            return
-        self._sent.total += len(data)
-        if self._chunked:
-            data = b"%x\r\n%b\r\n" % (len(data), data)
-        self._written += len(data)  # as the transport counts it, framing included
-        self._transport.write(data)
-
-    def pending_bytes(self) -> int:
-        return self._transport.get_write_buffer_size()
-
-    def sent_bytes(self) -> int:
-        return self._written - self._transport.get_write_buffer_size()
-
-    def abort(self) -> None:
-        self._transport.abort()
-
-    def end(self) -> None:
-        """End the response (the last chunk) and close once what is queued is sent."""
-        if not self._transport.is_closing():
-            if self._chunked:
-                self._transport.write(b"0\r\n\r\n")
-            self._transport.close()
-
-
-class DetachedStream(asyncio.Protocol):
-    """The connection of a stream that is set up, once aiohttp has let go of it.
-
-    After the response headers and `ready`, a stream needs only its subscription, fed by
-    the hub, and its socket. Keeping aiohttp's request alive for the stream's life (the
-    parsed request and headers, the parser, the writer, a handler task and a connection
-    task) cost 11 of the 15.5 kB of Python heap an idle stream took; handed over, a stream
-    is its subscription, its sink, this object and the transport.
-    """
-
-    def __init__(
-        self, hub: Hub, sub: StreamSubscription, sink: TransportSink, log: Callable[[int], None]
-    ) -> None:
-        self._hub = hub
-        self._sub = sub
-        self._log = log
-        # It ends with the subscription (drain, expiry, slow consumer) or with the client.
-        sub.done.add_done_callback(lambda _: sink.end())
-
-    def data_received(self, data: bytes) -> None:
-        """An SSE client sends nothing after its request; anything more is ignored (the
-        connection closes when the stream ends, so no second request is ever read)."""
-
-    def eof_received(self) -> bool:
-        return False  # the client closed its side: close ours too
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._log(200 if self._sub.done.done() else CLIENT_CLOSED)
-        self._hub.remove(self._sub)
-
-
-def detach(request: web.Request, protocol: asyncio.Protocol) -> None:
-    """Hand the request's connection to `protocol`. aiohttp then drops the request as it
-    does when a client disconnects: the handler's return meets a closed writer, quietly."""
-    transport = request.transport
-    assert transport is not None
-    transport.set_protocol(protocol)
-    handler = request.protocol
-    handler.transport = None  # what aiohttp no longer holds, it cannot close
-    handler.connection_lost(None)
 
 
 def parse_channels(text: str, max_channels: int) -> tuple[Pattern, ...]:
@@ -221,7 +141,7 @@ class StreamHandler:
             self._hub.remove(sub)
             return response
         # From here the hub feeds the stream, and the connection is the stream's.
-        detach(request, DetachedStream(self._hub, sub, sink, defer_access_log()))
+        detach(request, DetachedStream(self._hub, sub, sink, defer_access_log(request)))
         return response
 
     async def _start(

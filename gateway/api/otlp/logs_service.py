@@ -8,7 +8,7 @@ import grpc
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
 
 from gateway.api.grpc.auth import principal as authenticated
-from gateway.api.grpc.services import grpc_status
+from gateway.api.grpc.status import grpc_status
 from gateway.api.otlp.export import SERVICE, OtlpExport, retry_info, status_of
 from gateway.core.errors import GatewayError
 
