@@ -56,15 +56,36 @@ class Stored:
         return Link(self.seq, self.count, self.offset + self.count, self.life)
 
 
-def encode(entries: Sequence[Entry], link: Link) -> tuple[bytes, dict[str, str]]:
-    """Payload and headers of the message after `link`, holding `entries`."""
+@dataclass(slots=True)
+class Draft:
+    """A message about to be published, kept with its entries' JSON lines so that once the
+    stream stored it its events are built from them, not parsed back from the payload."""
+
+    channel: str
+    entries: Sequence[Entry]
+    offset: int  # of its first entry
+    data: list[bytes]
+    payload: bytes
+    headers: dict[str, str]
+
+    def events(self, seq: int) -> list[Event]:
+        """Its events, once the stream stored it as message `seq`."""
+        channel, offset, first = self.channel, self.offset, event_seq(seq, 0)
+        return [
+            Event(channel, offset + i, first + i, entry.severity, data)
+            for i, (entry, data) in enumerate(zip(self.entries, self.data, strict=True))
+        ]
+
+
+def encode(channel: str, entries: Sequence[Entry], link: Link) -> Draft:
+    """The message after `link` on `channel`, holding `entries`."""
     offset = link.next_offset
+    data = [encode_data(entry, offset + i) for i, entry in enumerate(entries)]
     payload = b"\n".join(
-        b"%d %b" % (entry.severity, encode_data(entry, offset + i))
-        for i, entry in enumerate(entries)
+        [b"%d %b" % (entry.severity, line) for entry, line in zip(entries, data, strict=True)]
     )
     headers = {OFFSET: str(offset), PREV: f"{link.seq} {link.count}", LIFE: str(link.life)}
-    return payload, headers
+    return Draft(channel, entries, offset, data, payload, headers)
 
 
 def decode(

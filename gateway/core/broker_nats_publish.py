@@ -109,12 +109,13 @@ class Publisher:
         subject = channel_subject(self._stream, name)
         link = self._links.get(name) or await self._newest(name)
         for attempt in range(RETRIES):
-            payload, headers = codec.encode(entries, link)
+            draft = codec.encode(name, entries, link)
+            headers = draft.headers
             headers[_EXPECTED] = str(link.seq)
             if msg_id is not None:
                 headers[_MSG_ID] = msg_id
             try:
-                ack = await self._js.publish(subject, payload, self._timeout, headers=headers)
+                ack = await self._js.publish(subject, draft.payload, self._timeout, headers=headers)
             except APIError as e:
                 if e.err_code != _WRONG_LAST_SEQUENCE:
                     raise refused(e) from None
@@ -129,7 +130,7 @@ class Publisher:
                 return await self._first_answer(name, ack.seq), True
             count, life = len(entries), link.life or ack.seq
             self._remember(name, Link(ack.seq, count, link.next_offset + count, life))
-            return codec.decode(name, ack.seq, headers, payload).events(), False
+            return draft.events(ack.seq), False
         raise GatewayError(
             Code.UNAVAILABLE, f"channel {name} is busy with other writers; retry", reason="broker"
         )
