@@ -787,6 +787,10 @@ async def test_every_route_that_takes_a_token_is_authenticated_by_http_serve(
     }
     assert {key: (p.allow_cookie, p.admin) for key, p in marked.items()} == {
         ("GET", "/api/logs/stream"): (True, False),
+        ("GET", "/api/logs/history"): (True, False),
+        ("HEAD", "/api/logs/history"): (True, False),
+        ("GET", "/api/logs/channels"): (True, False),
+        ("HEAD", "/api/logs/channels"): (True, False),
         ("GET", "/api/dapadmin/{app}/sse/logs/stream"): (True, False),
         ("POST", "/api/logs/publish"): (False, False),
         ("POST", "/v1/logs"): (False, False),
