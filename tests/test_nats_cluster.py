@@ -78,9 +78,24 @@ async def test_a_whole_cluster_killed_and_restarted_keeps_its_stream(tmp_path: P
         cluster.start()  # every node on its own store again
         await replicas_hold(cluster, 5)
         client = await nats.connect(cluster.url.split(","))
-        info = await client.jetstream().stream_info("T")
-        await client.close()
-        assert (info.state.first_seq, info.state.last_seq) == (1, 5)
+        try:
+            state = await stream_state(client.jetstream())
+        finally:
+            await client.close()
+        assert state == (1, 5)
+
+
+async def stream_state(js: JetStreamContext, timeout: float = 30) -> tuple[int, int]:
+    """Stream T's first and last seq, once it has a leader to answer (after every node
+    restarted, the replicas hold the data before the stream has elected one)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            info = await js.stream_info("T")
+            return info.state.first_seq, info.state.last_seq
+        except (nats.errors.Error, TimeoutError):  # no leader yet: no answer, or a timeout
+            assert time.monotonic() < deadline, "stream T answered nothing after the restart"
+            await asyncio.sleep(0.2)
 
 
 async def test_a_single_node_serves_jetstream(nats_server: NatsCluster) -> None:
