@@ -9,7 +9,8 @@ failure resending cannot fix: logged with its cause, so an operator can).
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Awaitable
+from typing import Any, TypeVar
 
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
@@ -18,6 +19,7 @@ from redis.exceptions import NoScriptError, RedisError, ResponseError
 from gateway.core.errors import Code, GatewayError
 
 log = logging.getLogger("logs_gateway.redis")
+T = TypeVar("T")
 
 # Refusals that pass: Redis is out of memory (expiry frees it), busy with a script, loading
 # its data, or a replica for now. Any other error reply is a bug or a misconfiguration.
@@ -53,6 +55,17 @@ async def store(redis: Redis, script: AsyncScript, keys: list[str], args: list[A
         raise
     finally:
         await pool.release(connection)
+
+
+async def call(awaitable: Awaitable[T]) -> T:
+    """Await a command that writes nothing (or that may run twice), its failure turned into
+    the client's answer: `refused`, or UNAVAILABLE."""
+    try:
+        return await awaitable
+    except ResponseError as e:
+        raise refused(e) from None
+    except RedisError:
+        raise unavailable() from None
 
 
 def refused(error: ResponseError) -> GatewayError:

@@ -39,6 +39,32 @@ passed in KEYS (Redis Cluster is still not supported: an append spans many chann
 
 from __future__ import annotations
 
+
+class Keys:
+    """The key names of the layout above, for the key prefix `P`."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+        self.epoch = f"{prefix}:epoch"
+        self.seq = f"{prefix}:seq"
+        self.feed = f"{prefix}:feed"
+        self.forgotten = f"{prefix}:forgotten"
+        self.channels = f"{prefix}:channels"
+        self.last = f"{prefix}:last"
+
+    def history(self, channel: str) -> str:
+        return f"{self.prefix}:h:{channel}"
+
+    def ledger(self, channel: str) -> str:
+        return f"{self.prefix}:s:{channel}"
+
+    def dedup(self, producer: str) -> str:
+        return f"{self.prefix}:d:{producer}"
+
+    def window(self, producer: str) -> str:
+        return f"{self.prefix}:w:{producer}"
+
+
 _NOW = """
 local function now_ms()
   local now = redis.call('TIME')
