@@ -25,7 +25,8 @@ from collections.abc import Awaitable, Callable
 
 from gateway.app.brokers import memory_broker, redis_broker
 from gateway.core import history
-from gateway.core.broker import READ_TURNS, Broker
+from gateway.core.broker import Broker
+from gateway.core.catch_up import READ_TURNS
 from gateway.core.channels import parse_pattern
 from gateway.core.events import Entry
 from tests.conftest import make_config

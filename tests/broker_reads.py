@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from gateway.core.broker import PAGE, Broker, Page, PageSize, tail_start
+from gateway.core.broker import PAGE, Broker, Page, PageSize
+from gateway.core.catch_up import tail_start
 from gateway.core.channels import Pattern
 from gateway.core.cursor import Cursor
 from gateway.core.events import Event

@@ -57,7 +57,7 @@ MUTATIONS = (
     ),
     Mutation(
         "resume: held events filtered by the cursor, not the last page's end",
-        "gateway/core/broker.py",
+        "gateway/core/catch_up.py",
         "self.last = max(self.last, page.next)",
         "self.last = self.last",
         ("tests/test_hub.py", RACES),
@@ -73,7 +73,7 @@ MUTATIONS = (
     ),
     Mutation(
         "resume: a cursor of another epoch resumes by its seq",
-        "gateway/core/broker.py",
+        "gateway/core/catch_up.py",
         "return CatchUp(pages, cursor.seq if same else 0, turns)",
         "return CatchUp(pages, cursor.seq, turns)",
         ("tests/test_resume.py", "tests/test_hub.py"),

@@ -16,9 +16,10 @@ from typing import Any
 import pytest
 
 from gateway.app.brokers import memory_broker, nats_broker, redis_broker
-from gateway.core.broker import Broker, CatchUp, Gap, PageSize, Resyncing, catch_up
+from gateway.core.broker import Broker, Gap, PageSize, Resyncing
 from gateway.core.broker_nats import NatsBroker
 from gateway.core.broker_redis import RedisBroker
+from gateway.core.catch_up import CatchUp, catch_up
 from gateway.core.channels import parse_pattern
 from gateway.core.cursor import MAX_SEQ, Cursor, decode_cursor, encode_cursor
 from gateway.core.events import Entry, Event, make_event

@@ -8,8 +8,8 @@ import pytest
 
 from gateway.app.brokers import memory_broker
 from gateway.core import sse
-from gateway.core.broker import CatchUp, catch_up
 from gateway.core.broker_memory import MemoryBroker
+from gateway.core.catch_up import CatchUp, catch_up
 from gateway.core.channels import Pattern, parse_pattern
 from gateway.core.cursor import Cursor
 from gateway.core.endings import End

@@ -15,7 +15,8 @@ from prometheus_client.openmetrics.parser import (
 from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.core import sse
-from gateway.core.broker import CatchUp, Gap
+from gateway.core.broker import Gap
+from gateway.core.catch_up import CatchUp
 from gateway.core.channels import parse_pattern
 from gateway.core.errors import Code, GatewayError
 from gateway.core.events import Entry

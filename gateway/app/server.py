@@ -40,7 +40,8 @@ from gateway.app.config import Config, ConfigError
 from gateway.app.ports import Ports, cannot_bind, check_free, grpc_host, reason_of
 from gateway.app.worker_metrics import Workers
 from gateway.core.admission import Admission, publish_limit
-from gateway.core.broker import READ_TURNS, Opening, Resyncing
+from gateway.core.broker import Opening, Resyncing
+from gateway.core.catch_up import READ_TURNS
 from gateway.core.channel_template import ChannelTemplate
 from gateway.core.endings import End
 from gateway.core.errors import GatewayError

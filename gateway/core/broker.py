@@ -22,11 +22,10 @@ so a start by time costs a walk back (`read_before`) to the first older entry.
 
 from __future__ import annotations
 
-import asyncio
 import bisect
-from collections.abc import AsyncGenerator, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, TypeVar, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 from gateway.core.channels import Pattern
 from gateway.core.cursor import Cursor
@@ -34,7 +33,6 @@ from gateway.core.discovery import ChannelInfo
 from gateway.core.events import Entry, Event
 
 Listener = Callable[[list[Event]], None]
-T = TypeVar("T")
 DedupKey = tuple[str, int]
 
 
@@ -136,7 +134,6 @@ class PageSize:
 
 
 PAGE = PageSize()
-READ_TURNS = 1  # pages a process reads at once (CatchUp)
 
 
 @dataclass(slots=True)
@@ -171,6 +168,33 @@ def place_gaps(gaps: list[Gap], page: Page) -> list[Gap]:
     due = sorted((g for g in gaps if page.end or g.seq <= page.next), key=lambda g: g.seq)
     page.gaps = due
     return [g for g in gaps if not (page.end or g.seq <= page.next)]
+
+
+async def with_gaps(
+    pages: AsyncIterator[tuple[Page, list[Loss]]],
+    patterns: Sequence[Pattern],
+    reset: bool,
+    since: int,
+    forgotten: int,
+) -> AsyncGenerator[Page, None]:
+    """A forward read's pages with their gaps (DESIGN §3.2), from what each page's range
+    lost per pattern: the first page's counts are exact only if the cursor `since` is no
+    older than `forgotten` (the newest seq of any channel the broker forgot); after a
+    `reset`, one "reset" gap per pattern and no counts. Each gap goes in the page its
+    events reach (place_gaps). Written once for the brokers that count so."""
+    held: list[Gap] = []
+    first = True
+    async for page, losses in pages:
+        if reset:
+            losses = [Loss(exact=True) for _ in patterns]
+        elif first:
+            for loss in losses:
+                loss.exact = loss.exact and since >= forgotten
+        if losses:
+            held += Loss.gaps(patterns, losses, reset and first, forgotten)
+        held = place_gaps(held, page)
+        first = False
+        yield page
 
 
 class Broker(Protocol):
@@ -305,95 +329,3 @@ class Opening(Protocol):
         """Raises ValueError naming the problem when the broker's storage contradicts the
         settings; an unreachable broker is not an error here (it is not ready yet)."""
         ...
-
-
-class CatchUp:
-    """What a new subscription is sent first, page by page, and the seq after which live
-    events are new to it (`last`: it moves on with every page taken).
-
-    Pages are read in `turns` shared by every stream of the process: a read yields the
-    loop between its slices, but a loop turn runs every reader that is ready, so 200 of
-    them at once would hold it 200 slices long. A few at a time keeps a turn short for
-    everyone else; they wait, and the whole takes no longer (the work is the same)."""
-
-    def __init__(
-        self,
-        pages: AsyncGenerator[Page, None] | None,
-        last: int,
-        turns: asyncio.Semaphore | None = None,
-    ) -> None:
-        self._pages = pages
-        self.last = last
-        self.gaps: list[Gap] = []
-        self._turns = turns or asyncio.Semaphore(READ_TURNS)
-
-    async def next_page(self) -> Page | None:
-        """The next page; None once there is no more (then `last` is final)."""
-        return await self.next_as(_same)
-
-    async def next_as(self, convert: Callable[[Page], T]) -> T | None:
-        """The next page as `convert` makes it, in the same turn (the SSE frames of a page
-        cost about as much as reading it); None once there is no more."""
-        if self._pages is None:
-            return None
-        async with self._turns:
-            page = await anext(self._pages, None)
-            if page is None:
-                self._pages = None
-                return None
-            self.last = max(self.last, page.next)
-            self.gaps += page.gaps
-            return convert(page)
-
-    async def aclose(self) -> None:
-        """Let go of the read (a stream that ends before taking every page)."""
-        if self._pages is not None:
-            await self._pages.aclose()
-        self._pages = None
-
-
-def _same(page: Page) -> Page:
-    return page
-
-
-async def tail_start(
-    broker: Broker, patterns: Sequence[Pattern], count: int, min_severity: int, size: PageSize
-) -> int:
-    """The seq after which the `count` newest events matching lie (0: fewer are held),
-    found by walking back page by page: one page in memory, never the whole tail."""
-    seen = 0
-    async for page in broker.read_before(patterns, None, size, min_severity):
-        if seen + len(page.events) >= count:
-            return page.events[len(page.events) - (count - seen)].seq - 1
-        seen += len(page.events)
-    return 0
-
-
-async def catch_up(
-    broker: Broker,
-    patterns: Sequence[Pattern],
-    cursor: Cursor | None,
-    tail: int = 0,
-    min_severity: int = 0,
-    size: PageSize = PAGE,
-    turns: asyncio.Semaphore | None = None,
-) -> CatchUp:
-    """What a new subscription must be sent first: nothing for a live start (after the
-    head), the `tail` newest entries if asked (read forward from where they start, so the
-    stream sends them oldest first a page at a time), or what followed the cursor when
-    resuming (everything retained after a reset). A cursor wins over `tail`: a resume is
-    exact."""
-    if cursor is None:
-        head = await broker.head()
-        if not tail:
-            return CatchUp(None, head, turns)
-        # Read after the head: an entry stored between the two is in the tail, and the
-        # subscription's seq filter (CatchUp.last) keeps it from coming twice.
-        turns = turns or asyncio.Semaphore(READ_TURNS)
-        async with turns:
-            start = await tail_start(broker, patterns, tail, min_severity, size)
-        pages = broker.read_after(patterns, Cursor(broker.epoch, start), size, min_severity)
-        return CatchUp(pages, head, turns)
-    same = cursor.epoch == broker.epoch
-    pages = broker.read_after(patterns, cursor, size, min_severity)
-    return CatchUp(pages, cursor.seq if same else 0, turns)

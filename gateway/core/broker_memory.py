@@ -32,7 +32,7 @@ from gateway.core.broker import (
     Page,
     PageSize,
     Usage,
-    place_gaps,
+    with_gaps,
 )
 from gateway.core.channels import Pattern
 from gateway.core.cursor import Cursor
@@ -300,17 +300,7 @@ class MemoryBroker:
         reset = after.epoch != self.epoch
         since = 0 if reset else after.seq
         pages = self._reads.after(patterns, since, upto, not reset, size, min_severity)
-        first, held = True, []
-        async for page, losses in pages:
-            if first:  # what was lost before the cursor's channels were last forgotten
-                for loss in losses:
-                    loss.exact = loss.exact and since >= forgotten
-            if reset:
-                losses = [Loss(exact=True) for _ in patterns] if first else []
-            if losses:
-                held += Loss.gaps(patterns, losses, reset and first, forgotten)
-            held = place_gaps(held, page)
-            first = False
+        async for page in with_gaps(pages, patterns, reset, since, forgotten):
             yield page
 
     async def read_before(

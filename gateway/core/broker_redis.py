@@ -46,7 +46,7 @@ from gateway.core.broker import (
     Page,
     PageSize,
     Usage,
-    place_gaps,
+    with_gaps,
 )
 from gateway.core.broker_redis_channels import Channel, KnownChannels
 from gateway.core.broker_redis_errors import call, store
@@ -193,17 +193,9 @@ class RedisBroker:
         # Read after the channels, so no channel forgotten meanwhile escapes both; never
         # past the snapshot (appends after it are not this read's).
         forgotten = min(int(await call(self._horizon())), upto)
-        for loss in losses:
-            loss.exact = loss.exact and since >= forgotten
-        first, held = True, list[Gap]()
         reading = self._reading(size, min_severity)
-        async for page, lost in redis_reads.forward(reading, channels, since, upto, losses):
-            if reset:
-                lost = [Loss(exact=True) for _ in patterns] if first else []
-            if lost:
-                held += Loss.gaps(patterns, lost, reset and first, forgotten)
-            held = place_gaps(held, page)
-            first = False
+        pages = redis_reads.forward(reading, channels, since, upto, losses)
+        async for page in with_gaps(pages, patterns, reset, since, forgotten):
             yield page
 
     async def read_before(

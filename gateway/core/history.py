@@ -4,7 +4,7 @@ from and, at the start of retained history, what went before it.
 
 Built on the broker's paged reads (Broker.read_before, Broker.read_after): an answer holds
 at most `limit` entries and reads about that much, however many channels match; each
-broker page is read in the process's shared read turns (broker.CatchUp), so many viewers
+broker page is read in the process's shared read turns (catch_up.CatchUp), so many viewers
 paging at once leave every loop turn short."""
 
 from __future__ import annotations

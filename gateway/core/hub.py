@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 from gateway.core import sse
 from gateway.core.admission import Admission, SharedCounts, subscribe_limit
-from gateway.core.broker import CatchUp
+from gateway.core.catch_up import CatchUp
 from gateway.core.channels import Pattern
 from gateway.core.endings import ENDINGS, End
 from gateway.core.events import Event

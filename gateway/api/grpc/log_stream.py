@@ -18,7 +18,8 @@ from gateway.api.grpc.auth import principal as authenticated
 from gateway.api.grpc.history import history_page
 from gateway.api.grpc.status import abort
 from gateway.api.stopping import Stopping
-from gateway.core.broker import READ_TURNS, Broker, Gap, PageSize, catch_up
+from gateway.core.broker import Broker, Gap, PageSize
+from gateway.core.catch_up import READ_TURNS, catch_up
 from gateway.core.channels import parse_pattern
 from gateway.core.cursor import decode_cursor, encode_cursor
 from gateway.core.endings import End, grpc_error

@@ -12,7 +12,8 @@ from gateway.api.http.access import defer_access_log
 from gateway.api.http.auth import TokenPolicy, principal_of, requires_token
 from gateway.api.http.sse_socket import DetachedStream, TransportSink, detach
 from gateway.core import sse
-from gateway.core.broker import PAGE, READ_TURNS, Broker, CatchUp, Page, PageSize, catch_up
+from gateway.core.broker import PAGE, Broker, Page, PageSize
+from gateway.core.catch_up import READ_TURNS, CatchUp, catch_up
 from gateway.core.channels import Pattern, parse_pattern
 from gateway.core.cursor import Cursor, decode_cursor, encode_cursor
 from gateway.core.endings import End
