@@ -225,6 +225,42 @@ def test_a_match_after_a_seq_finds_exactly_the_channels_touched_since() -> None:
             assert set(index.match(pattern, after)) == expected
 
 
+def test_newest_first_walks_the_channels_by_their_newest_seq_while_the_index_changes() -> None:
+    rng = random.Random(7)
+    for in_order in (True, False):  # a node touched out of seq order is sorted instead
+        index: ChannelIndex[str] = ChannelIndex()
+        touched: dict[str, int] = {}
+        seqs = list(range(1, 3001))
+        if not in_order:
+            rng.shuffle(seqs)
+        for seq in seqs:
+            channel = (
+                f"logs:{rng.choice(('etl', 'faas'))}:ws{rng.randrange(5)}:r{rng.randrange(80)}"
+            )
+            index.put(channel, channel, seq)
+            touched[channel] = max(touched.get(channel, 0), seq)
+        for text in ("logs:>", "logs:*:ws1:>", "logs:etl:*:*", "logs:faas:ws2:r7"):
+            pattern = parse_pattern(text)
+            expected = sorted(
+                ((s, c) for c, s in touched.items() if pattern.matches(c)), reverse=True
+            )
+            assert list(index.newest_first(pattern)) == expected
+        # A walk under way while channels are touched, added and forgotten: still newest
+        # first, and each channel it had not reached yet comes no lower than it was.
+        walk = index.newest_first(parse_pattern("logs:>"))
+        before = dict(touched)
+        seen = [next(walk) for _ in range(20)]
+        for seq in range(3001, 3201):
+            channel = f"logs:etl:ws{rng.randrange(5)}:r{rng.randrange(90)}"
+            index.put(channel, channel, seq)
+        for channel in rng.sample(sorted(before), 10):
+            index.pop(channel)
+        seen += list(walk)
+        assert [s for s, _ in seen] == sorted((s for s, _ in seen), reverse=True)
+        assert sorted(c for _, c in seen) == sorted(before)
+        assert all(s >= before[c] for s, c in seen)
+
+
 async def test_the_expiry_timer_stops_when_nothing_is_held() -> None:
     broker = memory_broker(make_config(history_seconds=0.1))
     await fill(broker, ["logs:etl:ws1:a"])

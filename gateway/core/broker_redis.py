@@ -129,8 +129,6 @@ class RedisBroker:
         keys, args = self._append_input(entries, parts, key)
         epoch, duplicate, result = await store(self._redis, self._append_script, keys, args)
         first, *offsets = map(int, result.split())
-        if not duplicate:
-            self._known.note((entry.channel, first + i) for i, entry in enumerate(entries))
         if epoch.decode() != self._feed.epoch:
             self._feed.skip_to(epoch.decode(), first - 1)
         # A duplicate's events are rebuilt from the batch resent, which is the same batch.
@@ -139,6 +137,8 @@ class RedisBroker:
             Event(entry.channel, offset, first + i, entry.severity, b"%b%d%b" % (h, offset, t))
             for i, (entry, offset, (h, t)) in enumerate(stored)
         ]
+        if not duplicate:
+            self._known.note(events)
         return Appended(events, duplicate=bool(duplicate))
 
     def _append_input(
@@ -206,16 +206,15 @@ class RedisBroker:
         min_severity: int = 0,
     ) -> AsyncGenerator[Page, None]:
         """Pages back from `before` through the matching channels that still hold
-        history, newest first (redis_reads)."""
+        history, taking them newest first as the pages reach them (redis_reads)."""
         upto = await self._feed.snapshot()
         start = upto + 1 if before is None else min(before, upto + 1)
-        retained = time.monotonic() - self._max_age
-        channels = redis_reads.Channels()
-        for i, channel in await self._known.matching(patterns, -1):
-            if channel.at >= retained:
-                channels.add(channel.name, i, -min(channel.last, start - 1))
-        reading = self._reading(size, min_severity)
-        async for page in redis_reads.backward(reading, channels, start):
+        await self._known.fresh()
+        found = (
+            (channel.name, min(seq, start - 1), channel.first)
+            for seq, channel in self._known.newest_first(patterns)
+        )
+        async for page in redis_reads.backward(self._reading(size, min_severity), found, start):
             yield page
 
     async def lost(self, patterns: Sequence[Pattern]) -> list[Gap]:

@@ -10,28 +10,31 @@ record in Redis has expired, so what this holds follows what Redis retains.
 from __future__ import annotations
 
 import asyncio
+import heapq
 import time
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from gateway.core.broker_redis_errors import unavailable
 from gateway.core.channels import Pattern
+from gateway.core.events import Event
 from gateway.core.index import ChannelIndex
 
 LOAD_PAGE = 1_000  # registry entries asked for per HSCAN, and names matched per loop turn
 
 
 class Channel:
-    """A channel this instance knows of: its newest seq, and when it was last appended to
-    (monotonic seconds)."""
+    """A channel this instance knows of: its newest seq, when it was last appended to
+    (monotonic seconds), and the seq its current life began with (its offset 0; 0 when
+    this instance did not see it): it holds nothing older."""
 
-    __slots__ = ("at", "last", "name")
+    __slots__ = ("at", "first", "last", "name")
 
-    def __init__(self, name: str, last: int, at: float) -> None:
-        self.name, self.last, self.at = name, last, at
+    def __init__(self, name: str, last: int, at: float, first: int = 0) -> None:
+        self.name, self.last, self.at, self.first = name, last, at, first
 
 
 class KnownChannels:
@@ -68,11 +71,31 @@ class KnownChannels:
                         await asyncio.sleep(0)
         return list(matched.values())
 
-    def note(self, appended: Iterable[tuple[str, int]]) -> None:
-        """Channels appended to just now, with the seqs they got (in seq order)."""
+    def newest_first(self, patterns: Sequence[Pattern]) -> Iterator[tuple[int, Channel]]:
+        """The channels matching `patterns` that may still hold entries (appended to within
+        max age), each once, as (a seq at or above its newest entry when this began, the
+        channel), newest first, lazily: a read back that stops after k channels costs
+        about k (ChannelIndex.newest_first), not every channel matched."""
+        retained = time.monotonic() - self._max_age
+        walks = [self.index.newest_first(p) for p in patterns]
+        seen = set[str]()
+        for seq, channel in heapq.merge(*walks, key=lambda found: found[0], reverse=True):
+            if channel.at >= retained and channel.name not in seen:
+                if len(walks) > 1:
+                    seen.add(channel.name)
+                yield seq, channel
+
+    def note(self, events: Iterable[Event]) -> None:
+        """Events just stored (in seq order): their channels were appended to."""
         now = time.monotonic()
-        for name, seq in dict(appended).items():
-            self._put(name, seq, now)
+        began: dict[str, int] = {}
+        last: dict[str, int] = {}
+        for event in events:
+            if event.offset == 0:  # a life begins: the ledger was gone, and history with it
+                began[event.channel] = event.seq
+            last[event.channel] = event.seq
+        for name, seq in last.items():
+            self._put(name, seq, now, began.get(name, 0))
         self.prune(now)
 
     def forget_all(self) -> None:
@@ -105,7 +128,7 @@ class KnownChannels:
         except RedisError:
             self.stale = True
             raise unavailable() from None
-        found.sort()
+        found.sort(key=lambda f: f[2])  # in seq order: the index keeps its order
         for at, name, last in found:
             self._put(name, last, at)
         # The registry's names are older than most already held: keep both oldest first.
@@ -115,14 +138,17 @@ class KnownChannels:
             ordered.update((c.name, c) for c in items)
         self.prune(now)
 
-    def _put(self, name: str, last: int, at: float) -> None:
+    def _put(self, name: str, last: int, at: float, first: int = 0) -> None:
         channel = self._known.get(name)
         if channel is None:
-            channel = self._known[name] = Channel(name, last, at)
+            channel = self._known[name] = Channel(name, last, at, first)
             self.index.put(name, channel, last)
         elif channel.at <= at:
-            channel.last, channel.at = max(channel.last, last), at
-            self.index.put(name, channel, channel.last)
+            channel.at = at
+            channel.first = first or channel.first
+            if last > channel.last:  # (the feed brings back this instance's own appends)
+                channel.last = last
+                self.index.put(name, channel, last)
             self._known.move_to_end(name)
         else:
             return

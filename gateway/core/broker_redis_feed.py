@@ -210,7 +210,7 @@ class Feed:
             log.warning("feed trimmed past this instance", extra={"missed": first - 1})
             self.skip_to(epoch, first - 1)
         events = _feed_events(first, fields[b"e"])
-        self._known.note((e.channel, e.seq) for e in events)
+        self._known.note(events)
         self.delivered = events[-1].seq
         return events
 

@@ -9,7 +9,9 @@ subscribed. This is the shape of NATS's sublist; the grammar is the same.
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Callable, Iterator
+from operator import attrgetter
 from typing import Generic, TypeVar
 
 from gateway.core.channels import Pattern
@@ -154,6 +156,14 @@ class ChannelIndex(Generic[V]):
         cap = _Cap(before, limit, keep)
         return _newest(self._root, pattern.segments, 0, cap)
 
+    def newest_first(self, pattern: Pattern) -> Iterator[tuple[int, V]]:
+        """(seq, value) of the channels `pattern` matches, by the seq they were touched last,
+        newest first, lazily: a merge of each matching node's leaves, so taking the first k
+        costs about k and the nodes matched (a node whose touches came out of seq order is
+        sorted whole first: its channels)."""
+        runs = [_descending(node, leaf) for node, leaf in _leaf_nodes(self._root, pattern, 0)]
+        return heapq.merge(*runs, key=lambda found: found[0], reverse=True)
+
 
 def _matching(node: _ChannelNode[V], segments: tuple[str, ...], at: int, after: int) -> Iterator[V]:
     if node.newest <= after:
@@ -171,6 +181,45 @@ def _matching(node: _ChannelNode[V], segments: tuple[str, ...], at: int, after: 
             yield from _matching(each, segments, at + 1, after)
     elif (child := node.children.get(segment)) is not None:
         yield from _matching(child, segments, at + 1, after)
+
+
+def _leaf_nodes(
+    node: _ChannelNode[V], pattern: Pattern, at: int
+) -> Iterator[tuple[_ChannelNode[V], str | None]]:
+    """The nodes whose leaves `pattern` matches, each with the one leaf's name when it
+    names one (None: all of them)."""
+    segment = pattern.segments[at]
+    if segment == ">":
+        yield node, None
+        for each in node.children.values():
+            yield from _leaf_nodes(each, pattern, at)
+    elif at == len(pattern.segments) - 1:
+        yield node, None if segment == "*" else segment
+    elif segment == "*":
+        for each in node.children.values():
+            yield from _leaf_nodes(each, pattern, at + 1)
+    elif (child := node.children.get(segment)) is not None:
+        yield from _leaf_nodes(child, pattern, at + 1)
+
+
+def _descending(node: _ChannelNode[V], name: str | None) -> Iterator[tuple[int, V]]:
+    """A node's leaves (or its leaf `name`) as (seq, value), newest first, from a copy taken
+    at the first: a leaf touched later is given no higher seq than the one before it (what
+    it held when the copy was taken lies below that), so the order holds while the index
+    changes under a read that takes its time."""
+    leaves: list[_Leaf[V]]
+    if name is not None:
+        leaf = node.leaves.get(name)
+        leaves = [] if leaf is None else [leaf]
+    elif node.ordered:
+        leaves = list(node.leaves.values())
+        leaves.reverse()
+    else:
+        leaves = sorted(node.leaves.values(), key=attrgetter("newest"), reverse=True)
+    bound: int | None = None
+    for leaf in leaves:
+        bound = leaf.newest if bound is None else min(leaf.newest, bound)
+        yield bound, leaf.value
 
 
 class _Cap(Generic[V]):

@@ -1,18 +1,21 @@
 """The Redis broker's paged reads (Broker.read_after, Broker.read_before).
 
-A read keeps, per matching channel, the seq it goes on from, in a heap, and builds a page
+A read keeps, per channel it follows, the seq it goes on from, in a heap, and builds a page
 by handing the PAGE script (redis_page_lua) the MERGE channels that come first: no other
 channel holds a seq before the next one's, so the script merges them up to it, bounded by
 the page (entries, bytes, and entries looked at), and says where each channel goes on.
 Redis does a page's work per call, never a whole replay's, and this process holds the page
 and a few numbers per channel. A forward read also checks each channel's offsets as it
-goes: an entry trimmed while the read was under way is counted lost, never skipped.
+goes: an entry trimmed while the read was under way is counted lost, never skipped. A read
+back takes its channels newest first as it reaches them (a tail over a pattern matching
+100,000 channels follows about the channels its pages come from, not all of them).
 """
 
 from __future__ import annotations
 
+import asyncio
 import heapq
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 
 from gateway.core.broker import Loss, Page, PageSize
@@ -20,6 +23,8 @@ from gateway.core.events import Event
 
 MERGE = 64  # channels one PAGE call merges
 STEPS = 4  # entries a call may look at per entry it may take (a severity floor skips some)
+TURN = 1_024  # channels a read back takes in before the loop gets a turn
+_NONE = ("", 0, 0)  # no channel left to reach
 
 # Runs PAGE with these KEYS and ARGV; returns its reply.
 RunPage = Callable[[list[str], list[int]], Awaitable[bytes]]
@@ -38,10 +43,18 @@ class Channels:
     entry_bytes: int = 256  # the size of an entry read so far, for PAGE's GUESS
 
     def add(self, name: str, pattern: int, key: int, expect: int = 0) -> None:
-        self.heap.append((key, len(self.names)))
+        """Follow a channel from `key` (heapified when the read begins)."""
+        self.heap.append((key, self._follow(name, pattern, expect)))
+
+    def push(self, name: str, key: int) -> None:
+        """Follow a channel from `key`, the read under way."""
+        heapq.heappush(self.heap, (key, self._follow(name, 0, 0)))
+
+    def _follow(self, name: str, pattern: int, expect: int) -> int:
         self.names.append(name)
         self.pattern.append(pattern)
         self.expect.append(expect)
+        return len(self.names) - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,13 +96,19 @@ async def forward(
     yield page, losses
 
 
-async def backward(reading: Reading, channels: Channels, before: int) -> AsyncGenerator[Page, None]:
-    """Pages of the channels' entries below `before`, newest first (each in seq order)."""
-    heapq.heapify(channels.heap)
+async def backward(
+    reading: Reading, found: Iterator[tuple[str, int, int]], before: int
+) -> AsyncGenerator[Page, None]:
+    """Pages of the entries below `before`, newest first (each in seq order), of the
+    channels `found` gives: (name, a seq at or above its newest entry below `before`, the
+    seq its life began or 0), newest first. A channel is followed once the read reaches its
+    seq; one whose life began at or after `before` is passed over (it holds nothing)."""
+    channels, waiting = Channels(), _Waiting(found, before)
     pos, page = before, Page()
-    while channels.heap:
+    while channels.heap or waiting.seq:
+        await waiting.reached(channels)
         taken = [heapq.heappop(channels.heap)[1] for _ in range(min(MERGE, len(channels.heap)))]
-        low = 1 - channels.heap[0][0] if channels.heap else 0
+        low = 1 + max(-channels.heap[0][0] if channels.heap else 0, waiting.seq)
         reply = await _call(reading, page, taken, channels, [-1, pos, low, 0])
         pos, done, lines, entries = _parse(reply, len(taken))
         for k, (peek, *_) in zip(taken, lines, strict=True):
@@ -104,6 +123,33 @@ async def backward(reading: Reading, channels: Channels, before: int) -> AsyncGe
     page.events.reverse()
     page.next, page.end = (page.events[0].seq if page.events else 0), True
     yield page
+
+
+class _Waiting:
+    """The channels a read back has not reached yet, newest first (`seq`: the next one's,
+    0 once none is left that can hold an entry)."""
+
+    def __init__(self, found: Iterator[tuple[str, int, int]], before: int) -> None:
+        self._found, self._before = found, before
+        self._next = next(found, _NONE)
+
+    @property
+    def seq(self) -> int:
+        return max(self._next[1], 0)
+
+    async def reached(self, channels: Channels) -> None:
+        """Follow the channels that may hold the next entry (every one at or above the
+        heap's first) and enough for a call to merge MERGE, yielding the loop every TURN
+        looked at."""
+        looked = 0
+        while self.seq and (len(channels.heap) < MERGE or self.seq >= -channels.heap[0][0]):
+            name, seq, first = self._next
+            if first < self._before:
+                channels.push(name, -seq)
+            self._next = next(self._found, _NONE)
+            looked += 1
+            if looked % TURN == 0:
+                await asyncio.sleep(0)
 
 
 async def _call(
