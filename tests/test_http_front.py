@@ -16,6 +16,7 @@ import pytest
 
 from tests.conftest import Running, running_gateway
 from tests.test_faults import history
+from tests.test_metrics import scrape, value
 
 CHANNEL = "logs:etl:ws1:front"
 PUBLISH = "POST /api/logs/publish HTTP/1.1\r\nHost: x\r\n"
@@ -228,6 +229,10 @@ async def test_a_head_sent_too_slowly_is_cut_and_an_idle_connection_closed(
         await asyncio.sleep(0.5)
     assert await slow.closed(within=30.0)  # --http-header-timeout 1 s
     assert await idle.closed(within=30.0)  # --http-idle-timeout 2 s
+    metrics = await scrape(gw)
+    ended = "logs_gateway_http_connections_ended_total"
+    assert value(metrics, ended, reason="head_timeout") == 1
+    assert value(metrics, ended, reason="idle_timeout") == 1
 
 
 async def test_heads_past_the_bounds_are_refused(gw: Running) -> None:
@@ -243,3 +248,31 @@ async def test_heads_past_the_bounds_are_refused(gw: Running) -> None:
         answer = await client.answer()
         assert answer.status == status, (name, answer)
         assert answer.json()["error"]["message"]  # type: ignore[index]
+        assert await client.closed()
+    metrics = await scrape(gw)
+    ended = "logs_gateway_http_connections_ended_total"
+    assert value(metrics, ended, reason="431") == 3
+    assert value(metrics, ended, reason="414") == 1
+
+
+async def test_requests_the_front_does_not_serve_are_served_by_aiohttp_as_before(
+    gw: Running,
+) -> None:
+    """HTTP/1.0, a percent-encoded path, a coding the front does not read: aiohttp answers
+    them, publish included, on the connection the front handed it."""
+    token = gw.token(publish=[CHANNEL])
+    body = json.dumps({"channel": CHANNEL, "message": "via aiohttp"})
+    head = f"Authorization: Bearer {token}\r\nContent-Type: application/json\r\n"
+    cases = {
+        "HTTP/1.0": ("POST /api/logs/publish HTTP/1.0\r\n", "", 200),
+        "an encoded path": ("POST /api/logs/%70ublish HTTP/1.1\r\nHost: x\r\n", "", 200),
+        "a coding not read": (PUBLISH, "Content-Encoding: br\r\n", 400),  # aiohttp's own
+        "a query": ("POST /api/logs/publish?a=1 HTTP/1.1\r\nHost: x\r\n", "", 200),
+    }
+    for name, (start, extra, status) in cases.items():
+        client = await connect(gw)
+        request = f"{start}{head}{extra}Content-Length: {len(body)}\r\n\r\n{body}"
+        await client.send(request.encode())
+        answer = await client.answer()
+        assert answer.status == status, (name, answer)
+        assert status != 200 or "x-request-id" in answer.headers  # through the pass

@@ -109,6 +109,7 @@ class Gateway:
         self.grpc_calls = CallLog()
         self.loop_lag = metrics.LoopLag()
         self.bodies = BodyReader(config.max_message_bytes, config.max_inflation_ratio)
+        self.front_limits = FrontLimits(config.http_header_timeout, config.http_idle_timeout)
         self.metrics = metrics.build_registry(
             metrics.Sources(
                 self.hub,
@@ -122,6 +123,7 @@ class Gateway:
                 self.publish_streams,
                 self.bodies,
                 self.otlp.limits,
+                self.front_limits,
             )
         )
         self._grpc: grpc.aio.Server | None = None
@@ -238,8 +240,7 @@ class Gateway:
         self._runner = runner
         assert runner.server is not None  # set up
         c = self.config
-        limits = FrontLimits(c.http_header_timeout, c.http_idle_timeout)
-        self.front = Front(side.serving, side.fast, runner.server, side.cors, limits)
+        self.front = Front(side.serving, side.fast, runner.server, side.cors, self.front_limits)
         try:
             return await self.front.listen(c.host, c.http_port, reuse_port=c.workers > 1)
         except OSError as e:

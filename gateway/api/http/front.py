@@ -134,6 +134,7 @@ class Connection(asyncio.Protocol):
         self.hand_off = False
         self.eof = False
         self.paused = False
+        self.writable = True
 
     # -- asyncio.Protocol ------------------------------------------------------------------
 
@@ -150,6 +151,13 @@ class Connection(asyncio.Protocol):
         self.eof = True
         # With nothing left to answer asyncio closes the transport; else answer, then close.
         return bool(self.queue)
+
+    def pause_writing(self) -> None:
+        self.writable = False
+
+    def resume_writing(self) -> None:
+        self.writable = True
+        self.advance()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.front.forget(self)
@@ -270,6 +278,8 @@ class Connection(asyncio.Protocol):
     def blocked(self) -> bool:
         if self.hand_off or self.refusal is not None or len(self.queue) >= PIPELINE:
             return True
+        if not self.writable:  # the client does not read its answers
+            return True
         return self.parsing is not None and self.parsing.content.buffered > BODY_WINDOW
 
     def pause_if(self, pause: bool) -> None:
@@ -388,9 +398,13 @@ class Connection(asyncio.Protocol):
     # -- ending ----------------------------------------------------------------------------
 
     def expire(self) -> None:
-        """Past the deadline: a head sent too slowly, a body stalled, or idle too long."""
-        if self.serving is None and self.transport is not None:
-            self.transport.close()
+        """Past the deadline: a head sent too slowly, a body stalled, or idle too long (not
+        while a route works on the answer, the client waiting)."""
+        if self.transport is None or (self.serving is not None and self.parsing is None):
+            return
+        waited = "head" if self.head else "idle" if self.parsing is None else "body"
+        self.limits.refused[f"{waited}_timeout"] += 1
+        self.transport.close()
 
     def close_when_idle(self) -> None:
         if self.serving is None and self.transport is not None:
