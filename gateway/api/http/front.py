@@ -135,6 +135,7 @@ class Connection(asyncio.Protocol):
         self.eof = False
         self.paused = False
         self.writable = True
+        self.out: list[bytes] = []  # answers not yet written
 
     # -- asyncio.Protocol ------------------------------------------------------------------
 
@@ -256,7 +257,7 @@ class Connection(asyncio.Protocol):
             except httptools.HttpParserError as e:
                 self.refuse(*head_refusal(e))
                 return
-        if self.hand_off and not self.queue and self.refusal is None:
+        if self.hand_off and self.serving is None and self.refusal is None:
             self.give_to_aiohttp()
             return
         self.pause_if(bool(self.buffer) and self.blocked())
@@ -307,6 +308,7 @@ class Connection(asyncio.Protocol):
             self.send_refusal()
 
     def send_refusal(self) -> None:
+        self.flush()
         if self.transport is not None and self.refusal is not None:
             if self.refusal:
                 self.transport.write(self.refusal)
@@ -318,6 +320,7 @@ class Connection(asyncio.Protocol):
         transport = self.transport
         if transport is None:
             return
+        self.flush()
         self.front.forget(self)
         self.front.handed_off += 1
         data = bytes(self.head + self.buffer)
@@ -338,10 +341,29 @@ class Connection(asyncio.Protocol):
 
     def serve_next(self) -> None:
         if self.serving is None and self.queue:
-            request, handler, keep_alive = self.queue[0]
-            self.serving = self.loop.create_task(self.serve(request, handler, keep_alive))
+            self.serving = self.loop.create_task(self.work())
 
-    async def serve(self, request: FrontRequest, handler: FactsHandler, keep_alive: bool) -> None:
+    async def work(self) -> None:
+        """Answer the queued requests in order, while there are any. Answers ready in the
+        same turn of the loop (pipelined publishes) go out in one write."""
+        while self.queue:
+            request, handler, keep_alive = self.queue[0]
+            close = await self.serve(request, handler, keep_alive)
+            self.queue.popleft()
+            if close or self.transport is None:
+                self.flush()
+                if self.transport is not None:
+                    self.transport.close()
+                return
+            if not self.queue:
+                self.deadline = self.loop.time() + self.limits.idle_timeout
+            self.advance()  # what was held back while the answers were owed
+        self.serving = None
+        self.flush()
+        self.advance()  # a hand-off or a refusal waiting for the answers
+
+    async def serve(self, request: FrontRequest, handler: FactsHandler, keep_alive: bool) -> bool:
+        """Answer `request` through the pass; whether the connection ends after it."""
         line = AccessLine(request.method, request.path, request.headers.get(REQUEST_ID))
         status = CLIENT_CLOSED
         try:
@@ -350,49 +372,43 @@ class Connection(asyncio.Protocol):
             response.headers[REQUEST_ID] = line.request_id
             if self.front.cors.enabled:
                 self.front.cors.mark(request, response.headers)
-            self.answered(request, response, keep_alive)
-        except asyncio.CancelledError:
-            raise
+            close = self.ends_after(request.content, keep_alive)
+            self.send(encoded(response, self.front.clock.date(), close))
+            return close
         except Exception:
             status = 500
             log.exception("http request failed", extra={"path": request.path})
-            self.serving = None
-            if self.transport is not None:
-                self.transport.write(INTERNAL)
-                self.transport.close()
+            self.send(INTERNAL)
+            return True
         finally:
             if line.wanted:
                 line.write(status)
 
-    def answered(self, request: FrontRequest, response: web.StreamResponse, keep: bool) -> None:
-        body = request.content
+    def ends_after(self, body: FrontBody, keep_alive: bool) -> bool:
+        """Whether the connection ends after this answer."""
         if not body.complete:
             body.discard()  # the rest is parsed and dropped, never inflated
         # A compressed body not read whole ends the connection, never inflated (http.bodies);
         # so does one its client holds back until `100 Continue` (RFC 9110 10.1.1).
-        close = not keep or self.eof or self.front.closing or body.awaited
+        close = not keep_alive or self.eof or self.front.closing or body.awaited
         close = close or (self.refusal is not None and len(self.queue) == 1)
-        close = close or (not body.complete and body.total_compressed_bytes is not None)
-        if self.transport is not None:
-            self.transport.write(encoded(response, self.front.clock.date(), close))
-            if close:
-                self.transport.close()
-                return
-        self.answered_none()
+        return close or (not body.complete and body.total_compressed_bytes is not None)
 
-    def answered_none(self) -> None:
-        self.queue.popleft()
-        self.serving = None
-        if not self.queue:
-            self.deadline = self.loop.time() + self.limits.idle_timeout
-            if self.refusal is not None:
-                self.send_refusal()
-                return
-        self.serve_next()
-        self.advance()
+    def send(self, data: bytes) -> None:
+        """Queue `data` to go out at the end of this turn of the loop, with what else is
+        answered in it."""
+        if not self.out:
+            self.loop.call_soon(self.flush)
+        self.out.append(data)
+
+    def flush(self) -> None:
+        if self.out and self.transport is not None:
+            self.transport.write(b"".join(self.out) if len(self.out) > 1 else self.out[0])
+        self.out.clear()
 
     def send_continue(self) -> None:
         if self.transport is not None:
+            self.flush()
             self.transport.write(CONTINUE)
 
     # -- ending ----------------------------------------------------------------------------
