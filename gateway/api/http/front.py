@@ -42,7 +42,13 @@ BODY_WINDOW = 1 << 18  # body bytes received ahead of the route reading them
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 INTERNAL = refusal_bytes(500, "internal server error")
 HEAD, LENGTH, CHUNKED = 0, 1, 2  # what the next piece fed to llhttp holds
-CODINGS = frozenset({b"gzip", b"deflate", b"identity"})  # Content-Encoding the front reads
+# Headers whose other values (or a second line) send a request to aiohttp: what they ask
+# is not what the front does (aiohttp answers them as it always has).
+UNUSUAL = (
+    ("Content-Encoding", frozenset({"gzip", "deflate", "identity"})),
+    ("Transfer-Encoding", frozenset({"chunked"})),
+    ("Expect", frozenset({"100-continue"})),
+)
 
 
 class Front:
@@ -120,13 +126,13 @@ class Connection(asyncio.Protocol):
         self.parser = httptools.HttpRequestParser(self)
         self.transport: asyncio.Transport | None = None
         self.deadline = self.loop.time() + self.limits.header_timeout
-        self.buffer = bytearray()  # received, not yet fed to llhttp
+        self.buffer = b""  # received; fed to llhttp up to `at`
+        self.at = 0
         self.head = bytearray()  # the head being parsed, as received (for a hand-off)
         self.state = HEAD
         self.left = 0  # body bytes left to feed (LENGTH)
         self.url = b""
-        self.headers: list[tuple[bytes, bytes]] = []
-        self.head_size = 0
+        self.fields: list[tuple[str, str]] = []  # the head's, as they come
         self.parsing: FrontRequest | None = None  # the request whose body is coming
         self.queue: deque[tuple[FrontRequest, FactsHandler, bool]] = deque()
         self.serving: asyncio.Task[None] | None = None
@@ -145,7 +151,9 @@ class Connection(asyncio.Protocol):
         self.front.connections.add(self)
 
     def data_received(self, data: bytes) -> None:
-        self.buffer += data
+        # Most reads start at a request and hold whole ones: no copy of them then.
+        self.buffer = self.buffer[self.at :] + data if self.at < len(self.buffer) else data
+        self.at = 0
         self.advance()
 
     def eof_received(self) -> bool:
@@ -171,8 +179,7 @@ class Connection(asyncio.Protocol):
     def on_message_begin(self) -> None:
         self.deadline = self.loop.time() + self.limits.header_timeout
         self.url = b""
-        self.headers = []
-        self.head_size = 0
+        self.fields = []
 
     def on_url(self, url: bytes) -> None:
         self.url += url
@@ -180,25 +187,23 @@ class Connection(asyncio.Protocol):
             raise HeadRefused(414, "request target too long")
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self.headers.append((name, value))
-        self.head_size += len(name) + len(value)
-        self.limits.check_header(len(self.headers), len(value), self.head_size)
+        fields = self.fields
+        fields.append((name.decode("latin-1"), value.decode("utf-8", "surrogateescape")))
+        if len(fields) > self.limits.max_headers or len(value) > self.limits.max_field:
+            self.limits.check_header(len(fields), len(value))
 
     def on_headers_complete(self) -> None:
-        handler = self.fast_handler()
+        path, _, query = self.url.partition(b"?")
+        headers = CIMultiDict(self.fields)
+        handler = self.fast_handler(path, headers)
         if handler is None:
             self.hand_off = True
             return
-        headers = CIMultiDict(
-            (n.decode("latin-1"), v.decode("utf-8", "surrogateescape")) for n, v in self.headers
-        )
-        path, _, query = self.url.partition(b"?")
         request = FrontRequest("POST", path.decode(), query.decode("latin-1"), headers)
-        expect = headers.get("Expect")
         encoding = headers.get("Content-Encoding", "identity").lower()
         request.content = FrontBody(
             None if encoding == "identity" else encoding,
-            None if expect is None else self.send_continue,
+            None if "Expect" not in headers else self.send_continue,
         )
         self.head.clear()
         self.parsing = request
@@ -208,7 +213,8 @@ class Connection(asyncio.Protocol):
         else:
             self.state, self.left = LENGTH, request.content_length or 0
         self.queue.append((request, handler, self.parser.should_keep_alive()))
-        self.serve_next()
+        if self.serving is None:
+            self.serving = self.loop.create_task(self.work())
 
     def on_body(self, piece: bytes) -> None:
         if self.parsing is not None:
@@ -221,23 +227,20 @@ class Connection(asyncio.Protocol):
         self.parsing = None
         self.state = HEAD
 
-    def fast_handler(self) -> FactsHandler | None:
+    def fast_handler(self, path: bytes, headers: CIMultiDict[str]) -> FactsHandler | None:
         """The route the front serves this request with; None hands it to aiohttp: any other
-        path or method, HTTP/1.0, an upgrade, an Expect or coding the front does not do."""
+        path or method, HTTP/1.0, an upgrade, an Expect or a coding the front does not do."""
         parser = self.parser
-        handler = self.front.routes.get(self.url.partition(b"?")[0])
+        handler = self.front.routes.get(path)
         if handler is None or parser.get_method() != b"POST" or parser.should_upgrade():
             return None
         if parser.get_http_version() != "1.1":
             return None
-        for name, value in self.headers:
-            lower = name.lower()
-            if lower == b"expect" and value.lower() != b"100-continue":
-                return None
-            if lower == b"transfer-encoding" and value.lower() != b"chunked":
-                return None
-            if lower == b"content-encoding" and value.lower() not in CODINGS:
-                return None
+        for name, only in UNUSUAL:
+            if name in headers:
+                values = headers.getall(name)
+                if len(values) > 1 or values[0].lower() not in only:
+                    return None
         return handler
 
     # -- feeding llhttp --------------------------------------------------------------------
@@ -245,7 +248,7 @@ class Connection(asyncio.Protocol):
     def advance(self) -> None:
         """Feed llhttp what was received, a request's part at a time, as far as the
         connection may read ahead; then hand off, or pause reading."""
-        while self.buffer and not self.blocked():
+        while self.at < len(self.buffer) and not self.blocked():
             piece = self.next_piece()
             if len(self.head) > self.limits.max_head:
                 self.refuse(431, f"request head larger than {self.limits.max_head} bytes")
@@ -260,20 +263,20 @@ class Connection(asyncio.Protocol):
         if self.hand_off and self.serving is None and self.refusal is None:
             self.give_to_aiohttp()
             return
-        self.pause_if(bool(self.buffer) and self.blocked())
+        self.pause_if(self.at < len(self.buffer) and self.blocked())
 
     def next_piece(self) -> bytes:
-        buffer = self.buffer
+        buffer, at = self.buffer, self.at
         if self.state == LENGTH:
-            n = min(self.left, len(buffer))
-            self.left -= n
+            end = min(at + self.left, len(buffer))
+            self.left -= end - at
         else:  # a head, or a chunked body: up to and with the next blank line
-            end = buffer.find(b"\r\n\r\n")
-            n = len(buffer) if end < 0 else end + 4
-            if self.state == HEAD:
-                self.head += buffer[:n]
-        piece = bytes(buffer[:n])
-        del buffer[:n]
+            found = buffer.find(b"\r\n\r\n", at)
+            end = len(buffer) if found < 0 else found + 4
+        piece = buffer[at:end]
+        if self.state == HEAD:
+            self.head += piece
+        self.at = end
         return piece
 
     def blocked(self) -> bool:
@@ -303,7 +306,7 @@ class Connection(asyncio.Protocol):
         else:
             body.fail(message)
             self.refusal = b""
-        self.buffer.clear()
+        self.buffer, self.at = b"", 0
         if not self.queue:
             self.send_refusal()
 
@@ -323,9 +326,9 @@ class Connection(asyncio.Protocol):
         self.flush()
         self.front.forget(self)
         self.front.handed_off += 1
-        data = bytes(self.head + self.buffer)
+        data = bytes(self.head) + self.buffer[self.at :]
         self.head.clear()
-        self.buffer.clear()
+        self.buffer, self.at = b"", 0
         protocol = self.front.aiohttp()
         transport.set_protocol(protocol)
         protocol.connection_made(transport)
@@ -338,10 +341,6 @@ class Connection(asyncio.Protocol):
         self.transport = None
 
     # -- answering -------------------------------------------------------------------------
-
-    def serve_next(self) -> None:
-        if self.serving is None and self.queue:
-            self.serving = self.loop.create_task(self.work())
 
     async def work(self) -> None:
         """Answer the queued requests in order, while there are any. Answers ready in the

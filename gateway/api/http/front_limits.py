@@ -39,13 +39,11 @@ class FrontLimits:
     tick: float = 1.0  # how often deadlines are looked at
     refused: Counter[str] = field(default_factory=Counter)  # heads refused, by reason
 
-    def check_header(self, count: int, value_size: int, head_size: int) -> None:
+    def check_header(self, count: int, value_size: int) -> None:
         if count > self.max_headers:
             raise HeadRefused(431, f"more than {self.max_headers} header fields")
         if value_size > self.max_field:
             raise HeadRefused(431, f"a header field longer than {self.max_field} bytes")
-        if head_size > self.max_head:
-            raise HeadRefused(431, f"request head larger than {self.max_head} bytes")
 
 
 def head_refusal(error: httptools.HttpParserError) -> tuple[int, str]:

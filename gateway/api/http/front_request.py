@@ -143,7 +143,9 @@ class FrontRequest:
         self.query = query
         self.headers = headers
         self.content: FrontBody = FrontBody(None, None)
-        self._values: dict[web.RequestKey[Any], Any] = {}
+        # What the pass keeps with the request (its Principal): one or two keys, found by
+        # identity (a RequestKey hashes in Python).
+        self._values: list[tuple[web.RequestKey[Any], Any]] = []
 
     @property
     def content_type(self) -> str:
@@ -163,10 +165,13 @@ class FrontRequest:
         return {name: morsel.value for name, morsel in cookie.items()}
 
     def __getitem__(self, key: web.RequestKey[Any]) -> Any:
-        return self._values[key]
+        for known, value in self._values:
+            if known is key:
+                return value
+        raise KeyError(key)
 
     def __setitem__(self, key: web.RequestKey[Any], value: Any) -> None:
-        self._values[key] = value
+        self._values.append((key, value))
 
 
 class Clock:
@@ -190,16 +195,23 @@ def encoded(response: web.StreamResponse, date: bytes, close: bool) -> bytes:
     connection ends after it."""
     if not isinstance(response, web.Response) or not isinstance(response.body, bytes):
         raise TypeError("the front answers with a web.Response of bytes only")
+    headers = response.headers
+    fields = "".join([f"{name}: {value}\r\n" for name, value in headers.items()])
+    # A header the route set must neither split nor frame the answer.
+    if fields.count("\n") != len(headers) or fields.count("\r") != len(headers):
+        raise ValueError("a header holds a line break")
+    if any(name in headers for name in FRAMING):
+        raise ValueError("the route set a header the front sets")
     body = response.body
-    lines = [b"HTTP/1.1 %d %s\r\n" % (response.status, response.reason.encode("latin-1"))]
-    for name, value in response.headers.items():
-        if "\r" in value or "\n" in value or name.lower() in FRAMING:
-            raise ValueError(f"header {name} cannot be sent as it is")
-        lines.append(f"{name}: {value}\r\n".encode("latin-1"))
-    lines.append(b"Date: %s\r\nContent-Length: %d\r\n" % (date, len(body)))
-    lines.append(b"Connection: close\r\n\r\n" if close else b"\r\n")
-    lines.append(body)
-    return b"".join(lines)
+    return b"".join(
+        (
+            b"HTTP/1.1 %d %s\r\n" % (response.status, response.reason.encode("latin-1")),
+            fields.encode("latin-1"),
+            b"Date: %s\r\nContent-Length: %d\r\n" % (date, len(body)),
+            b"Connection: close\r\n\r\n" if close else b"\r\n",
+            body,
+        )
+    )
 
 
-FRAMING = frozenset({"content-length", "transfer-encoding", "connection", "date"})
+FRAMING = ("Content-Length", "Transfer-Encoding", "Connection", "Date")
