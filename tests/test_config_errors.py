@@ -52,6 +52,8 @@ BAD_VALUES = {
     "send_buffer_bytes": "1MiB",
     "heartbeat_seconds": "0",
     "grpc_keepalive_seconds": "-20",
+    "http_header_timeout": "0",
+    "http_idle_timeout": "forever",
     "retry_ms": "soon",
     "grace_seconds": "nan",
     "otlp_channel_template": "logs:{service.name}",

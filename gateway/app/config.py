@@ -165,6 +165,16 @@ class Config:
         casts.positive_float,
         "gRPC ping interval on a quiet connection; no answer within half of it ends the calls",
     )
+    http_header_timeout: float = setting(
+        10.0,
+        casts.positive_float,
+        "seconds an HTTP client has to send a request's head once it starts it (slowloris)",
+    )
+    http_idle_timeout: float = setting(
+        75.0,
+        casts.positive_float,
+        "seconds an HTTP connection may stay idle between requests, or mid-body",
+    )
     retry_ms: int = setting(3000, casts.positive_int, "SSE `retry:` sent to browsers")
     grace_seconds: float = setting(10.0, casts.positive_float, "drain time on SIGTERM")
     otlp_channel_template: str = setting(

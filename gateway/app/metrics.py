@@ -26,6 +26,7 @@ from prometheus_client.core import (
 
 from gateway.api.grpc.access import CallLog
 from gateway.api.http.bodies import BodyReader
+from gateway.api.http.front_limits import FrontLimits
 from gateway.api.otlp.limits import OtlpLimits
 from gateway.core.admission import Admission
 from gateway.core.broker import Broker
@@ -74,6 +75,7 @@ class Sources:
     publish_streams: Admission
     bodies: BodyReader
     otlp_limits: OtlpLimits
+    front: FrontLimits
 
 
 def build_registry(sources: Sources) -> CollectorRegistry:
@@ -108,6 +110,15 @@ class GatewayCollector:
             " scope_attributes, resource_values).",
             ("limit",),
             [((limit,), n) for limit, n in self._s.otlp_limits.refused.items()],
+        )
+        yield _labelled(
+            CounterMetricFamily,
+            "http_connections_ended",
+            "HTTP connections the front ended, by reason: a head refused (400, 414, 431) or"
+            " a timeout (head_timeout, body_timeout: --http-header-timeout; idle_timeout:"
+            " --http-idle-timeout).",
+            ("reason",),
+            [((reason,), n) for reason, n in self._s.front.refused.items()],
         )
         yield from self._entries()
         yield from self._failures()

@@ -7,6 +7,7 @@ import contextlib
 import logging
 import signal
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import grpc
 from aiohttp import web
@@ -20,6 +21,9 @@ from gateway.api.grpc.log_ingest import LogIngestServicer
 from gateway.api.grpc.log_stream import LogStreamServicer
 from gateway.api.http.bodies import BodyReader
 from gateway.api.http.cors import Cors, parse_origins
+from gateway.api.http.facts import FactsHandler
+from gateway.api.http.front import Front
+from gateway.api.http.front_limits import FrontLimits
 from gateway.api.http.history import HistoryHandler
 from gateway.api.http.listing import ChannelsHandler
 from gateway.api.http.metrics import MetricsHandler
@@ -29,6 +33,7 @@ from gateway.api.http.serve import Serving
 from gateway.api.http.stream import StreamHandler, StreamSettings
 from gateway.api.otlp.export import SERVICE as OTLP_SERVICE
 from gateway.api.otlp.export import OtlpExport
+from gateway.api.otlp.http_route import PATH as OTLP_PATH
 from gateway.api.otlp.http_route import OtlpHttpHandler
 from gateway.api.otlp.limits import OtlpLimits
 from gateway.api.otlp.logs_service import OtlpLogsServicer
@@ -51,7 +56,18 @@ from gateway.core.tally import ByteCount
 from gateway.core.tokens import MAX_TOKEN_BYTES
 
 log = logging.getLogger("logs_gateway")
+PUBLISH = "/api/logs/publish"
 SERVICES = ("logs_gateway.v1.LogIngest", "logs_gateway.v1.LogStream", OTLP_SERVICE)
+
+
+@dataclass(frozen=True)
+class HttpSide:
+    """The HTTP port's app, its pass, and the routes the front serves itself, by path."""
+
+    app: web.Application
+    serving: Serving
+    cors: Cors
+    fast: dict[str, FactsHandler]
 
 
 class Gateway:
@@ -94,6 +110,7 @@ class Gateway:
         self.grpc_calls = CallLog()
         self.loop_lag = metrics.LoopLag()
         self.bodies = BodyReader(config.max_message_bytes, config.max_inflation_ratio)
+        self.front_limits = FrontLimits(config.http_header_timeout, config.http_idle_timeout)
         self.metrics = metrics.build_registry(
             metrics.Sources(
                 self.hub,
@@ -107,10 +124,12 @@ class Gateway:
                 self.publish_streams,
                 self.bodies,
                 self.otlp.limits,
+                self.front_limits,
             )
         )
         self._grpc: grpc.aio.Server | None = None
         self._runner: web.AppRunner | None = None
+        self.front: Front  # the HTTP port's protocol factory, once it listens
         self._own_metrics: web.AppRunner | None = None
         self._background: list[asyncio.Task[None]] = []  # heartbeats, loop lag, issuer keys
         self._stopped = False
@@ -131,6 +150,7 @@ class Gateway:
         self._background = [
             asyncio.create_task(self.hub.run_heartbeats(self.config.heartbeat_seconds)),
             asyncio.create_task(self.loop_lag.run()),
+            asyncio.create_task(self.front.run_timeouts()),
             *(asyncio.create_task(keys.run()) for keys in self.trust.issuers.remote),
         ]
         for name in ("", *SERVICES):
@@ -206,9 +226,10 @@ class Gateway:
         return port
 
     async def _start_http(self) -> int:
-        app = self.http_app()
+        # The front (http.front) serves publishing; aiohttp's server takes all else.
+        side = self.http_side()
         runner = web.AppRunner(
-            app,
+            side.app,
             handler_cancellation=True,
             shutdown_timeout=self.config.grace_seconds,
             access_log=None,
@@ -217,24 +238,21 @@ class Gateway:
             max_field_size=2 * MAX_TOKEN_BYTES,
         )
         await runner.setup()
-        site = web.TCPSite(
-            runner,
-            self.config.host,
-            self.config.http_port,
-            backlog=4096,
-            reuse_port=self.config.workers > 1,
-        )
         self._runner = runner
+        assert runner.server is not None  # set up
+        c = self.config
+        self.front = Front(side.serving, side.fast, runner.server, side.cors, self.front_limits)
         try:
-            await site.start()
+            return await self.front.listen(c.host, c.http_port, reuse_port=c.workers > 1)
         except OSError as e:
-            config = self.config
             raise OSError(
-                cannot_bind("HTTP", "http_port", config.host, config.http_port, reason_of(e))
+                cannot_bind("HTTP", "http_port", c.host, c.http_port, reason_of(e))
             ) from None
-        return int(runner.addresses[0][1])
 
     def http_app(self) -> web.Application:
+        return self.http_side().app
+
+    def http_side(self) -> HttpSide:
         c = self.config
         app = web.Application(client_max_size=c.max_message_bytes)
         stream = StreamHandler(
@@ -262,8 +280,8 @@ class Gateway:
             web.get("/api/logs/stream", stream.handle, allow_head=False),
             web.get("/api/logs/channels", ChannelsHandler(self.broker).handle),
             web.get("/api/logs/history", history.handle),
-            web.post("/api/logs/publish", publish.handle),
-            web.post("/v1/logs", otlp.handle),
+            web.post(PUBLISH, publish.handle),
+            web.post(OTLP_PATH, otlp.handle),
             web.get("/health", ops.health),
             web.get("/ready", ops.ready),
             web.get("/admin/logs/stats", ops.stats),
@@ -273,8 +291,9 @@ class Gateway:
             routes.append(web.route("*", "/test/logs", ops.test_logs))
         routes += browser_routes(c, stream)
         cors = Cors(parse_origins(c.cors_origins))
-        Serving(self.verifier, cors).add_routes(app, routes)
-        return app
+        serving = Serving(self.verifier, cors)
+        serving.add_routes(app, routes)
+        return HttpSide(app, serving, cors, {PUBLISH: publish.handle, OTLP_PATH: otlp.handle})
 
     def reload_keys(self) -> None:
         """Verify with the key file as it is now (SIGHUP); a bad file keeps the old keys."""
@@ -345,7 +364,8 @@ class Gateway:
 
     async def _stop_http(self) -> None:
         if self._runner is not None:
-            await self._runner.cleanup()
+            grace = self.config.grace_seconds
+            await asyncio.gather(self.front.stop(grace), self._runner.cleanup())
         if self._own_metrics is not None:
             await self._own_metrics.cleanup()
 

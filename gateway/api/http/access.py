@@ -26,12 +26,11 @@ class AccessLine:
 
     __slots__ = ("deferred", "method", "path", "request_id", "started", "wanted")
 
-    def __init__(self, request: web.Request) -> None:
-        self.method = request.method
-        # The path as the router matched it (decoded but for %2F and %25), which it has
-        # already computed, rather than `request.path`, decoded again for the line alone.
-        self.path = request.rel_url.path_safe
-        self.request_id = request_ids.adopt(request.headers.get("X-Request-Id"))
+    def __init__(self, method: str, path: str, request_id: str | None) -> None:
+        """`request_id` is the request's `X-Request-Id` header, if it sent one."""
+        self.method = method
+        self.path = path
+        self.request_id = request_ids.adopt(request_id)
         self.deferred = False  # left to the stream that outlives the handler
         # Whether any line is read at all (a quiet path's is DEBUG, others INFO): with the
         # logger above INFO none is, and the request need not read the clock for it, nor

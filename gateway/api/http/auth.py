@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
+from gateway.api.http.facts import RequestFacts
 from gateway.core.errors import GatewayError
 from gateway.core.tokens import Principal, Verifier
 
@@ -28,7 +29,7 @@ class TokenPolicy:
 
     allow_cookie: bool = False  # GET streams only: EventSource cannot set a header
     admin: bool = False
-    refusal: Callable[[web.Request, GatewayError], web.StreamResponse] | None = None
+    refusal: Callable[[RequestFacts, GatewayError], web.StreamResponse] | None = None
 
 
 def requires_token(policy: TokenPolicy) -> Callable[[H], H]:
@@ -41,12 +42,12 @@ def requires_token(policy: TokenPolicy) -> Callable[[H], H]:
     return mark
 
 
-def principal_of(request: web.Request) -> Principal:
+def principal_of(request: RequestFacts) -> Principal:
     """The verified caller of a route marked with requires_token."""
     return request[PRINCIPAL]
 
 
-Check = Callable[[web.Request], web.StreamResponse | None]
+Check = Callable[[RequestFacts], web.StreamResponse | None]
 
 
 def authorizer(handler: Handler, verifier: Verifier) -> Check | None:
@@ -62,7 +63,7 @@ def authorizer(handler: Handler, verifier: Verifier) -> Check | None:
         return None
     allow_cookie, admin, refusal = policy.allow_cookie, policy.admin, policy.refusal
 
-    def authorize(request: web.Request) -> web.StreamResponse | None:
+    def authorize(request: RequestFacts) -> web.StreamResponse | None:
         try:
             try:
                 principal = verifier.verify(bearer_token(request, allow_cookie))
@@ -81,7 +82,7 @@ def authorizer(handler: Handler, verifier: Verifier) -> Check | None:
     return authorize
 
 
-def bearer_token(request: web.Request, allow_cookie: bool) -> str | None:
+def bearer_token(request: RequestFacts, allow_cookie: bool) -> str | None:
     """The request's token: `Authorization: Bearer`, else (for GET streams) the cookie.
 
     Publishing and admin calls take only the header, so a cookie a browser sends on its

@@ -21,6 +21,7 @@ from collections import Counter
 
 from aiohttp import web
 
+from gateway.api.http.facts import RequestFacts
 from gateway.core.errors import Code, GatewayError
 
 # The inflation ratio is checked past this many inflated bytes: a small body of repeated
@@ -39,7 +40,7 @@ class BodyReader:
         self.max_ratio = max_ratio
         self.refused: Counter[str] = Counter()
 
-    async def read(self, request: web.Request) -> bytes:
+    async def read(self, request: RequestFacts) -> bytes:
         """The whole body, inflated; GatewayError TOO_LARGE naming the limit it passed,
         at the first slice that passes it."""
         length = request.content_length

@@ -8,10 +8,11 @@ when a response is prepared, so streaming responses and error responses get them
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, MutableMapping
 
 from aiohttp import web
 
+from gateway.api.http.facts import RequestFacts
 from gateway.core.errors import denied
 
 ALLOW_METHODS = "GET, POST, OPTIONS"
@@ -52,7 +53,7 @@ class Cors:
         answer = self.preflight_answer(request)
         return await handler(request) if answer is None else answer
 
-    def preflight_answer(self, request: web.Request) -> web.Response | None:
+    def preflight_answer(self, request: RequestFacts) -> web.Response | None:
         """The answer to a CORS preflight, or None for any other request; raises
         GatewayError for an origin not listed."""
         if request.method != "OPTIONS" or "Access-Control-Request-Method" not in request.headers:
@@ -68,10 +69,14 @@ class Cors:
         return web.Response(status=204, headers=headers)
 
     async def add_headers(self, request: web.Request, response: web.StreamResponse) -> None:
+        self.mark(request, response.headers)
+
+    def mark(self, request: RequestFacts, headers: MutableMapping[str, str]) -> None:
+        """Add the CORS headers of the answer to `request` (origins listed only)."""
         # Caches must keep answers for different origins apart.
-        vary = response.headers.get("Vary")
-        response.headers["Vary"] = f"{vary}, Origin" if vary else "Origin"
+        vary = headers.get("Vary")
+        headers["Vary"] = f"{vary}, Origin" if vary else "Origin"
         origin = request.headers.get("Origin")
         if origin in self._origins:
-            response.headers["Access-Control-Allow-Origin"] = origin
-            response.headers["Access-Control-Allow-Credentials"] = "true"
+            headers["Access-Control-Allow-Origin"] = origin
+            headers["Access-Control-Allow-Credentials"] = "true"

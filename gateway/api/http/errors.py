@@ -8,6 +8,7 @@ import math
 from aiohttp import web
 
 from gateway.api.http.auth import Handler
+from gateway.api.http.facts import RequestFacts
 from gateway.core.errors import Code, GatewayError
 
 
@@ -26,7 +27,7 @@ def error_response(error: GatewayError) -> web.Response:
     return response
 
 
-def route_error_response(error: web.HTTPException, request: web.Request) -> web.Response:
+def route_error_response(error: web.HTTPException, request: RequestFacts) -> web.Response:
     """aiohttp's own refusals (no such route, a method the route does not take) in the
     same JSON shape as every other error, instead of its plain text."""
     slug = error.reason.lower().replace(" ", "_")  # not_found, method_not_allowed
@@ -40,7 +41,7 @@ def route_error_response(error: web.HTTPException, request: web.Request) -> web.
 MAX_SHOWN_PATH = 200
 
 
-def error_answer(error: Exception, request: web.Request) -> web.Response | None:
+def error_answer(error: Exception, request: RequestFacts) -> web.Response | None:
     """The JSON answer to what a handler raised: a GatewayError's, or one of aiohttp's own
     4xx refusals in the same shape; None for anything else, which propagates."""
     if isinstance(error, GatewayError):

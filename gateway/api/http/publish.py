@@ -10,6 +10,7 @@ from aiohttp import web
 from gateway.api.convert import entry_from_json
 from gateway.api.http.auth import TokenPolicy, principal_of, requires_token
 from gateway.api.http.bodies import BodyReader
+from gateway.api.http.facts import RequestFacts
 from gateway.core.cursor import encode_cursor
 from gateway.core.errors import GatewayError, invalid
 from gateway.core.idempotency import HEADER, request_key
@@ -25,7 +26,7 @@ class PublishHandler:
         self._bodies = bodies
 
     @requires_token(TokenPolicy())  # the header only: a cookie never publishes (no CSRF)
-    async def handle(self, request: web.Request) -> web.Response:
+    async def handle(self, request: RequestFacts) -> web.Response:
         principal = principal_of(request)
         _require_json(request)
         body = await self._bodies.read(request)
@@ -36,7 +37,7 @@ class PublishHandler:
         return _answer(batch, lone=len(raw) == 1)
 
 
-def _require_json(request: web.Request) -> None:
+def _require_json(request: RequestFacts) -> None:
     # The header as publishers send it, else parsed (parameters, case): most send it so.
     if request.headers.get("Content-Type") != JSON and request.content_type != JSON:
         raise invalid("Content-Type must be application/json")

@@ -1,4 +1,5 @@
-"""The one pass every request to the gateway's HTTP port gets, as an aiohttp middleware:
+"""The one pass every request to the gateway's HTTP port gets, as an aiohttp middleware
+and, for the routes the front serves itself (http.front), as `Serving.answer`:
 its id and access line (http.access), a CORS preflight's answer (http.cors), its token as
 its route's TokenPolicy says (http.auth), whatever the handler (or aiohttp's router: no
 such path, a method the path does not take) raises turned into its JSON answer
@@ -11,7 +12,8 @@ unknown to the pass, and the route would skip authentication.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
+from typing import TypeVar
 
 from aiohttp import web
 
@@ -20,8 +22,13 @@ from gateway.api.http.auth import Check, Handler, authorizer
 from gateway.api.http.bodies import close_inflating
 from gateway.api.http.cors import Cors
 from gateway.api.http.errors import error_answer
+from gateway.api.http.facts import RequestFacts
 from gateway.core.errors import GatewayError
 from gateway.core.tokens import Verifier
+
+REQUEST_ID = "X-Request-Id"
+R = TypeVar("R", bound=RequestFacts)
+Answer = web.StreamResponse
 
 
 class Serving:
@@ -30,7 +37,7 @@ class Serving:
         self._cors = cors
         # What runs before each route's handler, by handler; a path no route takes (its
         # 404 or 405) gets only the preflight's answer.
-        self._checks: dict[Handler, Check | None] = {}
+        self._checks: dict[Callable[..., object], Check | None] = {}
         self._unrouted = self._checks_for(None)
 
     def add_routes(self, app: web.Application, routes: Iterable[web.RouteDef]) -> None:
@@ -47,23 +54,20 @@ class Serving:
 
     @web.middleware
     async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        line = request[ACCESS_LINE] = AccessLine(request)
+        # The path as the router matched it (decoded but for %2F and %25), which it has
+        # already computed, rather than `request.path`, decoded again for the line alone.
+        line = AccessLine(
+            request.method, request.rel_url.path_safe, request.headers.get(REQUEST_ID)
+        )
+        request[ACCESS_LINE] = line
         status = CLIENT_CLOSED  # stays so if the handler is cancelled by a disconnect
         try:
-            try:
-                # The pass is the innermost middleware: `handler` is the route's own, or for
-                # a path no route takes, aiohttp's raising its 404 or 405.
-                check = self._checks.get(handler, self._unrouted)
-                early = None if check is None else check(request)
-                response = await handler(request) if early is None else early
-            except (GatewayError, web.HTTPException) as e:
-                answer = error_answer(e, request)
-                if answer is None:
-                    raise
-                response = answer
+            # The pass is the innermost middleware: `handler` is the route's own, or for
+            # a path no route takes, aiohttp's raising its 404 or 405.
+            response = await self.answer(request, handler)
             status = response.status
             if not response.prepared:
-                response.headers["X-Request-Id"] = line.request_id
+                response.headers[REQUEST_ID] = line.request_id
                 if not request.content.is_eof():  # a body left unread
                     await close_inflating(request, response)
             return response
@@ -77,6 +81,21 @@ class Serving:
             if line.wanted and not line.deferred:
                 line.write(status)
 
+    async def answer(self, request: R, handler: Callable[[R], Awaitable[Answer]]) -> Answer:
+        """`handler`'s answer to `request` after the route's checks (a preflight's answer,
+        its token), or the JSON answer to what they raised (http.errors.error_answer);
+        what that does not answer propagates. Both servers' one pass: aiohttp's requests
+        (the middleware above) and the front's (http.front)."""
+        check = self._checks.get(handler, self._unrouted)
+        try:
+            early = None if check is None else check(request)
+            return await handler(request) if early is None else early
+        except (GatewayError, web.HTTPException) as e:
+            answer = error_answer(e, request)
+            if answer is None:
+                raise
+            return answer
+
     def _checks_for(self, handler: Handler | None) -> Check | None:
         """What runs before `handler`: a preflight's answer (when origins are listed), then
         the route's token check; None when neither applies."""
@@ -85,7 +104,7 @@ class Serving:
             return authorize
         preflight = self._cors.preflight_answer
 
-        def check(request: web.Request) -> web.StreamResponse | None:
+        def check(request: RequestFacts) -> web.StreamResponse | None:
             answer = preflight(request)
             if answer is None and authorize is not None:
                 return authorize(request)

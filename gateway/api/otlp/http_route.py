@@ -16,6 +16,7 @@ from google.protobuf.message import Message
 
 from gateway.api.http.auth import TokenPolicy, principal_of, requires_token
 from gateway.api.http.bodies import BodyReader
+from gateway.api.http.facts import RequestFacts
 from gateway.api.otlp.export import OtlpExport, status_of
 from gateway.api.otlp.json_mapping import to_json
 from gateway.core.errors import GatewayError, invalid
@@ -32,7 +33,7 @@ class OtlpHttpHandler:
         self._bodies = bodies
 
     @requires_token(TokenPolicy(refusal=lambda request, e: _refused(request, e)))
-    async def handle(self, request: web.Request) -> web.Response:
+    async def handle(self, request: RequestFacts) -> web.Response:
         as_json = request.content_type == JSON
         try:
             if not as_json and request.content_type != PROTOBUF:
@@ -62,7 +63,7 @@ def _encoded(
     return response
 
 
-def _refused(request: web.Request, error: GatewayError) -> web.Response:
+def _refused(request: RequestFacts, error: GatewayError) -> web.Response:
     """A refusal as OTLP clients read it: a google.rpc.Status in the request's encoding."""
     as_json = request.content_type == JSON
     return _encoded(status_of(error), as_json, error.code.http_status, error.retry_after)
