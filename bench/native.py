@@ -1,5 +1,5 @@
 """The load generator's C parts, compiled on first use into build/bench/ with the machine's C
-compiler, and again whenever their source is newer: the SSE subscribers
+compiler, and again whenever their source (or a header beside it) is newer: the SSE subscribers
 (bench/sse_subscribers.c) and the single-entry POST publisher (bench/post_load.c)."""
 
 from __future__ import annotations
@@ -24,9 +24,11 @@ def posters() -> Path:
 
 
 def built(name: str) -> Path:
-    """The executable of bench/`name`.c, built when missing or older than its source."""
+    """The executable of bench/`name`.c, built when missing or older than its source or
+    the headers of bench/."""
     source, binary = HERE / f"{name}.c", BUILD / name
-    if binary.exists() and binary.stat().st_mtime >= source.stat().st_mtime:
+    newest = max(p.stat().st_mtime for p in (source, *HERE.glob("*.h")))
+    if binary.exists() and binary.stat().st_mtime >= newest:
         return binary
     compiler = shutil.which("cc") or shutil.which("gcc")
     if compiler is None:

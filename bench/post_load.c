@@ -19,7 +19,6 @@
  * accepted when its status is 2xx and its body holds no `"error"`.
  */
 #define _GNU_SOURCE
-#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -30,10 +29,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "clock.h"
 
 enum { READ_SIZE = 1 << 16, FLUSH_AT = 1 << 16, WAKEUPS = 64, COMMAND_SIZE = 1 << 16, BODY_SIZE = 1 << 13 };
 static const int64_t DRAIN_NS = 10000000000; /* answers still owed after the window */
@@ -74,19 +74,6 @@ static void append(Buf *b, const char *data, size_t n) {
     }
     memcpy(b->data + b->len, data, n);
     b->len += n;
-}
-
-static int64_t now_ns(clockid_t clock) {
-    struct timespec t;
-    clock_gettime(clock, &t);
-    return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
-}
-
-static double cpu_seconds(void) {
-    struct rusage u;
-    getrusage(RUSAGE_SELF, &u);
-    return (double)(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
-           (double)(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
 }
 
 /* Append entry `k`'s request (its channel's head and rendered body) to its connection. */
