@@ -30,13 +30,15 @@ PARTIAL = http_answer(b"200 OK", b'[{"error":"full"}]')  # a batch's refused ent
 
 class Script:
     """Answers each POST as `answer(number)` says, a few milliseconds late, in order, in
-    two writes; records (connection, path, body) of each and the most POSTs ever read but
-    not yet answered on a connection."""
+    two writes; records (connection, path, body) of each, the most POSTs ever read but not
+    yet answered on a connection, and when `expected` POSTs have come."""
 
-    def __init__(self) -> None:
+    def __init__(self, expected: int) -> None:
         self.seen: list[tuple[int, str, bytes]] = []
         self.most_unanswered = 0
         self.connections = 0
+        self.expected = expected
+        self.all_came = asyncio.Event()
 
     def answer(self, number: int) -> bytes:
         return {4: REFUSED, 7: PARTIAL}.get(number, OK)
@@ -44,7 +46,8 @@ class Script:
     async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         connection, self.connections = self.connections, self.connections + 1
         owed: asyncio.Queue[bytes | None] = asyncio.Queue()
-        answering = asyncio.ensure_future(self._answer(owed, writer))
+        unanswered = [0]
+        answering = asyncio.ensure_future(self._answer(owed, writer, unanswered))
         while not reader.at_eof():
             try:
                 head = await reader.readuntil(b"\r\n\r\n")
@@ -53,23 +56,29 @@ class Script:
             length = int(re.search(rb"Content-Length: (\d+)", head)[1])  # type: ignore[index]
             body = await reader.readexactly(length)
             self.seen.append((connection, head.split(b" ")[1].decode(), body))
+            unanswered[0] += 1
+            self.most_unanswered = max(self.most_unanswered, unanswered[0])
             owed.put_nowait(self.answer(len(self.seen) - 1))
-            self.most_unanswered = max(self.most_unanswered, owed.qsize())
+            if len(self.seen) == self.expected:
+                self.all_came.set()
         owed.put_nowait(None)
         await answering
         writer.close()
 
     async def _answer(
-        self, owed: asyncio.Queue[bytes | None], writer: asyncio.StreamWriter
+        self, owed: asyncio.Queue[bytes | None], writer: asyncio.StreamWriter, unanswered: list[int]
     ) -> None:
         while (answer := await owed.get()) is not None:
-            await asyncio.sleep(0.005)
+            await asyncio.sleep(0.005)  # so that the publisher's next POSTs come meanwhile
             writer.write(answer[:20])
             await writer.drain()
             writer.write(answer[20:])
+            unanswered[0] -= 1
 
 
-async def run(script: Script, plan: Plan, progress: list[int]) -> list[str]:
+async def run(script: Script, plan: Plan, progress: int) -> list[str]:
+    """post_load against `script` along `plan`; the subscribers' `progress` told once the
+    script has what the window allowed before it; post_load's result line."""
     server = await asyncio.start_server(script.serve, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     target = Target("nchan", "127.0.0.1", port)
@@ -83,9 +92,8 @@ async def run(script: Script, plan: Plan, progress: list[int]) -> list[str]:
     child.stdin.write(posts.channel_lines(target, plan.channels))
     assert await child.stdout.readline() == b"ready 2\n"
     child.stdin.write(b"go\n")
-    for low in progress:
-        await asyncio.sleep(0.05)
-        child.stdin.write(b"progress %d\n" % low)
+    await asyncio.wait_for(script.all_came.wait(), plan.seconds)
+    child.stdin.write(b"progress %d\n" % progress)
     line = await child.stdout.readline()
     await child.wait()
     server.close()
@@ -93,13 +101,15 @@ async def run(script: Script, plan: Plan, progress: list[int]) -> list[str]:
 
 
 async def test_c_publisher_sends_round_robin_in_order_and_counts_refusals() -> None:
-    script = Script()
-    plan = Plan("flood", CHANNELS, seconds=2.0, window=3, in_flight=2, connections=2)
+    # WINDOW 3 ahead of progress 0: offsets 0 to 2 of each channel, 9 POSTs, until the
+    # subscribers have taken 2 of each.
+    script = Script(expected=9)
+    plan = Plan("flood", CHANNELS, seconds=3.0, window=3, in_flight=2, connections=2)
     started = time.time_ns()
-    kind, *figures = await run(script, plan, progress=[2])
+    kind, *figures = await run(script, plan, progress=2)
     sent, accepted, refused, first_send_ns, last_answer_ns = map(int, figures[:5])
     assert kind == "result"
-    # WINDOW 3 ahead of progress 2: entries up to offset 4 on every channel, no more.
+    # Then WINDOW 3 ahead of progress 2: up to offset 4 on every channel, no more.
     assert sent == len(script.seen) == 5 * len(CHANNELS)
     assert (accepted, refused) == (sent - 2, 2)
     assert started <= first_send_ns <= last_answer_ns <= time.time_ns()
