@@ -35,7 +35,8 @@
 
 #include "clock.h"
 
-enum { READ_SIZE = 1 << 16, FLUSH_AT = 1 << 16, WAKEUPS = 64, COMMAND_SIZE = 1 << 16, BODY_SIZE = 1 << 13 };
+enum { READ_SIZE = 1 << 16, FLUSH_AT = 1 << 16, WAKEUPS = 64, COMMAND_SIZE = 1 << 16 };
+enum { BODY_SIZE = 1 << 13 };
 static const int64_t DRAIN_NS = 10000000000; /* answers still owed after the window */
 
 typedef struct {
@@ -46,6 +47,7 @@ typedef struct {
 typedef struct {
     int fd;
     int64_t unanswered;
+    int blocked; /* watched for room to write (the last write left some unsent) */
     Buf out, in; /* requests not yet written; answers not yet complete */
 } Conn;
 
@@ -95,6 +97,7 @@ static void render(int64_t k, int64_t now) {
     conn->unanswered++;
 }
 
+/* Write what the connection owes; watch for room only while some is left. */
 static void flush(Conn *conn, int epoll) {
     ssize_t n = conn->out.len ? write(conn->fd, conn->out.data, conn->out.len) : 0;
     if (n < 0 && errno != EAGAIN) fail("write");
@@ -102,7 +105,10 @@ static void flush(Conn *conn, int epoll) {
         conn->out.len -= (size_t)n;
         memmove(conn->out.data, conn->out.data + n, conn->out.len);
     }
-    struct epoll_event e = {.events = EPOLLIN | (conn->out.len ? EPOLLOUT : 0), .data.ptr = conn};
+    int blocked = conn->out.len > 0;
+    if (blocked == conn->blocked) return;
+    conn->blocked = blocked;
+    struct epoll_event e = {.events = EPOLLIN | (blocked ? EPOLLOUT : 0), .data.ptr = conn};
     if (epoll_ctl(epoll, EPOLL_CTL_MOD, conn->fd, &e)) fail("epoll_ctl");
 }
 
@@ -111,8 +117,10 @@ static size_t answer_length(const Buf *in) {
     char *end = memmem(in->data, in->len, "\r\n\r\n", 4);
     if (!end) return 0;
     size_t head = (size_t)(end - in->data) + 4, body = 0;
-    for (char *at = in->data; (at = memmem(at, head - (size_t)(at - in->data), "\r\n", 2));) {
-        at += 2;
+    /* Each header line starts after a CRLF before `end`; a comparison stops at the first
+     * byte that differs, the CR at the latest, so it never reads past the head. */
+    char *at = in->data;
+    while ((at = memmem(at, (size_t)(end - at), "\r\n", 2)) && (at += 2) < end) {
         if (!strncasecmp(at, "content-length:", 15)) body = strtoul(at + 15, NULL, 10);
         else if (!strncasecmp(at, "transfer-encoding:", 18)) {
             fprintf(stderr, "post_load: answers must have a Content-Length, not chunked\n");
@@ -269,7 +277,8 @@ static void run(double seconds, int epoll) {
 
 int main(int argc, char **argv) {
     if (argc != 8) {
-        fprintf(stderr, "usage: post_load HOST PORT CONNECTIONS IN_FLIGHT WINDOW SECONDS TOKEN|-\n");
+        fprintf(stderr,
+                "usage: post_load HOST PORT CONNECTIONS IN_FLIGHT WINDOW SECONDS TOKEN|-\n");
         return 2;
     }
     const char *token = strcmp(argv[7], "-") ? argv[7] : NULL;
