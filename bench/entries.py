@@ -93,6 +93,18 @@ def http_entry(channel: str, now_ns: int) -> bytes:
     )
 
 
+# An offset no entry reaches: rendered into a body, then marked for bench/post_load.c.
+TEMPLATE_OFFSET = 987_654_321
+
+
+def template(body: bytes, now_ns: int) -> bytes:
+    """A POST body made from entry `TEMPLATE_OFFSET` sent at `now_ns` into a template of
+    bench/post_load.c: the byte 1 where the entry's offset goes (nchan's bodies carry it),
+    2 where its send time goes. Other fields (nchan's formatted time) keep their size."""
+    marked = body.replace(b'"offset":%d,' % TEMPLATE_OFFSET, b'"offset":\x01,')
+    return marked.replace(b'"message":"%019d ' % now_ns, b'"message":"\x02 ')
+
+
 def http_batch(channel: str, now_ns: int, size: int) -> bytes:
     """A `POST /api/logs/publish` body of `size` such entries (`{"entries": [...]}`)."""
     return b'{"entries":[%b]}' % b",".join([http_entry(channel, now_ns)] * size)

@@ -53,6 +53,7 @@ def _median(rows: list[Row]) -> Row:
         load_cpu=statistics.median(r.load_cpu for r in rows),
         server_cpu=statistics.median(r.server_cpu for r in rows),
         server_wait=statistics.median(r.server_wait for r in rows),
+        publisher_cpu=statistics.median(r.publisher_cpu for r in rows),
         kb_per_connection=statistics.median(r.kb_per_connection for r in rows),
         note="; ".join(sorted({r.note for r in rows if r.note})),
     )
@@ -105,6 +106,8 @@ def _server_cpu(row: Row) -> str:
 def _cells(row: Row, nchan: Row | None, versus: str) -> list[str]:
     lat = row.latency_ms
     load = f"{row.load_cpu:.0%}" + (" (saturated)" if row.load_cpu > SATURATED else "")
+    if row.publisher_cpu:  # the C POST publisher's own share, saturated or not
+        load += f", POSTs {row.publisher_cpu:.0%}"
     return [
         row.scenario,
         row.server,

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from bench import native, workers
+from bench import native, posts, workers
 from bench.servers import Server
 from bench.workers import Plan, Result, Target
 
@@ -35,6 +35,7 @@ class Row:
     lost: int = 0
     dups: int = 0
     load_cpu: float = 0.0  # share of the load core the load generator used
+    publisher_cpu: float = 0.0  # the part of it the C POST publisher used (post rows)
     server_cpu: float = 0.0  # share of one core the server used
     server_wait: float = 0.0  # share of the window the server was runnable but not running
     kb_per_connection: float = 0.0
@@ -119,7 +120,7 @@ def deliveries(
             Worker(workers.subscribe_native, binary, target, part, full_every, progress, slot)
             for slot, part in enumerate(_split(subscribers, processes))
         ]
-        publisher = Worker(workers.publish, publish_to or target, plan, progress)
+        publisher = _publisher(publish_to or target, plan, progress)
         started += [*subs, publisher]
         for worker, part in zip(subs, _split(subscribers, processes), strict=True):
             worker.send("connect", len(part))
@@ -134,6 +135,13 @@ def deliveries(
         got: list[Result] = [w.expect("result", DRAIN_SECONDS + 30) for w in subs]
         used = _used(before, server.times())
     return _delivery_row(scenario, server, sent, got, used, opened, len(subscribers))
+
+
+def _publisher(target: Target, plan: Plan, progress: Any) -> Worker:
+    """The C POST publisher for a flood of POSTs on `plan.connections`, else the Python one."""
+    if plan.connections:
+        return Worker(posts.publish, native.posters(), target, plan, progress)
+    return Worker(workers.publish, target, plan, progress)
 
 
 def _delivery_row(
@@ -155,6 +163,7 @@ def _delivery_row(
     row.lost = sum(r.lost for r in got) + sent.acks.errors
     row.dups = sum(r.dups for r in got) + sent.acks.duplicates
     row.load_cpu = (sent.cpu + sum(r.cpu for r in got)) / seconds
+    row.publisher_cpu = sent.publisher_cpu / seconds
     row.server_cpu, row.server_wait = used[0] / seconds, used[1] / seconds
     row.connections = opened
     problems = [f"{wanted - opened} not connected"] if opened < wanted else []

@@ -32,6 +32,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
+
 enum { READ_SIZE = 1 << 18, HANDSHAKES = 200, WAKEUPS = 256, COMMAND_SIZE = 1 << 20 };
 static const int64_t PROGRESS_NS = 2000000;
 
@@ -100,19 +102,6 @@ static void append(Buf *b, const char *data, size_t n) {
 static void sample(int64_t ns) {
     latencies.data = grow(latencies.data, &latencies.cap, latencies.len + 1, sizeof(int64_t));
     latencies.data[latencies.len++] = ns;
-}
-
-static int64_t now_ns(clockid_t clock) {
-    struct timespec t;
-    clock_gettime(clock, &t);
-    return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
-}
-
-static double cpu_seconds(void) {
-    struct rusage u;
-    getrusage(RUSAGE_SELF, &u);
-    return (double)(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
-           (double)(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
 }
 
 /* The decimal number right after the first `mark` at or after `from` (a send time is

@@ -34,6 +34,9 @@ class Sizes:
     # Single-entry HTTP POSTs kept in flight on one pipelined connection ("post" rows: the
     # gateway's POST /api/logs/publish, nchan's publisher, a bare aiohttp JSON handler).
     post_in_flight: int = 16
+    # Connections of the C POST publisher (bench/post_load.c) in the post floods, each with
+    # `post_in_flight` POSTs (a channel's POSTs all on one, so they arrive in order).
+    post_connections: int = 4
     # Entries per gRPC request when publishing as fast as possible, as the SDK batches
     # (nchan: one per POST, it has no batch publish). `small_batch` rows show 10.
     fanout_batch: int = 100
@@ -201,10 +204,9 @@ class Suite:
         with self.servers.use(kind) as (server, pub, sub):
             channel = sub.channel(_run_id(), 0)
             batch = 1 if post else batch or s.fanout_batch
-            in_flight = s.post_in_flight if post else 8
-            plan = Plan(
-                "flood", (channel,), seconds, batch, s.window, in_flight=in_flight, http=post
-            )
+            plan = Plan("flood", (channel,), seconds, batch, s.window, in_flight=8)
+            if post:
+                plan = self._posts(plan)
             subs = [channel] * subscribers
             return scenarios.deliveries(name, server, sub, subs, plan, pub, processes=s.processes)
 
@@ -226,13 +228,24 @@ class Suite:
                 name, server, sub, subscribers, plan, pub, processes=s.processes
             )
 
-    def channels(self, kind: str, name: str = "channels", batch: int = 0) -> Row:
+    def _posts(self, plan: Plan) -> Plan:
+        """`plan` as single-entry POSTs from the C publisher (bench/post_load.c)."""
+        s = self.sizes
+        return replace(
+            plan, batch=1, in_flight=s.post_in_flight, http=True, connections=s.post_connections
+        )
+
+    def channels(
+        self, kind: str, name: str = "channels", batch: int = 0, post: bool = False
+    ) -> Row:
         s = self.sizes
         with self.servers.use(kind) as (server, pub, sub):
             run = _run_id()
             names = tuple(sub.channel(run, i) for i in range(s.channels))
             batch = batch or s.fanout_batch
             plan = Plan("flood", names, s.channels_seconds, batch, s.window, in_flight=8)
+            if post:
+                plan = self._posts(plan)
             subs = list(names)
             return scenarios.deliveries(name, server, sub, subs, plan, pub, processes=s.processes)
 
@@ -341,7 +354,8 @@ def plan_all(suite: Suite) -> list[Step]:
 
 def _post_steps(suite: Suite) -> list[Step]:
     """One POST per entry on every server that takes them, side by side: the same work for
-    the gateway as for nchan, and the CPU of a POST against a bare aiohttp handler."""
+    the gateway as for nchan (fan-out and channels floods from the C publisher), and the CPU
+    of a POST against a bare aiohttp handler."""
     s = suite.sizes
     steps: list[Step] = []
     for kind in suite.kinds:
@@ -349,6 +363,7 @@ def _post_steps(suite: Suite) -> list[Step]:
         steps += [
             (f"fan-out post on {kind}", fanout),
             (f"latency post on {kind}", partial(suite.latency, kind, "latency post", post=True)),
+            (f"channels post on {kind}", partial(suite.channels, kind, "channels post", post=True)),
         ]
     kinds = (*suite.kinds, "aiohttp")
     steps.append((f"ingest post on {', '.join(kinds)}", partial(suite.post_ingest, kinds)))

@@ -56,6 +56,11 @@ class Target:
             return wire.nchan_entry(channel, offset, now_ns)
         return wire.http_entry(channel, now_ns)
 
+    def post_template(self, channel: str) -> bytes:
+        """`post_body` as a template of bench/post_load.c (`entries.template`)."""
+        now = time.time_ns()
+        return wire.template(self.post_body(channel, wire.TEMPLATE_OFFSET, now), now)
+
     def stream_path(self, channel: str) -> str:
         if self.kind == "gateway":
             return f"/api/logs/stream?channels={channel}"
@@ -78,6 +83,9 @@ class Plan:
     tick: float = 0.001  # paced: how often the publisher sends what is due (one request)
     http: bool = False  # the gateway too gets single-entry HTTP POSTs, as nchan always does
     count: int = 0  # fresh: channels to publish to (0: until `seconds` are up)
+    # flood over HTTP: the C publisher (bench/post_load.c) on this many connections, each
+    # with `in_flight` POSTs; 0: the Python one (a single connection)
+    connections: int = 0
 
 
 @dataclass
@@ -95,16 +103,17 @@ class Result:
     first_send_ns: int = 0
     last_receive_ns: int = 0
     published: dict[str, int] = field(default_factory=dict)
+    publisher_cpu: float = 0.0  # a publisher's own CPU seconds (the C one: its process)
     acks: Acks = field(default_factory=Acks)
     latencies: array[int] = field(default_factory=lambda: array("q"))
 
 
-def _cpu() -> float:
+def cpu_time() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
 
 
-def _run(main: Callable[[], Coroutine[Any, Any, None]]) -> None:
+def run_pinned(main: Callable[[], Coroutine[Any, Any, None]]) -> None:
     """Pin this process to the load cores and run `main` on uvloop when it is installed."""
     os.sched_setaffinity(0, set(LOAD_CORES))
     try:
@@ -115,7 +124,7 @@ def _run(main: Callable[[], Coroutine[Any, Any, None]]) -> None:
         uvloop.run(main())
 
 
-async def _receive(conn: Connection) -> Any:
+async def receive(conn: Connection) -> Any:
     """The next message from the orchestrator, without blocking the loop."""
     loop = asyncio.get_running_loop()
     ready: asyncio.Future[None] = loop.create_future()
@@ -140,7 +149,7 @@ def subscribe(
     conn: Connection, target: Target, channels: list[str], full_every: int, progress: Any, slot: int
 ) -> None:
     """Worker: one subscriber per entry of `channels`; `full_every`-th ones fully checked."""
-    _run(lambda: _subscribe(conn, target, channels, full_every, progress, slot))
+    run_pinned(lambda: _subscribe(conn, target, channels, full_every, progress, slot))
 
 
 async def _subscribe(
@@ -150,7 +159,7 @@ async def _subscribe(
     subs: list[SseSubscriber] = []
     trackers: list[Tracker] = []
     pending = list(channels)
-    while (message := await _receive(conn))[0] == "connect":
+    while (message := await receive(conn))[0] == "connect":
         batch, pending = pending[: message[1]], pending[message[1] :]
         new = [Tracker(0, (len(trackers) + i) % full_every == 0) for i in range(len(batch))]
         requests = [
@@ -161,11 +170,11 @@ async def _subscribe(
         trackers += new
         conn.send(("ready", shared.opened))
     updater = asyncio.ensure_future(_report_progress(trackers, progress, slot))
-    cpu, shared.latencies = _cpu(), array("q")  # `go`: the measured window starts
-    published, timeout = (await _receive(conn))[1:]
+    cpu, shared.latencies = cpu_time(), array("q")  # `go`: the measured window starts
+    published, timeout = (await receive(conn))[1:]
     await _wait_all(trackers, channels, published, timeout)
     updater.cancel()
-    result = Result(cpu=_cpu() - cpu, latencies=shared.latencies)
+    result = Result(cpu=cpu_time() - cpu, latencies=shared.latencies)
     result.last_receive_ns = shared.last_receive_ns
     for channel, tracker in zip(channels, trackers, strict=False):
         result.received += tracker.received
@@ -210,7 +219,8 @@ def subscribe_native(
     """Worker: the C subscribers `binary` on `channels`, driven through their stdin and
     stdout (bench/sse_subscribers.c): the orchestrator's steps in, `progress[slot]` and the
     result out. They connect once, all of them."""
-    _run(lambda: _subscribe_native(conn, binary, target, channels, full_every, progress, slot))
+    args = (conn, binary, target, channels, full_every, progress, slot)
+    run_pinned(lambda: _subscribe_native(*args))
 
 
 async def _subscribe_native(
@@ -222,7 +232,7 @@ async def _subscribe_native(
     progress: Any,
     slot: int,
 ) -> None:
-    message = await _receive(conn)
+    message = await receive(conn)
     if message != ("connect", len(channels)):
         raise RuntimeError(f"the C subscribers connect all at once, not {message!r}")
     child = await asyncio.create_subprocess_exec(
@@ -239,16 +249,16 @@ async def _subscribe_native(
     paths = "".join(f"{target.stream_path(c)}\n" for c in channels)
     child.stdin.write(f"{paths}\n".encode())
     conn.send(("ready", int((await _answer(answers, "ready"))[0])))
-    await _receive(conn)  # go
-    cpu = _cpu()
+    await receive(conn)  # go
+    cpu = cpu_time()
     child.stdin.write(b"go\n")
-    published, timeout = (await _receive(conn))[1:]
+    published, timeout = (await receive(conn))[1:]
     counts = " ".join(str(published.get(c, 0)) for c in channels)
     child.stdin.write(f"expect {int(timeout * 1000)} {counts}\n".encode())
     *counted, child_cpu, _ = await _answer(answers, "result")
     await relay
     await child.wait()
-    result.cpu = _cpu() - cpu + float(child_cpu)
+    result.cpu = cpu_time() - cpu + float(child_cpu)
     figures = [int(n) for n in counted]
     result.received, result.lost, result.dups, result.gaps = figures[:4]
     result.opened, result.closed, result.refused, result.last_receive_ns = figures[4:]
@@ -289,14 +299,14 @@ async def _answer(answers: asyncio.Queue[list[str]], kind: str) -> list[str]:
 
 def publish(conn: Connection, target: Target, plan: Plan, progress: Any) -> None:
     """Worker: publish along `plan`, report what was published and acknowledged."""
-    _run(lambda: _publish(conn, target, plan, progress))
+    run_pinned(lambda: _publish(conn, target, plan, progress))
 
 
 async def _publish(conn: Connection, target: Target, plan: Plan, progress: Any) -> None:
     sender = await _sender(target, plan)
     conn.send(("ready", 0))
-    await _receive(conn)  # go
-    cpu = _cpu()
+    await receive(conn)  # go
+    cpu = cpu_time()
     result = Result(first_send_ns=time.time_ns())
     if plan.mode == "ingest":
         await _ingest(sender, plan)
@@ -306,7 +316,7 @@ async def _publish(conn: Connection, target: Target, plan: Plan, progress: Any) 
         await _feed(sender, plan, progress, result.published)
     await sender.close(timeout=10.0)
     result.last_receive_ns = time.time_ns()  # the last ack is in
-    result.cpu = _cpu() - cpu
+    result.cpu = cpu_time() - cpu
     result.acks = sender.acks
     conn.send(("result", result))
 
@@ -363,7 +373,10 @@ async def _feed(streams: _Streams, plan: Plan, progress: Any, published: dict[st
         else:
             due = plan.batch
             if (sent + due) // len(channels) + 1 - min(progress) > plan.window:
-                await asyncio.sleep(PROGRESS_EVERY / 4)
+                # Not less: uvloop rounds a timer to whole milliseconds, and a 0.5 ms
+                # sleep became none: the publisher spun (4 of 5 CPU-seconds of a window)
+                # on the core its subscribers share.
+                await asyncio.sleep(PROGRESS_EVERY / 2)
                 continue
         await _send(streams, plan, channels, grpc_entries, sent, due)
         sent += due
@@ -451,15 +464,15 @@ def probe_health(conn: Connection, host: str, port: int, every: float) -> None:
     """Worker: GET /health every `every` seconds on one keep-alive connection from `go`
     until `stop`; answers (send times, round trips) in nanoseconds. A round trip is the
     gateway's event-loop lag plus a constant: the request waits while the loop is busy."""
-    _run(lambda: _probe_health(conn, host, port, every))
+    run_pinned(lambda: _probe_health(conn, host, port, every))
 
 
 async def _probe_health(conn: Connection, host: str, port: int, every: float) -> None:
     reader, writer = await asyncio.open_connection(host, port)
     request = get_request("/health", host, None)
     conn.send(("ready", 0))
-    await _receive(conn)  # go
-    stop = asyncio.ensure_future(_receive(conn))
+    await receive(conn)  # go
+    stop = asyncio.ensure_future(receive(conn))
     stamps, trips = array("q"), array("q")
     while not stop.done():
         sent = time.monotonic_ns()

@@ -16,7 +16,7 @@ import pytest
 from bench import churn_report, servers
 
 ROOT = Path(__file__).resolve().parent.parent
-POST_SCENARIOS = {"fan-out post", "latency post", "ingest post"}  # one entry per HTTP POST
+POST_SCENARIOS = {"fan-out post", "latency post", "channels post", "ingest post"}  # an entry a POST
 BATCH_BODIES = {"ingest b100 post", "ingest b100 grpc"}  # {"entries": [...]} against gRPC
 GATEWAY_SCENARIOS = {
     "idle",
