@@ -94,3 +94,13 @@ def test_a_walk_back_goes_on_by_seq_when_a_trim_moves_the_runs_under_it() -> Non
     got = first + rest
     assert [(lo, hi) for _, lo, hi in got] == [(s, s + 1) for s in range(5999, 4000, -2)]
     assert all(owner == f"ch{lo}" for owner, lo, _ in got)
+
+
+async def test_what_went_before_the_start_counts_every_channel_of_many() -> None:
+    """`lost` counts channel by channel, letting the loop run between slices of them."""
+    broker = memory_broker(make_config(history_entries=1))
+    first = await fill(broker, 1_200, 0, 1)
+    await fill(broker, 1_200, 0, 1)  # each channel keeps 1: its first entry is lost
+    [gap] = await broker.lost([RUN])
+    assert (gap.lost, gap.channels, gap.reason) == (1_200, 1_200, "trimmed")
+    assert gap.seq == first[-1].seq

@@ -100,13 +100,7 @@ class Reads:
     def _few(self, patterns: Sequence[Pattern], since: int) -> list[tuple[int, History]] | None:
         """The channels matching `patterns` touched after `since`, each under its first
         pattern, if there are at most FEW of them (None: more)."""
-        found: dict[str, tuple[int, History]] = {}
-        for i, pattern in enumerate(patterns):
-            for history in self._index.match(pattern, since):
-                found.setdefault(history.name, (i, history))
-                if len(found) > FEW:
-                    return None
-        return list(found.values())
+        return matching(self._index, patterns, since, FEW)
 
     async def after(
         self,
@@ -177,15 +171,10 @@ class Reads:
     ) -> None:
         """Add to `losses` what matching channels lost in (since, upto], from their own
         records (the seq index no longer places those seqs), CHANNEL_SLICE at a turn."""
-        seen: set[str] = set()
-        for i, pattern in enumerate(patterns):
-            for history in self._index.match(pattern, since):
-                if history.name in seen:
-                    continue
-                seen.add(history.name)
-                losses[i].add(*history.lost_between(since, upto, 0))
-                if len(seen) % CHANNEL_SLICE == 0:
-                    await asyncio.sleep(0)
+        for n, (i, history) in enumerate(matching(self._index, patterns, since) or [], 1):
+            losses[i].add(*history.lost_between(since, upto, 0))
+            if n % CHANNEL_SLICE == 0:
+                await asyncio.sleep(0)
 
     async def _walk_page(
         self,
@@ -293,6 +282,25 @@ class Reads:
         page.events.reverse()
         page.next, page.end = (page.events[0].seq if page.events else 0), True
         return page
+
+
+def matching(
+    index: ChannelIndex[History],
+    patterns: Sequence[Pattern],
+    since: int = -1,
+    most: int | None = None,
+) -> list[tuple[int, History]] | None:
+    """The channels matching `patterns` touched after `since`, each once under the first
+    pattern that matches it (None past `most` of them). Taken whole, in one turn: a walk
+    of the index that let the loop run others between its steps could meet it changing
+    (a channel added, or moved to the newest end), so work in slices follows the list."""
+    found: dict[str, tuple[int, History]] = {}
+    for i, pattern in enumerate(patterns):
+        for history in index.match(pattern, since):
+            found.setdefault(history.name, (i, history))
+            if most is not None and len(found) > most:
+                return None
+    return list(found.values())
 
 
 class _Matcher:
