@@ -10,18 +10,22 @@ on a broker in this process (the memory broker, or Redis with --redis).
 - Discovery: a page of 100 channels, newest activity first, over the 1,000 and 100,000.
 
 Each figure is the median of REPEAT reads; ratios are of figures taken in the same run.
+On a shared machine wall times mostly measure the machine's load, so each figure also
+comes in CPU time (`_cpu_ms`: the thread's own), and the loop lag with the CPU time of the
+longest loop callbacks (`turn_cpu_*`: what one turn of the reads costs the loop).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import json
 import statistics
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 
 from gateway.app.brokers import memory_broker, redis_broker
 from gateway.core import history
@@ -64,16 +68,36 @@ async def fill(broker: Broker, channels: int, others: int) -> None:
         await broker.append(batch, None)
 
 
-async def median(read: Callable[[], Awaitable[object]]) -> float:
-    took = []
+async def median(read: Callable[[], Awaitable[object]]) -> tuple[float, float]:
+    """The median wall and CPU seconds of REPEAT reads."""
+    took, cpu = [], []
     for _ in range(REPEAT):
-        started = time.perf_counter()
+        started, used = time.perf_counter(), time.thread_time()
         await read()
         took.append(time.perf_counter() - started)
-    return statistics.median(took)
+        cpu.append(time.thread_time() - used)
+    return statistics.median(took), statistics.median(cpu)
 
 
-async def page_back(broker: Broker, turns: asyncio.Semaphore) -> float:
+@contextlib.contextmanager
+def callback_cpu() -> Iterator[list[float]]:
+    """The CPU seconds of every loop callback run meanwhile (asyncio's Handle._run timed)."""
+    spent: list[float] = []
+    run = asyncio.events.Handle._run
+
+    def timed(handle: asyncio.events.Handle) -> None:
+        used = time.thread_time()
+        run(handle)
+        spent.append(time.thread_time() - used)
+
+    asyncio.events.Handle._run = timed  # type: ignore[method-assign,assignment]
+    try:
+        yield spent
+    finally:
+        asyncio.events.Handle._run = run  # type: ignore[method-assign]
+
+
+async def page_back(broker: Broker, turns: asyncio.Semaphore) -> tuple[float, float]:
     middle = await broker.head() // 2
 
     async def read() -> None:
@@ -84,7 +108,7 @@ async def page_back(broker: Broker, turns: asyncio.Semaphore) -> float:
 
 
 async def discovery(broker: Broker) -> float:
-    return await median(lambda: broker.channels([MATCH], None, 100))
+    return (await median(lambda: broker.channels([MATCH], None, 100)))[0]
 
 
 async def viewers_lag(broker: Broker, turns: asyncio.Semaphore) -> dict[str, float]:
@@ -122,8 +146,10 @@ async def viewers_lag(broker: Broker, turns: asyncio.Semaphore) -> dict[str, flo
     idle = sorted(late)
     late.clear()
     started = time.perf_counter()
-    seen = await asyncio.gather(*(viewer() for _ in range(VIEWERS)))
+    with callback_cpu() as spent:
+        seen = await asyncio.gather(*(viewer() for _ in range(VIEWERS)))
     took = time.perf_counter() - started
+    spent.sort()
     done.set()
     await prober
     gc.callbacks.remove(timed)
@@ -134,6 +160,8 @@ async def viewers_lag(broker: Broker, turns: asyncio.Semaphore) -> dict[str, flo
         "lag_p99_ms": late[int(len(late) * 0.99)] * 1000,
         "lag_max_ms": late[-1] * 1000,
         "gc_max_ms": max(pauses, default=0) * 1000,
+        "turn_cpu_p99_ms": spent[int(len(spent) * 0.99)] * 1000,
+        "turn_cpu_max_ms": spent[-1] * 1000,
         "seconds": took,
         "pages_per_second": VIEWERS * ENTRIES / PAGE / took,
     }
@@ -144,7 +172,8 @@ async def scenario(redis: str | None, channels: int, others: int, lag: bool) -> 
     turns = asyncio.Semaphore(READ_TURNS)
     try:
         await fill(broker, channels, others)
-        got = {"page_back_ms": await page_back(broker, turns) * 1000}
+        wall, cpu = await page_back(broker, turns)
+        got = {"page_back_ms": wall * 1000, "page_back_cpu_ms": cpu * 1000}
         got["discovery_ms"] = await discovery(broker) * 1000
         if lag:
             got |= await viewers_lag(broker, turns)
@@ -162,9 +191,11 @@ async def run(redis: str | None) -> dict[str, dict[str, float]]:
     ):
         results[label] = await scenario(redis, channels, others, lag)
         print(f"bench history: {label}: {results[label]}", file=sys.stderr, flush=True)
-    base = results["1,000 channels"]["page_back_ms"]
+    base = results["1,000 channels"]
     for label in ("100,000 channels", "1,000 of 100,000 channels"):
-        results[label]["page_back_ratio"] = results[label]["page_back_ms"] / base
+        got = results[label]
+        got["page_back_ratio"] = got["page_back_ms"] / base["page_back_ms"]
+        got["page_back_cpu_ratio"] = got["page_back_cpu_ms"] / base["page_back_cpu_ms"]
     return results
 
 

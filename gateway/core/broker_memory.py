@@ -39,7 +39,7 @@ from gateway.core.cursor import Cursor
 from gateway.core.discovery import ChannelInfo, newest_first
 from gateway.core.events import Entry, Event, make_event
 from gateway.core.index import ChannelIndex
-from gateway.core.memory_reads import History, Reads
+from gateway.core.memory_reads import CHANNEL_SLICE, History, Reads, matching
 from gateway.core.seq_index import SeqIndex
 
 # Bytes counted against `max_bytes` besides each event's JSON line, measured with
@@ -334,13 +334,12 @@ class MemoryBroker:
     async def lost(self, patterns: Sequence[Pattern]) -> list[Gap]:
         cutoff = time.monotonic() - self._max_age
         losses = [Loss(exact=not self._forgotten) for _ in patterns]
-        seen: set[str] = set()
-        for i, pattern in enumerate(patterns):
-            for history in self._index.match(pattern):
-                if history.name not in seen:
-                    seen.add(history.name)
-                    losses[i].add(*history.lost_between(0, self._seq, history.stale(cutoff)))
-        return Loss.gaps(patterns, losses, False, self._forgotten)
+        seq, forgotten = self._seq, self._forgotten
+        for n, (i, history) in enumerate(matching(self._index, patterns) or [], 1):
+            losses[i].add(*history.lost_between(0, seq, history.stale(cutoff)))
+            if n % CHANNEL_SLICE == 0:  # one turn of the loop per slice of channels
+                await asyncio.sleep(0)
+        return Loss.gaps(patterns, losses, False, forgotten)
 
     async def channels(
         self, patterns: Sequence[Pattern], before: int | None, limit: int

@@ -3,8 +3,11 @@ Broker.read_before).
 
 A read that matches few channels (FEW) reads each of them and merges; one that matches
 more walks the broker-wide seq index (seq_index) instead, so its cost is the seqs it
-passes, however many channels match. Either way a page is built in bounded work (a walk
-gives the loop a turn every WALK_SLICE runs) and only when the reader asks for it. A page
+passes, however many channels match. A read back (history pages, tails) merges more than
+FEW when that costs less than the walk: when the others' runs between the matching ones
+outnumber the channels (memory_merge). Either way a page is built in bounded work (the
+loop gets a turn every WALK_SLICE runs walked, or MERGE_SLICE channels or events merged)
+and only when the reader asks for it. A page
 decides, when it is read, what of its seq range is still retained; what is not is lost and
 counted in its gaps, so an entry evicted while a read is under way is reported, never
 silently skipped.
@@ -25,9 +28,11 @@ from gateway.core.broker import Loss, Page, PageSize
 from gateway.core.channels import Pattern
 from gateway.core.events import Event
 from gateway.core.index import ChannelIndex
+from gateway.core.memory_merge import BackMerge, full
 from gateway.core.seq_index import SeqIndex
 
 FEW = 32  # channels a read merges itself; past that it walks the seq index
+MERGE_MOST = 1  # a read back merges at most as many channels as a page holds entries
 WALK_SLICE = 64  # runs a walk passes between two turns of the loop
 CHANNEL_SLICE = 500  # channels a read visits (to count losses) between two turns
 MATCHES_KEPT = 4_096  # channel names a walk remembers the match of
@@ -95,13 +100,7 @@ class Reads:
     def _few(self, patterns: Sequence[Pattern], since: int) -> list[tuple[int, History]] | None:
         """The channels matching `patterns` touched after `since`, each under its first
         pattern, if there are at most FEW of them (None: more)."""
-        found: dict[str, tuple[int, History]] = {}
-        for i, pattern in enumerate(patterns):
-            for history in self._index.match(pattern, since):
-                found.setdefault(history.name, (i, history))
-                if len(found) > FEW:
-                    return None
-        return list(found.values())
+        return matching(self._index, patterns, since, FEW)
 
     async def after(
         self,
@@ -172,15 +171,10 @@ class Reads:
     ) -> None:
         """Add to `losses` what matching channels lost in (since, upto], from their own
         records (the seq index no longer places those seqs), CHANNEL_SLICE at a turn."""
-        seen: set[str] = set()
-        for i, pattern in enumerate(patterns):
-            for history in self._index.match(pattern, since):
-                if history.name in seen:
-                    continue
-                seen.add(history.name)
-                losses[i].add(*history.lost_between(since, upto, 0))
-                if len(seen) % CHANNEL_SLICE == 0:
-                    await asyncio.sleep(0)
+        for n, (i, history) in enumerate(matching(self._index, patterns, since) or [], 1):
+            losses[i].add(*history.lost_between(since, upto, 0))
+            if n % CHANNEL_SLICE == 0:
+                await asyncio.sleep(0)
 
     async def _walk_page(
         self,
@@ -217,7 +211,7 @@ class Reads:
             for event in kept:
                 if event.severity < floor:
                     continue
-                if _full(page, held, size):
+                if full(page, held, size):
                     page.next = event.seq - 1
                     return page
                 page.events.append(event)
@@ -228,20 +222,41 @@ class Reads:
     async def before(
         self, patterns: Sequence[Pattern], before: int, size: PageSize, floor: int
     ) -> AsyncGenerator[Page, None]:
-        """Pages of retained events below seq `before`, newest first."""
-        channels = self._few(patterns, -1)
+        """Pages of retained events below seq `before`, newest first: the matching
+        channels merged when that costs less than the walk (`_merging`), else the walk."""
+        channels = self._merging(patterns, size)
         pos = before
         while True:
             cutoff = time.monotonic() - self._max_age
             if channels is None:
                 page = await self._walk_back(patterns, pos, cutoff, size, floor)
             else:
-                runs = (_newest_first(h, pos, cutoff) for _, h in channels)
-                page = _fill_back(heapq.merge(*runs, key=lambda e: -e.seq), size, floor)
+                page = await BackMerge(channels, cutoff).page(pos, size, floor)
             yield page
             if page.end:
                 return
             pos = page.next
+
+    def _merging(self, patterns: Sequence[Pattern], size: PageSize) -> list[History] | None:
+        """The channels matching `patterns` if a page merged from them costs less than one
+        found by the walk (None: walk). The merge opens each of the `m` channels once a
+        page; the walk passes about `size.entries` runs times all runs over the `held`
+        entries of those channels (the others' runs lie between theirs): merge while
+        m * held <= size.entries * runs. Counting stops as soon as that fails, or past
+        MERGE_MOST pages' worth of channels, so choosing costs at most that."""
+        most = max(FEW, MERGE_MOST * size.entries)
+        budget = size.entries * len(self._runs)
+        found: dict[str, History] = {}
+        held = 0
+        for pattern in patterns:
+            for history in self._index.match(pattern):
+                if history.name not in found:
+                    found[history.name] = history
+                    held += len(history.events)
+                    many = len(found) > FEW and len(found) * held > budget
+                    if many or len(found) > most:
+                        return None
+        return list(found.values())
 
     async def _walk_back(
         self, patterns: Sequence[Pattern], before: int, cutoff: float, size: PageSize, floor: int
@@ -258,7 +273,7 @@ class Reads:
             for event in reversed(kept):
                 if event.severity < floor:
                     continue
-                if _full(page, held, size):
+                if full(page, held, size):
                     page.next = page.events[-1].seq
                     page.events.reverse()
                     return page
@@ -267,6 +282,25 @@ class Reads:
         page.events.reverse()
         page.next, page.end = (page.events[0].seq if page.events else 0), True
         return page
+
+
+def matching(
+    index: ChannelIndex[History],
+    patterns: Sequence[Pattern],
+    since: int = -1,
+    most: int | None = None,
+) -> list[tuple[int, History]] | None:
+    """The channels matching `patterns` touched after `since`, each once under the first
+    pattern that matches it (None past `most` of them). Taken whole, in one turn: a walk
+    of the index that let the loop run others between its steps could meet it changing
+    (a channel added, or moved to the newest end), so work in slices follows the list."""
+    found: dict[str, tuple[int, History]] = {}
+    for i, pattern in enumerate(patterns):
+        for history in index.match(pattern, since):
+            found.setdefault(history.name, (i, history))
+            if most is not None and len(found) > most:
+                return None
+    return list(found.values())
 
 
 class _Matcher:
@@ -283,7 +317,9 @@ class _Matcher:
 
     def __call__(self, name: str) -> int:
         if self._prefixes is not None:
-            return next((i for i, p in enumerate(self._prefixes) if name.startswith(p)), -1)
+            if not name.startswith(self._prefixes):  # (a tuple: one call for them all)
+                return -1
+            return next(i for i, p in enumerate(self._prefixes) if name.startswith(p))
         found = self._known.get(name)
         if found is None:
             found = next((i for i, p in enumerate(self._patterns) if p.matches(name)), -1)
@@ -297,43 +333,14 @@ def _none_lost(n: int) -> list[Loss]:
     return [Loss(exact=True) for _ in range(n)]
 
 
-def _full(page: Page, held: int, size: PageSize) -> bool:
-    return len(page.events) >= size.entries or (held >= size.bytes and bool(page.events))
-
-
 def _fill(events: Iterable[Event], size: PageSize, upto: int) -> Page:
     """A forward page of `events` (in seq order) within `size`."""
     page, held = Page(), 0
     for event in events:
-        if _full(page, held, size):
+        if full(page, held, size):
             page.next = page.events[-1].seq
             return page
         page.events.append(event)
         held += len(event.data)
     page.next, page.end = upto, True
     return page
-
-
-def _fill_back(newest: Iterator[Event], size: PageSize, floor: int) -> Page:
-    """A backward page of `newest` (newest first) within `size`, in seq order."""
-    page, held = Page(), 0
-    for event in newest:
-        if event.severity < floor:
-            continue
-        if _full(page, held, size):
-            page.next = page.events[-1].seq
-            page.events.reverse()
-            return page
-        page.events.append(event)
-        held += len(event.data)
-    page.events.reverse()
-    page.next, page.end = (page.events[0].seq if page.events else 0), True
-    return page
-
-
-def _newest_first(history: History, before: int, cutoff: float) -> Iterator[Event]:
-    events = history.events
-    for i in range(bisect.bisect_left(events, before, key=lambda e: e.seq) - 1, -1, -1):
-        if events[i].stored_at < cutoff:
-            return
-        yield events[i]

@@ -27,6 +27,7 @@ class SeqIndex(Generic[V]):
         self._owners: list[V] = []
         self._gone = 0  # runs dropped from the front but not yet deleted (amortised)
         self._floor = 1  # the lowest seq placed, once every run has gone
+        self._moved = 0  # how many times runs were deleted from the front (indices moved)
 
     def __len__(self) -> int:
         return len(self._owners) - self._gone
@@ -64,6 +65,7 @@ class SeqIndex(Generic[V]):
             del starts[:keep]
             del self._owners[:keep]
             self._gone = 0
+            self._moved += 1
         return freed
 
     def forward(self, after: int, upto: int) -> Iterator[tuple[V | None, int, int]]:
@@ -90,9 +92,11 @@ class SeqIndex(Generic[V]):
     def backward(self, before: int) -> Iterator[tuple[V, int, int]]:
         """The runs holding seqs below `before` (which is at most the head + 1), newest
         first, each as (owner, lo, hi) clipped to that range; live, as `forward`."""
-        hi = before - 1
+        hi, i, moved = before - 1, -1, -1
+        starts, owners = self._starts, self._owners
         while len(self) and hi >= self.first:
-            i = bisect.bisect_right(self._starts, hi, lo=self._gone) - 1
-            lo = self._starts[i]
-            yield self._owners[i], lo, hi
-            hi = lo - 1
+            if moved != self._moved:  # found by seq at first, and again once indices moved
+                i, moved = bisect.bisect_right(starts, hi, lo=self._gone) - 1, self._moved
+            lo = starts[i]
+            yield owners[i], lo, hi
+            hi, i = lo - 1, i - 1
