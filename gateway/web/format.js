@@ -22,9 +22,13 @@ function formatter(timeZone, withDate) {
   return formatters.get(key);
 }
 
+// The browser's zone, read once: asking builds a formatter, which cost more than the time
+// format itself (a new system zone shows after a reload).
+const LOCAL_ZONE = Intl.DateTimeFormat().resolvedOptions().timeZone;
+
 /** The zone the page shows times in: 'UTC', or the browser's own. */
 export function zoneOf(utc) {
-  return utc ? 'UTC' : Intl.DateTimeFormat().resolvedOptions().timeZone;
+  return utc ? 'UTC' : LOCAL_ZONE;
 }
 
 /** The zone's label for the toolbar, e.g. "UTC" or "Europe/Berlin (UTC+01:00)". */

@@ -1,75 +1,44 @@
 /**
- * The live list: a bounded store of entries and a virtual view of it.
+ * The live list: the entries held (entries.js), those the filter lets through and where
+ * their rows sit (filter.js, shown.js), the rows in sight (rows.js), and following the
+ * newest (follow.js).
  *
- * Smooth at 10,000 entries: arrivals are queued and applied once per animation frame; only
- * the rows in sight (plus a few) exist in the DOM, reused from frame to frame; the store
- * keeps the newest `maxLive` entries. Rows are one line high, or, wrapped, as high as they
- * measure (heights are kept per entry and summed per frame, a few microseconds at 10,000).
- *
- * It follows the newest entry until the reader scrolls up (or holds it with pause); then it
- * counts what arrives below and offers to jump back.
+ * Smooth at 100,000 entries: arrivals are queued and applied once per animation frame; each
+ * is filtered once, on arrival, and its row's place added to running sums; only the rows in
+ * sight (plus a few) exist in the DOM, each kept with its entry while in sight, so a frame
+ * fills only the rows that came into sight. Past `maxLive` the oldest entries go. No frame
+ * walks all entries; a filter change does, once.
  */
 
-import { entryKey } from './lib/logs-client.js';
-import { formatTime, hueOf } from './format.js';
-import { parseSearch, showMarked } from './search.js';
+import { Entries, makeItem } from './entries.js';
+import { Filter } from './filter.js';
+import { Follow } from './follow.js';
+import { Rows } from './rows.js';
+import { Shown } from './shown.js';
 
 export const MAX_LIVE = 10000;
 const OVERSCAN = 8;
-const NO_SEARCH = parseSearch('');
-let nextSeq = 0;
-
-function attributesText(attributes) {
-  return Object.entries(attributes ?? {})
-    .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)
-    .join(' ');
-}
-
-function makeItem(entry, key = entryKey(entry)) {
-  const attrs = attributesText(entry.attributes);
-  const message = String(entry.message ?? '');
-  const haystack = `${message}\n${entry.source ?? ''}\n${entry.channel}\n${attrs}`;
-  return { entry, key, seq: (nextSeq += 1), message, attrs, haystack, height: 0, shown: false };
-}
-
-function makeRow() {
-  const row = document.createElement('div');
-  row.setAttribute('role', 'option');
-  for (const name of ['time', 'lvl', 'chan', 'src', 'msg']) {
-    row.appendChild(document.createElement('span')).className = name;
-  }
-  row.lastChild.append(document.createElement('span'), document.createElement('span'));
-  row.lastChild.firstChild.className = 'text';
-  row.lastChild.lastChild.className = 'attrs';
-  return row;
-}
+const MINUTE = 60_000; // rows are filled again each minute: "today" drops its date
 
 export class LogView {
   #el;
   #rowHeight;
-  #maxLive;
   #onOpen;
-  #onSources;
   #onTop;
-  #items = [];
+  #entries;
+  #filter = new Filter();
+  #shown;
+  #rows;
+  #follow = new Follow();
   #samples = [];
-  #keys = new Set();
-  #sources = new Set();
-  #visible = [];
-  #pending = [];
   #frame = 0;
   #refilter = false;
-  #filter = { minSeverity: 0, source: '', search: NO_SEARCH };
-  #following = true; // the newest entry is in sight, and stays so as entries arrive
-  #held = false; // paused by the reader (Pause, Space): no scrolling even at the bottom
-  #autoTop = -1; // the scrollTop this view set last: its scroll event is not the reader's
-  #unseen = 0; // entries shown below while not following
-  #shiftUp = 0; // pixels of shown entries trimmed from the top since the last render
+  #shiftUp = 0; // pixels of shown entries gone from the top since the last render
   #wrap = false;
   #utc = false;
-  #look = 0; // bumped when times or wrapping change: every row is filled again
+  #lookAt = 0; // when the rows' look was set (a minute later, set again)
   #selected = null;
-  #rows = [];
+  #status = ''; // what the status line and the jump button show now
 
   /** `el`: { list (the scrolling box), spacer, rows, count, jump, sampleNote } elements. */
   constructor(
@@ -79,9 +48,11 @@ export class LogView {
     this.#el = el;
     this.#onTop = onTop;
     this.#rowHeight = rowHeight;
-    this.#maxLive = maxLive;
     this.#onOpen = onOpen;
-    this.#onSources = onSources;
+    this.#entries = new Entries(maxLive, onSources);
+    this.#shown = new Shown(rowHeight);
+    this.#rows = new Rows(el.rows);
+    this.#newLook();
     el.list.addEventListener('scroll', () => this.#onScroll(), { passive: true });
     el.list.addEventListener('click', (e) => this.#onClick(e));
     el.list.addEventListener('keydown', (e) => this.#onKey(e));
@@ -92,14 +63,13 @@ export class LogView {
   /** The sample entries (replacing any before): shown only while no real entry is held. */
   setSamples(entries) {
     this.#samples = entries.map((entry, i) => makeItem(entry, `sample|${i}`));
-    for (const item of this.#samples) this.#noteSource(item.entry.source);
+    for (const item of this.#samples) this.#entries.noteSource(item.entry.source);
     this.#changed();
   }
 
   /** Queue entries for the next frame (a burst costs one render). */
   add(entries) {
-    this.#pending.push(...entries);
-    if (this.#pending.length > 2 * this.#maxLive) this.#pending.splice(0, this.#maxLive);
+    this.#entries.queue(entries);
     this.#schedule();
   }
 
@@ -107,22 +77,12 @@ export class LogView {
    * place. Past `maxLive`, the newest go (the reader is reading back, not following). */
   prepend(entries) {
     this.#flushPending();
-    const fresh = [];
-    for (const entry of entries) {
-      const key = entryKey(entry);
-      if (this.#keys.has(key)) continue;
-      this.#keys.add(key);
-      this.#noteSource(entry.source);
-      fresh.push(makeItem(entry, key));
-    }
+    const fresh = this.#entries.prepend(entries);
     if (!fresh.length) return 0;
-    this.#following = false;
-    const before = this.#visible.reduce((sum, item) => sum + this.#heightOf(item), 0);
-    this.#items.unshift(...fresh);
-    for (const item of this.#items.splice(this.#maxLive)) this.#keys.delete(item.key);
+    this.#follow.stop();
+    const before = this.#shown.total;
     this.#filterAll();
-    const after = this.#visible.reduce((sum, item) => sum + this.#heightOf(item), 0);
-    this.#shiftUp -= after - before; // scroll down by what came in above
+    this.#shiftUp -= this.#shown.total - before; // scroll down by what came in above
     this.#schedule();
     return fresh.length;
   }
@@ -130,11 +90,11 @@ export class LogView {
   /** Show the oldest entry held, and stop following (after a jump to a time). */
   showStart() {
     this.#flushPending();
-    this.#following = false;
+    this.#follow.stop();
     this.#shiftUp = 0;
     this.#render();
     this.#el.list.scrollTop = 0;
-    this.#autoTop = 0;
+    this.#follow.scrolledBy(this.#el.list);
     this.#schedule();
   }
 
@@ -147,37 +107,25 @@ export class LogView {
   /** Keep only the entries `keep(entry)` accepts (e.g. of the channels still selected). */
   retain(keep) {
     this.#flushPending();
-    const kept = this.#items.filter((item) => keep(item.entry));
-    for (const item of this.#items) if (!keep(item.entry)) this.#keys.delete(item.key);
-    this.#items = kept;
-    this.#pending = this.#pending.filter(keep);
+    this.#entries.retain(keep);
     this.#changed();
   }
 
   clear() {
-    this.#items = [];
-    this.#pending = [];
-    this.#keys.clear();
-    this.#unseen = 0;
-    this.#following = true;
+    this.#entries.clear();
+    this.#follow.jump();
     this.#changed();
   }
 
-  setFilter({ minSeverity, source, text }) {
-    const next = { ...this.#filter };
-    if (minSeverity !== undefined) next.minSeverity = minSeverity;
-    if (source !== undefined) next.source = source;
-    if (text !== undefined) next.search = parseSearch(text);
-    this.#filter = next;
-    this.#look += 1; // highlights change
+  setFilter(parts) {
+    const error = this.#filter.set(parts);
+    this.#newLook(); // highlights change
     this.#changed();
-    return next.search.error;
+    return error;
   }
 
   setHeld(held) {
-    this.#held = held;
-    if (held) this.#following = false;
-    else this.jumpToLatest();
+    this.#follow.hold(held);
     this.#schedule();
   }
 
@@ -189,29 +137,28 @@ export class LogView {
 
   setUtc(utc) {
     this.#utc = utc;
-    this.#look += 1;
+    this.#newLook();
     this.#schedule();
   }
 
   jumpToLatest() {
-    this.#held = false;
-    this.#following = true;
-    this.#unseen = 0;
+    this.#follow.jump();
     this.#schedule();
   }
 
   /** Move the selected row by `delta` (the list's arrow keys), keeping it in sight. */
   select(delta) {
-    const at = this.#visible.indexOf(this.#selected);
-    const base = at < 0 ? (delta > 0 ? -1 : this.#visible.length) : at;
-    const next = Math.max(0, Math.min(this.#visible.length - 1, base + delta));
-    this.#selected = this.#visible[next] ?? null;
+    const shown = this.#shown.items;
+    const at = shown.indexOf(this.#selected);
+    const base = at < 0 ? (delta > 0 ? -1 : shown.length) : at;
+    const next = Math.max(0, Math.min(shown.length - 1, base + delta));
+    this.#selected = shown[next] ?? null;
     if (!this.#selected) return;
-    const top = this.#tops()[next];
+    const top = this.#shown.top(next);
     const { list } = this.#el;
-    const bottom = top + this.#heightOf(this.#selected);
+    const bottom = top + this.#shown.heightOf(this.#selected);
     if (top < list.scrollTop || bottom > list.scrollTop + list.clientHeight) {
-      this.#following = false;
+      this.#follow.stop();
       list.scrollTop = top - list.clientHeight / 2;
     }
     this.#schedule();
@@ -220,15 +167,15 @@ export class LogView {
   /** The real entries the list shows now (filters applied), oldest first. */
   shown() {
     this.#flushPending();
-    return this.#visible.filter((item) => !item.entry.sample).map((item) => item.entry);
+    return this.#shown.items.filter((item) => !item.entry.sample).map((item) => item.entry);
   }
 
   get size() {
-    return this.#items.length;
+    return this.#entries.size;
   }
 
   get following() {
-    return this.#following && !this.#held;
+    return this.#follow.active;
   }
 
   // -- arrivals and filters -------------------------------------------------------------
@@ -242,96 +189,39 @@ export class LogView {
     if (!this.#frame) this.#frame = requestAnimationFrame(() => this.#flush());
   }
 
-  #flushPending() {
-    const fresh = this.#take();
-    this.#trim();
-    if (this.#refilter) this.#filterAll();
-    else for (const item of fresh) if (this.#matches(item)) this.#show(item);
-    if (!this.following) this.#unseen += fresh.filter((item) => item.shown).length;
-  }
-
   #flush() {
     this.#frame = 0;
     this.#flushPending();
     this.#render();
   }
 
-  #take() {
-    const fresh = [];
-    for (const entry of this.#pending) {
-      const key = entryKey(entry);
-      if (this.#keys.has(key)) continue; // the same entry via two patterns, or restored
-      this.#keys.add(key);
-      this.#noteSource(entry.source);
-      fresh.push(makeItem(entry, key));
-    }
-    this.#pending = [];
-    if (fresh.length && !this.#items.length && this.#samples.length) this.#refilter = true;
-    this.#items.push(...fresh);
-    return fresh;
-  }
-
-  #trim() {
-    const excess = this.#items.length - this.#maxLive;
-    if (excess <= 0) return;
-    let shown = 0;
-    for (const item of this.#items.splice(0, excess)) {
-      this.#keys.delete(item.key);
-      if (!item.shown) continue;
-      this.#shiftUp += this.#heightOf(item);
-      item.shown = false;
-      shown += 1;
-    }
-    // The oldest shown lead #visible (it is in the items' order): no filtering all again,
-    // which at 100,000 entries cost a frame every batch.
-    this.#visible.splice(0, shown);
+  /** Apply what arrived since the last frame: each new entry filtered once. */
+  #flushPending() {
+    const wasEmpty = this.#entries.size === 0;
+    const fresh = this.#entries.take();
+    if (fresh.length && wasEmpty && this.#samples.length) this.#refilter = true; // samples go
+    if (!this.#refilter) for (const item of fresh) if (this.#filter.matches(item)) this.#shown.push(item);
+    // The oldest go; those shown lead the shown items (the same order).
+    const gone = this.#entries.trim().filter((item) => item.shown).length;
+    this.#shiftUp += this.#shown.dropOldest(gone);
+    if (this.#refilter) this.#filterAll();
+    this.#follow.arrived(fresh.filter((item) => item.shown).length);
   }
 
   #filterAll() {
-    for (const item of this.#visible) item.shown = false;
-    this.#visible = [];
-    for (const item of this.#items.length ? this.#items : this.#samples) {
-      if (this.#matches(item)) this.#show(item);
-    }
+    const all = this.#entries.size ? this.#entries.items : this.#samples;
+    this.#shown.reset(all.filter((item) => this.#filter.matches(item)));
     this.#refilter = false;
-  }
-
-  #show(item) {
-    item.shown = true;
-    this.#visible.push(item);
-  }
-
-  #matches(item) {
-    const { minSeverity, source, search } = this.#filter;
-    const { entry } = item;
-    return (
-      (entry.severity ?? 9) >= minSeverity &&
-      (!source || entry.source === source) &&
-      (search.empty || search.test(item.haystack))
-    );
-  }
-
-  #noteSource(source) {
-    if (!source || this.#sources.has(source)) return;
-    this.#sources.add(source);
-    this.#onSources([...this.#sources].sort());
   }
 
   // -- scrolling and keys ----------------------------------------------------------------
 
   #onScroll() {
     const { list } = this.#el;
-    if (Math.abs(list.scrollTop - this.#autoTop) < 1) return; // our own follow
-    const atBottom = list.scrollTop + list.clientHeight >= list.scrollHeight - 2;
-    if (atBottom && !this.#held) {
-      this.#following = true;
-      this.#unseen = 0;
-    } else if (!atBottom) {
-      this.#following = false;
-    }
+    if (!this.#follow.readerScrolled(list)) return; // our own follow
     // The reader scrolled to the top of a list taller than the view: earlier entries.
     const tall = list.scrollHeight > list.clientHeight;
-    if (tall && this.#items.length && list.scrollTop < 2 * this.#rowHeight) this.#onTop();
+    if (tall && this.#entries.size && list.scrollTop < 2 * this.#rowHeight) this.#onTop();
     this.#schedule();
   }
 
@@ -354,133 +244,84 @@ export class LogView {
     }
   }
 
+  /** Sizes changed (wrap, density, window): wrapped rows measure again, all fill again. */
   #relayout() {
-    for (const item of this.#visible) item.height = 0; // wrapped rows measure again
-    this.#look += 1;
+    for (const item of this.#entries.items) item.height = 0;
+    for (const item of this.#samples) item.height = 0;
+    this.#shown.setGeometry(this.#rowHeight, this.#wrap);
+    this.#newLook();
     this.#schedule();
+  }
+
+  #newLook() {
+    this.#lookAt = Date.now();
+    const look = { utc: this.#utc, wrap: this.#wrap, search: this.#filter.search };
+    this.#rows.setLook({ ...look, now: new Date(this.#lookAt) });
   }
 
   // -- rendering ------------------------------------------------------------------------
 
-  #heightOf(item) {
-    return this.#wrap && item.height ? item.height : this.#rowHeight;
-  }
-
-  #tops() {
-    const tops = new Array(this.#visible.length + 1);
-    tops[0] = 0;
-    for (let i = 0; i < this.#visible.length; i += 1) {
-      tops[i + 1] = tops[i] + this.#heightOf(this.#visible[i]);
-    }
-    return tops;
-  }
-
   #render() {
     const { list, spacer, rows } = this.#el;
-    const tops = this.#tops();
-    const total = tops[tops.length - 1];
-    spacer.style.height = `${total}px`;
-    if (this.following) {
-      list.scrollTop = total;
-      this.#autoTop = list.scrollTop;
-    } else if (this.#shiftUp) {
-      list.scrollTop -= this.#shiftUp; // what the reader looks at stays in place
-      this.#autoTop = list.scrollTop;
+    if (Date.now() - this.#lookAt > MINUTE) this.#newLook();
+    // Read the layout first (still clean from the last frame), then write the DOM once.
+    const height = list.clientHeight;
+    const total = this.#shown.total;
+    const top = this.following
+      ? Math.max(0, total - height)
+      : Math.max(0, list.scrollTop - this.#shiftUp); // what the reader looks at stays put
+    const first = Math.max(0, this.#shown.indexAt(top) - OVERSCAN);
+    const last = Math.min(this.#shown.length, this.#shown.indexAt(top + height) + 1 + OVERSCAN);
+    this.#write(spacer.style, 'height', `${total}px`);
+    this.#write(rows.style, 'transform', `translateY(${this.#shown.top(first)}px)`);
+    const items = this.#shown.items.slice(first, last);
+    const dated = this.#rows.draw(items, first, this.#shown.length, this.#selected);
+    list.classList.toggle('dated', dated); // a wider time column while a date shows
+    const active = this.#rows.of(this.#selected)?.id;
+    if (active && list.getAttribute('aria-activedescendant') !== active) {
+      list.setAttribute('aria-activedescendant', active);
+    }
+    if (this.following || this.#shiftUp) {
+      list.scrollTop = this.following ? total : top; // (the browser stops at the bottom)
+      this.#follow.scrolledBy(list);
     }
     this.#shiftUp = 0;
-    const top = list.scrollTop;
-    let first = 0;
-    let high = this.#visible.length;
-    while (first < high) {
-      const mid = (first + high) >> 1;
-      if (tops[mid + 1] <= top) first = mid + 1;
-      else high = mid;
-    }
-    first = Math.max(0, first - OVERSCAN);
-    let last = first;
-    while (last < this.#visible.length && tops[last] < top + list.clientHeight) last += 1;
-    last = Math.min(this.#visible.length, last + OVERSCAN);
-    rows.style.transform = `translateY(${tops[first]}px)`;
-    while (this.#rows.length < last - first) this.#rows.push(rows.appendChild(makeRow()));
-    while (this.#rows.length > Math.max(0, last - first)) this.#rows.pop().remove();
-    const now = new Date();
-    let dated = false;
-    for (let i = first; i < last; i += 1) {
-      this.#fill(this.#rows[i - first], this.#visible[i], i, now);
-      dated ||= this.#rows[i - first].firstChild.childElementCount > 0;
-    }
-    list.classList.toggle('dated', dated); // a wider time column while a date shows
     if (this.#wrap && this.#measure(first, last)) this.#schedule();
     this.#renderStatus();
   }
 
-  #fill(row, item, index, now) {
-    row.setAttribute('aria-posinset', String(index + 1));
-    row.setAttribute('aria-setsize', String(this.#visible.length));
-    const selected = item === this.#selected;
-    row.setAttribute('aria-selected', String(selected));
-    if (selected) this.#el.list.setAttribute('aria-activedescendant', `row-${item.seq}`);
-    if (row.item === item && row.look === this.#look) return;
-    row.item = item;
-    row.look = this.#look;
-    const { entry } = item;
-    const level = String(entry.level ?? 'info');
-    const search = this.#filter.search;
-    const [time, lvl, chan, src, msg] = row.children;
-    row.id = `row-${item.seq}`;
-    row.className = entry.sample ? 'row sample' : 'row';
-    row.dataset.level = level;
-    row.style.setProperty('--h', String(hueOf(entry.source ?? '')));
-    const when = formatTime(entry.time, this.#utc, now); // "[YYYY-MM-DD ]HH:MM:SS.mmm"
-    time.textContent = '';
-    if (when.length > 12) {
-      const date = time.appendChild(document.createElement('span'));
-      date.className = 'date';
-      date.textContent = when.slice(0, -12);
-    }
-    time.append(when.slice(-12));
-    lvl.textContent = level;
-    lvl.className = `lvl lvl-${level}`;
-    showMarked(chan, entry.channel ?? '', search);
-    chan.title = entry.channel ?? '';
-    showMarked(src, entry.source ?? '', search);
-    const text = this.#wrap ? item.message : item.message.replace(/\r?\n/g, ' ⏎ ');
-    showMarked(msg.firstChild, text, search);
-    showMarked(msg.lastChild, item.attrs, search);
+  /** Set `style[name]` unless it already holds `value` (a write costs a restyle). */
+  #write(style, name, value) {
+    if (style[name] !== value) style[name] = value;
   }
 
   /** Record the wrapped rows' heights; true when one changed (render again). */
   #measure(first, last) {
     let changed = false;
     for (let i = first; i < last; i += 1) {
-      const item = this.#visible[i];
-      const height = this.#rows[i - first].offsetHeight;
-      if (height && height !== item.height) {
-        item.height = height;
-        changed = true;
-      }
+      const row = this.#rows.of(this.#shown.items[i]);
+      changed = this.#shown.measured(i, row?.offsetHeight ?? 0) || changed;
     }
     return changed;
   }
 
   #renderStatus() {
-    const total = this.#items.length;
+    const total = this.#entries.size;
     const samples = total ? 0 : this.#samples.length;
-    const shown = this.#visible.length - (samples ? this.#countShownSamples() : 0);
+    const shownSamples = samples ? this.#samples.filter((item) => item.shown).length : 0;
+    const shown = this.#shown.length - shownSamples;
     const parts = [`${total.toLocaleString('en')} ${total === 1 ? 'entry' : 'entries'}`];
     if (samples) parts.push(`${samples} samples`);
-    this.#el.sampleNote.hidden = samples === 0;
     if (shown !== total) parts.push(`${shown.toLocaleString('en')} shown`);
-    if (this.#held) parts.push('paused');
+    if (this.#follow.held) parts.push('paused');
+    const { unseen } = this.#follow;
+    const jump = unseen ? `${unseen.toLocaleString('en')} new, jump to latest` : 'Jump to latest';
+    const status = `${parts.join(' · ')}|${this.following}|${jump}|${samples}`;
+    if (status === this.#status) return; // unchanged: no text written, no restyle
+    this.#status = status;
     this.#el.count.textContent = parts.join(' · ');
-    const { jump } = this.#el;
-    jump.hidden = this.following;
-    jump.textContent = this.#unseen
-      ? `${this.#unseen.toLocaleString('en')} new, jump to latest`
-      : 'Jump to latest';
-  }
-
-  #countShownSamples() {
-    return this.#samples.filter((item) => item.shown).length;
+    this.#el.sampleNote.hidden = samples === 0;
+    this.#el.jump.hidden = this.following;
+    this.#el.jump.textContent = jump;
   }
 }

@@ -8,8 +8,17 @@ import datetime as dt
 
 from playwright.async_api import Page, expect
 
-from tests.browser.conftest import ETL, WORKSPACE, artifact, connect, messages, sign_in
-from tests.browser.test_logs_page import FRAME_WATCH, longest_frame, steady_stream
+from tests.browser.conftest import (
+    ETL,
+    WORKSPACE,
+    artifact,
+    connect,
+    messages,
+    publish,
+    sign_in,
+    wait_for_async,
+)
+from tests.browser.test_logs_page import steady_stream
 from tests.conftest import Running, entry, running_gateway
 
 FAAS = f"logs:faas:{WORKSPACE}:fn1"
@@ -88,6 +97,38 @@ async def test_picker_channel_column_density_hint_and_connect_button(page: Page)
         await expect(page.get_by_role("button", name="Connect Live Logs")).to_be_visible()
 
 
+# Every gap between two animation frames, and how many rows had their content written in
+# each frame (a MutationObserver's batch is one frame's writes).
+FOLLOW_WATCH = """window.gaps = [];
+let last = performance.now();
+const tick = (now) => {
+  window.gaps.push(now - last);
+  last = now;
+  requestAnimationFrame(tick);
+};
+requestAnimationFrame(tick);
+window.filled = 0;
+new MutationObserver((records) => {
+  const rows = new Set();
+  for (const r of records) {
+    const node = r.target.nodeType === Node.ELEMENT_NODE ? r.target : r.target.parentElement;
+    const row = node.closest('.row');
+    if (row) rows.add(row);
+  }
+  window.filled += rows.size;
+}).observe(document.getElementById('rows'), {
+  subtree: true, childList: true, characterData: true,
+});
+true"""
+
+
+# The message of the row at the middle of the list, and where its top is.
+AT_THE_MIDDLE = """(() => {
+  const row = document.elementFromPoint(640, 400).closest('.row');
+  return [row.querySelector('.text').textContent, row.getBoundingClientRect().top];
+})()"""
+
+
 async def test_following_stays_smooth_with_100000_entries_loaded(page: Page) -> None:
     # No publish rate: 100,000 entries go in as fast as the gateway takes them.
     async with running_gateway(
@@ -102,14 +143,39 @@ async def test_following_stays_smooth_with_100000_entries_loaded(page: Page) -> 
             ]
             await gw.publish(token, batches, producer=f"bulk-{start}")
         await expect(page.locator("#count")).to_have_text("100,000 entries", timeout=120_000)
-        await page.evaluate(FRAME_WATCH)
+        await page.evaluate(FOLLOW_WATCH)
         await steady_stream(gw, token, 2.0)  # 400 live entries while following
-        frame = await longest_frame(page)
         await page.get_by_text("steady 39-9").wait_for()  # followed to the newest
+        gaps = sorted(await page.evaluate("window.gaps"))
+        filled = await page.evaluate("window.filled")
         await expect(page.locator("#count")).to_have_text("100,000 entries")  # the bound
-        assert await page.locator("#rows .row").count() < 80, "only rows in sight are in the DOM"
-        print(f"longest frame while following at 100,000 entries: {frame:.0f} ms")
-        # The issue's target is 50 ms; on this shared 2-core machine the longest frame is
-        # 280-450 ms (docs/PERFORMANCE.md): this bound holds off a freeze, not the target.
-        assert frame < 1500, f"a frame took {frame:.0f} ms with 100,000 entries"
+        in_sight = await page.locator("#rows .row").count()
+        assert in_sight < 80, "only rows in sight are in the DOM"
+        p95, longest = gaps[int(0.95 * len(gaps))], gaps[-1]
+        print(f"at 100,000: frame p95 {p95:.0f} ms, longest {longest:.0f} ms, {filled} rows filled")
+        # What a frame costs does not grow with the entries held: a frame writes only the
+        # rows of the entries that came into sight (writing every row in sight again, 40-odd
+        # a frame, was most of a frame at 100,000 entries), plus one refill of those in sight
+        # (their times, once a minute).
+        assert filled <= 400 + 2 * in_sight, f"{filled} rows written for 400 new entries"
+        # Freezes, not speed: the issue's 50 ms is met by 19 frames in 20 (17 ms) on this
+        # machine under a load of 10 (docs/PERFORMANCE.md), but under a load of 12-16 the
+        # same page measured 33-283 ms, and a garbage collection of 100,000 entries 200-700.
+        assert p95 < 500, f"1 frame in 20 took {p95:.0f} ms or more with 100,000 entries"
+        assert longest < 1500, f"a frame took {longest:.0f} ms with 100,000 entries"
         await page.screenshot(path=artifact("history-100000.png"))
+
+        # Reading further up at the bound: as entries arrive the oldest go, and the row the
+        # reader looks at stays where it is.
+        await page.mouse.move(640, 400)
+        await page.mouse.wheel(0, -2000)
+        above = (
+            "(l => l.scrollHeight - l.clientHeight - l.scrollTop)(document.getElementById('list'))"
+        )
+        await wait_for_async(lambda: page.evaluate(f"{above} >= 1999"))
+        await expect(page.locator("#jump")).to_have_text("Jump to latest")
+        looked_at = await page.evaluate(AT_THE_MIDDLE)
+        await publish(gw, ETL, *(f"later {i}" for i in range(50)))
+        await expect(page.locator("#jump")).to_have_text("50 new, jump to latest")
+        await expect(page.locator("#count")).to_have_text("100,000 entries")
+        assert await page.evaluate(AT_THE_MIDDLE) == looked_at
