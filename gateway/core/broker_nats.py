@@ -62,7 +62,7 @@ class NatsBroker:
         self._nc = Client()
         self._publisher = Publisher(self._nc, stream, timeout)
         self._reader = Reader(self._nc, stream, timeout)
-        self._channels = Channels(self._nc, stream, timeout)
+        self._channels = Channels(self._nc, self._reader, stream, timeout)
         self._live = Live(self._nc, self.spec.live_prefix, self._stream_end, self._resync_all)
         self._resync: list[Callable[[], None]] = []
         self._epoch = ""
