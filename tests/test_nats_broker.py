@@ -178,9 +178,7 @@ async def test_a_page_of_discovery_gets_only_the_channels_it_returns(
     assert [c.name for c in second] == [f"logs:etl:run:{i:02d}" for i in range(24, 19, -1)]
 
 
-async def test_lost_past_its_bound_is_a_stated_lower_bound(
-    make: MakeNats, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_lost_past_its_bound_is_a_stated_lower_bound(make: MakeNats) -> None:
     broker = make(history_entries=1)
     await broker.open()
     for i in range(4):
@@ -190,6 +188,7 @@ async def test_lost_past_its_bound_is_a_stated_lower_bound(
     everything = [parse_pattern("logs:>")]
     [counted] = await broker.lost(everything)
     assert (counted.lost, counted.channels) == (4, 4)
-    monkeypatch.setattr("gateway.core.broker_nats_channels.LOST_CHECKED", 2)
-    [bounded] = await broker.lost(everything)
+    bounded_broker = make(history_entries=1, nats_lost_channels=2)  # the same stream
+    await bounded_broker.open()
+    [bounded] = await bounded_broker.lost(everything)
     assert (bounded.reason, bounded.lost, bounded.channels) == ("expired", 2, 2)

@@ -6,7 +6,7 @@ through one consumer per pattern (a few hundred a request: the stream's seq orde
 and then gets both ends of the `limit` chosen only (entries, newest seq, when stored): a
 page costs what it returns plus that streamed scan. What a channel lost is counted in its
 current life (the offset of its first retained entry, a get per channel, GETS_AT_ONCE at a
-time, LOST_CHECKED channels at most: past that a lower bound); a channel emptied entirely
+time, --nats-lost-channels at most: past that a lower bound, logged); a channel emptied entirely
 before leaves nothing in the stream, so unless the stream never let a message go the count
 is a lower bound ("expired", as DESIGN §3.2 "On NATS" says of every loss before the
 stream's front).
@@ -42,14 +42,16 @@ from gateway.core.channels import Pattern, parse_pattern
 from gateway.core.discovery import ChannelInfo, newest_first
 
 GETS_AT_ONCE = 64  # direct gets in flight for one call
-LOST_CHECKED = 10_000  # channels lost() gets the first message of, at most, in one call
 T = TypeVar("T")
 log = logging.getLogger("logs_gateway.nats")
 
 
 class Channels:
-    def __init__(self, nc: Client, reader: Reader, stream: str, timeout: float) -> None:
+    def __init__(
+        self, nc: Client, reader: Reader, stream: str, timeout: float, lost_checked: int
+    ) -> None:
         self._nc = nc
+        self._lost_checked = lost_checked  # --nats-lost-channels
         self._reader = reader
         self._js = nc.jetstream(timeout=timeout)
         self._stream = stream
@@ -91,13 +93,13 @@ class Channels:
     async def lost(self, patterns: Sequence[Pattern], exact: bool) -> list[Gap]:
         """Broker.lost: per pattern, what its channels lost in their current lives before
         their first retained entry; `exact` when the stream never let a message go. At
-        most LOST_CHECKED channels are looked at (a get each): past that, the rest are
+        most --nats-lost-channels channels are looked at (a get each): past that, the rest are
         left out and the count is a lower bound ("expired"), never a silent zero."""
         losses = [Loss(exact=exact) for _ in patterns]
         seen: set[str] = set()
         for i, pattern in enumerate(patterns):
             names = [n for n in await self._matching([pattern]) if n not in seen]
-            room = LOST_CHECKED - len(seen)
+            room = self._lost_checked - len(seen)
             if len(names) > room:
                 log.warning(
                     "lost(): too many channels to count; reporting a lower bound",
