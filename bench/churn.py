@@ -460,7 +460,9 @@ def _pattern_groups(patterns: int, per_stream: int) -> list[str]:
     return [",".join(texts[i : i + per_stream]) for i in range(0, patterns, per_stream)]
 
 
-def measure(sizes: Sizes, kind: str, tree: Path | None, profile: Path | None) -> Churn:
+def measure(
+    sizes: Sizes, kind: str, tree: Path | None, profile: Path | None, phases: list[str] | None
+) -> Churn:
     servers = Servers(True, profile, pattern=RIGHTS, tree=tree)
     churn = Churn(commit(tree or ROOT), kind, sizes=asdict(sizes))
     with servers:
@@ -477,6 +479,8 @@ def measure(sizes: Sizes, kind: str, tree: Path | None, profile: Path | None) ->
             ),
         ]
         for name, step in steps:
+            if phases and not any(name.startswith(phase) for phase in phases):
+                continue
             started = time.monotonic()
             step()
             churn.load[name] = os.getloadavg()[0]
@@ -496,6 +500,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="small and short (a smoke test)")
     parser.add_argument("--against", type=Path, metavar="TREE", help="also a checkout's gateway")
     parser.add_argument("--redis", action="store_true", help="the Redis broker (a private one)")
+    parser.add_argument(
+        "--nats",
+        type=int,
+        choices=(1, 3),
+        help="the NATS broker: a private cluster of 1 node, or 3 with R3 streams",
+    )
+    parser.add_argument("--phases", nargs="+", metavar="NAME", help="only these (e.g. presence)")
     parser.add_argument("--out", type=Path, default=RESULTS, help="folder for the results")
     parser.add_argument("--profile", type=Path, metavar="DIR", help="py-spy the gateways into DIR")
     return parser.parse_args(argv)
@@ -505,8 +516,10 @@ def main(argv: list[str]) -> int:
     args = parse_args(argv)
     sizes = QUICK if args.quick else FULL
     kind = "gateway+redis" if args.redis else "gateway"
+    if args.nats:
+        kind = "gateway+nats" if args.nats == 1 else "gateway+nats-r3"
     trees = [args.against, None] if args.against else [None]
-    results = [measure(sizes, kind, tree, args.profile) for tree in trees]
+    results = [measure(sizes, kind, tree, args.profile, args.phases) for tree in trees]
     text = churn_table(results)
     print(text)
     args.out.mkdir(parents=True, exist_ok=True)

@@ -137,7 +137,10 @@ def churn_table(results: Sequence[Churn]) -> str:
     for what, target, cell in CHURN_ROWS:
         cells = []
         for c in results:
-            text, met = cell(c)
+            try:
+                text, met = cell(c)
+            except (KeyError, ValueError):  # its phase was left out (--phases)
+                text, met = "not measured", None
             cells.append(text if met is None else f"{text} ({'met' if met else 'missed'})")
         body.append([what, target, *cells])
     widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(head)]
@@ -148,7 +151,7 @@ def churn_table(results: Sequence[Churn]) -> str:
 def plot_churn(results: Sequence[Churn], path: Path) -> bool:
     """RSS and `logs_gateway_channels` over the lifecycle phase, a line per gateway."""
     plt = pyplot()
-    if plt is None:
+    if plt is None or not all(c.curve for c in results):  # no lifecycle phase (--phases)
         return False
     figure, (rss_axes, channel_axes) = plt.subplots(1, 2, figsize=(11, 4.2))
     for c in results:

@@ -39,6 +39,7 @@ BAD_VALUES = {
     "max_feed_bytes": "0",
     "nats_stream": "logs.gateway",
     "nats_replicas": "2",
+    "nats_lost_channels": "0",
     "max_entry_bytes": "64k",
     "max_message_bytes": "0",
     "max_inflation_ratio": "0.5",

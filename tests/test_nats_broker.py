@@ -153,3 +153,42 @@ async def test_a_stream_created_again_is_a_new_epoch(make: MakeNats) -> None:
     replay = await read_all(other, [parse_pattern("logs:>")], Cursor(epoch, old[-1].seq))
     assert other.epoch != epoch
     assert [g.reason for g in replay.gaps] == ["reset"]
+
+
+async def test_a_page_of_discovery_gets_only_the_channels_it_returns(
+    make: MakeNats, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    broker = make()
+    await broker.open()
+    for i in range(30):
+        await broker.append([entry(f"logs:etl:run:{i:02d}", "x")], None)
+    gets: list[str] = []
+    ends = broker._channels._ends
+
+    async def counted(name: str) -> Any:
+        gets.append(name)
+        return await ends(name)
+
+    monkeypatch.setattr(broker._channels, "_ends", counted)
+    everything = [parse_pattern("logs:>")]
+    first = await broker.channels(everything, None, 5)
+    assert [c.name for c in first] == [f"logs:etl:run:{i:02d}" for i in range(29, 24, -1)]
+    assert len(gets) <= 6  # the page's channels, and one more at the page's edge
+    second = await broker.channels(everything, first[-1].newest, 5)
+    assert [c.name for c in second] == [f"logs:etl:run:{i:02d}" for i in range(24, 19, -1)]
+
+
+async def test_lost_past_its_bound_is_a_stated_lower_bound(make: MakeNats) -> None:
+    broker = make(history_entries=1)
+    await broker.open()
+    for i in range(4):
+        channel = f"logs:etl:run:{i}"
+        await broker.append([entry(channel, "a")], None)
+        await broker.append([entry(channel, "b")], None)  # trims "a": one lost each
+    everything = [parse_pattern("logs:>")]
+    [counted] = await broker.lost(everything)
+    assert (counted.lost, counted.channels) == (4, 4)
+    bounded_broker = make(history_entries=1, nats_lost_channels=2)  # the same stream
+    await bounded_broker.open()
+    [bounded] = await bounded_broker.lost(everything)
+    assert (bounded.reason, bounded.lost, bounded.channels) == ("expired", 2, 2)

@@ -47,6 +47,7 @@ def nats_broker(config: Config, **options: Any) -> NatsBroker:
         dedup_seconds=c.dedup_seconds,
         stream=c.nats_stream,
         replicas=c.nats_replicas,
+        lost_checked=c.nats_lost_channels,
         **options,
     )
 

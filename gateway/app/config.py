@@ -95,6 +95,12 @@ class Config:
         casts.replicas,
         "NATS broker: servers storing each entry (1, 3 or 5); an ack waits for a quorum",
     )
+    nats_lost_channels: int = setting(
+        10_000,
+        casts.positive_int,
+        "NATS broker: channels one history read's start checks for earlier losses "
+        "(a get each); past it the gap is a lower bound",
+    )
     history_entries: int = setting(1000, casts.positive_int, "entries kept per channel")
     history_seconds: float = setting(600.0, casts.positive_float, "seconds an entry is kept")
     max_history_bytes: int = setting(

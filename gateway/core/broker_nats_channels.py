@@ -1,18 +1,23 @@
 """The NATS broker's channel discovery (Broker.channels) and what its channels lost before
 their oldest retained message (Broker.lost), from JetStream's own per-subject state.
 
-The stream's info with a subject filter lists the subjects a pattern matches; each one's
-first and last messages (two direct gets by subject) give its entries, its newest seq and
-when that was stored. So both cost the channels matched, as the protocol asks, a few small
-requests each, GETS_AT_ONCE at a time. What a channel lost is counted in its current life
-(the offset of its first retained entry); a channel emptied entirely before leaves nothing
-in the stream, so unless the stream never let a message go the count is a lower bound
-("expired", as DESIGN §3.2 "On NATS" says of every loss before the stream's front).
+Discovery reads the newest message of every channel the patterns match, headers only,
+through one consumer per pattern (a few hundred a request: the stream's seq orders them),
+and then gets both ends of the `limit` chosen only (entries, newest seq, when stored): a
+page costs what it returns plus that streamed scan. What a channel lost is counted in its
+current life (the offset of its first retained entry, a get per channel, GETS_AT_ONCE at a
+time, --nats-lost-channels at most: past that a lower bound, logged); a channel emptied entirely
+before leaves nothing in the stream, so unless the stream never let a message go the count
+is a lower bound ("expired", as DESIGN §3.2 "On NATS" says of every loss before the
+stream's front).
 """
 
 from __future__ import annotations
 
 import asyncio
+import heapq
+import logging
+import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
@@ -20,22 +25,34 @@ from typing import TypeVar
 import orjson
 from nats.aio.client import Client
 from nats.errors import Error as NatsError
+from nats.js.api import ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
 from gateway.core.broker import Gap, Loss
 from gateway.core.broker_nats_codec import Stored, decode
 from gateway.core.broker_nats_publish import unavailable
-from gateway.core.broker_nats_subjects import last_event, pattern_subject, subject_channel
+from gateway.core.broker_nats_read import Reader
+from gateway.core.broker_nats_subjects import (
+    last_event,
+    message_of,
+    pattern_subject,
+    subject_channel,
+)
 from gateway.core.channels import Pattern, parse_pattern
 from gateway.core.discovery import ChannelInfo, newest_first
 
 GETS_AT_ONCE = 64  # direct gets in flight for one call
 T = TypeVar("T")
+log = logging.getLogger("logs_gateway.nats")
 
 
 class Channels:
-    def __init__(self, nc: Client, stream: str, timeout: float) -> None:
+    def __init__(
+        self, nc: Client, reader: Reader, stream: str, timeout: float, lost_checked: int
+    ) -> None:
         self._nc = nc
+        self._lost_checked = lost_checked  # --nats-lost-channels
+        self._reader = reader
         self._js = nc.jetstream(timeout=timeout)
         self._stream = stream
         self._timeout = timeout
@@ -43,24 +60,52 @@ class Channels:
     async def page(
         self, patterns: Sequence[Pattern], before: int | None, limit: int, max_age: float
     ) -> list[ChannelInfo]:
-        """Broker.channels: the `limit` newest below `before`, newest first."""
-        names = await self._matching(patterns)
-        ends = await self._each(names, self._ends)
+        """Broker.channels: the `limit` newest below `before`, newest first. The channels'
+        newest messages come headers only through one consumer per pattern (a few hundred
+        a request); only the `limit` chosen from them cost a get each of their two ends."""
         cutoff = time.time() - max_age
+        top = message_of(before)[0] if before is not None else math.inf
+        heads = [h for h in await self._heads(patterns) if h[1] <= top and h[2] >= cutoff]
+        # One more than asked: the message `before` falls in may hold events past it.
+        chosen = [name for name, _, _ in heapq.nlargest(limit + 1, heads, key=lambda h: h[1])]
+        ends = await self._each(chosen, self._ends)
         held = [
             ChannelInfo(name, last.offset + last.count - first.offset, _newest(last), when)
-            for name, (first, last, when) in zip(names, ends, strict=True)
+            for name, (first, last, when) in zip(chosen, ends, strict=True)
             if first is not None and last is not None and when >= cutoff
         ]
         return newest_first(held, lambda c: c.newest, before, limit)
 
+    async def _heads(self, patterns: Sequence[Pattern]) -> list[tuple[str, int, float]]:
+        """(channel, stream seq, stored at) of the newest message of each channel that
+        `patterns` match, each channel once."""
+        heads: dict[str, tuple[str, int, float]] = {}
+        for pattern in {p.text: p for p in patterns}.values():
+            config = ConsumerConfig(
+                deliver_policy=DeliverPolicy.LAST_PER_SUBJECT, headers_only=True
+            )
+            async for msg in self._reader.consume(pattern, config):
+                name = subject_channel(self._stream, msg.subject)
+                meta = msg.metadata
+                heads[name] = (name, meta.sequence.stream, meta.timestamp.timestamp())
+        return list(heads.values())
+
     async def lost(self, patterns: Sequence[Pattern], exact: bool) -> list[Gap]:
         """Broker.lost: per pattern, what its channels lost in their current lives before
-        their first retained entry; `exact` when the stream never let a message go."""
+        their first retained entry; `exact` when the stream never let a message go. At
+        most --nats-lost-channels channels are looked at (a get each): past that, the rest are
+        left out and the count is a lower bound ("expired"), never a silent zero."""
         losses = [Loss(exact=exact) for _ in patterns]
         seen: set[str] = set()
         for i, pattern in enumerate(patterns):
             names = [n for n in await self._matching([pattern]) if n not in seen]
+            room = self._lost_checked - len(seen)
+            if len(names) > room:
+                log.warning(
+                    "lost(): too many channels to count; reporting a lower bound",
+                    extra={"pattern": pattern.text, "matched": len(names), "checked": room},
+                )
+                names, losses[i].exact = names[:room], False
             seen.update(names)
             for first in await self._each(names, self._first):
                 if first is not None and first.offset:

@@ -16,7 +16,6 @@ answer is read back from the message first stored (its offsets and seqs).
 from __future__ import annotations
 
 import asyncio
-import logging
 import random
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -25,14 +24,13 @@ from nats.aio.client import Client
 from nats.errors import Error as NatsError
 from nats.js.errors import APIError, NotFoundError
 
+from gateway.core import broker_errors
 from gateway.core import broker_nats_codec as codec
 from gateway.core.broker import DedupKey
 from gateway.core.broker_nats_codec import Link
 from gateway.core.broker_nats_subjects import SLOTS, channel_subject, subject_channel
 from gateway.core.errors import Code, GatewayError
 from gateway.core.events import Entry, Event
-
-log = logging.getLogger("logs_gateway.nats")
 
 LINKS_MAX = 100_000  # channels whose newest message this process remembers
 RETRIES = 12  # attempts at one channel's message when other writers keep getting there first
@@ -166,19 +164,10 @@ class Publisher:
 def refused(error: APIError) -> GatewayError:
     """A JetStream refusal: retry later when it may pass (no leader, storage full), else a
     failure retrying cannot fix (INTERNAL, logged with its cause)."""
-    text = f"{error.description} (code {error.err_code})"[:300]
-    if error.code in (503, 408) or error.err_code in (10077, 10047, 10023):
-        log.warning("nats refused a publish; retry later", extra={"error": text})
-        return GatewayError(
-            Code.UNAVAILABLE, f"the log broker (NATS) refused: {text}; retry", reason="broker"
-        )
-    log.error("nats failed a publish", extra={"error": text})
-    return GatewayError(
-        Code.INTERNAL, "the log broker (NATS) failed the append; see the gateway's log"
-    )
+    transient = error.code in (503, 408) or error.err_code in (10077, 10047, 10023)
+    text = f"{error.description} (code {error.err_code})"
+    return broker_errors.refused("NATS", text, transient=transient)
 
 
 def unavailable() -> GatewayError:
-    return GatewayError(
-        Code.UNAVAILABLE, "the log broker (NATS) is unavailable; retry", reason="broker"
-    )
+    return broker_errors.unavailable("NATS")

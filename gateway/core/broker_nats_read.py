@@ -1,7 +1,9 @@
 """Reads of the NATS broker at the stream's leader: its state, its head, and the messages
 of a range on the channels some patterns match, in stream order (broker_nats_pages makes
 pages of them). Messages come through a short-lived pull consumer per pattern (in memory,
-one replica, deleted after), PAGE messages a fetch, so a read costs what matches.
+one replica, deleted after), PAGE messages a fetch, so a read costs what matches; discovery
+(broker_nats_channels) reads the channels' newest messages through the same kind of
+consumer.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from dataclasses import dataclass
 
 import orjson
 from nats.aio.client import Client
+from nats.aio.msg import Msg
 from nats.errors import Error as NatsError
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
@@ -115,15 +118,22 @@ class Reader:
     ) -> AsyncGenerator[Stored, None]:
         if upto < start:
             return
+        config = ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=start)
+        async for msg in self.consume(pattern, config):
+            seq = msg.metadata.sequence.stream
+            if seq > upto:
+                return
+            channel = subject_channel(self._stream, msg.subject)
+            at = msg.metadata.timestamp.timestamp()
+            yield decode(channel, seq, msg.headers, msg.data, at)
+
+    async def consume(self, pattern: Pattern, config: ConsumerConfig) -> AsyncGenerator[Msg, None]:
+        """What a short-lived consumer of `config` (its delivery and headers; in memory, one
+        replica, no acks, deleted after) delivers on the channels `pattern` matches, PAGE
+        messages a fetch, until it has nothing pending."""
         subject = pattern_subject(self._stream, pattern)
-        config = ConsumerConfig(
-            deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
-            opt_start_seq=start,
-            ack_policy=AckPolicy.NONE,
-            mem_storage=True,
-            num_replicas=1,
-            inactive_threshold=CONSUMER_IDLE,
-        )
+        config.ack_policy, config.mem_storage, config.num_replicas = AckPolicy.NONE, True, 1
+        config.inactive_threshold = CONSUMER_IDLE
         try:
             sub = await self._js.pull_subscribe(subject, stream=self._stream, config=config)
         except (NatsError, TimeoutError):
@@ -143,12 +153,7 @@ class Reader:
                     return
                 pending -= len(msgs)
                 for msg in msgs:
-                    seq = msg.metadata.sequence.stream
-                    if seq > upto:
-                        return
-                    channel = subject_channel(self._stream, msg.subject)
-                    at = msg.metadata.timestamp.timestamp()
-                    yield decode(channel, seq, msg.headers, msg.data, at)
+                    yield msg
         except (NatsError, TimeoutError):
             raise unavailable() from None
         finally:

@@ -1,14 +1,10 @@
-"""What a Redis failure means to the client whose request met it.
-
-Three answers, each true of what Redis holds: UNAVAILABLE (nothing was stored: resend),
-OUTCOME_UNKNOWN (a write reached Redis but its answer did not come back in time: it may be
-stored, or may still be; resend under the same key, which stores it once) and INTERNAL (a
-failure resending cannot fix: logged with its cause, so an operator can).
+"""Which of the broker answers (broker_errors: UNAVAILABLE, OUTCOME_UNKNOWN, INTERNAL) a
+Redis failure is: told apart by when it came (before the command left, or after) and by
+the error reply (a transient refusal, or a failure resending cannot fix).
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Awaitable
 from typing import Any, TypeVar
 
@@ -16,9 +12,9 @@ from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError, RedisError, ResponseError
 
-from gateway.core.errors import Code, GatewayError
+from gateway.core import broker_errors
+from gateway.core.errors import GatewayError
 
-log = logging.getLogger("logs_gateway.redis")
 T = TypeVar("T")
 
 # Refusals that pass: Redis is out of memory (expiry frees it), busy with a script, loading
@@ -71,28 +67,13 @@ async def call(awaitable: Awaitable[T]) -> T:
 def refused(error: ResponseError) -> GatewayError:
     """What a Redis error reply means to the client: retry later, or a failure retrying
     cannot fix (INTERNAL: logged with its cause, so an operator can)."""
-    text = str(error)[:300]
-    if text.startswith(_TRANSIENT):
-        log.warning("redis refused a command; retry later", extra={"error": text})
-        return GatewayError(
-            Code.UNAVAILABLE, f"the log broker (Redis) refused: {text}; retry", reason="broker"
-        )
-    log.error("redis failed a command", extra={"error": text})
-    return GatewayError(
-        Code.INTERNAL, "the log broker (Redis) failed the command; see the gateway's log"
-    )
+    text = str(error)
+    return broker_errors.refused("Redis", text, transient=text.startswith(_TRANSIENT))
 
 
 def unavailable() -> GatewayError:
-    return GatewayError(
-        Code.UNAVAILABLE, "the log broker (Redis) is unavailable; retry", reason="broker"
-    )
+    return broker_errors.unavailable("Redis")
 
 
 def unknown() -> GatewayError:
-    return GatewayError(
-        Code.OUTCOME_UNKNOWN,
-        "the log broker (Redis) did not answer in time: the entries may be stored; resend "
-        "with the same Idempotency-Key or producer sequence, which stores them once",
-        reason="broker",
-    )
+    return broker_errors.unknown("Redis")
