@@ -54,8 +54,11 @@ class OtlpExport:
         publish rate)."""
         if self._draining():
             raise DRAINING
-        decode = decode_json if as_json else decode_protobuf
-        items = await entries_from(decode(body, self.limits), self._template)
+        if as_json:
+            decoded = await decode_json(body, self.limits)
+        else:
+            decoded = decode_protobuf(body, self.limits)
+        items = await entries_from(decoded, self._template)
         if not items:
             return ExportLogsServiceResponse()
         batch = await self._ingest.publish(principal, items, key)
