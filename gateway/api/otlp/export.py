@@ -22,6 +22,8 @@ from gateway.core.ingest import Ingest
 from gateway.core.tokens import Principal
 
 SERVICE = "opentelemetry.proto.collector.logs.v1.LogsService"
+
+
 def draining() -> GatewayError:
     """A draining gateway asks exporters to come back after the time a load balancer needs
     to send them to another instance (the SSE stream's `shutdown` says the same). A new
