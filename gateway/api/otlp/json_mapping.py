@@ -33,7 +33,7 @@ async def decode_json(body: bytes, limits: OtlpLimits) -> Decoded:
     """The request of an OTLP/JSON body, its resources parsed as they are iterated;
     GatewayError refusing it whole at a limit, or INVALID_ARGUMENT naming what does not
     parse."""
-    doc = await read_document(body, limits)  # the counts checked as it is read
+    doc = await read_document(body, limits, record_of)  # counted, each record parsed, as read
     if not isinstance(doc, dict):
         raise invalid("body must be a JSON object with 'resourceLogs'")
     resources = _list(doc, "resourceLogs", "resource_logs")
@@ -43,7 +43,7 @@ async def decode_json(body: bytes, limits: OtlpLimits) -> Decoded:
         (_resource(r, group, limits), [record for rs in in_scopes for record in rs])
         for r, group, in_scopes in zip(resources, scopes, records, strict=True)
     )
-    return Decoded(out, record_of)
+    return Decoded(out, _read)
 
 
 def _resource(item: Any, scopes: list[Any], limits: OtlpLimits) -> Resource:
@@ -55,12 +55,14 @@ def _resource(item: Any, scopes: list[Any], limits: OtlpLimits) -> Resource:
     return _parsed(resource or {}, Resource())
 
 
+def _read(item: Any) -> LogRecord | GatewayError:
+    """A record as read: parsed already, refused, or (not an object) to refuse now."""
+    return item if isinstance(item, LogRecord | GatewayError) else record_of(item)
+
+
 def record_of(item: Any) -> LogRecord | GatewayError:
     """One record's object, parsed after its values are checked; the error refusing it
-    alone at a limit (maybe found as it was read). Raises INVALID_ARGUMENT when it does
-    not parse."""
-    if isinstance(item, GatewayError):
-        return item
+    alone at a limit. Raises INVALID_ARGUMENT when it does not parse."""
     attributes = _list(item, "attributes")
     if len(attributes) > MAX_ATTRIBUTES:
         return invalid(f"more than {MAX_ATTRIBUTES} attributes")
