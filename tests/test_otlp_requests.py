@@ -4,6 +4,7 @@ credentials, rights, size and rate limits, draining; each answered as the OTLP s
 from __future__ import annotations
 
 import functools
+import gc
 import gzip
 import json
 import time
@@ -13,6 +14,7 @@ from typing import Any
 import grpc
 import httpx
 import pytest
+from aiohttp import web
 from google.rpc.error_details_pb2 import RetryInfo
 from google.rpc.status_pb2 import Status
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2_grpc as otlp_grpc
@@ -388,3 +390,16 @@ async def test_a_draining_gateway_asks_exporters_to_come_back() -> None:
         trailers = dict(err.value.trailing_metadata() or ())
         assert RetryInfo.FromString(trailers["google.rpc.retryinfo-bin"]).retry_delay.seconds == 1
         assert gw.gateway.ingest.counts.total("stored") == 0
+
+
+async def test_a_refused_request_is_not_kept_alive_after_its_answer() -> None:
+    """The drain's refusal was one module-level error, raised again for each request: its
+    traceback's frames held the last refused request (and all it referenced) until the
+    next one (seen as a `POST /v1/logs` request alive in a later test)."""
+    async with running_gateway() as gw:
+        assert gw.gateway is not None
+        gw.gateway.stopping.set()
+        token = gw.token("etl", publish=[ETL])
+        assert (await post(gw, otlp(record()).SerializeToString(), token)).status_code == 503
+    gc.collect()
+    assert not [o for o in gc.get_objects() if isinstance(o, web.BaseRequest)]

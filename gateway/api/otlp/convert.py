@@ -7,7 +7,6 @@ as one batch, so one request gets one answer: all stored, some rejected, or refu
 
 from __future__ import annotations
 
-import asyncio
 import base64
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -25,12 +24,12 @@ from gateway.api.otlp.limits import ValueBudget
 from gateway.core.channel_template import ChannelTemplate
 from gateway.core.errors import GatewayError, invalid
 from gateway.core.events import Attributes, Entry, Event, level_severity
+from gateway.core.slices import Slices
 
 CHANNEL_ATTRIBUTE = "logs_gateway.channel"
 SERVICE_ATTRIBUTE = "service.name"
 SEVERITY_TEXT_ATTRIBUTE = "severity_text"
 _NO_ID = (b"", bytes(16), bytes(8))  # absent, or all zeros: OTLP's "no trace / no span"
-SLICE_SECONDS = 0.002  # of conversion between the loop's turns to serve others
 
 
 async def entries_from(
@@ -38,11 +37,11 @@ async def entries_from(
 ) -> list[Entry | GatewayError]:
     """One entry per log record, in order, or the error that refuses that record alone.
 
-    Records are parsed and converted in slices of SLICE_SECONDS, the loop free to serve
-    others between them: a request at the size limit is thousands of records."""
+    Resources and records are read, parsed and converted in slices (core.slices), the
+    loop free to serve others between them: a request at the size limit is thousands of
+    records, or of resources."""
     items: list[Entry | GatewayError] = []
-    loop = asyncio.get_running_loop()
-    pause_at = loop.time() + SLICE_SECONDS
+    slices = Slices()
     for resource_attributes, records in request.resources:
         resource = attributes_of(resource_attributes.attributes, ValueBudget())
         source = resource.get(SERVICE_ATTRIBUTE)
@@ -52,9 +51,8 @@ async def entries_from(
             if isinstance(item, GatewayError):
                 item = invalid(f"entry {len(items)}: {item.message}")
             items.append(item)
-            if loop.time() > pause_at:
-                await asyncio.sleep(0)
-                pause_at = loop.time() + SLICE_SECONDS
+            await slices.pause()
+        await slices.pause()
     return items
 
 

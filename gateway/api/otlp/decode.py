@@ -4,15 +4,20 @@ The levels above the records (the request, its resources, their scopes) are read
 walk of the wire format that stops at the first limit: resources, scopes and records are
 counted as they are found, so a request of a million empty ones costs the walk of a
 thousand, not a parse of a million (2 bytes each, protobuf's parser takes about 50 ns per
-element, all in one call that holds the loop). A resource is parsed after its attributes
-are counted, each record only when it is converted (Decoded.record), after its encoded size
-is checked. A scope is never parsed beyond the count of its attributes: no record carries
-them.
+element, all in one call that holds the loop). Fields the walk does not read (unknown
+ones, a schema URL) are counted too: 1.9 million of them took the walk 1-1.5 s. A resource
+is parsed after its attributes are counted and its encoded size checked, each record only
+when it is converted (Decoded.record), after its encoded size is checked. A scope is never
+parsed beyond the count of its attributes: no record carries them.
+
+The walk is lazy: each resource is read when the conversion reaches it, so the loop gets
+its turns between resources too (a request of 1,000 resources of 128 attributes is 128,000
+fields to walk).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,26 +33,32 @@ from gateway.core.errors import Code, GatewayError, invalid
 # scope_logs, a ScopeLogs' scope and log_records, a Resource's and a scope's attributes.
 RESOURCE_LOGS, RESOURCE, SCOPE_LOGS, SCOPE, LOG_RECORDS = 1, 1, 2, 1, 2
 RESOURCE_ATTRIBUTES, SCOPE_ATTRIBUTES = 1, 3
+MAX_OTHER_FIELDS = 1000  # fields of one message besides those the walk reads
 
 
 @dataclass(frozen=True, slots=True)
 class Decoded:
-    """A request's resources, each with its records still encoded, and how to parse one
+    """A request's resources, each with its records still encoded, read as they are
+    iterated (a limit passed raises then, refusing the request), and how to parse one
     record: its LogRecord, or the error that refuses it alone at a limit (one that does
     not parse raises, refusing the request)."""
 
-    resources: list[tuple[Resource, list[Any]]]
+    resources: Iterable[tuple[Resource, list[Any]]]
     record: Callable[[Any], LogRecord | GatewayError]
 
 
 def decode_protobuf(body: bytes, limits: OtlpLimits) -> Decoded:
-    """The request of an OTLP/protobuf body; GatewayError refusing it whole at a limit, or
+    """The request of an OTLP/protobuf body, its resources read as they are iterated."""
+    return Decoded(_resources(body, limits), lambda raw: record_of(raw, limits.max_record_bytes))
+
+
+def _resources(body: bytes, limits: OtlpLimits) -> Iterator[tuple[Resource, list[memoryview]]]:
+    """Each resource with its records; GatewayError refusing the request at a limit, or
     INVALID_ARGUMENT naming what does not parse."""
     resources = _Count(lambda n: limits.check_parts(n, "resourceLogs"))
     scopes = _Count(lambda n: limits.check_parts(n, "scopeLogs"))
     records = _Count(limits.check_records)
     try:
-        out = []
         for encoded in _fields(memoryview(body), RESOURCE_LOGS, resources):
             resource = memoryview(b"")
             groups = []
@@ -57,10 +68,13 @@ def decode_protobuf(body: bytes, limits: OtlpLimits) -> Decoded:
                 else:
                     scopes.take()
                     groups.append(payload)
-            out.append(_resource(resource, groups, records, limits))
+            yield _resource(resource, groups, records, limits)
+    except _TooManyFields:
+        raise limits.refuse(
+            "fields", f"more than {MAX_OTHER_FIELDS} unknown fields in one message"
+        ) from None
     except DecodeError as e:
         raise invalid(f"body is not an OTLP protobuf logs request: {e}") from None
-    return Decoded(out, lambda raw: record_of(raw, limits.max_record_bytes))
 
 
 def _resource(
@@ -75,6 +89,10 @@ def _resource(
                 records.take()
                 out.append(payload)
     _count_attributes(encoded, RESOURCE_ATTRIBUTES, "resource", limits)
+    if len(encoded) > limits.max_record_bytes:  # its values are counted once it is parsed
+        raise limits.refuse(
+            "resource_bytes", f"resource larger than {limits.max_record_bytes} bytes encoded"
+        )
     resource = Resource.FromString(bytes(encoded))
     limits.check_resource_values(pair.value for pair in resource.attributes)
     return resource, out
@@ -104,13 +122,23 @@ def _fields(message: memoryview, number: int, count: _Count) -> Iterator[memoryv
         yield payload
 
 
+class _TooManyFields(DecodeError):
+    """A message holds more than MAX_OTHER_FIELDS fields the walk skips."""
+
+
 def _fields_of(message: memoryview, numbers: Sequence[int]) -> Iterator[tuple[int, memoryview]]:
     """(number, payload) of the message's length-delimited fields among `numbers`, in
-    order, as the protobuf wire format lays them out; other fields skipped."""
+    order, as the protobuf wire format lays them out; other fields skipped, at most
+    MAX_OTHER_FIELDS of them."""
     pos, end = 0, len(message)
+    others = 0
     while pos < end:
         key, pos = _varint(message, pos)
         wire = key & 7
+        if wire != 2 or key >> 3 not in numbers:
+            others += 1
+            if others > MAX_OTHER_FIELDS:
+                raise _TooManyFields
         if wire == 2:
             size, pos = _varint(message, pos)
             if pos + size > end:

@@ -22,11 +22,16 @@ from gateway.core.ingest import Ingest
 from gateway.core.tokens import Principal
 
 SERVICE = "opentelemetry.proto.collector.logs.v1.LogsService"
-# A draining gateway asks exporters to come back after the time a load balancer needs to
-# send them to another instance (the SSE stream's `shutdown` says the same).
-DRAINING = GatewayError(
-    Code.UNAVAILABLE, "gateway is draining; retry", reason="draining", retry_after=1.0
-)
+
+
+def draining() -> GatewayError:
+    """A draining gateway asks exporters to come back after the time a load balancer needs
+    to send them to another instance (the SSE stream's `shutdown` says the same). A new
+    error each time: one raised keeps its traceback, whose frames hold the request (a
+    module-level one kept the last refused request alive)."""
+    return GatewayError(
+        Code.UNAVAILABLE, "gateway is draining; retry", reason="draining", retry_after=1.0
+    )
 
 
 class OtlpExport:
@@ -53,9 +58,12 @@ class OtlpExport:
         whole request is refused (draining, a limit of otlp.limits, over the token's
         publish rate)."""
         if self._draining():
-            raise DRAINING
-        decode = decode_json if as_json else decode_protobuf
-        items = await entries_from(decode(body, self.limits), self._template)
+            raise draining()
+        if as_json:
+            decoded = await decode_json(body, self.limits)
+        else:
+            decoded = decode_protobuf(body, self.limits)
+        items = await entries_from(decoded, self._template)
         if not items:
             return ExportLogsServiceResponse()
         batch = await self._ingest.publish(principal, items, key)

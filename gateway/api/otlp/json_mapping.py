@@ -4,7 +4,8 @@ protobuf's own parser does the rest of what OTLP/JSON asks: camelCase or origina
 names, enums by name or number, 64-bit integers as strings or numbers, unknown fields
 ignored (a newer client may send fields this version does not know). It is slow (pure
 Python, microseconds a field), so it parses one resource or one record at a time, each
-after its counts are checked on the JSON itself (otlp.limits), as for protobuf bodies.
+after its counts are checked on the JSON itself (otlp.limits), as for protobuf bodies: as
+the body is read (otlp.json_stream), and a resource's values before it is parsed.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 
 from gateway.api.convert import MAX_ATTRIBUTES
 from gateway.api.otlp.decode import Decoded
+from gateway.api.otlp.json_stream import read_document
 from gateway.api.otlp.limits import OtlpLimits, check_values, json_children
 from gateway.core.errors import GatewayError, invalid
 
@@ -27,36 +29,35 @@ _ID_FIELDS = ("traceId", "spanId", "trace_id", "span_id")
 M = TypeVar("M", bound=Message)
 
 
-def decode_json(body: bytes, limits: OtlpLimits) -> Decoded:
-    """The request of an OTLP/JSON body; GatewayError refusing it whole at a limit, or
-    INVALID_ARGUMENT naming what does not parse."""
-    try:
-        doc = orjson.loads(body)
-    except orjson.JSONDecodeError as e:
-        raise invalid(f"body is not valid JSON: {e}") from None
+async def decode_json(body: bytes, limits: OtlpLimits) -> Decoded:
+    """The request of an OTLP/JSON body, its resources parsed as they are iterated;
+    GatewayError refusing it whole at a limit, or INVALID_ARGUMENT naming what does not
+    parse."""
+    doc = await read_document(body, limits, record_of)  # counted, each record parsed, as read
     if not isinstance(doc, dict):
         raise invalid("body must be a JSON object with 'resourceLogs'")
     resources = _list(doc, "resourceLogs", "resource_logs")
-    limits.check_parts(len(resources), "resourceLogs")
     scopes = [_list(r, "scopeLogs", "scope_logs") for r in resources]
-    limits.check_parts(sum(map(len, scopes)), "scopeLogs")
     records = [[_list(s, "logRecords", "log_records") for s in group] for group in scopes]
-    limits.check_records(sum(len(r) for group in records for r in group))
-    out = [
+    out = (
         (_resource(r, group, limits), [record for rs in in_scopes for record in rs])
         for r, group, in_scopes in zip(resources, scopes, records, strict=True)
-    ]
-    return Decoded(out, record_of)
+    )
+    return Decoded(out, _read)
 
 
 def _resource(item: Any, scopes: list[Any], limits: OtlpLimits) -> Resource:
     for scope in scopes:
-        limits.check_attributes(len(_list(_object(scope, "scope"), "attributes")), "scope")
+        _list(_object(scope, "scope"), "attributes")  # counted as read: not a list?
     resource = _object(item, "resource")
     attributes = _list(resource, "attributes")
-    limits.check_attributes(len(attributes), "resource")
     limits.check_resource_values((_object(pair, "value") for pair in attributes), json_children)
     return _parsed(resource or {}, Resource())
+
+
+def _read(item: Any) -> LogRecord | GatewayError:
+    """A record as read: parsed already, refused, or (not an object) to refuse now."""
+    return item if isinstance(item, LogRecord | GatewayError) else record_of(item)
 
 
 def record_of(item: Any) -> LogRecord | GatewayError:
