@@ -38,6 +38,32 @@ def full(page: Page, held: int, size: PageSize) -> bool:
     return len(page.events) >= size.entries or (held >= size.bytes and bool(page.events))
 
 
+class BackFill:
+    """A page being filled backward: each event older than the last, within a size."""
+
+    def __init__(self, size: PageSize, floor: int) -> None:
+        self._page, self._held = Page(), 0
+        self._size, self._floor = size, floor
+
+    def add(self, event: Event) -> bool:
+        """Take `event` if it is of the severity asked for; False once the page is full
+        (without it)."""
+        if event.severity < self._floor:
+            return True
+        if full(self._page, self._held, self._size):
+            return False
+        self._page.events.append(event)
+        self._held += len(event.data)
+        return True
+
+    def page(self, end: bool) -> Page:
+        """The page in seq order, `next` its oldest seq; `end`: nothing older is left."""
+        page = self._page
+        page.events.reverse()
+        page.next, page.end = (page.events[0].seq if page.events else 0), end
+        return page
+
+
 class BackMerge:
     """The retained events of `channels` below a seq, newest first, stored at or after
     `cutoff` (older ones are past the age bound, about to be evicted)."""
@@ -51,22 +77,14 @@ class BackMerge:
         """The page of events below `before` (of at least severity `floor`) within `size`,
         in seq order; `next` is its oldest seq, `end` set when nothing older is left."""
         await self._open(before)
-        page, held, taken = Page(), 0, 0
+        fill, taken = BackFill(size, floor), 0
         while (event := self._take()) is not None:
             taken += 1
             if taken % MERGE_SLICE == 0:
                 await asyncio.sleep(0)
-            if event.severity < floor:
-                continue
-            if full(page, held, size):
-                page.next = page.events[-1].seq
-                page.events.reverse()
-                return page
-            page.events.append(event)
-            held += len(event.data)
-        page.events.reverse()
-        page.next, page.end = (page.events[0].seq if page.events else 0), True
-        return page
+            if not fill.add(event):
+                return fill.page(end=False)
+        return fill.page(end=True)
 
     async def _open(self, before: int) -> None:
         """A head for each channel: its newest retained event below `before`."""

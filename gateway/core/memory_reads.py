@@ -28,7 +28,7 @@ from gateway.core.broker import Loss, Page, PageSize
 from gateway.core.channels import Pattern
 from gateway.core.events import Event
 from gateway.core.index import ChannelIndex
-from gateway.core.memory_merge import BackMerge, full
+from gateway.core.memory_merge import BackFill, BackMerge, full
 from gateway.core.seq_index import SeqIndex
 
 FEW = 32  # channels a read merges itself; past that it walks the seq index
@@ -262,8 +262,7 @@ class Reads:
         self, patterns: Sequence[Pattern], before: int, cutoff: float, size: PageSize, floor: int
     ) -> Page:
         """One backward page, found by walking the seq index back from `before`."""
-        which = _Matcher(patterns)
-        page, held = Page(), 0
+        which, fill = _Matcher(patterns), BackFill(size, floor)
         for passed, (owner, lo, hi) in enumerate(self._runs.backward(before), 1):
             if passed % WALK_SLICE == 0:
                 await asyncio.sleep(0)
@@ -271,17 +270,9 @@ class Reads:
                 continue
             kept = [e for e in owner.held(lo, hi) if e.stored_at >= cutoff]
             for event in reversed(kept):
-                if event.severity < floor:
-                    continue
-                if full(page, held, size):
-                    page.next = page.events[-1].seq
-                    page.events.reverse()
-                    return page
-                page.events.append(event)
-                held += len(event.data)
-        page.events.reverse()
-        page.next, page.end = (page.events[0].seq if page.events else 0), True
-        return page
+                if not fill.add(event):
+                    return fill.page(end=False)
+        return fill.page(end=True)
 
 
 def matching(
