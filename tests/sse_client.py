@@ -28,12 +28,17 @@ class Stream:
         self.response = response
         self.last_id = ""
 
-    async def next(self, timeout: float = 5.0) -> Event:
-        sse = await asyncio.wait_for(anext(self._events), timeout)
-        if sse.id:
-            self.last_id = sse.id
-        data = json.loads(sse.data) if sse.data else None
-        return Event(sse.event, sse.id, data)
+    async def next(self, timeout: float = 5.0, pings: bool = False) -> Event:
+        """The next event a browser would dispatch: one with no data (a heartbeat that
+        carries an id) only moves `last_id`, as EventSource does (httpx-sse yields it; a
+        test that waited longer than a heartbeat took it for the event it expected), unless
+        `pings` asks for those too (data None)."""
+        while True:
+            sse = await asyncio.wait_for(anext(self._events), timeout)
+            if sse.id:
+                self.last_id = sse.id
+            if sse.data or pings:
+                return Event(sse.event, sse.id, json.loads(sse.data) if sse.data else None)
 
     async def take(self, n: int, kind: str = "log", timeout: float = 5.0) -> list[Event]:
         """The next `n` events of `kind`, skipping others."""

@@ -252,9 +252,11 @@ async def test_replay_reports_exactly_what_trimming_by_length_lost(
 
 
 async def test_replay_reports_what_trimming_by_age_lost(make_broker: MakeBroker) -> None:
-    broker = make_broker(history_seconds=0.3)
+    # A window a stall of the loaded machine cannot pass between the new entry's append
+    # and the read (0.3 s did, and the new entry had expired too).
+    broker = make_broker(history_seconds=1.0)
     old = await broker.append([entry(ETL, "old 1"), entry(ETL, "old 2")], None)
-    await asyncio.sleep(0.45)
+    await asyncio.sleep(1.5)
     new = await broker.append([entry(FAAS, "new")], None)
     replay = await read_all(broker, [parse_pattern("logs:>")], Cursor(broker.epoch, 0))
     exact = Gap("logs:>", 2, "trimmed", channels=1, seq=old.events[-1].seq)
@@ -489,21 +491,23 @@ async def test_a_tail_start_is_followed_live_with_nothing_twice(make_broker: Mak
 async def test_an_expired_channel_is_forgotten_and_its_loss_still_counted(
     make_broker: MakeBroker,
 ) -> None:
-    broker = make_broker(history_seconds=0.25)
+    # One batch, so all 100 channels hold their entry from the same instant: 100 appends,
+    # one after another, took longer than the window on a loaded machine, and the first
+    # channels were forgotten before they were counted. The window is what a stall
+    # between the append and the count below would have to pass.
+    broker = make_broker(history_seconds=1.0)
     head = await broker.head()  # first: a Redis broker learns its epoch from Redis
     start = Cursor(broker.epoch, head)
-    stored = [
-        (await broker.append([entry(f"logs:etl:ws1:run-{i}", "m")], None)).events[0]
-        for i in range(100)
-    ]
+    batch = [entry(f"logs:etl:ws1:run-{i}", "m") for i in range(100)]
+    stored = sorted((await broker.append(batch, None)).events, key=lambda e: e.seq)
     if is_nats(broker):  # usage is read every few seconds there: watch history instead
-        deadline = asyncio.get_running_loop().time() + 5
+        deadline = asyncio.get_running_loop().time() + 15
         while (await read_all(broker, [parse_pattern("logs:etl:>")], start)).events:
             assert asyncio.get_running_loop().time() < deadline, "never expired"
             await asyncio.sleep(0.05)
     else:
         assert broker.usage().channels == 100
-    await wait_for(lambda: broker.usage().channels == 0, timeout=5)
+    await wait_for(lambda: broker.usage().channels == 0, timeout=15)
     # Nothing is retained, and the cursor from before is told exactly what it lost (on
     # NATS: that it lost at least nothing counted, placed after the loss: not silent).
     replay = await read_all(broker, [parse_pattern("logs:etl:>")], start)
@@ -519,7 +523,7 @@ async def test_an_expired_channel_is_forgotten_and_its_loss_still_counted(
 async def test_a_forgotten_channel_starts_again_and_an_older_cursor_hears_of_it(
     make_broker: MakeBroker,
 ) -> None:
-    broker = make_broker(history_seconds=0.2)
+    broker = make_broker(history_seconds=1.0)  # what a stall would have to pass
     head = await broker.head()  # first: a Redis broker learns its epoch from Redis
     start = Cursor(broker.epoch, head)
     gone = (await broker.append([entry(ETL, "a"), entry(ETL, "b")], None)).events
@@ -528,7 +532,7 @@ async def test_a_forgotten_channel_starts_again_and_an_older_cursor_hears_of_it(
         probe = await read_all(broker, [parse_pattern(ETL)], start)
         return [g.reason for g in probe.gaps] == ["expired"]
 
-    deadline = asyncio.get_running_loop().time() + 5
+    deadline = asyncio.get_running_loop().time() + 20
     while not await forgotten():
         assert asyncio.get_running_loop().time() < deadline, "never forgotten"
         await asyncio.sleep(0.05)

@@ -4,6 +4,7 @@ json_mapping reads (what orjson would parse, less the fields it never reads)."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -123,18 +124,25 @@ async def test_what_is_not_json_is_refused_naming_it(body: bytes, message: str) 
     assert message in refused.value.message
 
 
-async def test_the_loop_gets_turns_while_a_large_body_is_read() -> None:
-    """1,000 records of 60 attributes (2.4 MB): the loop turns between slices of it."""
+def _wide() -> dict[str, Any]:
+    """1,000 records of 60 attributes (2.4 MB)."""
     attributes = [{"key": f"a{j}", "value": {"intValue": j}} for j in range(60)]
-    doc = {
-        "resourceLogs": [
-            {
-                "scopeLogs": [
-                    {"logRecords": [_record(i, attributes=attributes) for i in range(1000)]}
-                ]
-            }
-        ]
-    }
+    records = [_record(i, attributes=attributes) for i in range(1000)]
+    return {"resourceLogs": [{"scopeLogs": [{"logRecords": records}]}]}
+
+
+def _string_then_small_values() -> dict[str, Any]:
+    """A 1 MB string, then a million small values: the chunk the string ends in was as
+    long as the string (it doubled inside it), all its events built in one turn."""
+    record = {"body": {"stringValue": "x" * 1_000_000}, "future": [[]] * 1_000_000}
+    return {"resourceLogs": [{"scopeLogs": [{"logRecords": [record]}]}]}
+
+
+@pytest.mark.parametrize("make", [_wide, _string_then_small_values])
+async def test_the_loop_gets_turns_while_a_large_body_is_read(
+    make: Callable[[], dict[str, Any]],
+) -> None:
+    doc = make()
     turns = 0
 
     async def count() -> None:
@@ -146,5 +154,9 @@ async def test_the_loop_gets_turns_while_a_large_body_is_read() -> None:
     counter = asyncio.create_task(count())
     built = await read_document(orjson.dumps(doc), LIMITS, _kept)
     counter.cancel()
-    assert built == doc
+    if make is _wide:
+        assert built == doc
+    else:  # past its bytes of text: refused alone, the rest of it read through
+        [refused] = built["resourceLogs"][0]["scopeLogs"][0]["logRecords"]
+        assert refused.code is Code.TOO_LARGE
     assert turns >= 10  # slices of about 2 ms over at least 100 ms of reading

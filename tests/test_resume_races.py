@@ -141,7 +141,7 @@ class Reader:
 
             async def items() -> AsyncIterator[Item]:
                 while True:
-                    event = await stream.next(timeout=30)
+                    event = await stream.next(timeout=30, pings=True)
                     data = event.data or {}
                     kind = "ping" if event.event == "message" and not data else event.event
                     yield Item(kind, event.id, data.get("channel", ""), data.get("message", ""))

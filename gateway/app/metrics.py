@@ -106,8 +106,8 @@ class GatewayCollector:
         yield _labelled(
             CounterMetricFamily,
             "otlp_requests_refused",
-            "OTLP requests refused whole before conversion, by limit (records, resource_attributes,"
-            " scope_attributes, resource_values).",
+            "OTLP requests refused whole before conversion, by limit (records, parts,"
+            " resource_attributes, scope_attributes, resource_values, resource_bytes, fields).",
             ("limit",),
             [((limit,), n) for limit, n in self._s.otlp_limits.refused.items()],
         )

@@ -30,6 +30,8 @@ from gateway.core.errors import Code, GatewayError, invalid
 from gateway.core.slices import Slices
 
 CHUNK = 4096  # bytes parsed in one step: at most about 2,000 events
+MAX_CHUNK = 64 * 1024  # a step's bytes inside a long string (below)
+EVENTS = 512  # events built between two looks at the clock (a record is parsed at its end)
 # Parser events one record or resource may take: one within the limits takes at most
 # about 9 an attribute or value ({"key":"k","value":{"stringValue":"v"}} is 9).
 PART_EVENTS = 16 * (MAX_VALUES + MAX_ATTRIBUTES)
@@ -57,12 +59,15 @@ async def read_document(
             parser.send(body[start : start + size])
             start += size
             # A chunk of no event is inside one long string, which the parser reads
-            # again from its start at each chunk: twice the size, so it reads it twice
-            # at most in all (4 MiB in chunks of 4 KiB took 2.8 s).
-            size = size * 2 if not events else CHUNK
-            builder.take(events)
+            # again from its start at each chunk (4 MiB in chunks of 4 KiB took 2.8 s):
+            # twice the size, up to MAX_CHUNK (whose events, past the string, are then
+            # built in slices like any others).
+            size = min(2 * size, MAX_CHUNK) if not events else CHUNK
+            for first in range(0, len(events), EVENTS):
+                builder.take(events[first : first + EVENTS])
+                await slices.pause()
             del events[:]
-            await slices.pause()
+            await slices.pause()  # a chunk of no event too: the parser read it
         parser.close()
     except ijson.JSONError as e:
         raise invalid(f"body is not valid JSON: {e}") from None
