@@ -16,17 +16,15 @@ import argparse
 import asyncio
 import json
 import statistics
-from collections.abc import AsyncIterator
 
-from logs_gateway.v1 import logs_pb2 as pb
 from playwright.async_api import Browser, Page, async_playwright, expect
 
 from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, ETL, connect, sign_in
 from tests.browser.test_logs_history import FOLLOW_WATCH
+from tests.browser.test_logs_page import steady_stream
 from tests.conftest import Running, entry, running_gateway
 
 SIZES = (1_000, 100_000)
-RATE_BATCHES = 20  # batches of 10 a second: 200 live entries a second
 SECONDS = 3.0
 LONG_TASKS = """window.longTasks = [];
 new PerformanceObserver((list) => {
@@ -35,54 +33,39 @@ new PerformanceObserver((list) => {
 true"""
 
 
-async def load(run: Running, token: str, count: int, tag: str) -> None:
+async def load(run: Running, token: str, count: int) -> None:
     for start in range(0, count, 10_000):
         size = min(10_000, count - start)
         batches = [
             [entry(ETL, f"bulk {start + b * 500 + i}") for i in range(min(500, size - b * 500))]
             for b in range((size + 499) // 500)
         ]
-        await run.publish(token, batches, producer=f"bulk-{tag}-{start}")
+        await run.publish(token, batches, producer=f"bulk-{start}")
 
 
-async def live(run: Running, token: str, tag: str) -> None:
-    """200 entries a second for SECONDS, in batches of 10, as a busy system sends them."""
-
-    async def batches() -> AsyncIterator[pb.PublishRequest]:
-        for k in range(int(SECONDS * RATE_BATCHES)):
-            entries = [entry(ETL, f"live {tag} {k}-{i}") for i in range(10)]
-            yield pb.PublishRequest(producer_id=f"live-{tag}", sequence=k + 1, entries=entries)
-            await asyncio.sleep(1 / RATE_BATCHES)
-
-    stub, metadata = run.ingest(token)
-    async for ack in stub.Publish(batches(), metadata=metadata):
-        assert all(r.code == 0 for r in ack.results)
-
-
-async def follow(browser: Browser, count: int, tag: str) -> dict[str, float]:
+async def follow(browser: Browser, count: int) -> dict[str, float]:
     """One page on a fresh gateway: `count` entries loaded, then the live stream followed."""
     context = await browser.new_context(viewport={"width": 1280, "height": 720})
     async with running_gateway(
         history_entries=count + 10_000, send_buffer_bytes=64 << 20, publish_rate=0.0
     ) as run:
         try:
-            return await measure(await context.new_page(), run, count, tag)
+            return await measure(await context.new_page(), run, count)
         finally:
             await context.close()
 
 
-async def measure(page: Page, run: Running, count: int, tag: str) -> dict[str, float]:
+async def measure(page: Page, run: Running, count: int) -> dict[str, float]:
     """Sign in, connect, load `count` entries, follow the live stream: the figures."""
     await sign_in(page, run.http)
     await connect(page)
     token = run.token("svc", publish=["logs:>"])
-    await load(run, token, count, tag)
+    await load(run, token, count)
     await expect(page.locator("#count")).to_have_text(f"{count:,} entries", timeout=180_000)
     await page.evaluate(FOLLOW_WATCH)
     await page.evaluate(LONG_TASKS)
-    await live(run, token, tag)
-    last = int(SECONDS * RATE_BATCHES) - 1
-    await page.get_by_text(f"live {tag} {last}-9").wait_for(timeout=30_000)
+    await steady_stream(run, token, SECONDS)  # batches of 10 every 50 ms
+    await page.get_by_text(f"steady {int(SECONDS / 0.05) - 1}-9").wait_for(timeout=30_000)
     gaps = sorted(await page.evaluate("window.gaps"))
     tasks = await page.evaluate("window.longTasks")
     return {
@@ -100,8 +83,8 @@ async def run(repeat: int) -> dict[str, object]:
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
-            for i in range(repeat):
-                runs.append({str(n): await follow(browser, n, f"{i}-{n}") for n in SIZES})
+            for _ in range(repeat):
+                runs.append({str(n): await follow(browser, n) for n in SIZES})
         finally:
             await browser.close()
     ratios = [r[str(SIZES[1])]["p95_ms"] / r[str(SIZES[0])]["p95_ms"] for r in runs]
