@@ -1,6 +1,7 @@
 """`python -m bench [--quick]`: run the benchmark suite and print the results table;
 `python -m bench churn [--quick] [--against TREE]`: the channel churn scenario (bench/churn.py);
 `python -m bench history [--redis URL]`: history pages and discovery (bench/history.py);
+`python -m bench page [--repeat N]`: the Logs page following at 100,000 entries (bench/page.py);
 `python -m bench verify [--quick]`: token verification, remote issuer vs file key (bench/verify.py).
 
 Servers run pinned to core 0, the load generator to core 1, all on 127.0.0.1; every phase
@@ -21,7 +22,7 @@ import traceback
 from dataclasses import asdict
 from pathlib import Path
 
-from bench import churn, history, profiles, report, servers, verify
+from bench import churn, history, page, profiles, report, servers, verify
 from bench.scenarios import Row
 from bench.suite import FULL, QUICK, Servers, Suite, plan_all
 
@@ -103,6 +104,8 @@ def main(argv: list[str] | None = None) -> int:
         return churn.main(argv[1:])
     if argv[:1] == ["history"]:
         return history.main(argv[1:])
+    if argv[:1] == ["page"]:
+        return page.main(argv[1:])
     if argv[:1] == ["verify"]:
         return verify.main(argv[1:])
     args = parse_args(argv)
