@@ -276,3 +276,28 @@ async def test_requests_the_front_does_not_serve_are_served_by_aiohttp_as_before
         answer = await client.answer()
         assert answer.status == status, (name, answer)
         assert status != 200 or "x-request-id" in answer.headers  # through the pass
+
+
+async def test_a_hand_off_after_chunked_and_gzip_bodies_starts_at_the_next_request(
+    gw: Running,
+) -> None:
+    """The front knows where each request ends whatever its framing: a chunked publish
+    whose data holds blank lines, a gzip one, then /health, all in one write."""
+    token = gw.token(publish=[CHANNEL])
+    head = f"{PUBLISH}Authorization: Bearer {token}\r\nContent-Type: application/json\r\n"
+    body = b'{"channel": "%s",\r\n\r\n"message": "blank lines"}' % CHANNEL.encode()
+    parts = (body[:9], body[9:40], body[40:])  # a blank line inside a chunk's data
+    chunked = b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in parts) + b"0\r\n\r\n"
+    packed = gzip.compress(json.dumps({"channel": CHANNEL, "message": "gz"}).encode())
+    client = await connect(gw)
+    await client.send(
+        head.encode()
+        + b"Transfer-Encoding: chunked\r\n\r\n"
+        + chunked
+        + publish(gw, "", extra="Content-Encoding: gzip\r\n", body=packed)
+        + b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
+    )
+    answers = [await client.answer() for _ in range(3)]
+    assert [a.status for a in answers] == [200, 200, 200]
+    assert b"results" in answers[0].body and b"results" in answers[1].body
+    assert b"results" not in answers[2].body
