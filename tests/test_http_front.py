@@ -301,3 +301,21 @@ async def test_a_hand_off_after_chunked_and_gzip_bodies_starts_at_the_next_reque
     assert [a.status for a in answers] == [200, 200, 200]
     assert b"results" in answers[0].body and b"results" in answers[1].body
     assert b"results" not in answers[2].body
+
+
+async def test_the_front_adds_the_cors_headers_of_a_listed_origin_as_aiohttp_does() -> None:
+    page = "https://app.example.com"
+    async with running_gateway(cors_origins=page) as run:
+        client = await connect(run)
+        try:
+            for origin in (page, "https://other.example.com"):
+                await client.send(publish(run, "cors", extra=f"Origin: {origin}\r\n"))
+                answer = await client.answer()
+                assert answer.status == 200 and answer.headers["vary"] == "Origin"
+                allowed = answer.headers.get("access-control-allow-origin")
+                assert allowed == (page if origin == page else None)
+        finally:
+            OPEN.remove(client)
+            client.writer.close()
+            with contextlib.suppress(ConnectionError):
+                await client.writer.wait_closed()
