@@ -319,3 +319,27 @@ async def test_the_front_adds_the_cors_headers_of_a_listed_origin_as_aiohttp_doe
             client.writer.close()
             with contextlib.suppress(ConnectionError):
                 await client.writer.wait_closed()
+
+
+async def test_a_refused_body_still_coming_is_drained_for_a_while_then_cut(gw: Running) -> None:
+    """No token, a 100 MB body sent on and on: the answer is read (not a reset), and the
+    connection is closed after the linger (10 s), however long the client keeps sending."""
+    client = await connect(gw)
+    await client.send(
+        f"{PUBLISH}Content-Type: application/json\r\nContent-Length: {100 << 20}\r\n\r\n".encode()
+    )
+    assert (await client.answer()).status == 401
+    sent = 0.0  # seconds of sending
+    try:
+        while sent < 30:  # seconds; the linger is 10
+            client.writer.write(b"x" * 65536)
+            await client.writer.drain()
+            await asyncio.sleep(0.25)
+            sent += 0.25
+            if client.reader.at_eof():
+                break
+    except ConnectionError:
+        pass
+    assert sent < 30, "the connection was never closed"
+    metrics = await scrape(gw)
+    assert value(metrics, "logs_gateway_http_connections_ended_total", reason="linger_timeout") == 1

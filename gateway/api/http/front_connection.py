@@ -137,7 +137,7 @@ class Connection(asyncio.Protocol):
             self.serving = self.loop.create_task(self.work())
 
     def on_body(self, piece: bytes) -> None:
-        if self.parsing is not None:
+        if self.parsing is not None and not self.parsing.content.dropped:
             self.parsing.content.feed(piece)
             self.deadline = self.loop.time() + self.limits.idle_timeout
 
@@ -273,7 +273,7 @@ class Connection(asyncio.Protocol):
                 if self.transport is not None:
                     self.transport.close()
                 return
-            if not self.queue:
+            if not self.queue and self.parsing is None:
                 self.deadline = self.loop.time() + self.limits.idle_timeout
             self.advance()  # what was held back while the answers were owed
         self.serving = None
@@ -305,7 +305,10 @@ class Connection(asyncio.Protocol):
     def ends_after(self, body: FrontBody, keep_alive: bool) -> bool:
         """Whether the connection ends after this answer."""
         if not body.complete:
-            body.discard()  # the rest is parsed and dropped, never inflated
+            # The rest is parsed and dropped, never inflated, for `linger` seconds at most
+            # (as aiohttp's lingering): its client reads the answer, not a reset.
+            body.discard()
+            self.deadline = self.loop.time() + self.limits.linger
         # A compressed body not read whole ends the connection, never inflated (http.bodies);
         # so does one its client holds back until `100 Continue` (RFC 9110 10.1.1).
         close = not keep_alive or self.eof or self.front.closing or body.awaited
@@ -336,7 +339,9 @@ class Connection(asyncio.Protocol):
         while a route works on the answer, the client waiting)."""
         if self.transport is None or (self.serving is not None and self.parsing is None):
             return
-        waited = "head" if self.head else "idle" if self.parsing is None else "body"
+        body = None if self.parsing is None else self.parsing.content
+        waited = "head" if self.head else "idle" if body is None else "body"
+        waited = "linger" if body is not None and body.dropped else waited
         self.limits.refused[f"{waited}_timeout"] += 1
         self.transport.close()
 
