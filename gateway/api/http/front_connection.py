@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import httptools
 from multidict import CIMultiDict
@@ -66,8 +66,8 @@ class Connection(asyncio.Protocol):
     # -- asyncio.Protocol ------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # A TCP transport (uvloop's is not an asyncio.Transport subclass, but is one).
+        self.transport = cast(asyncio.Transport, transport)
         self.front.connections.add(self)
 
     def data_received(self, data: bytes) -> None:
