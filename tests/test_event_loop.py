@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from importlib.util import find_spec
 
+import httpx
 import pytest
 
 from tests.conftest import Running, entry, gateway_process
@@ -33,6 +34,25 @@ async def test_grpc_publish_reaches_sse_on_uvloop(on_uvloop: Running) -> None:
     assert [e.data["message"] for e in got] == ["line 0", "line 1", "line 2", "last"]
     assert [e.data["offset"] for e in got] == [0, 1, 2, 3]
     await on_uvloop.close()
+
+
+async def test_http_publish_on_the_front_and_a_stream_handed_to_aiohttp_on_uvloop(
+    on_uvloop: Running,
+) -> None:
+    """The HTTP front on uvloop's transports: publishes on one keep-alive connection, and
+    a stream's connection handed to aiohttp."""
+    sub = on_uvloop.token(subscribe=[CHANNEL])
+    headers = on_uvloop.headers(on_uvloop.token("etl", publish=[CHANNEL]))
+    async with (
+        open_stream(on_uvloop.http, CHANNEL, sub) as stream,
+        httpx.AsyncClient(base_url=on_uvloop.http, headers=headers) as client,
+    ):
+        assert (await stream.next()).event == "ready"
+        for i in range(3):
+            body = {"channel": CHANNEL, "message": f"post {i}"}
+            assert (await client.post("/api/logs/publish", json=body)).status_code == 200
+        got = await stream.take(3)
+    assert [e.data["message"] for e in got] == ["post 0", "post 1", "post 2"]
 
 
 def test_uvloop_gateway_drains_on_sigterm(on_uvloop: Running) -> None:

@@ -276,3 +276,70 @@ async def test_requests_the_front_does_not_serve_are_served_by_aiohttp_as_before
         answer = await client.answer()
         assert answer.status == status, (name, answer)
         assert status != 200 or "x-request-id" in answer.headers  # through the pass
+
+
+async def test_a_hand_off_after_chunked_and_gzip_bodies_starts_at_the_next_request(
+    gw: Running,
+) -> None:
+    """The front knows where each request ends whatever its framing: a chunked publish
+    whose data holds blank lines, a gzip one, then /health, all in one write."""
+    token = gw.token(publish=[CHANNEL])
+    head = f"{PUBLISH}Authorization: Bearer {token}\r\nContent-Type: application/json\r\n"
+    body = b'{"channel": "%s",\r\n\r\n"message": "blank lines"}' % CHANNEL.encode()
+    parts = (body[:9], body[9:40], body[40:])  # a blank line inside a chunk's data
+    chunked = b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in parts) + b"0\r\n\r\n"
+    packed = gzip.compress(json.dumps({"channel": CHANNEL, "message": "gz"}).encode())
+    client = await connect(gw)
+    await client.send(
+        head.encode()
+        + b"Transfer-Encoding: chunked\r\n\r\n"
+        + chunked
+        + publish(gw, "", extra="Content-Encoding: gzip\r\n", body=packed)
+        + b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
+    )
+    answers = [await client.answer() for _ in range(3)]
+    assert [a.status for a in answers] == [200, 200, 200]
+    assert b"results" in answers[0].body and b"results" in answers[1].body
+    assert b"results" not in answers[2].body
+
+
+async def test_the_front_adds_the_cors_headers_of_a_listed_origin_as_aiohttp_does() -> None:
+    page = "https://app.example.com"
+    async with running_gateway(cors_origins=page) as run:
+        client = await connect(run)
+        try:
+            for origin in (page, "https://other.example.com"):
+                await client.send(publish(run, "cors", extra=f"Origin: {origin}\r\n"))
+                answer = await client.answer()
+                assert answer.status == 200 and answer.headers["vary"] == "Origin"
+                allowed = answer.headers.get("access-control-allow-origin")
+                assert allowed == (page if origin == page else None)
+        finally:
+            OPEN.remove(client)
+            client.writer.close()
+            with contextlib.suppress(ConnectionError):
+                await client.writer.wait_closed()
+
+
+async def test_a_refused_body_still_coming_is_drained_for_a_while_then_cut(gw: Running) -> None:
+    """No token, a 100 MB body sent on and on: the answer is read (not a reset), and the
+    connection is closed after the linger (10 s), however long the client keeps sending."""
+    client = await connect(gw)
+    await client.send(
+        f"{PUBLISH}Content-Type: application/json\r\nContent-Length: {100 << 20}\r\n\r\n".encode()
+    )
+    assert (await client.answer()).status == 401
+    sent = 0.0  # seconds of sending
+    try:
+        while sent < 30:  # seconds; the linger is 10
+            client.writer.write(b"x" * 65536)
+            await client.writer.drain()
+            await asyncio.sleep(0.25)
+            sent += 0.25
+            if client.reader.at_eof():
+                break
+    except ConnectionError:
+        pass
+    assert sent < 30, "the connection was never closed"
+    metrics = await scrape(gw)
+    assert value(metrics, "logs_gateway_http_connections_ended_total", reason="linger_timeout") == 1

@@ -116,7 +116,7 @@ class GatewayCollector:
             "http_connections_ended",
             "HTTP connections the front ended, by reason: a head refused (400, 414, 431) or"
             " a timeout (head_timeout, body_timeout: --http-header-timeout; idle_timeout:"
-            " --http-idle-timeout).",
+            " --http-idle-timeout; linger_timeout: a refused body still coming after 10 s).",
             ("reason",),
             [((reason,), n) for reason, n in self._s.front.refused.items()],
         )

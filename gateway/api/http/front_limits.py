@@ -32,6 +32,7 @@ class FrontLimits:
 
     header_timeout: float = 10.0
     idle_timeout: float = 75.0  # aiohttp's keep-alive timeout
+    linger: float = 10.0  # an answered request's body still coming is drained this long
     max_line: int = 8190  # the request target
     max_field: int = 2 * MAX_TOKEN_BYTES  # every token reaches the verifier (server.py)
     max_headers: int = 128
