@@ -55,6 +55,7 @@ BAD_VALUES = {
     "grpc_keepalive_seconds": "-20",
     "http_header_timeout": "0",
     "http_idle_timeout": "forever",
+    "max_http_connections": "0",
     "retry_ms": "soon",
     "grace_seconds": "nan",
     "otlp_channel_template": "logs:{service.name}",

@@ -54,6 +54,10 @@ class Client:
         body = await asyncio.wait_for(self.reader.readexactly(length), 10)
         return Answer(int(status_line.split(" ")[1]), headers, body)
 
+    async def answer_to(self, request: bytes) -> Answer:
+        await self.send(request)
+        return await self.answer()
+
     async def closed(self, within: float = 30.0) -> bool:
         """Whether the server closes the connection (after what it sent) within `within`."""
         try:
@@ -343,3 +347,36 @@ async def test_a_refused_body_still_coming_is_drained_for_a_while_then_cut(gw: R
     assert sent < 30, "the connection was never closed"
     metrics = await scrape(gw)
     assert value(metrics, "logs_gateway_http_connections_ended_total", reason="linger_timeout") == 1
+
+
+async def test_connections_past_the_bound_are_refused_whichever_server_serves_them() -> None:
+    async with running_gateway(max_http_connections=3) as gw:
+        front = await connect(gw)  # kept open by the front (keep-alive)
+        await front.send(publish(gw, "first"))
+        assert (await front.answer()).status == 200
+        handed = await connect(gw)  # kept open by aiohttp: counted all the same
+        await handed.send(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert (await handed.answer()).status == 200
+        third = await connect(gw)
+        await third.send(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert f"logs_gateway_http_connections {3.0}" in (await third.answer()).body.decode()
+
+        refused = await connect(gw)
+        answer = await refused.answer()
+        assert answer.status == 503
+        assert "too many connections" in answer.json()["error"]["message"]  # type: ignore[index]
+        assert await refused.closed()
+        assert (await front.answer_to(publish(gw, "still served"))).status == 200
+
+        for client in (handed, third):  # closing any frees its place
+            client.writer.close()
+        for _ in range(300):
+            retry = await connect(gw)
+            await retry.send(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            answer = await retry.answer()
+            if answer.status == 200:
+                break
+            assert await retry.closed()
+        text = answer.body.decode()
+        assert f"logs_gateway_http_connections {2.0}" in text  # `front` and `retry`
+        assert 'logs_gateway_http_connections_ended_total{reason="connection_limit"}' in text

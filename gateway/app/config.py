@@ -181,6 +181,12 @@ class Config:
         casts.positive_float,
         "seconds an HTTP connection may stay idle between requests, or mid-body",
     )
+    max_http_connections: int = setting(
+        20_000,
+        casts.positive_int,
+        "open connections to the HTTP port, per process (SSE streams included); keep it"
+        " under the process's file limit (ulimit -n)",
+    )
     retry_ms: int = setting(3000, casts.positive_int, "SSE `retry:` sent to browsers")
     grace_seconds: float = setting(10.0, casts.positive_float, "drain time on SIGTERM")
     otlp_channel_template: str = setting(

@@ -116,7 +116,8 @@ class GatewayCollector:
             "http_connections_ended",
             "HTTP connections the front ended, by reason: a head refused (400, 414, 431) or"
             " a timeout (head_timeout, body_timeout: --http-header-timeout; idle_timeout:"
-            " --http-idle-timeout; linger_timeout: a refused body still coming after 10 s).",
+            " --http-idle-timeout; linger_timeout: a refused body still coming after 10 s)"
+            " or refused at accept (connection_limit: --max-http-connections).",
             ("reason",),
             [((reason,), n) for reason, n in self._s.front.refused.items()],
         )
@@ -133,6 +134,11 @@ class GatewayCollector:
         s = self._s
         by_transport = s.hub.count_by_transport()
         yield _gauge("sse_connections", "Open SSE connections.", by_transport["sse"])
+        yield _gauge(
+            "http_connections",
+            "Open connections to the HTTP port (--max-http-connections).",
+            s.front.open,
+        )
         yield _labelled(
             GaugeMetricFamily,
             "subscriptions",

@@ -110,7 +110,11 @@ class Gateway:
         self.grpc_calls = CallLog()
         self.loop_lag = metrics.LoopLag()
         self.bodies = BodyReader(config.max_message_bytes, config.max_inflation_ratio)
-        self.front_limits = FrontLimits(config.http_header_timeout, config.http_idle_timeout)
+        self.front_limits = FrontLimits(
+            config.http_header_timeout,
+            config.http_idle_timeout,
+            max_connections=config.max_http_connections,
+        )
         self.metrics = metrics.build_registry(
             metrics.Sources(
                 self.hub,

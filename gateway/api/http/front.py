@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from aiohttp import web
 
@@ -32,6 +32,36 @@ from gateway.api.http.front_connection import Connection
 from gateway.api.http.front_limits import FrontLimits
 from gateway.api.http.front_request import Clock
 from gateway.api.http.serve import Serving
+
+
+class Counted(asyncio.Protocol):
+    """A protocol that calls `closed` when its connection closes, and otherwise is `inner`
+    (aiohttp's: its own count of connections is not a public, constant-time figure)."""
+
+    def __init__(self, inner: asyncio.Protocol, closed: Callable[[], None]) -> None:
+        self.inner = inner
+        self.closed = closed
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.inner.connection_made(transport)
+
+    def data_received(self, data: bytes) -> None:
+        self.inner.data_received(data)
+
+    def eof_received(self) -> bool | None:
+        return self.inner.eof_received()
+
+    def pause_writing(self) -> None:
+        self.inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        self.inner.resume_writing()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        try:
+            self.inner.connection_lost(exc)
+        finally:
+            self.closed()
 
 
 class Front:
@@ -67,10 +97,28 @@ class Front:
         )
         return int(self._listener.sockets[0].getsockname()[1])
 
+    def admit(self, connection: Connection) -> bool:
+        """Count a new connection in, or refuse it past --max-http-connections: the bound
+        holds whichever server serves the connection (aiohttp's too, see `handed`)."""
+        if self.limits.open >= self.limits.max_connections:
+            self.limits.refused["connection_limit"] += 1
+            return False
+        self.limits.open += 1
+        self.connections.add(connection)
+        return True
+
     def forget(self, connection: Connection) -> None:
+        """The front serves `connection` no more: it closed, or went to aiohttp."""
         self.connections.discard(connection)
         if self.closing and not self.connections:
             self._emptied.set()
+
+    def closed(self) -> None:
+        self.limits.open -= 1
+
+    def handed(self) -> asyncio.Protocol:
+        """aiohttp's protocol for a connection handed to it, counted until it closes."""
+        return Counted(self.aiohttp(), self.closed)
 
     def expire(self) -> None:
         """Close the connections past their deadline (a head sent too slowly, idle)."""

@@ -26,6 +26,7 @@ PIPELINE = 16  # requests read ahead of their answers on one connection
 BODY_WINDOW = 1 << 18  # body bytes received ahead of the route reading them
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 INTERNAL = refusal_bytes(500, "internal server error")
+TOO_MANY = refusal_bytes(503, "too many connections to this gateway; retry")
 HEAD, LENGTH, CHUNKED = 0, 1, 2  # what the next piece fed to llhttp holds
 # Headers whose other values (or a second line) send a request to aiohttp: what they ask
 # is not what the front does (aiohttp answers them as it always has).
@@ -68,7 +69,9 @@ class Connection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # A TCP transport (uvloop's is not an asyncio.Transport subclass, but is one).
         self.transport = cast(asyncio.Transport, transport)
-        self.front.connections.add(self)
+        if not self.front.admit(self):
+            self.refusal = TOO_MANY
+            self.send_refusal()
 
     def data_received(self, data: bytes) -> None:
         # Most reads start at a request and hold whole ones: no copy of them then.
@@ -89,6 +92,8 @@ class Connection(asyncio.Protocol):
         self.advance()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self in self.front.connections:  # admitted, and never handed to aiohttp
+            self.front.closed()
         self.front.forget(self)
         if self.serving is not None:
             self.serving.cancel()  # as aiohttp's handler_cancellation
@@ -248,7 +253,7 @@ class Connection(asyncio.Protocol):
         data = bytes(self.head) + self.buffer[self.at :]
         self.head.clear()
         self.buffer, self.at = b"", 0
-        protocol = self.front.aiohttp()
+        protocol = self.front.handed()
         transport.set_protocol(protocol)
         protocol.connection_made(transport)
         if data:

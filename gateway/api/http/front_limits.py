@@ -14,6 +14,7 @@ from gateway.core.tokens import MAX_TOKEN_BYTES
 REASONS = {400: "Bad Request", 408: "Request Timeout", 414: "URI Too Long"}
 REASONS[431] = "Request Header Fields Too Large"
 REASONS[500] = "Internal Server Error"
+REASONS[503] = "Service Unavailable"
 
 
 class HeadRefused(Exception):
@@ -37,8 +38,10 @@ class FrontLimits:
     max_field: int = 2 * MAX_TOKEN_BYTES  # every token reaches the verifier (server.py)
     max_headers: int = 128
     max_head: int = 64 * 1024  # the whole head
+    max_connections: int = 20_000  # open on the port, whichever server serves them
     tick: float = 1.0  # how often deadlines are looked at
-    refused: Counter[str] = field(default_factory=Counter)  # heads refused, by reason
+    refused: Counter[str] = field(default_factory=Counter)  # connections ended, by reason
+    open: int = 0  # connections to the port now, the front's and those handed to aiohttp
 
     def check_header(self, count: int, value_size: int) -> None:
         if count > self.max_headers:
