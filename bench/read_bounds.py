@@ -10,9 +10,14 @@ its latency (publish sent -> entry received) is measured while:
   while another client PINGs Redis; Redis's own time per PAGE call is read from
   `INFO commandstats`, and every bystander POST answered 503 is counted;
 - resumes that never read are opened one after another on either broker, and the
-  gateway's RSS growth per stream is compared with the send buffer plus one page.
+  gateway's RSS growth per stream is compared with the send buffer plus one page;
+- with `--paced`, instead of all the above, issue 23's own form: one resume that never
+  reads every 5 s for 5 minutes (60), each left open by its client, on the broker `--only`
+  names; the gateway drops each after its write timeout, so its RSS must stay within
+  base + streams open at once x (send buffer + one page), and come back near base after
+  all are closed.
 
-    python -m bench.read_bounds [--quick] [--tree PATH]
+    python -m bench.read_bounds [--quick] [--tree PATH] [--only memory|redis] [--paced]
 
 `--tree` runs the gateway of another checkout (an older commit) for a before/after table.
 Every load is bounded and on loopback; the gateway is pinned to its own core.
@@ -178,6 +183,59 @@ async def idle_resumes(gw: Gateway, count: int, query: str) -> float:
     return (peak - before) / count
 
 
+async def open_streams(client: httpx.AsyncClient, gw: Gateway) -> int:
+    """SSE connections the gateway holds now (its /metrics)."""
+    text = (await client.get(gw.http + "/metrics")).text
+    line = next(x for x in text.splitlines() if x.startswith("logs_gateway_sse_connections "))
+    return int(float(line.split()[1]))
+
+
+async def paced_resumes(
+    gw: Gateway, query: str, count: int = 60, every: float = 5.0
+) -> list[tuple[str, str, str]]:
+    """Issue 23's form: a resume that never reads every `every` s, each kept open by its
+    client; RSS sampled every 0.2 s against the streams the gateway holds meanwhile."""
+    base = gw.server.rss_kb()
+    streams, most, peak = [], 0, base
+    async with httpx.AsyncClient(timeout=30) as client:
+        for _ in range(count):
+            streams.append(await gw.open(query, "zz-0"))
+            until = time.perf_counter() + every
+            while time.perf_counter() < until:
+                rss, held = gw.server.rss_kb(), await open_streams(client, gw)
+                peak, most = max(peak, rss), max(most, held)
+                await asyncio.sleep(0.2)
+        for stream in streams:
+            close(stream)
+        for _ in range(300):  # the gateway lets go of each as it sees its socket close
+            if not await open_streams(client, gw):
+                break
+            await asyncio.sleep(0.1)
+    await asyncio.sleep(2)
+    after = gw.server.rss_kb() - base
+    bound = (SEND_BUFFER + PAGE_BYTES) // 1024
+    return [
+        (
+            f"RSS, {count} resumes that never read, one every {every:.0f} s",
+            f"<= base + open streams x {bound} KiB",
+            f"base {base / 1024:.0f} MiB; peak +{(peak - base) / 1024:.1f} MiB with at most"
+            f" {most} open at once (bound {most * bound / 1024:.1f} MiB)",
+        ),
+        ("RSS after all closed", "near base", f"{after / 1024:+.1f} MiB"),
+    ]
+
+
+async def paced(gw: Gateway, redis_url: str | None) -> list[tuple[str, str, str]]:
+    """The history the resumes read (as in the other rows), then the paced resumes."""
+    if redis_url is None:
+        names = [f"logs:etl:ws{i % 100}:run-{i}" for i in range(FULL.channels)]
+        await fill(gw, names, 1, 100)
+        return await paced_resumes(gw, "channels=logs:etl:>")
+    names = [f"logs:big:ws0:ch{i}" for i in range(FULL.redis_channels)]
+    await fill(gw, names, FULL.redis_entries, FULL.redis_entry_bytes)
+    return await paced_resumes(gw, "channels=logs:big:>")
+
+
 async def memory_rows(gw: Gateway, sizes: Sizes) -> list[tuple[str, str, str]]:
     names = [f"logs:etl:ws{i % 100}:run-{i}" for i in range(sizes.channels)]
     await fill(gw, names, 1, 100)
@@ -317,6 +375,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--tree", type=Path, help="run the gateway of this checkout")
     parser.add_argument("--only", choices=("memory", "redis"))
+    parser.add_argument("--paced", action="store_true", help="issue 23's paced form only")
     args = parser.parse_args()
     sizes = QUICK if args.quick else FULL
     secret = secrets.token_hex(16)
@@ -325,14 +384,16 @@ def main() -> None:
     print("| what | target | measured |\n| --- | --- | --- |", flush=True)
     if args.only != "redis":
         with servers.gateway(secret, extra=extra, tree=args.tree) as server:
-            show(asyncio.run(memory_rows(Gateway(server, signer), sizes)))
+            gw = Gateway(server, signer)
+            show(asyncio.run(paced(gw, None) if args.paced else memory_rows(gw, sizes)))
     if args.only != "memory":
         # Redis on a core of its own, as on a host of its own: the gateway's work must not
         # pass for Redis's in another client's PING.
         with servers.redis(servers.LOAD_CORES[0]) as redis_server:
             url = f"redis://{servers.HOST}:{redis_server.http_port}/0"
             with servers.gateway(secret, url, extra, args.tree) as server:
-                show(asyncio.run(redis_rows(Gateway(server, signer), url, sizes)))
+                gw = Gateway(server, signer)
+                show(asyncio.run(paced(gw, url) if args.paced else redis_rows(gw, url, sizes)))
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
@@ -17,8 +17,12 @@ import httpx
 import pytest
 
 from tests.conftest import Running, entry, gateway_process
+from tests.gateway_pairs import (
+    a_cursor_from_one_resumes_exactly_on_the_other,
+    published_on_one_reaches_subscribers_on_both,
+    tokens,
+)
 from tests.nats_cluster import NatsCluster, running_nats
-from tests.sse_client import Event, open_stream
 
 ETL = "logs:etl:ws7:wf1"
 FAAS = "logs:faas:ws7:fn1"
@@ -37,49 +41,17 @@ def pair(nats_server: NatsCluster) -> Iterator[tuple[Running, Running]]:
         yield a, b
 
 
-def tokens(run: Running) -> tuple[str, str]:
-    return run.token("svc", publish=["logs:>"]), run.token("reader", subscribe=["logs:>"])
-
-
-def messages(events: Sequence[Event]) -> list[str]:
-    return [e.data["message"] for e in events]
-
-
 async def test_an_entry_published_on_one_reaches_subscribers_on_both(
     pair: tuple[Running, Running],
 ) -> None:
-    a, b = pair
-    pub, sub = tokens(a)
-    async with (
-        open_stream(a.http, "logs:etl:>", sub) as on_a,
-        open_stream(b.http, "logs:etl:>", sub) as on_b,
-        open_stream(b.http, FAAS, sub) as faas_on_b,
-    ):
-        for stream in (on_a, on_b, faas_on_b):
-            await stream.next()
-        await a.publish(pub, [[entry(ETL, "one"), entry(FAAS, "f"), entry(ETL, "two")]], "x")
-        from_a, from_b = await on_a.take(2), await on_b.take(2)
-        assert messages(from_b) == ["one", "two"]
-        assert [(e.id, e.data) for e in from_b] == [(e.id, e.data) for e in from_a]
-        assert messages(await faas_on_b.take(1)) == ["f"]
+    # One channel twice: a batch's channels are stored one after another on NATS.
+    await published_on_one_reaches_subscribers_on_both(*pair, ETL, ETL, FAAS)
 
 
 async def test_a_cursor_from_one_resumes_exactly_on_the_other(
     pair: tuple[Running, Running],
 ) -> None:
-    a, b = pair
-    pub, sub = tokens(a)
-    async with open_stream(a.http, f"{ETL},{FAAS}", sub) as stream:
-        await stream.next()
-        await a.publish(pub, [[entry(ETL, "m0"), entry(FAAS, "m1")]], producer="resume")
-        cursor = max((await stream.take(2)), key=lambda e: int(e.id.rsplit("-", 1)[1])).id
-    missed = [[entry(ETL, "m2")], [entry("logs:etl:ws7:other", "x")], [entry(FAAS, "m3")]]
-    await b.publish(pub, missed, producer="resume", first_seq=2)
-    async with open_stream(b.http, f"{ETL},{FAAS}", sub, last_event_id=cursor) as stream:
-        await stream.next()
-        assert messages(await stream.take(2)) == ["m2", "m3"]
-        await a.publish(pub, [[entry(ETL, "live")]], producer="resume", first_seq=5)
-        assert messages(await stream.take(1)) == ["live"]
+    await a_cursor_from_one_resumes_exactly_on_the_other(*pair, ETL, "logs:etl:ws7:other", FAAS)
 
 
 async def test_nats_unreachable_gives_503_and_unavailable_then_recovers(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ import contextlib
 import itertools
 import os
 import signal
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import grpc
@@ -19,8 +19,14 @@ import pytest
 from logs_gateway.v1 import logs_pb2 as pb
 
 from tests.conftest import Running, entry, gateway_process, running_gateway
+from tests.gateway_pairs import (
+    a_cursor_from_one_resumes_exactly_on_the_other,
+    messages,
+    published_on_one_reaches_subscribers_on_both,
+    tokens,
+)
 from tests.redis_server import RedisServer, running_redis
-from tests.sse_client import Event, Stream, open_stream
+from tests.sse_client import Stream, open_stream
 
 ETL = "logs:etl:ws5:wf1"
 ETL2 = "logs:etl:ws5:wf2"
@@ -39,15 +45,6 @@ def pair(redis_server: RedisServer) -> Iterator[tuple[Running, Running]]:
         yield a, b
 
 
-def tokens(run: Running) -> tuple[str, str]:
-    """(publisher, subscriber) tokens; every gateway accepts those of the others."""
-    return run.token("svc", publish=["logs:>"]), run.token("reader", subscribe=["logs:>"])
-
-
-def messages(events: Sequence[Event]) -> list[str]:
-    return [e.data["message"] for e in events]
-
-
 async def head_cursor(run: Running, token: str, channels: str) -> str:
     """The cursor a live-only subscriber starts at (its `ready` frame's id)."""
     async with open_stream(run.http, channels, token) as stream:
@@ -57,39 +54,13 @@ async def head_cursor(run: Running, token: str, channels: str) -> str:
 async def test_an_entry_published_on_one_reaches_subscribers_on_both(
     pair: tuple[Running, Running],
 ) -> None:
-    a, b = pair
-    pub, sub = tokens(a)
-    async with (
-        open_stream(a.http, "logs:etl:>", sub) as on_a,
-        open_stream(b.http, "logs:etl:>", sub) as on_b,
-        open_stream(b.http, FAAS, sub) as faas_on_b,
-    ):
-        for stream in (on_a, on_b, faas_on_b):
-            await stream.next()
-        batch = [entry(ETL, "one"), entry(FAAS, "f"), entry(ETL2, "two")]
-        await a.publish(pub, [batch], producer="cross")
-        from_a, from_b = await on_a.take(2), await on_b.take(2)
-        assert messages(from_b) == ["one", "two"]
-        assert [(e.id, e.data) for e in from_b] == [(e.id, e.data) for e in from_a]
-        assert messages(await faas_on_b.take(1)) == ["f"]
+    await published_on_one_reaches_subscribers_on_both(*pair, ETL, ETL2, FAAS)
 
 
 async def test_a_cursor_from_one_resumes_exactly_on_the_other(
     pair: tuple[Running, Running],
 ) -> None:
-    a, b = pair
-    pub, sub = tokens(a)
-    async with open_stream(a.http, f"{ETL},{FAAS}", sub) as stream:
-        await stream.next()
-        await a.publish(pub, [[entry(ETL, "m0"), entry(FAAS, "m1")]], producer="resume")
-        cursor = (await stream.take(2))[-1].id
-    missed = [[entry(ETL, "m2")], [entry(ETL2, "other")], [entry(FAAS, "m3")]]
-    await b.publish(pub, missed, producer="resume", first_seq=2)
-    async with open_stream(b.http, f"{ETL},{FAAS}", sub, last_event_id=cursor) as stream:
-        await stream.next()
-        assert messages(await stream.take(2)) == ["m2", "m3"]
-        await a.publish(pub, [[entry(ETL, "live")]], producer="resume", first_seq=5)
-        assert messages(await stream.take(1)) == ["live"]
+    await a_cursor_from_one_resumes_exactly_on_the_other(*pair, ETL, ETL2, FAAS)
 
 
 async def test_a_batch_resent_to_the_other_is_acked_as_a_duplicate(

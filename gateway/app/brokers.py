@@ -3,10 +3,11 @@ the one place that turns `--broker` and the history limits into the core's objec
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 from gateway.app.config import Config
-from gateway.core.broker import Broker
+from gateway.core.broker import Broker, Limits
 from gateway.core.broker_memory import MemoryBroker
 from gateway.core.broker_nats import NatsBroker
 from gateway.core.broker_redis import RedisBroker
@@ -24,9 +25,10 @@ def make_broker(config: Config) -> Broker:
     return redis_broker(config)
 
 
-def memory_broker(config: Config) -> MemoryBroker:
+def limits(config: Config) -> Limits:
+    """The history limits every broker takes, from the settings (the one place)."""
     c = config
-    return MemoryBroker(
+    return Limits(
         max_entries=c.history_entries,
         max_age=c.history_seconds,
         max_bytes=c.max_history_bytes,
@@ -36,15 +38,16 @@ def memory_broker(config: Config) -> MemoryBroker:
     )
 
 
+def memory_broker(config: Config) -> MemoryBroker:
+    return MemoryBroker(**asdict(limits(config)))  # its keywords are the limits' fields
+
+
 def nats_broker(config: Config, **options: Any) -> NatsBroker:
     """`options`: NatsBroker's own (a timeout), which are no settings."""
     c = config
     return NatsBroker(
         c.broker,
-        max_entries=c.history_entries,
-        max_age=c.history_seconds,
-        max_bytes=c.max_history_bytes,
-        dedup_seconds=c.dedup_seconds,
+        limits(c),
         stream=c.nats_stream,
         replicas=c.nats_replicas,
         lost_checked=c.nats_lost_channels,
@@ -55,15 +58,7 @@ def nats_broker(config: Config, **options: Any) -> NatsBroker:
 def redis_broker(config: Config, **options: Any) -> RedisBroker:
     """`options`: RedisBroker's own (a key prefix, a timeout), which are no settings."""
     c = config
-    return RedisBroker(
-        c.broker,
-        max_entries=c.history_entries,
-        max_age=c.history_seconds,
-        dedup_seconds=c.dedup_seconds,
-        dedup_batches=c.dedup_batches,
-        feed_max_bytes=c.max_feed_bytes,
-        **options,
-    )
+    return RedisBroker(c.broker, limits(c), feed_max_bytes=c.max_feed_bytes, **options)
 
 
 def make_stream_counts(config: Config) -> RedisStreamCounts | NatsStreamCounts | None:

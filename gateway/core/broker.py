@@ -3,9 +3,8 @@
 Three implementations satisfy it: `broker_memory` (one process), `broker_redis` (several
 instances) and `broker_nats` (several instances on a NATS JetStream cluster).
 tests/test_broker_contract.py holds each to the guarantees below, and all take the same
-limits (`max_entries`, `max_age`, `dedup_seconds`, `dedup_batches`: settings of the app,
-passed in), so they keep the same promises by construction. Where NATS keeps a weaker form
-of one, the guarantee says so ("On NATS").
+`Limits` (settings of the app, passed in), so they keep the same promises by construction.
+Where NATS keeps a weaker form of one, the guarantee says so ("On NATS").
 
 Channels are ephemeral (DESIGN §3.1): a channel exists while it
 holds retained entries. Once its last entry has expired (by age, by count, or to keep the
@@ -42,6 +41,22 @@ class Appended:
 
     events: list[Event]
     duplicate: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """What every broker keeps: `max_entries` per channel for `max_age` seconds, at most
+    `max_bytes` of all history (memory and NATS; Redis is bounded by its maxmemory), and a
+    producer's batches recognised when resent for `dedup_seconds` (on memory and Redis
+    its newest `dedup_batches`; on memory within `max_dedup_bytes` in all). The fields are
+    named as the memory broker's keyword arguments."""
+
+    max_entries: int
+    max_age: float
+    max_bytes: int
+    dedup_seconds: float
+    dedup_batches: int
+    max_dedup_bytes: int
 
 
 # How many history windows (`max_age`) a channel's record of lost entries outlives its last

@@ -23,6 +23,7 @@ from nats.aio.client import Client
 from nats.errors import Error as NatsError
 from nats.errors import SlowConsumerError
 
+from gateway.core import broker
 from gateway.core import broker_nats_pages as pages
 from gateway.core.broker import PAGE, Appended, DedupKey, Gap, Listener, Page, PageSize, Usage
 from gateway.core.broker_nats_channels import Channels
@@ -47,18 +48,17 @@ class NatsBroker:
     def __init__(
         self,
         servers: str,
+        limits: broker.Limits,
         *,
-        max_entries: int,
-        max_age: float,
-        max_bytes: int,
-        dedup_seconds: float,
         stream: str,
         replicas: int,
-        lost_checked: int = 10_000,
+        lost_checked: int,
         timeout: float = 2.0,
     ) -> None:
         self._servers = [s.strip() for s in servers.split(",") if s.strip()]
-        self.spec = StreamSpec(stream, replicas, max_entries, max_age, max_bytes, dedup_seconds)
+        c = limits
+        spec = (c.max_entries, c.max_age, c.max_bytes, c.dedup_seconds)
+        self.spec = StreamSpec(stream, replicas, *spec)
         self._timeout = timeout
         self._nc = Client()
         self._publisher = Publisher(self._nc, stream, timeout)

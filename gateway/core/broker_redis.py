@@ -74,11 +74,8 @@ class RedisBroker:
     def __init__(
         self,
         url: str,
+        limits: broker.Limits,
         *,
-        max_entries: int,
-        max_age: float,
-        dedup_seconds: float,
-        dedup_batches: int,
         feed_max_bytes: int,  # of the feed's event lines (entries are bounded too)
         prefix: str = "logs-gateway",
         timeout: float = 2.0,
@@ -101,17 +98,18 @@ class RedisBroker:
         self._page_script = self._redis.register_script(PAGE)
         self._horizon_script = self._redis.register_script(lua.HORIZON)
         self._keys = lua.Keys(prefix)
+        max_age = limits.max_age
         life = (broker.GAP_MEMORY + 1) * max_age  # how long a channel's record outlives it
         self._known = KnownChannels(self._redis, self._keys.last, max_age, life + KEEP_MARGIN)
         reader = Redis.from_url(url, socket_timeout=timeout + BLOCK_MS / 1000, **options)
         self._feed = Feed(self._redis, reader, self._keys, self._known, timeout)
-        self._trim = [max_entries, int(max_age * 1000)]  # READ's limits
+        self._trim = [limits.max_entries, int(max_age * 1000)]  # READ's limits
         self._life_ms = int(life * 1000)
-        self._ledger_max = 2 * max_entries
+        self._ledger_max = 2 * limits.max_entries
         self._feed_max = feed_max
         self._feed_max_bytes = feed_max_bytes
-        self._dedup_ms = int(dedup_seconds * 1000)
-        self._dedup_batches = dedup_batches
+        self._dedup_ms = int(limits.dedup_seconds * 1000)
+        self._dedup_batches = limits.dedup_batches
         self._max_age = max_age
         self._closed = False
 
