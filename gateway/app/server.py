@@ -13,6 +13,7 @@ import grpc
 from aiohttp import web
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from logs_gateway.v1 import logs_pb2_grpc as pb_grpc
+from prometheus_client import CollectorRegistry
 
 from gateway.api.grpc import reflection
 from gateway.api.grpc.access import CallLog
@@ -42,6 +43,7 @@ from gateway.app import credentials, metrics
 from gateway.app.brokers import make_broker, make_stream_counts
 from gateway.app.browser import browser_routes
 from gateway.app.config import Config, ConfigError
+from gateway.app.grpc_options import grpc_options
 from gateway.app.ports import Ports, cannot_bind, check_free, grpc_host, reason_of
 from gateway.app.worker_metrics import Workers
 from gateway.core.admission import Admission, publish_limit
@@ -115,7 +117,18 @@ class Gateway:
             config.http_idle_timeout,
             max_connections=config.max_http_connections,
         )
-        self.metrics = metrics.build_registry(
+        self.metrics = self._registry()
+        self._grpc: grpc.aio.Server | None = None
+        self._runner: web.AppRunner | None = None
+        self.front: Front  # the HTTP port's protocol factory, once it listens
+        self._own_metrics: web.AppRunner | None = None
+        self._background: list[asyncio.Task[None]] = []  # heartbeats, loop lag, issuer keys
+        self._stopped = False
+        self._serving = False  # set once start() has completed
+        self.ports = Ports(0, 0)
+
+    def _registry(self) -> CollectorRegistry:
+        return metrics.build_registry(
             metrics.Sources(
                 self.hub,
                 self.ingest,
@@ -131,14 +144,6 @@ class Gateway:
                 self.front_limits,
             )
         )
-        self._grpc: grpc.aio.Server | None = None
-        self._runner: web.AppRunner | None = None
-        self.front: Front  # the HTTP port's protocol factory, once it listens
-        self._own_metrics: web.AppRunner | None = None
-        self._background: list[asyncio.Task[None]] = []  # heartbeats, loop lag, issuer keys
-        self._stopped = False
-        self._serving = False  # set once start() has completed
-        self.ports = Ports(0, 0)
 
     # -- start --------------------------------------------------------------------------
 
@@ -175,26 +180,7 @@ class Gateway:
         c = self.config
         server = grpc.aio.server(
             interceptors=[self.grpc_calls, Authenticator(self.verifier)],
-            options=[
-                ("grpc.max_receive_message_length", c.max_message_bytes),
-                ("grpc.max_send_message_length", c.max_message_bytes),
-                # Our pings find a publisher or subscriber behind a dead path (a half-open
-                # connection would otherwise hold its call until the token expires).
-                ("grpc.keepalive_time_ms", int(c.grpc_keepalive_seconds * 1000)),
-                ("grpc.keepalive_timeout_ms", int(c.grpc_keepalive_seconds * 500)),
-                ("grpc.http2.ping_timeout_ms", int(c.grpc_keepalive_seconds * 500)),
-                ("grpc.http2.max_pings_without_data", 0),
-                # Clients' pings: at most one per 5 s, with or without calls (the SDK's
-                # keepalive); a client pinging faster is sent GOAWAY after 2 strikes.
-                ("grpc.keepalive_permit_without_calls", 1),
-                ("grpc.http2.min_ping_interval_without_data_ms", 5000),
-                ("grpc.http2.max_ping_strikes", 2),
-                # Above its default 8 KiB soft limit gRPC refuses metadata at random; tokens
-                # up to MAX_TOKEN_BYTES must always reach the verifier, which answers them.
-                ("grpc.max_metadata_size", 2 * MAX_TOKEN_BYTES),
-                # Workers share the port (--workers); a lone gateway refuses a busy one.
-                ("grpc.so_reuseport", int(c.workers > 1)),
-            ],
+            options=grpc_options(c),
         )
         pb_grpc.add_LogIngestServicer_to_server(
             LogIngestServicer(self.ingest, self.stopping, self.publish_streams), server
