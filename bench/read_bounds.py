@@ -183,6 +183,32 @@ async def idle_resumes(gw: Gateway, count: int, query: str) -> float:
     return (peak - before) / count
 
 
+async def loop_lag(gw: Gateway) -> dict[float, float]:
+    """The gateway's own loop-lag histogram (its /metrics): timers late by at most each
+    bound, cumulative, for `lag_summary` to difference over a phase."""
+    async with httpx.AsyncClient(timeout=30) as client:
+        text = (await client.get(gw.http + "/metrics")).text
+    prefix = 'logs_gateway_event_loop_lag_seconds_bucket{le="'
+    return {
+        float(line[len(prefix) :].split('"', 1)[0]): float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith(prefix)
+    }
+
+
+def lag_summary(before: dict[float, float], after: dict[float, float]) -> str:
+    """A phase's loop lag as the gateway measured it (a timer every 100 ms): the bound its
+    p99 falls under, and how many timers were late past 10 and 25 ms."""
+    counts = {bound: after[bound] - before.get(bound, 0.0) for bound in sorted(after)}
+    total = counts[float("inf")]
+    p99 = next(b for b, n in counts.items() if n >= 0.99 * total)
+    late = {ms: total - counts[ms / 1000] for ms in (10, 25)}
+    return (
+        f"p99 <= {p99 * 1000:g} ms ({total:.0f} timers; {late[10]:.0f} late > 10 ms,"
+        f" {late[25]:.0f} > 25 ms)"
+    )
+
+
 async def open_streams(client: httpx.AsyncClient, gw: Gateway) -> int:
     """SSE connections the gateway holds now (its /metrics)."""
     text = (await client.get(gw.http + "/metrics")).text
@@ -246,8 +272,16 @@ async def memory_rows(gw: Gateway, sizes: Sizes) -> list[tuple[str, str, str]]:
         window()
         await asyncio.sleep(3)
         rows.append(("bystander, idle", "", window().summary()))
+        lag = await loop_lag(gw)
         elapsed, served, taken = await viewers(gw, sizes)
         lat = window()
+        rows.append(
+            (
+                f"the gateway's loop lag, {sizes.viewers} viewers",
+                "",
+                lag_summary(lag, await loop_lag(gw)),
+            )
+        )
         rows.append(
             (
                 f"bystander, {sizes.viewers} viewers tail={sizes.tail} of logs:>",
@@ -262,8 +296,16 @@ async def memory_rows(gw: Gateway, sizes: Sizes) -> list[tuple[str, str, str]]:
                 f"{served}/{sizes.viewers} in {elapsed:.2f} s ({taken / 1e6:.1f} MB)",
             )
         )
+        lag = await loop_lag(gw)
         events, taken = await resumes(gw, sizes, "zz-0")
         lat = window()
+        rows.append(
+            (
+                f"the gateway's loop lag, {sizes.resumes} resumes",
+                "",
+                lag_summary(lag, await loop_lag(gw)),
+            )
+        )
         rows.append(
             (
                 f"bystander, {sizes.resumes} resumes of logs:etl:> from before them",
