@@ -28,17 +28,18 @@ class HeadRefused(Exception):
 
 @dataclass
 class FrontLimits:
-    """As aiohttp's parser bounds heads (a line, a field, 128 headers), with a total; and
-    how long a connection may take to send a head, or stay idle between requests."""
+    """As aiohttp's parser bounds heads (a line, a field, 128 headers), with a total; how
+    long a connection may take to send a head, or stay idle between requests; and how many
+    connections the port holds. The settings' values are passed in (app.config owns them)."""
 
-    header_timeout: float = 10.0
-    idle_timeout: float = 75.0  # aiohttp's keep-alive timeout
+    header_timeout: float  # --http-header-timeout
+    idle_timeout: float  # --http-idle-timeout
+    max_connections: int  # --max-http-connections: open on the port, whichever server serves
     linger: float = 10.0  # an answered request's body still coming is drained this long
     max_line: int = 8190  # the request target
     max_field: int = 2 * MAX_TOKEN_BYTES  # every token reaches the verifier (server.py)
     max_headers: int = 128
     max_head: int = 64 * 1024  # the whole head
-    max_connections: int = 20_000  # open on the port, whichever server serves them
     tick: float = 1.0  # how often deadlines are looked at
     refused: Counter[str] = field(default_factory=Counter)  # connections ended, by reason
     open: int = 0  # connections to the port now, the front's and those handed to aiohttp
