@@ -3,7 +3,6 @@ the one place that turns `--broker` and the history limits into the core's objec
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from typing import Any
 
 from gateway.app.config import Config
@@ -39,7 +38,7 @@ def limits(config: Config) -> Limits:
 
 
 def memory_broker(config: Config) -> MemoryBroker:
-    return MemoryBroker(**asdict(limits(config)))  # its keywords are the limits' fields
+    return MemoryBroker(limits(config))
 
 
 def nats_broker(config: Config, **options: Any) -> NatsBroker:

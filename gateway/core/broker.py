@@ -48,8 +48,7 @@ class Limits:
     """What every broker keeps: `max_entries` per channel for `max_age` seconds, at most
     `max_bytes` of all history (memory and NATS; Redis is bounded by its maxmemory), and a
     producer's batches recognised when resent for `dedup_seconds` (on memory and Redis
-    its newest `dedup_batches`; on memory within `max_dedup_bytes` in all). The fields are
-    named as the memory broker's keyword arguments."""
+    its newest `dedup_batches`; on memory within `max_dedup_bytes` in all)."""
 
     max_entries: int
     max_age: float

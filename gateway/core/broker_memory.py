@@ -67,13 +67,8 @@ class MemoryBroker:
 
     def __init__(
         self,
+        limits: broker.Limits,
         *,
-        max_entries: int,
-        max_age: float,
-        max_bytes: int,
-        dedup_seconds: float,
-        dedup_batches: int,
-        max_dedup_bytes: int,
         max_producers: int = 10_000,
     ) -> None:
         # An attribute, not a property: read on every publish (Ingest) and delivery (Hub).
@@ -82,7 +77,7 @@ class MemoryBroker:
         self._channels: dict[str, History] = {}  # the publish path's lookup
         self._index: ChannelIndex[History] = ChannelIndex()  # the readers' lookup
         self._runs: SeqIndex[History] = SeqIndex()  # the readers' walk, in seq order
-        self._reads = Reads(self._index, self._runs, max_age)
+        self._reads = Reads(self._index, self._runs, limits.max_age)
         self._oldest: list[tuple[int, History]] = []  # (oldest seq, channel), one per holder
         self._emptied: deque[tuple[float, History]] = deque()  # channels left with a record
         self._forgotten = 0  # newest seq of any channel forgotten (its losses are unknown)
@@ -91,14 +86,14 @@ class MemoryBroker:
         self._bytes = 0
         self.evicted: dict[str, int] = {}  # by cause; not a Counter: its += costs 3x
         self._listeners: list[Listener] = []
-        self._max_entries = max_entries
-        self._max_age = max_age
-        self._max_bytes = max_bytes
+        self._max_entries = limits.max_entries
+        self._max_age = limits.max_age
+        self._max_bytes = limits.max_bytes
         self._dedup: OrderedDict[str, OrderedDict[int, _Stored]] = OrderedDict()
-        self._dedup_seconds = dedup_seconds
-        self._dedup_batches = dedup_batches
+        self._dedup_seconds = limits.dedup_seconds
+        self._dedup_batches = limits.dedup_batches
         self._max_producers = max_producers
-        self._max_dedup_bytes = max_dedup_bytes
+        self._max_dedup_bytes = limits.max_dedup_bytes
         self.dedup_bytes = 0
         self._timer: asyncio.TimerHandle | asyncio.Handle | None = None
 
