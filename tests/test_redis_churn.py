@@ -75,8 +75,11 @@ async def test_a_churn_of_channels_leaves_only_the_fixed_keys(
     # fixed forgotten horizon, should it forget channels).
     patterns = [parse_pattern("logs:etl:>"), parse_pattern("logs:*:ws1:>")]
     replay = await read_all(broker, patterns, start)
-    gapped = [g.pattern for g in replay.gaps]
-    assert "logs:etl:>" in gapped and len(set(gapped)) == len(gapped)
+    # At most one gap per pattern and page (DESIGN §3.2): channels that expire while the
+    # read pages on (one-second lives on a loaded machine) are counted again later, at
+    # their own place, never twice at one.
+    gapped = [(g.pattern, g.seq) for g in replay.gaps]
+    assert "logs:etl:>" in {p for p, _ in gapped} and len(set(gapped)) == len(gapped)
     assert keys(own_redis) - FIXED <= present
     # Past every record's life (GAP_MEMORY windows after the history's), nothing is left
     # of the channels, their registry or the producer's de-duplication window.

@@ -67,10 +67,11 @@ GAP_MEMORY = 2
 class Gap:
     """Entries after the cursor, on channels matching `pattern`, no longer in history.
 
-    One per subscribed pattern at most. `reason`: "trimmed" (past a history bound: exactly
-    `lost` entries of `channels` channels), "expired" (the cursor predates what the broker
-    still remembers of its losses: at least `lost`), "reset" (history itself was lost: a new
-    epoch; `lost` unknown, 0). `seq` places the gap in the replay: every lost entry it counts
+    One per subscribed pattern at most for the range of seqs one page read (DESIGN §3.2).
+    `reason`: "trimmed" (past a history bound: exactly `lost` entries of `channels`
+    channels), "expired" (the cursor predates what the broker still remembers of its
+    losses: at least `lost`), "reset" (history itself was lost: a new epoch; `lost`
+    unknown, 0). `seq` places the gap in the replay: every lost entry it counts
     came before it, so its cursor resumes after the loss instead of reporting it again.
     """
 
