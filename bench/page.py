@@ -21,10 +21,8 @@ import statistics
 
 from playwright.async_api import Browser, Page, async_playwright, expect
 
-from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, ETL, connect, sign_in
-from tests.browser.test_logs_history import FOLLOW_WATCH
-from tests.browser.test_logs_page import steady_stream
-from tests.conftest import Running, entry, running_gateway
+from harness.gateway import Running, entry, running_gateway
+from harness.page import CHROMIUM, CHROMIUM_ARGS, ETL, FOLLOW_WATCH, connect, sign_in, steady_stream
 
 SIZES = (1_000, 100_000)
 SECONDS = 3.0

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 
-from logs_gateway.v1 import logs_pb2 as pb
 from playwright.async_api import BrowserContext, Page, expect
 
 from gateway.api.http.auth import COOKIE
+from harness.page import steady_stream
 from tests.browser.conftest import (
     ETL,
     WORKSPACE,
@@ -23,7 +22,7 @@ from tests.browser.conftest import (
     wait_for_async,
     wait_state,
 )
-from tests.conftest import Running, entry, free_port, gateway_process, running_gateway, wait_for
+from tests.conftest import entry, free_port, gateway_process, running_gateway, wait_for
 
 SAMPLES = 15
 
@@ -222,20 +221,6 @@ true"""
 async def longest_frame(page: Page) -> float:
     """The longest gap between two frames since the last call, in ms."""
     return float(await page.evaluate("[window.longestFrame, (window.longestFrame = 0)][0]"))
-
-
-async def steady_stream(run: Running, token: str, seconds: float) -> None:
-    """Live entries at 200 a second, in small batches, as a busy system sends them."""
-
-    async def batches() -> AsyncIterator[pb.PublishRequest]:
-        for k in range(int(seconds / 0.05)):
-            entries = [entry(ETL, f"steady {k}-{i}") for i in range(10)]
-            yield pb.PublishRequest(producer_id="steady", sequence=k + 1, entries=entries)
-            await asyncio.sleep(0.05)
-
-    stub, metadata = run.ingest(token)
-    async for ack in stub.Publish(batches(), metadata=metadata):
-        assert all(r.code == 0 for r in ack.results)
 
 
 async def test_smooth_with_ten_thousand_entries(page: Page) -> None:
