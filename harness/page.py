@@ -1,6 +1,6 @@
 """The Logs page in Debian's Chromium, driven by Playwright against a gateway of
 harness.gateway: how to launch the browser here, sign in and connect, a steady live stream
-to follow, and what it costs a frame (frame gaps, rows written).
+to follow, and what the page costs (frame gaps, rows written, heap).
 
 scripts/test installs Chromium (`apt-get install chromium`); Playwright's own browser
 downloads are never used.
@@ -86,3 +86,14 @@ async def steady_stream(run: Running, token: str, seconds: float) -> None:
     async for ack in stub.Publish(batches(), metadata=metadata):
         assert all(r.code == 0 for r in ack.results)
 
+
+async def heap_used(page: Page) -> int:
+    """Bytes of the page's JS heap in use after a full garbage collection (Chromium's
+    DevTools protocol): what every major collection walks."""
+    cdp = await page.context.new_cdp_session(page)
+    try:
+        await cdp.send("HeapProfiler.collectGarbage")
+        usage = await cdp.send("Runtime.getHeapUsage")
+        return int(usage["usedSize"])
+    finally:
+        await cdp.detach()

@@ -207,6 +207,35 @@ async def test_reload_restores_recent_entries_without_duplicates(page: Page) -> 
         assert await messages(page) == [f"kept {i}" for i in range(1, 6)]
 
 
+# Entries of one channel (offset, time, message), as the client hands them to the list.
+ADD_ENTRIES = """(entries) => entries.map(([offset, time, message]) => ({
+  channel: 'logs:etl:ws1:wf1', offset, time, level: 'info', severity: 9, message,
+  source: 'etl', attributes: {},
+}))"""
+
+
+async def test_an_entry_is_known_again_by_channel_offset_and_time(page: Page) -> None:
+    # The same entry through a second pattern or from a history page shows once; the same
+    # offset with another time (a gateway that lost its history counts offsets again) is
+    # another entry.
+    async with running_gateway() as gw:
+        await sign_in(page, gw.http)
+        first = [1, "2026-12-07T10:00:00Z", "first"]
+        again = [1, "2026-12-07T10:00:00Z", "first again"]
+        restarted = [1, "2026-12-07T11:00:00Z", "after a restart"]
+        await page.evaluate(
+            f"""([first, again, restarted]) => {{
+              const entries = {ADD_ENTRIES};
+              logsPage.view.add(entries([first, again]));
+              logsPage.view.prepend(entries([again]));
+              logsPage.view.add(entries([restarted]));
+            }}""",
+            [first, again, restarted],
+        )
+        await expect(page.locator("#count")).to_have_text("2 entries")
+        assert await messages(page) == ["first", "after a restart"]
+
+
 FRAME_WATCH = """window.longestFrame = 0;
 let last = performance.now();
 const tick = (now) => {
