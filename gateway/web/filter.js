@@ -10,7 +10,8 @@ import { parseSearch } from './search.js';
  * each test rather than kept per entry (100,000 kept texts cost the collector more than a
  * filter change costs making them again). */
 function searchText(entry) {
-  return `${messageOf(entry)}\n${entry.source ?? ''}\n${entry.channel}\n${attributesText(entry.attributes)}`;
+  const attrs = attributesText(entry.attributes);
+  return `${messageOf(entry)}\n${entry.source ?? ''}\n${entry.channel}\n${attrs}`;
 }
 
 export class Filter {
