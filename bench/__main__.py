@@ -1,7 +1,8 @@
 """`python -m bench [--quick]`: run the benchmark suite and print the results table;
 `python -m bench churn [--quick] [--against TREE]`: the channel churn scenario (bench/churn.py);
 `python -m bench history [--redis URL]`: history pages and discovery (bench/history.py);
-`python -m bench page [--repeat N]`: the Logs page following at 100,000 entries (bench/page.py);
+`python -m bench page [--repeat N] [--against TREE]`: the Logs page at 100,000 entries
+(bench/page.py);
 `python -m bench verify [--quick]`: token verification, remote issuer vs file key (bench/verify.py).
 
 Servers run pinned to core 0, the load generator to core 1, all on 127.0.0.1; every phase

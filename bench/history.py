@@ -28,12 +28,12 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 
 from gateway.app.brokers import memory_broker, redis_broker
+from gateway.app.config import Config
 from gateway.core import history
 from gateway.core.broker import Broker
 from gateway.core.catch_up import READ_TURNS
 from gateway.core.channels import parse_pattern
 from gateway.core.events import Entry
-from tests.conftest import make_config
 
 ENTRIES = 100_000
 PAGE = 1_000
@@ -44,10 +44,11 @@ MATCH = parse_pattern("logs:etl:ws1:>")
 
 
 def build(redis: str | None, prefix: str) -> Broker:
-    config = make_config(history_entries=1_000, history_seconds=3_600, max_history_bytes=2**31)
     if redis:
-        return redis_broker(make_config(broker=redis, history_entries=1_000), prefix=prefix)
-    return memory_broker(config)
+        return redis_broker(Config(broker=redis, history_entries=1_000), prefix=prefix)
+    return memory_broker(
+        Config(history_entries=1_000, history_seconds=3_600, max_history_bytes=2**31)
+    )
 
 
 async def fill(broker: Broker, channels: int, others: int) -> None:

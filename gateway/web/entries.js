@@ -1,34 +1,22 @@
 /**
  * The entries the list holds: oldest first, each once (the same entry may come through two
- * patterns, or from sessionStorage and the stream), at most `max` of them. Arrivals wait in
- * a queue until the next frame takes them all at once; past `max` the oldest go.
+ * patterns, or from sessionStorage, the stream and a history page), at most `max` of them.
+ * Arrivals wait in a queue until the next frame takes them all at once; past `max` the
+ * oldest go.
+ *
+ * The list holds the client's entry objects themselves and nothing else per entry: at
+ * 100,000 entries each object or string kept per entry is 100,000 more for every major
+ * garbage collection to walk (a wrapper per entry with a key and a search text made the
+ * page's heap twice as large, docs/PERFORMANCE.md). What a row or a search needs of an entry
+ * is worked out when it is needed, and an entry is found again by channel, then offset.
  */
-
-import { entryKey } from './lib/logs-client.js';
-
-let nextSeq = 0;
-
-function attributesText(attributes) {
-  return Object.entries(attributes ?? {})
-    .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)
-    .join(' ');
-}
-
-/** An entry with what the list needs of it, worked out once: its texts and what a search
- * looks at. `height` is its row's measured height (wrapped), `shown` whether it passes. */
-export function makeItem(entry, key = entryKey(entry)) {
-  const attrs = attributesText(entry.attributes);
-  const message = String(entry.message ?? '');
-  const haystack = `${message}\n${entry.source ?? ''}\n${entry.channel}\n${attrs}`;
-  return { entry, key, seq: (nextSeq += 1), message, attrs, haystack, height: 0, shown: false };
-}
 
 export class Entries {
   #max;
   #onSources;
   #items = [];
   #queue = [];
-  #keys = new Set();
+  #held = new Map(); // channel -> Map(offset -> the entry held)
   #sources = new Set();
 
   /** `onSources(sorted names)` is called when an entry brings a source not seen before. */
@@ -37,7 +25,7 @@ export class Entries {
     this.#onSources = onSources;
   }
 
-  /** The held entries as items, oldest first (the caller must not change the array). */
+  /** The held entries, oldest first (the caller must not change the array). */
   get items() {
     return this.#items;
   }
@@ -52,39 +40,39 @@ export class Entries {
     if (this.#queue.length > 2 * this.#max) this.#queue.splice(0, this.#max);
   }
 
-  /** The queued entries not held yet, now held (newest last): their items. */
+  /** The queued entries not held yet, now held (newest last). */
   take() {
     const fresh = this.#fresh(this.#queue);
     this.#queue = [];
-    for (const item of fresh) this.#items.push(item);
+    for (const entry of fresh) this.#items.push(entry);
     return fresh;
   }
 
-  /** The oldest items past the bound, no longer held. */
+  /** The oldest entries past the bound, no longer held. */
   trim() {
     const excess = this.#items.length - this.#max;
     if (excess <= 0) return [];
     const gone = this.#items.splice(0, excess);
-    for (const item of gone) this.#keys.delete(item.key);
+    for (const entry of gone) this.#release(entry);
     return gone;
   }
 
   /** Earlier entries (oldest first) before those held; past the bound the newest go. The
-   * items added (none: nothing new). */
+   * entries added (none: nothing new). */
   prepend(entries) {
     const fresh = this.#fresh(entries);
     if (!fresh.length) return fresh;
     this.#items = fresh.concat(this.#items);
-    for (const item of this.#items.splice(this.#max)) this.#keys.delete(item.key);
+    for (const entry of this.#items.splice(this.#max)) this.#release(entry);
     return fresh;
   }
 
   /** Keep only the entries (held or queued) that `keep(entry)` accepts. */
   retain(keep) {
     const kept = [];
-    for (const item of this.#items) {
-      if (keep(item.entry)) kept.push(item);
-      else this.#keys.delete(item.key);
+    for (const entry of this.#items) {
+      if (keep(entry)) kept.push(entry);
+      else this.#release(entry);
     }
     this.#items = kept;
     this.#queue = this.#queue.filter(keep);
@@ -93,20 +81,29 @@ export class Entries {
   clear() {
     this.#items = [];
     this.#queue = [];
-    this.#keys.clear();
+    this.#held.clear();
   }
 
-  /** Items of the entries not held yet (each once), their sources noted. */
+  /** The entries not held yet (each once), now counted as held, their sources noted. */
   #fresh(entries) {
     const fresh = [];
     for (const entry of entries) {
-      const key = entryKey(entry);
-      if (this.#keys.has(key)) continue;
-      this.#keys.add(key);
+      let offsets = this.#held.get(entry.channel);
+      if (!offsets) this.#held.set(entry.channel, (offsets = new Map()));
+      // The same offset with another time: the gateway lost its history and counts again.
+      if (offsets.get(entry.offset)?.time === entry.time) continue;
+      offsets.set(entry.offset, entry);
       this.noteSource(entry.source);
-      fresh.push(makeItem(entry, key));
+      fresh.push(entry);
     }
     return fresh;
+  }
+
+  #release(entry) {
+    const offsets = this.#held.get(entry.channel);
+    if (offsets?.get(entry.offset) !== entry) return; // a later entry took its offset
+    offsets.delete(entry.offset);
+    if (!offsets.size) this.#held.delete(entry.channel);
   }
 
   /** Remember a source for the source filter (sample entries' sources too). */

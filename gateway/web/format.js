@@ -1,4 +1,5 @@
-/** How an entry looks: its time (UTC or local, with the date when not today) and its colour. */
+/** How an entry looks: its time (UTC or local, with the date when not today), its colour, and
+ * its message and attributes as text. */
 
 const formatters = new Map();
 
@@ -64,4 +65,19 @@ export function hueOf(text) {
   hash = Math.imul(hash, 0x85ebca6b);
   hash ^= hash >>> 13;
   return HUES[(hash >>> 0) % HUES.length];
+}
+
+/** The message as text (a stream's entry always has one; a stored one may not). */
+export function messageOf(entry) {
+  return String(entry.message ?? '');
+}
+
+/** Attributes as `key=value key=value` (a value that is not a string as JSON). */
+export function attributesText(attributes) {
+  for (const _ in attributes ?? {}) {
+    return Object.entries(attributes)
+      .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)
+      .join(' ');
+  }
+  return ''; // most entries have none: no array made for them
 }

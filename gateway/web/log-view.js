@@ -7,10 +7,12 @@
  * is filtered once, on arrival, and its row's place added to running sums; only the rows in
  * sight (plus a few) exist in the DOM, each kept with its entry while in sight, so a frame
  * fills only the rows that came into sight. Past `maxLive` the oldest entries go. No frame
- * walks all entries; a filter change does, once.
+ * walks all entries; a filter change does, once. Nothing is kept per entry beside the
+ * client's entry object (no wrapper, key or text): the heap a major collection walks holds
+ * the entries and little else.
  */
 
-import { Entries, makeItem } from './entries.js';
+import { Entries } from './entries.js';
 import { Filter } from './filter.js';
 import { Follow } from './follow.js';
 import { Rows } from './rows.js';
@@ -62,8 +64,8 @@ export class LogView {
 
   /** The sample entries (replacing any before): shown only while no real entry is held. */
   setSamples(entries) {
-    this.#samples = entries.map((entry, i) => makeItem(entry, `sample|${i}`));
-    for (const item of this.#samples) this.#entries.noteSource(item.entry.source);
+    this.#samples = entries;
+    for (const entry of entries) this.#entries.noteSource(entry.source);
     this.#changed();
   }
 
@@ -156,7 +158,7 @@ export class LogView {
     if (!this.#selected) return;
     const top = this.#shown.top(next);
     const { list } = this.#el;
-    const bottom = top + this.#shown.heightOf(this.#selected);
+    const bottom = top + this.#shown.heightOf(next);
     if (top < list.scrollTop || bottom > list.scrollTop + list.clientHeight) {
       this.#follow.stop();
       list.scrollTop = top - list.clientHeight / 2;
@@ -167,7 +169,7 @@ export class LogView {
   /** The real entries the list shows now (filters applied), oldest first. */
   shown() {
     this.#flushPending();
-    return this.#shown.items.filter((item) => !item.entry.sample).map((item) => item.entry);
+    return this.#shown.items.filter((entry) => !entry.sample);
   }
 
   get size() {
@@ -200,17 +202,16 @@ export class LogView {
     const wasEmpty = this.#entries.size === 0;
     const fresh = this.#entries.take();
     if (fresh.length && wasEmpty && this.#samples.length) this.#refilter = true; // samples go
-    if (!this.#refilter) for (const item of fresh) if (this.#filter.matches(item)) this.#shown.push(item);
-    // The oldest go; those shown lead the shown items (the same order).
-    const gone = this.#entries.trim().filter((item) => item.shown).length;
-    this.#shiftUp += this.#shown.dropOldest(gone);
+    const passed = fresh.filter((entry) => this.#filter.matches(entry));
+    if (!this.#refilter) for (const entry of passed) this.#shown.push(entry);
+    this.#shiftUp += this.#shown.drop(this.#entries.trim()); // the oldest go
     if (this.#refilter) this.#filterAll();
-    this.#follow.arrived(fresh.filter((item) => item.shown).length);
+    this.#follow.arrived(passed.length);
   }
 
   #filterAll() {
     const all = this.#entries.size ? this.#entries.items : this.#samples;
-    this.#shown.reset(all.filter((item) => this.#filter.matches(item)));
+    this.#shown.reset(all.filter((entry) => this.#filter.matches(entry)));
     this.#refilter = false;
   }
 
@@ -227,10 +228,10 @@ export class LogView {
 
   #onClick(event) {
     const row = event.target.closest?.('.row');
-    if (!row?.item) return;
-    this.#selected = row.item;
+    if (!row?.entry) return;
+    this.#selected = row.entry;
     this.#schedule();
-    this.#onOpen(row.item.entry);
+    this.#onOpen(row.entry);
   }
 
   #onKey(event) {
@@ -240,14 +241,12 @@ export class LogView {
       this.select(moves[event.key]);
     } else if (event.key === 'Enter' && this.#selected) {
       event.preventDefault();
-      this.#onOpen(this.#selected.entry);
+      this.#onOpen(this.#selected);
     }
   }
 
   /** Sizes changed (wrap, density, window): wrapped rows measure again, all fill again. */
   #relayout() {
-    for (const item of this.#entries.items) item.height = 0;
-    for (const item of this.#samples) item.height = 0;
     this.#shown.setGeometry(this.#rowHeight, this.#wrap);
     this.#newLook();
     this.#schedule();
@@ -308,8 +307,7 @@ export class LogView {
   #renderStatus() {
     const total = this.#entries.size;
     const samples = total ? 0 : this.#samples.length;
-    const shownSamples = samples ? this.#samples.filter((item) => item.shown).length : 0;
-    const shown = this.#shown.length - shownSamples;
+    const shown = total ? this.#shown.length : 0; // (without entries, samples are shown)
     const parts = [`${total.toLocaleString('en')} ${total === 1 ? 'entry' : 'entries'}`];
     if (samples) parts.push(`${samples} samples`);
     if (shown !== total) parts.push(`${shown.toLocaleString('en')} shown`);

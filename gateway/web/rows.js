@@ -6,11 +6,14 @@
  * marks, wrapping).
  */
 
-import { formatTime, hueOf } from './format.js';
+import { attributesText, formatTime, hueOf, messageOf } from './format.js';
 import { showMarked } from './search.js';
+
+let rowsMade = 0;
 
 function makeRow() {
   const row = document.createElement('div');
+  row.id = `row-${(rowsMade += 1)}`; // the list's aria-activedescendant names it
   row.setAttribute('role', 'option');
   for (const name of ['time', 'lvl', 'chan', 'src', 'msg']) {
     row.appendChild(document.createElement('span')).className = name;
@@ -25,13 +28,11 @@ function setAttribute(row, name, value) {
   if (row.getAttribute(name) !== value) row.setAttribute(name, value);
 }
 
-/** Fill `row` with `item`'s entry as `look` says ({ utc, wrap, search, now }). */
-function fill(row, item, look) {
-  const { entry } = item;
+/** Fill `row` with `entry` as `look` says ({ utc, wrap, search, now }). */
+function fill(row, entry, look) {
   const level = String(entry.level ?? 'info');
   const [time, lvl, chan, src, msg] = row.children;
-  row.item = item;
-  row.id = `row-${item.seq}`;
+  row.entry = entry;
   row.className = entry.sample ? 'row sample' : 'row';
   row.dataset.level = level;
   row.style.setProperty('--h', String(hueOf(entry.source ?? '')));
@@ -49,15 +50,16 @@ function fill(row, item, look) {
   showMarked(chan, entry.channel ?? '', look.search);
   chan.title = entry.channel ?? '';
   showMarked(src, entry.source ?? '', look.search);
-  const text = look.wrap ? item.message : item.message.replace(/\r?\n/g, ' ⏎ ');
+  const message = messageOf(entry);
+  const text = look.wrap ? message : message.replace(/\r?\n/g, ' ⏎ ');
   showMarked(msg.firstChild, text, look.search);
-  showMarked(msg.lastChild, item.attrs, look.search);
+  showMarked(msg.lastChild, attributesText(entry.attributes), look.search);
 }
 
 export class Rows {
   #box;
-  #byItem = new Map(); // item -> its row, for the items in sight
-  #spare = []; // rows out of the document, for the next items to come into sight
+  #byEntry = new Map(); // entry -> its row, for the entries in sight
+  #spare = []; // rows out of the document, for the next entries to come into sight
   #look = null;
 
   /** `box`: the element the rows go in, in order. */
@@ -70,23 +72,23 @@ export class Rows {
     this.#look = look;
   }
 
-  /** The rows of `items` (in order), the first at position `first` (0-based) of `size`,
+  /** The rows of `entries` (in order), the first at position `first` (0-based) of `size`,
    * `selected` marked; true when one of them shows a date. */
-  draw(items, first, size, selected) {
-    const wanted = new Set(items);
-    for (const [item, row] of this.#byItem) {
-      if (wanted.has(item)) continue;
-      this.#byItem.delete(item);
+  draw(entries, first, size, selected) {
+    const wanted = new Set(entries);
+    for (const [entry, row] of this.#byEntry) {
+      if (wanted.has(entry)) continue;
+      this.#byEntry.delete(entry);
       row.remove();
       this.#spare.push(row);
     }
     let next = this.#box.firstChild; // rows are moved only where they are out of order
     let dated = false;
-    items.forEach((item, i) => {
-      const row = this.#rowOf(item);
+    entries.forEach((entry, i) => {
+      const row = this.#rowOf(entry);
       setAttribute(row, 'aria-posinset', String(first + i + 1));
       setAttribute(row, 'aria-setsize', String(size));
-      setAttribute(row, 'aria-selected', String(item === selected));
+      setAttribute(row, 'aria-selected', String(entry === selected));
       if (row === next) next = row.nextSibling;
       else this.#box.insertBefore(row, next);
       dated ||= row.dated;
@@ -94,19 +96,19 @@ export class Rows {
     return dated;
   }
 
-  /** The row drawn for `item` (undefined: not in sight). */
-  of(item) {
-    return this.#byItem.get(item);
+  /** The row drawn for `entry` (undefined: not in sight). */
+  of(entry) {
+    return this.#byEntry.get(entry);
   }
 
-  #rowOf(item) {
-    let row = this.#byItem.get(item);
+  #rowOf(entry) {
+    let row = this.#byEntry.get(entry);
     if (!row) {
       row = this.#spare.pop() ?? makeRow();
-      this.#byItem.set(item, row);
+      this.#byEntry.set(entry, row);
     }
-    if (row.item !== item || row.look !== this.#look) {
-      fill(row, item, this.#look);
+    if (row.entry !== entry || row.look !== this.#look) {
+      fill(row, entry, this.#look);
       row.look = this.#look;
     }
     return row;

@@ -2,7 +2,8 @@
  * The search box's language: words and "quoted phrases" (all must match, case-insensitive),
  * `/regex/` (case-insensitive unless it has upper-case letters), and `-word`, `-"phrase"` or
  * `-/regex/` (must not match).
- * A search looks at the message, source, channel and attributes (`key=value`).
+ * A search looks at the message, source, channel and attributes (`key=value`), each on its
+ * own: a term matches within one of them, and a regex's `^` and `$` hold at each one's ends.
  */
 
 // A `/regex/` (which may hold spaces and escaped slashes), a "quoted phrase", or a word;
@@ -22,7 +23,8 @@ function termRegex(token) {
   return new RegExp(source, /[A-Z]/.test(source.replace(/\\./g, '')) ? 'g' : 'gi');
 }
 
-/** `{ test(haystack), ranges(text), error }` for `text`; a bad regex is reported, not thrown. */
+/** `{ test(texts), ranges(text), error }` for `text`; a bad regex is reported, not thrown.
+ * `test(texts)`: every wanted term is found in one of the texts, no unwanted one in any. */
 export function parseSearch(text) {
   const wanted = [];
   const unwanted = [];
@@ -35,15 +37,16 @@ export function parseSearch(text) {
       error = `${token}: ${err.message}`;
     }
   }
-  const hit = (re, haystack) => {
-    re.lastIndex = 0;
-    return re.test(haystack);
-  };
+  const found = (re, texts) =>
+    texts.some((text) => {
+      re.lastIndex = 0;
+      return re.test(text);
+    });
   return {
     empty: wanted.length === 0 && unwanted.length === 0,
     error,
-    test: (haystack) =>
-      wanted.every((re) => hit(re, haystack)) && !unwanted.some((re) => hit(re, haystack)),
+    test: (texts) =>
+      wanted.every((re) => found(re, texts)) && !unwanted.some((re) => found(re, texts)),
     /** The [start, end) spans of `text` that the wanted terms match, sorted and merged. */
     ranges(value) {
       const spans = [];

@@ -2,6 +2,8 @@
 
 scripts/test installs Chromium (`apt-get install chromium`) and the npm packages of the
 consumer app in tests/web_package; Playwright's own browser downloads are never used.
+Launching it, signing in and connecting come from harness/page.py, which bench/page.py
+uses too; the tests import them from here.
 """
 
 from __future__ import annotations
@@ -13,22 +15,36 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Browser, BrowserContext, ConsoleMessage, Page, async_playwright
 
+from harness.page import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    ETL,
+    WORKSPACE,
+    connect,
+    sign_in,
+    state,
+    wait_state,
+)
 from tests.conftest import Running, entry
 
-CHROMIUM = "/usr/bin/chromium"
-# As root in a container: no sandbox; and no calls home, which this network refuses.
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
+# What the tests import from here (harness.page's, and this file's own below).
+__all__ = [
+    "ETL",
+    "WORKSPACE",
+    "artifact",
+    "connect",
+    "messages",
+    "next_frame",
+    "publish",
+    "record_states",
+    "search",
+    "sign_in",
+    "state",
+    "wait_for_async",
+    "wait_state",
 ]
+
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
-WORKSPACE = "ws1"
-ETL = f"logs:etl:{WORKSPACE}:wf1"
 
 
 @pytest.fixture(scope="session")
@@ -81,24 +97,6 @@ def artifact(name: str) -> Path:
 
 
 # -- the Logs page --------------------------------------------------------------------
-
-
-async def sign_in(page: Page, base: str, user: str = "alice", workspace: str = WORKSPACE) -> None:
-    await page.goto(f"{base}/dev/login?user={user}&workspace={workspace}")
-    assert page.url == f"{base}/?workspace={workspace}"
-
-
-async def state(page: Page) -> str:
-    return str(await page.get_attribute("#status", "data-state"))
-
-
-async def wait_state(page: Page, wanted: str, timeout: float = 10_000) -> None:
-    await page.wait_for_selector(f"#status[data-state={wanted}]", timeout=timeout)
-
-
-async def connect(page: Page) -> None:
-    await page.get_by_role("button", name="Connect Live Logs").click()
-    await wait_state(page, "connected")
 
 
 async def messages(page: Page) -> list[str]:

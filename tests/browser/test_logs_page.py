@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 
-from logs_gateway.v1 import logs_pb2 as pb
 from playwright.async_api import BrowserContext, Page, expect
 
 from gateway.api.http.auth import COOKIE
+from harness.page import steady_stream
 from tests.browser.conftest import (
     ETL,
     WORKSPACE,
@@ -23,7 +22,7 @@ from tests.browser.conftest import (
     wait_for_async,
     wait_state,
 )
-from tests.conftest import Running, entry, free_port, gateway_process, running_gateway, wait_for
+from tests.conftest import entry, free_port, gateway_process, running_gateway, wait_for
 
 SAMPLES = 15
 
@@ -208,6 +207,35 @@ async def test_reload_restores_recent_entries_without_duplicates(page: Page) -> 
         assert await messages(page) == [f"kept {i}" for i in range(1, 6)]
 
 
+# Entries of one channel (offset, time, message), as the client hands them to the list.
+ADD_ENTRIES = """(entries) => entries.map(([offset, time, message]) => ({
+  channel: 'logs:etl:ws1:wf1', offset, time, level: 'info', severity: 9, message,
+  source: 'etl', attributes: {},
+}))"""
+
+
+async def test_an_entry_is_known_again_by_channel_offset_and_time(page: Page) -> None:
+    # The same entry through a second pattern or from a history page shows once; the same
+    # offset with another time (a gateway that lost its history counts offsets again) is
+    # another entry.
+    async with running_gateway() as gw:
+        await sign_in(page, gw.http)
+        first = [1, "2026-12-07T10:00:00Z", "first"]
+        again = [1, "2026-12-07T10:00:00Z", "first again"]
+        restarted = [1, "2026-12-07T11:00:00Z", "after a restart"]
+        await page.evaluate(
+            f"""([first, again, restarted]) => {{
+              const entries = {ADD_ENTRIES};
+              logsPage.view.add(entries([first, again]));
+              logsPage.view.prepend(entries([again]));
+              logsPage.view.add(entries([restarted]));
+            }}""",
+            [first, again, restarted],
+        )
+        await expect(page.locator("#count")).to_have_text("2 entries")
+        assert await messages(page) == ["first", "after a restart"]
+
+
 FRAME_WATCH = """window.longestFrame = 0;
 let last = performance.now();
 const tick = (now) => {
@@ -222,20 +250,6 @@ true"""
 async def longest_frame(page: Page) -> float:
     """The longest gap between two frames since the last call, in ms."""
     return float(await page.evaluate("[window.longestFrame, (window.longestFrame = 0)][0]"))
-
-
-async def steady_stream(run: Running, token: str, seconds: float) -> None:
-    """Live entries at 200 a second, in small batches, as a busy system sends them."""
-
-    async def batches() -> AsyncIterator[pb.PublishRequest]:
-        for k in range(int(seconds / 0.05)):
-            entries = [entry(ETL, f"steady {k}-{i}") for i in range(10)]
-            yield pb.PublishRequest(producer_id="steady", sequence=k + 1, entries=entries)
-            await asyncio.sleep(0.05)
-
-    stub, metadata = run.ingest(token)
-    async for ack in stub.Publish(batches(), metadata=metadata):
-        assert all(r.code == 0 for r in ack.results)
 
 
 async def test_smooth_with_ten_thousand_entries(page: Page) -> None:

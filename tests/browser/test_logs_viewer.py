@@ -188,6 +188,8 @@ async def test_search_words_regex_negation_attributes_and_highlights(
     await search(page, r"/\d+ ms/")
     assert await messages(page) == ["extract done in 12 ms", "cold start 412 ms"]
     assert await page.locator("#rows mark").all_inner_texts() == ["12 ms", "412 ms"]
+    await search(page, "/ms$/")  # each field on its own: $ is the message's end
+    assert await messages(page) == ["extract done in 12 ms", "cold start 412 ms"]
     await search(page, "region=eu")  # attributes are searched, and shown in the row
     assert await messages(page) == ["cold start 412 ms"]
     assert await page.locator("#rows mark").all_inner_texts() == ["region=eu"]
