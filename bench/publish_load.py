@@ -12,8 +12,8 @@ import asyncio
 import contextlib
 import time
 from array import array
-from collections import deque
-from collections.abc import Callable
+from collections import Counter, deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import grpc
@@ -31,6 +31,16 @@ class Acks:
     errors: int = 0
     duplicates: int = 0
     latencies: array[int] = field(default_factory=lambda: array("q"))
+    # Entries not acknowledged, by channel, where the sender named them: subscribers are
+    # not owed these (a refused entry is not stored, so its channel's offsets skip it).
+    refused: Counter[str] = field(default_factory=Counter)
+
+    def refuse(self, channels: Sequence[str], codes: Sequence[int]) -> None:
+        """Count the entries of a batch (their channels, in order) that have no zero code
+        (a batch left unanswered: `codes` shorter than `channels`)."""
+        for i, channel in enumerate(channels):
+            if i >= len(codes) or codes[i]:
+                self.refused[channel] += 1
 
 
 class GrpcPublisher:
@@ -42,23 +52,25 @@ class GrpcPublisher:
         self._call = method(metadata=(("authorization", f"Bearer {token}"),))
         self._producer = wire.field(1, producer.encode())
         self._sequence = 0
-        self._sent: deque[tuple[int, int, int]] = deque()  # (sequence, entries, sent ns)
+        # (sequence, entries, sent ns, each entry's channel when the sender named them)
+        self._sent: deque[tuple[int, int, int, Sequence[str]]] = deque()
         self._room = asyncio.Semaphore(in_flight)
         self.acks = Acks()
         self._reader = asyncio.ensure_future(self._read_acks())
 
-    async def send(self, items: list[bytes]) -> None:
-        """Send one batch of `GrpcEntries.entry` items once fewer than `in_flight` wait."""
+    async def send(self, items: list[bytes], channels: Sequence[str] = ()) -> None:
+        """Send one batch of `GrpcEntries.entry` items once fewer than `in_flight` wait;
+        `channels` (each item's) lets refusals be counted per channel."""
         await self._room.acquire()
         self._sequence += 1
-        self._sent.append((self._sequence, len(items), time.time_ns()))
+        self._sent.append((self._sequence, len(items), time.time_ns(), channels))
         await self._call.write(wire.publish_request(self._producer, self._sequence, items))
 
     async def send_raw(self, request_for: bytes, size: int) -> None:
         """Send a pre-built batch body (`entries` fields only) of `size` entries."""
         await self._room.acquire()
         self._sequence += 1
-        self._sent.append((self._sequence, size, time.time_ns()))
+        self._sent.append((self._sequence, size, time.time_ns(), ()))
         sequence = wire.varint(self._sequence)
         await self._call.write(self._producer + b"\x10" + sequence + request_for)
 
@@ -68,12 +80,14 @@ class GrpcPublisher:
         async for raw in self._call:
             ack = pb.PublishAck.FromString(raw)
             now = time.time_ns()
-            sequence, size, sent = self._sent.popleft()
+            sequence, size, sent, channels = self._sent.popleft()
             self.acks.latencies.append(now - sent)
             self.acks.duplicates += ack.duplicate
             ok = sum(1 for r in ack.results if not r.code)
             self.acks.entries += ok
             self.acks.errors += size - ok + (ack.sequence != sequence)
+            if ok < size:
+                self.acks.refuse(channels, [r.code for r in ack.results])
             self._room.release()
 
     async def close(self, timeout: float) -> None:
@@ -82,7 +96,9 @@ class GrpcPublisher:
             await asyncio.wait_for(self._call.done_writing(), timeout)
             await asyncio.wait_for(self._reader, timeout)
         except (TimeoutError, grpc.RpcError):
-            self.acks.errors += sum(size for _, size, _ in self._sent)
+            self.acks.errors += sum(size for _, size, _, _ in self._sent)
+            for *_, channels in self._sent:
+                self.acks.refuse(channels, ())
         finally:
             self._reader.cancel()
             await self._channel.close()
@@ -131,7 +147,7 @@ class HttpPublisher:
         self._host, self._port = host, port
         self._auth = f"Authorization: Bearer {token}\r\n" if token else ""
         self._room = asyncio.Semaphore(in_flight)
-        self._sent: deque[tuple[int, int]] = deque()  # (sent ns, entries) per request
+        self._sent: deque[tuple[int, int, str]] = deque()  # (sent ns, entries, channel)
         self._idle = asyncio.Event()  # set while no answer is outstanding
         self._idle.set()
         self.acks = Acks()
@@ -146,20 +162,22 @@ class HttpPublisher:
         self._transport = transport
 
     def _answered(self, ok: bool, refused: int) -> None:
-        sent, entries = self._sent.popleft()
+        sent, entries, channel = self._sent.popleft()
         self.acks.latencies.append(time.time_ns() - sent)
         self.acks.entries += entries - refused if ok else 0
         self.acks.errors += refused if ok else entries
+        if channel and (refused or not ok):
+            self.acks.refused[channel] += refused if ok else entries
         self._room.release()
         if not self._sent:
             self._idle.set()
 
-    async def send(self, path: str, body: bytes, entries: int = 1) -> None:
+    async def send(self, path: str, body: bytes, entries: int = 1, channel: str = "") -> None:
         """POST `body` (`entries` entries: one, or a gateway batch body) once fewer than
-        `in_flight` wait."""
+        `in_flight` wait; `channel` (where they all go) lets refusals be counted by it."""
         await self._room.acquire()
         assert self._transport is not None
-        self._sent.append((time.time_ns(), entries))
+        self._sent.append((time.time_ns(), entries, channel))
         self._idle.clear()
         head = (
             f"POST {path} HTTP/1.1\r\nHost: {self._host}\r\n{self._auth}"
@@ -171,6 +189,9 @@ class HttpPublisher:
         """Wait for the outstanding answers (bounded), then close the connection."""
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._idle.wait(), timeout)
-        self.acks.errors += sum(entries for _, entries in self._sent)
+        self.acks.errors += sum(entries for _, entries, _ in self._sent)
+        for _, entries, channel in self._sent:
+            if channel:
+                self.acks.refused[channel] += entries
         if self._transport is not None:
             self._transport.close()

@@ -167,6 +167,7 @@ def _delivery_row(
     row.server_cpu, row.server_wait = used[0] / seconds, used[1] / seconds
     row.connections = opened
     problems = [f"{wanted - opened} not connected"] if opened < wanted else []
+    problems += [f"{sent.acks.errors} published, not acknowledged"] if sent.acks.errors else []
     problems += [f"{n} {what}" for n, what in _anomalies(got) if n]
     row.note = ", ".join(problems)
     return row
