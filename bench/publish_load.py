@@ -56,51 +56,81 @@ class GrpcPublisher:
         self._sent: deque[tuple[int, int, int, Sequence[str]]] = deque()
         self._room = asyncio.Semaphore(in_flight)
         self.acks = Acks()
+        self.ended = False  # the gateway ended the stream (UNAVAILABLE when its broker failed)
         self._reader = asyncio.ensure_future(self._read_acks())
 
     async def send(self, items: list[bytes], channels: Sequence[str] = ()) -> None:
         """Send one batch of `GrpcEntries.entry` items once fewer than `in_flight` wait;
         `channels` (each item's) lets refusals be counted per channel."""
-        await self._room.acquire()
-        self._sequence += 1
-        self._sent.append((self._sequence, len(items), time.time_ns(), channels))
-        await self._call.write(wire.publish_request(self._producer, self._sequence, items))
+        if await self._room_for(len(items), channels):
+            self._sequence += 1
+            self._sent.append((self._sequence, len(items), time.time_ns(), channels))
+            await self._write(wire.publish_request(self._producer, self._sequence, items))
 
     async def send_raw(self, request_for: bytes, size: int) -> None:
         """Send a pre-built batch body (`entries` fields only) of `size` entries."""
+        if await self._room_for(size, ()):
+            self._sequence += 1
+            self._sent.append((self._sequence, size, time.time_ns(), ()))
+            sequence = wire.varint(self._sequence)
+            await self._write(self._producer + b"\x10" + sequence + request_for)
+
+    async def _room_for(self, size: int, channels: Sequence[str]) -> bool:
+        """Wait until fewer than `in_flight` batches wait; False, the batch counted as not
+        acknowledged, once the stream has ended (a publisher goes on to its deadline and
+        reports, instead of waiting for acks that cannot come)."""
         await self._room.acquire()
-        self._sequence += 1
-        self._sent.append((self._sequence, size, time.time_ns(), ()))
-        sequence = wire.varint(self._sequence)
-        await self._call.write(self._producer + b"\x10" + sequence + request_for)
+        if not self.ended:
+            return True
+        self._room.release()  # the next sender finds the same
+        self.acks.errors += size
+        self.acks.refuse(channels, ())
+        return False
+
+    async def _write(self, request: bytes) -> None:
+        # A stream that just ended: the reader or close() counts the batch as sent, unacked.
+        with contextlib.suppress(grpc.RpcError, asyncio.InvalidStateError):
+            await self._call.write(request)
 
     async def _read_acks(self) -> None:
         from logs_gateway.v1 import logs_pb2 as pb
 
-        async for raw in self._call:
-            ack = pb.PublishAck.FromString(raw)
-            now = time.time_ns()
-            sequence, size, sent, channels = self._sent.popleft()
-            self.acks.latencies.append(now - sent)
-            self.acks.duplicates += ack.duplicate
-            ok = sum(1 for r in ack.results if not r.code)
-            self.acks.entries += ok
-            self.acks.errors += size - ok + (ack.sequence != sequence)
-            if ok < size:
-                self.acks.refuse(channels, [r.code for r in ack.results])
-            self._room.release()
+        try:
+            async for raw in self._call:
+                ack = pb.PublishAck.FromString(raw)
+                now = time.time_ns()
+                sequence, size, sent, channels = self._sent.popleft()
+                self.acks.latencies.append(now - sent)
+                self.acks.duplicates += ack.duplicate
+                ok = sum(1 for r in ack.results if not r.code)
+                self.acks.entries += ok
+                self.acks.errors += size - ok + (ack.sequence != sequence)
+                if ok < size:
+                    self.acks.refuse(channels, [r.code for r in ack.results])
+                self._room.release()
+        except grpc.RpcError:
+            self.ended = True
+            self._unanswered()
+            self._room.release()  # wake a sender waiting for room (it passes it on)
+
+    def _unanswered(self) -> None:
+        """Count every batch sent and not answered as not acknowledged."""
+        self.acks.errors += sum(size for _, size, _, _ in self._sent)
+        for *_, channels in self._sent:
+            self.acks.refuse(channels, ())
+        self._sent.clear()
 
     async def close(self, timeout: float) -> None:
         """Half-close, wait for the outstanding acks (bounded), then close the channel."""
         try:
-            await asyncio.wait_for(self._call.done_writing(), timeout)
+            if not self.ended:
+                await asyncio.wait_for(self._call.done_writing(), timeout)
             await asyncio.wait_for(self._reader, timeout)
-        except (TimeoutError, grpc.RpcError):
-            self.acks.errors += sum(size for _, size, _, _ in self._sent)
-            for *_, channels in self._sent:
-                self.acks.refuse(channels, ())
+        except (TimeoutError, grpc.RpcError, asyncio.InvalidStateError):
+            pass  # what is still unanswered is counted below
         finally:
             self._reader.cancel()
+            self._unanswered()
             await self._channel.close()
 
 
