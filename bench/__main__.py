@@ -38,6 +38,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--no-nchan", action="store_true", help="skip nchan even if installed")
     parser.add_argument("--no-redis", action="store_true", help="skip the Redis scenarios")
     parser.add_argument("--no-nats", action="store_true", help="skip the NATS scenarios")
+    parser.add_argument(
+        "--nats-on-load-core",
+        action="store_true",
+        help="NATS nodes on the load generator's core: the gateway alone on the server core",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS, help="folder for the results")
     parser.add_argument("--plot", type=Path, help="where the PNG goes (default OUT/scaling.png)")
     parser.add_argument("--profile", type=Path, metavar="DIR", help="py-spy the gateways into DIR")
@@ -122,7 +127,8 @@ def main(argv: list[str] | None = None) -> int:
         print("bench: --profile needs py-spy (pip install py-spy)", file=sys.stderr)
         return 2
     extra = tuple(args.gateway_args.split())
-    with Servers(not args.quick, args.profile, extra) as started:
+    nats_core = servers.LOAD_CORES[0] if args.nats_on_load_core else servers.SERVER_CORE
+    with Servers(not args.quick, args.profile, extra, nats_core=nats_core) as started:
         suite = Suite(sizes, started, kinds, redis, not args.no_nats)
         for i in range(args.repeat):
             print(f"bench: run {i + 1} of {args.repeat}", file=sys.stderr, flush=True)

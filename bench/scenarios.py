@@ -167,6 +167,7 @@ def _delivery_row(
     row.server_cpu, row.server_wait = used[0] / seconds, used[1] / seconds
     row.connections = opened
     problems = [f"{wanted - opened} not connected"] if opened < wanted else []
+    problems += [f"{sent.acks.errors} published, not acknowledged"] if sent.acks.errors else []
     problems += [f"{n} {what}" for n, what in _anomalies(got) if n]
     row.note = ", ".join(problems)
     return row
@@ -208,6 +209,7 @@ class _Window:
     seconds: float  # first send to last answer
     server_cpu: float
     server_wait: float
+    gateway_cpu: float  # the gateways' part of server_cpu (the rest is the broker's)
 
 
 def _ingest_window(server: Server, target: Target, plan: Plan, processes: int) -> _Window:
@@ -219,14 +221,15 @@ def _ingest_window(server: Server, target: Target, plan: Plan, processes: int) -
         started += pubs
         for worker in pubs:
             worker.expect("ready", 30)
-        before = server.times()
+        before, gateway_before = server.times(), server.gateway_cpu()
         for worker in pubs:
             worker.send("go")
         got: list[Result] = [w.expect("result", plan.seconds + 60) for w in pubs]
         used = _used(before, server.times())
+        gateway = server.gateway_cpu() - gateway_before
     first = min(r.first_send_ns for r in got)
     seconds = max(1e-9, (max(r.last_receive_ns for r in got) - first) / 1e9)
-    return _Window(got, seconds, *used)
+    return _Window(got, seconds, *used, gateway)
 
 
 def _ingest_row(scenario: str, server: str, windows: list[_Window]) -> Row:
@@ -242,6 +245,9 @@ def _ingest_row(scenario: str, server: str, windows: list[_Window]) -> Row:
     row.load_cpu = sum(r.cpu for r in got) / seconds
     row.server_cpu = sum(w.server_cpu for w in windows) / seconds
     row.server_wait = sum(w.server_wait for w in windows) / seconds
+    gateway, entries = sum(w.gateway_cpu for w in windows), sum(r.acks.entries for r in got)
+    if entries and gateway < sum(w.server_cpu for w in windows):  # a broker beside it
+        row.note = f"gateway {1e6 * gateway / entries:.1f} us CPU/entry"
     return row
 
 

@@ -86,6 +86,10 @@ class Server:
     def rss_kb(self) -> int:
         return sum(rss_kb(p) for p in self.pids)
 
+    def gateway_cpu(self) -> float:
+        """CPU seconds of its gateways alone (without the broker's processes)."""
+        return sum(cpu_seconds(p) for p in self.python_pids)
+
     def times(self) -> tuple[float, float]:
         """(CPU seconds, seconds waiting for a CPU) so far, of all its processes."""
         return self.cpu(), sum(run_delay(p) for p in self.pids)
@@ -224,11 +228,13 @@ def redis(core: int = SERVER_CORE) -> Iterator[Server]:
 
 
 @contextlib.contextmanager
-def nats(nodes: int) -> Iterator[Server]:
+def nats(nodes: int, core: int = SERVER_CORE) -> Iterator[Server]:
     """A private JetStream cluster of `nodes` nodes (1 or 3) on free ports, every node
-    pinned to the server core like the other servers, keeping its store in a temp folder."""
+    pinned to `core` (the server core like the other servers, or the load generator's, to
+    leave the gateway a core of its own), keeping its store in a temp folder."""
     from tests.nats_cluster import running_nats  # the test suite's cluster (dev extra)
 
-    with _logged("nats") as folder, running_nats(folder, nodes, prefix=tuple(pinned([]))) as up:
+    prefix = tuple(pinned([], core))
+    with _logged("nats") as folder, running_nats(folder, nodes, prefix=prefix) as up:
         pids = [node.process.pid for node in up.nodes if node.process is not None]
         yield Server("nats", up.nodes[0].port, pids=pids, url=up.url)

@@ -87,8 +87,10 @@ class Servers:
         *,
         pattern: str = PATTERN,
         tree: Path | None = None,
+        nats_core: int = servers.SERVER_CORE,
     ) -> None:
         self.fresh = fresh
+        self.nats_core = nats_core  # where the NATS nodes run (the gateway's core or not)
         self.gateway_args = gateway_args  # extra `logs-gateway serve` flags
         self.profile = profile  # py-spy every gateway into this folder
         self.tree = tree  # the checkout whose gateway runs (None: this one)
@@ -161,7 +163,7 @@ class Servers:
             return f"redis://{servers.HOST}:{redis.http_port}/0", args
         if "+nats" in kind:
             replicas = 3 if kind.endswith("-r3") else 1
-            nats = stack.enter_context(servers.nats(replicas))
+            nats = stack.enter_context(servers.nats(replicas, self.nats_core))
             parts.append(nats)
             return nats.url, (*args, "--nats-replicas", str(replicas))
         return "memory", args

@@ -315,6 +315,8 @@ async def _publish(conn: Connection, target: Target, plan: Plan, progress: Any) 
     else:
         await _feed(sender, plan, progress, result.published)
     await sender.close(timeout=10.0)
+    for channel, refused in sender.acks.refused.items():  # subscribers are owed the rest
+        result.published[channel] -= refused
     result.last_receive_ns = time.time_ns()  # the last ack is in
     result.cpu = cpu_time() - cpu
     result.acks = sender.acks
@@ -341,6 +343,7 @@ class _Streams:
             self.acks.errors += acks.errors
             self.acks.duplicates += acks.duplicates
             self.acks.latencies.extend(acks.latencies)
+            self.acks.refused.update(acks.refused)
 
 
 async def _sender(target: Target, plan: Plan) -> _Streams:
@@ -399,12 +402,14 @@ async def _send(
         target = streams.target
         for k, i in enumerate(indexes):
             body = target.post_body(channels[i], (sent + k) // len(channels), now)
-            await streams.http.send(target.publish_path(channels[i]), body)
+            await streams.http.send(target.publish_path(channels[i]), body, 1, channels[i])
         return
     batch = plan.batch if plan.mode == "flood" else count
     for first in range(0, count, batch):
-        items = [grpc_entries[i].entry(now) for i in indexes[first : first + batch]]
-        await streams.grpc[0].send(items)
+        part = indexes[first : first + batch]
+        await streams.grpc[0].send(
+            [grpc_entries[i].entry(now) for i in part], [channels[i] for i in part]
+        )
 
 
 async def _ingest(streams: _Streams, plan: Plan) -> None:

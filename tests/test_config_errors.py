@@ -40,6 +40,7 @@ BAD_VALUES = {
     "nats_stream": "logs.gateway",
     "nats_replicas": "2",
     "nats_lost_channels": "0",
+    "nats_listed_channels": "-1",
     "max_entry_bytes": "64k",
     "max_message_bytes": "0",
     "max_inflation_ratio": "0.5",

@@ -192,3 +192,22 @@ async def test_lost_past_its_bound_is_a_stated_lower_bound(make: MakeNats) -> No
     await bounded_broker.open()
     [bounded] = await bounded_broker.lost(everything)
     assert (bounded.reason, bounded.lost, bounded.channels) == ("expired", 2, 2)
+
+
+async def test_a_listing_past_its_bound_is_refused_naming_it(make: MakeNats) -> None:
+    broker = make(nats_listed_channels=3)
+    await broker.open()
+    for i in range(4):
+        await broker.append([entry(f"logs:etl:run:{i}", "x")], None)
+    with pytest.raises(GatewayError) as refused:
+        await broker.channels([parse_pattern("logs:>")], None, 2)
+    assert refused.value.code is Code.INVALID_ARGUMENT
+    assert "at least 4 channels" in str(refused.value)
+    assert "--nats-listed-channels" in str(refused.value)
+    # The patterns of one listing share the bound.
+    halves = [parse_pattern("logs:etl:run:0"), parse_pattern("logs:etl:run:1")]
+    halves += [parse_pattern("logs:etl:run:2"), parse_pattern("logs:etl:run:3")]
+    with pytest.raises(GatewayError):
+        await broker.channels(halves, None, 2)
+    listed = await broker.channels(halves[:3], None, 5)
+    assert sorted(c.name for c in listed) == [f"logs:etl:run:{i}" for i in range(3)]

@@ -50,6 +50,7 @@ def nats_broker(config: Config, **options: Any) -> NatsBroker:
         stream=c.nats_stream,
         replicas=c.nats_replicas,
         lost_checked=c.nats_lost_channels,
+        listed=c.nats_listed_channels,
         **options,
     )
 

@@ -53,6 +53,7 @@ class NatsBroker:
         stream: str,
         replicas: int,
         lost_checked: int,
+        listed: int,
         timeout: float = 2.0,
     ) -> None:
         self._servers = [s.strip() for s in servers.split(",") if s.strip()]
@@ -63,7 +64,7 @@ class NatsBroker:
         self._nc = Client()
         self._publisher = Publisher(self._nc, stream, timeout)
         self._reader = Reader(self._nc, stream, timeout)
-        self._channels = Channels(self._nc, self._reader, stream, timeout, lost_checked)
+        self._channels = Channels(self._nc, self._reader, stream, timeout, lost_checked, listed)
         self._live = Live(self._nc, self.spec.live_prefix, self._stream_end, self._resync_all)
         self._resync: list[Callable[[], None]] = []
         self._epoch = ""

@@ -46,6 +46,14 @@ PAGE = 256  # messages per fetch
 CONSUMER_IDLE = 30.0  # seconds after which NATS deletes a read's consumer left behind
 
 
+class TooMany(Exception):
+    """A consumer had more messages pending than its reader would take."""
+
+    def __init__(self, pending: int) -> None:
+        super().__init__(pending)
+        self.pending = pending
+
+
 class Reader:
     def __init__(self, nc: Client, stream: str, timeout: float) -> None:
         self._nc = nc
@@ -127,10 +135,13 @@ class Reader:
             at = msg.metadata.timestamp.timestamp()
             yield decode(channel, seq, msg.headers, msg.data, at)
 
-    async def consume(self, pattern: Pattern, config: ConsumerConfig) -> AsyncGenerator[Msg, None]:
+    async def consume(
+        self, pattern: Pattern, config: ConsumerConfig, most: int | None = None
+    ) -> AsyncGenerator[Msg, None]:
         """What a short-lived consumer of `config` (its delivery and headers; in memory, one
         replica, no acks, deleted after) delivers on the channels `pattern` matches, PAGE
-        messages a fetch, until it has nothing pending."""
+        messages a fetch, until it has nothing pending; raises TooMany, before any fetch,
+        when more than `most` are pending."""
         subject = pattern_subject(self._stream, pattern)
         config.ack_policy, config.mem_storage, config.num_replicas = AckPolicy.NONE, True, 1
         config.inactive_threshold = CONSUMER_IDLE
@@ -142,6 +153,8 @@ class Reader:
         try:
             info = await sub.consumer_info()
             name, pending = info.name, info.num_pending or 0
+            if most is not None and pending > most:
+                raise TooMany(pending)
             while pending > 0:
                 try:
                     msgs = await sub.fetch(min(PAGE, pending), self._timeout)
