@@ -14,6 +14,9 @@ from dataclasses import dataclass
 
 import pytest
 
+from gateway.api.http.answer import OkAnswer
+from gateway.api.http.front_request import encoded, encoded_ok
+from gateway.api.http.serve import REQUEST_ID
 from tests.conftest import Running, running_gateway
 from tests.test_faults import history
 from tests.test_metrics import scrape, value
@@ -259,6 +262,20 @@ async def test_heads_past_the_bounds_are_refused(gw: Running) -> None:
     assert value(metrics, ended, reason="414") == 1
 
 
+@pytest.mark.parametrize("own", [(), (("Idempotent-Replayed", "true"),)])
+@pytest.mark.parametrize("close", [False, True])
+def test_an_ok_answer_is_written_as_the_web_response_it_stands_for(
+    own: tuple[tuple[str, str], ...], close: bool
+) -> None:
+    """The front writes a route's OkAnswer from its fields, byte for byte as it writes the
+    web.Response aiohttp gets for it."""
+    answer = OkAnswer(b'{"results":[]}', "application/json; charset=utf-8", own)
+    date = b"Mon, 07 Dec 2026 23:00:00 GMT"
+    response = answer.response()
+    response.headers[REQUEST_ID] = "req-1"
+    assert encoded_ok(answer, "req-1", date, close) == encoded(response, date, close)
+
+
 async def test_requests_the_front_does_not_serve_are_served_by_aiohttp_as_before(
     gw: Running,
 ) -> None:
@@ -280,6 +297,8 @@ async def test_requests_the_front_does_not_serve_are_served_by_aiohttp_as_before
         answer = await client.answer()
         assert answer.status == status, (name, answer)
         assert status != 200 or "x-request-id" in answer.headers  # through the pass
+        if status == 200:  # the OkAnswer as a web.Response
+            assert answer.headers["content-type"] == "application/json; charset=utf-8"
 
 
 async def test_a_hand_off_after_chunked_and_gzip_bodies_starts_at_the_next_request(

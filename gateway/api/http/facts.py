@@ -9,6 +9,8 @@ from typing import Protocol, TypeVar
 
 from aiohttp import web
 
+from gateway.api.http.answer import OkAnswer
+
 T = TypeVar("T")
 
 
@@ -63,4 +65,7 @@ class RequestFacts(Protocol):
     def __setitem__(self, key: web.RequestKey[T], value: T) -> None: ...
 
 
-FactsHandler = Callable[[RequestFacts], Awaitable[web.StreamResponse]]
+Reply = web.StreamResponse | OkAnswer
+"""What a route answers: an OkAnswer on the routes the front serves (the pass hands
+aiohttp its web.Response), else any response of aiohttp's."""
+FactsHandler = Callable[[RequestFacts], Awaitable[Reply]]

@@ -13,9 +13,10 @@ import httptools
 from multidict import CIMultiDict
 
 from gateway.api.http.access import CLIENT_CLOSED, AccessLine
-from gateway.api.http.facts import FactsHandler
+from gateway.api.http.answer import OkAnswer
+from gateway.api.http.facts import FactsHandler, Reply
 from gateway.api.http.front_limits import HeadRefused, head_refusal, refusal_bytes
-from gateway.api.http.front_request import FrontBody, FrontRequest, encoded
+from gateway.api.http.front_request import FrontBody, FrontRequest, encoded, encoded_ok
 from gateway.api.http.serve import REQUEST_ID
 
 if TYPE_CHECKING:
@@ -291,12 +292,9 @@ class Connection(asyncio.Protocol):
         status = CLIENT_CLOSED
         try:
             response = await self.front.serving.answer(request, handler)
-            status = response.status
-            response.headers[REQUEST_ID] = line.request_id
-            if self.front.cors.enabled:
-                self.front.cors.mark(request, response.headers)
             close = self.ends_after(request.content, keep_alive)
-            self.send(encoded(response, self.front.clock.date(), close))
+            status, data = self.encode(request, response, line.request_id, close)
+            self.send(data)
             return close
         except Exception:
             status = 500
@@ -306,6 +304,21 @@ class Connection(asyncio.Protocol):
         finally:
             if line.wanted:
                 line.write(status)
+
+    def encode(
+        self, request: FrontRequest, response: Reply, request_id: str, close: bool
+    ) -> tuple[int, bytes]:
+        """The status and bytes of the answer: an OkAnswer written from its own fields,
+        unless CORS headers join it; anything else from its web.Response."""
+        date, cors = self.front.clock.date(), self.front.cors
+        if isinstance(response, OkAnswer):
+            if not cors.enabled:
+                return 200, encoded_ok(response, request_id, date, close)
+            response = response.response()
+        response.headers[REQUEST_ID] = request_id
+        if cors.enabled:
+            cors.mark(request, response.headers)
+        return response.status, encoded(response, date, close)
 
     def ends_after(self, body: FrontBody, keep_alive: bool) -> bool:
         """Whether the connection ends after this answer."""

@@ -15,6 +15,7 @@ from typing import Any
 from aiohttp import web
 from multidict import CIMultiDict
 
+from gateway.api.http.answer import OkAnswer
 from gateway.core.errors import invalid
 
 SLICE = 1 << 16  # inflated bytes handed out per read, as aiohttp's reads of a body
@@ -215,3 +216,18 @@ def encoded(response: web.StreamResponse, date: bytes, close: bool) -> bytes:
 
 
 FRAMING = ("Content-Length", "Transfer-Encoding", "Connection", "Date")
+
+
+def encoded_ok(answer: OkAnswer, request_id: str, date: bytes, close: bool) -> bytes:
+    """`answer` as `encoded` writes the web.Response `answer.response()` makes, with its
+    request id (well-formed: http.access), from the answer's own fields."""
+    own = "".join([f"{name}: {value}\r\n" for name, value in answer.headers])
+    ending = b"Connection: close\r\n\r\n" if close else b"\r\n"
+    fields = (answer.content_type.encode(), own.encode(), request_id.encode(), date)
+    return OK_HEAD % (*fields, len(answer.body), ending) + answer.body
+
+
+# The head of an OkAnswer: the route's content type and own headers, the request id (the
+# header of http.serve.REQUEST_ID), the date, the length and how the connection goes on.
+OK_HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: %s\r\n%sX-Request-Id: %s\r\nDate: %s\r\n"
+OK_HEAD += b"Content-Length: %d\r\n%s"

@@ -1,0 +1,152 @@
+"""Instructions per single-entry POST under callgrind: the steady figure of a POST's CPU
+(`python -m bench.post_instructions [gateway|aiohttp|llhttp]`).
+
+The server runs under `valgrind --tool=callgrind` with counting off; one keep-alive
+connection sends `--warm` POSTs, then counting is turned on (`callgrind_control`) for
+`--posts` more, pipelined `--in-flight` at a time, and off again before the server stops.
+Only the server's user-space instructions are counted, so the figure does not depend on
+what else the machine does (docs/PERFORMANCE.md, CPU per single-entry POST): the run to
+run noise is about a thousand instructions a POST. `--keep FILE` keeps callgrind's output
+for `callgrind_annotate`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httptools
+
+from bench import entries
+from bench.servers import HOST, free_port
+from gateway.core.tokens import Signer
+
+ISSUER = AUDIENCE = "logs-gateway"
+CHANNEL = "logs:bench:calls:c0"
+
+
+def server_command(kind: str, port: int) -> list[str]:
+    if kind != "gateway":
+        llhttp = ["--llhttp"] if kind == "llhttp" else []
+        return [sys.executable, "-m", "bench.bare_http", str(port), *llhttp]
+    command = [sys.executable, "-m", "gateway", "serve", "--host", HOST, "--http-port", str(port)]
+    command += ["--grpc-port", str(free_port()), "--publish-rate", "0", "--log-level", "warning"]
+    return command
+
+
+def request(token: str) -> bytes:
+    body = entries.http_entry(CHANNEL, time.time_ns())
+    head = (
+        f"POST /api/logs/publish HTTP/1.1\r\nHost: {HOST}\r\nAuthorization: Bearer {token}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+class Answers:
+    """Counts the answers read on the connection; every one must be a 200."""
+
+    def __init__(self) -> None:
+        self.parser = httptools.HttpResponseParser(self)
+        self.count = 0
+
+    def on_message_complete(self) -> None:
+        status = self.parser.get_status_code()
+        if status != 200:
+            raise RuntimeError(f"a POST was answered {status}")
+        self.count += 1
+
+
+def post(sock: socket.socket, answers: Answers, one: bytes, count: int, in_flight: int) -> None:
+    """Send `count` POSTs, at most `in_flight` unanswered, and read every answer."""
+    sent, start = 0, answers.count
+    while answers.count - start < count:
+        ahead = min(in_flight - (sent - (answers.count - start)), count - sent)
+        if ahead > 0:
+            sock.sendall(one * ahead)
+            sent += ahead
+        answers.parser.feed_data(sock.recv(1 << 16))
+
+
+def connect(port: int, process: subprocess.Popen[bytes], timeout: float) -> socket.socket:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError("the server exited while starting")
+        try:
+            return socket.create_connection((HOST, port), timeout=60)
+        except OSError:
+            time.sleep(0.5)
+    raise TimeoutError("the server did not listen in time")
+
+
+def control(pid: int, *args: str) -> None:
+    subprocess.run(["callgrind_control", *args, str(pid)], check=True, capture_output=True)
+
+
+def totals(out: Path) -> int:
+    """The instructions counted in callgrind's output files (one per dump)."""
+    total = 0
+    for part in out.parent.glob(out.name + "*"):
+        for line in part.read_text().splitlines():
+            if line.startswith("totals:"):
+                total += int(line.split()[1])
+                break
+    return total
+
+
+def measure(kind: str, warm: int, posts: int, in_flight: int, keep: Path | None) -> float:
+    secret = secrets.token_hex(32)
+    signer = Signer(secret=secret.encode(), issuer=ISSUER, audience=AUDIENCE)
+    one = request(signer.mint("bench-service", publish=["logs:bench:>"], ttl=3600))
+    folder = Path(tempfile.mkdtemp(prefix="post-instructions-"))
+    out = folder / "callgrind.out"
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LOGS_GATEWAY_")}
+    env["LOGS_GATEWAY_JWT_SECRET"] = secret
+    command = ["valgrind", "--tool=callgrind", "--instr-atstart=no"]
+    command += [f"--callgrind-out-file={out}", *server_command(kind, port)]
+    process = subprocess.Popen(command, env=env, stderr=subprocess.DEVNULL)
+    try:
+        with connect(port, process, timeout=300) as sock:
+            answers = Answers()
+            post(sock, answers, one, warm, in_flight)
+            control(process.pid, "--instr=on")
+            post(sock, answers, one, posts, in_flight)
+            control(process.pid, "--instr=off")
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=120)
+        if keep is not None:
+            shutil.copy(out, keep)
+        return totals(out) / posts
+    finally:
+        if process.poll() is None:
+            process.kill()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "server", nargs="?", default="gateway", choices=["gateway", "aiohttp", "llhttp"]
+    )
+    parser.add_argument("--warm", type=int, default=300)
+    parser.add_argument("--posts", type=int, default=2000)
+    parser.add_argument("--in-flight", type=int, default=16)
+    parser.add_argument("--keep", type=Path, help="copy callgrind's output here")
+    a = parser.parse_args()
+    figure = measure(a.server, a.warm, a.posts, a.in_flight, a.keep)
+    print(f"{a.server}: {figure:,.0f} instructions per POST")
+
+
+if __name__ == "__main__":
+    main()
