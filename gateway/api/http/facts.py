@@ -29,7 +29,9 @@ class Body(Protocol):
         """The next slice of the body; b"" once it has all been read."""
         ...
 
-    def is_eof(self) -> bool: ...
+    def at_eof(self) -> bool:
+        """Whether the whole body has been received and read."""
+        ...
 
 
 class RequestFacts(Protocol):

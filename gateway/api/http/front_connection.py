@@ -125,12 +125,12 @@ class Connection(asyncio.Protocol):
         if handler is None:
             self.hand_off = True
             return
-        request = FrontRequest("POST", path.decode(), query.decode("latin-1"), headers)
         encoding = headers.get("Content-Encoding", "identity").lower()
-        request.content = FrontBody(
+        body = FrontBody(
             None if encoding == "identity" else encoding,
             None if "Expect" not in headers else self.send_continue,
         )
+        request = FrontRequest("POST", path.decode(), query.decode("latin-1"), headers, body)
         self.head.clear()
         self.parsing = request
         self.deadline = self.loop.time() + self.limits.idle_timeout

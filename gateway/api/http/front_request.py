@@ -86,7 +86,7 @@ class FrontBody:
         self.complete = True
         self._wake()
 
-    def is_eof(self) -> bool:
+    def at_eof(self) -> bool:
         return self.complete and not self._pieces and not self._inflate_pending()
 
     async def readany(self) -> bytes:
@@ -138,12 +138,14 @@ class FrontRequest:
 
     __slots__ = ("_values", "content", "headers", "method", "path", "query")
 
-    def __init__(self, method: str, path: str, query: str, headers: CIMultiDict[str]) -> None:
+    def __init__(
+        self, method: str, path: str, query: str, headers: CIMultiDict[str], content: FrontBody
+    ) -> None:
         self.method = method
         self.path = path
         self.query = query
         self.headers = headers
-        self.content: FrontBody = FrontBody(None, None)
+        self.content = content
         # What the pass keeps with the request (its Principal): one or two keys, found by
         # identity (a RequestKey hashes in Python).
         self._values: list[tuple[web.RequestKey[Any], Any]] = []
