@@ -11,10 +11,15 @@ import gzip
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any, cast
 
 import pytest
 
 from gateway.api.http.answer import OkAnswer
+from gateway.api.http.cors import Cors
+from gateway.api.http.front import Front
+from gateway.api.http.front_connection import PIPELINE, Connection
+from gateway.api.http.front_limits import FrontLimits
 from gateway.api.http.front_request import encoded, encoded_ok
 from gateway.api.http.serve import REQUEST_ID
 from tests.conftest import Running, running_gateway
@@ -260,6 +265,47 @@ async def test_heads_past_the_bounds_are_refused(gw: Running) -> None:
     ended = "logs_gateway_http_connections_ended_total"
     assert value(metrics, ended, reason="431") == 3
     assert value(metrics, ended, reason="414") == 1
+
+
+class Reads:
+    """A transport that records whether reading is paused, and takes what is written."""
+
+    def __init__(self) -> None:
+        self.paused = False
+        self.pauses = 0
+
+    def pause_reading(self) -> None:
+        self.paused = True
+        self.pauses += 1
+
+    def resume_reading(self) -> None:
+        self.paused = False
+
+    def write(self, data: bytes) -> None:
+        pass
+
+
+async def test_pipelined_requests_are_read_ahead_with_their_bodies_up_to_the_bound() -> None:
+    """PIPELINE requests are read ahead of their answers, the last one's body too (a client
+    with that many in flight does not stop the reads each time); one more waits."""
+
+    async def route(request: object) -> OkAnswer:
+        raise AssertionError("not answered in this test")
+
+    limits = FrontLimits(header_timeout=1.0, idle_timeout=2.0, max_connections=10)
+    front = Front(
+        cast(Any, None), {"/api/logs/publish": route}, cast(Any, None), Cors(frozenset()), limits
+    )
+    connection, transport = Connection(front), Reads()
+    connection.connection_made(cast(Any, transport))
+    one = f"{PUBLISH}Content-Length: 2\r\n\r\n{{}}".encode()
+    connection.data_received(one * PIPELINE)
+    assert not transport.pauses and len(connection.queue) == PIPELINE
+    assert all(request.content.complete for request, _, _ in connection.queue)
+    connection.data_received(one)
+    assert transport.paused and len(connection.queue) == PIPELINE
+    assert connection.serving is not None
+    connection.serving.cancel()
 
 
 @pytest.mark.parametrize("own", [(), (("Idempotent-Replayed", "true"),)])

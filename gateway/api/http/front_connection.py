@@ -206,7 +206,11 @@ class Connection(asyncio.Protocol):
         return piece
 
     def blocked(self) -> bool:
-        if self.hand_off or self.refusal is not None or len(self.queue) >= PIPELINE:
+        if self.hand_off or self.refusal is not None:
+            return True
+        # At most PIPELINE requests ahead; the body of the last one read is still read (a
+        # client with PIPELINE in flight would otherwise stop and start the reads each time).
+        if len(self.queue) >= PIPELINE and self.state == HEAD:
             return True
         if not self.writable:  # the client does not read its answers
             return True
