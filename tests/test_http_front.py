@@ -322,6 +322,12 @@ def test_an_ok_answer_is_written_as_the_web_response_it_stands_for(
     assert encoded_ok(answer, "req-1", date, close) == encoded(response, date, close)
 
 
+def test_an_ok_answer_with_a_line_break_in_a_header_is_not_written() -> None:
+    answer = OkAnswer(b"{}", "application/json", (("X-Note", "a\r\nSet-Cookie: x=1"),))
+    with pytest.raises(ValueError, match="line break"):
+        encoded_ok(answer, "req-1", b"date", False)
+
+
 async def test_requests_the_front_does_not_serve_are_served_by_aiohttp_as_before(
     gw: Running,
 ) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 import zlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from email.utils import formatdate
 from http.cookies import SimpleCookie
 from typing import Any
@@ -199,10 +199,7 @@ def encoded(response: web.StreamResponse, date: bytes, close: bool) -> bytes:
     if not isinstance(response, web.Response) or not isinstance(response.body, bytes):
         raise TypeError("the front answers with a web.Response of bytes only")
     headers = response.headers
-    fields = "".join([f"{name}: {value}\r\n" for name, value in headers.items()])
-    # A header the route set must neither split nor frame the answer.
-    if fields.count("\n") != len(headers) or fields.count("\r") != len(headers):
-        raise ValueError("a header holds a line break")
+    fields = header_lines(headers.items(), len(headers))
     if any(name in headers for name in FRAMING):
         raise ValueError("the route set a header the front sets")
     body = response.body
@@ -220,10 +217,19 @@ def encoded(response: web.StreamResponse, date: bytes, close: bool) -> bytes:
 FRAMING = ("Content-Length", "Transfer-Encoding", "Connection", "Date")
 
 
+def header_lines(pairs: Iterable[tuple[str, str]], count: int) -> str:
+    """The lines of `count` headers a route set; ValueError for a name or value holding a
+    line break, which would split or frame the answer."""
+    lines = "".join([f"{name}: {value}\r\n" for name, value in pairs])
+    if lines.count("\n") != count or lines.count("\r") != count:
+        raise ValueError("a header holds a line break")
+    return lines
+
+
 def encoded_ok(answer: OkAnswer, request_id: str, date: bytes, close: bool) -> bytes:
     """`answer` as `encoded` writes the web.Response `answer.response()` makes, with its
     request id (well-formed: http.access), from the answer's own fields."""
-    own = "".join([f"{name}: {value}\r\n" for name, value in answer.headers])
+    own = header_lines(answer.headers, len(answer.headers)) if answer.headers else ""
     ending = b"Connection: close\r\n\r\n" if close else b"\r\n"
     fields = (answer.content_type.encode(), own.encode(), request_id.encode(), date)
     return OK_HEAD % (*fields, len(answer.body), ending) + answer.body
