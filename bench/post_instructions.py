@@ -43,10 +43,10 @@ def server_command(kind: str, port: int) -> list[str]:
     return command
 
 
-def request(token: str) -> bytes:
+def request(token: str, path: str) -> bytes:
     body = entries.http_entry(CHANNEL, time.time_ns())
     head = (
-        f"POST /api/logs/publish HTTP/1.1\r\nHost: {HOST}\r\nAuthorization: Bearer {token}\r\n"
+        f"POST {path} HTTP/1.1\r\nHost: {HOST}\r\nAuthorization: Bearer {token}\r\n"
         f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
     )
     return head.encode() + body
@@ -107,7 +107,8 @@ def totals(out: Path) -> int:
 def measure(kind: str, warm: int, posts: int, in_flight: int, keep: Path | None) -> float:
     secret = secrets.token_hex(32)
     signer = Signer(secret=secret.encode(), issuer=ISSUER, audience=AUDIENCE)
-    one = request(signer.mint("bench-service", publish=["logs:bench:>"], ttl=3600))
+    token = signer.mint("bench-service", publish=["logs:bench:>"], ttl=3600)
+    one = request(token, "/api/logs/publish" if kind == "gateway" else "/")
     folder = Path(tempfile.mkdtemp(prefix="post-instructions-"))
     out = folder / "callgrind.out"
     port = free_port()
