@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
+from time import monotonic
 from typing import TYPE_CHECKING, cast
 
 import httptools
@@ -47,7 +48,7 @@ class Connection(asyncio.Protocol):
         self.loop = asyncio.get_running_loop()
         self.parser = httptools.HttpRequestParser(self)
         self.transport: asyncio.Transport | None = None
-        self.deadline = self.loop.time() + self.limits.header_timeout
+        self.deadline = monotonic() + self.limits.header_timeout
         self.buffer = b""  # received; fed to llhttp up to `at`
         self.at = 0
         self.head = bytearray()  # the head being parsed, as received (for a hand-off)
@@ -103,7 +104,7 @@ class Connection(asyncio.Protocol):
     # -- llhttp callbacks ------------------------------------------------------------------
 
     def on_message_begin(self) -> None:
-        self.deadline = self.loop.time() + self.limits.header_timeout
+        self.deadline = monotonic() + self.limits.header_timeout
         self.url = b""
         self.fields = []
 
@@ -133,7 +134,7 @@ class Connection(asyncio.Protocol):
         request = FrontRequest("POST", path.decode(), query.decode("latin-1"), headers, body)
         self.head.clear()
         self.parsing = request
-        self.deadline = self.loop.time() + self.limits.idle_timeout
+        self.deadline = monotonic() + self.limits.idle_timeout
         if "Transfer-Encoding" in headers:
             self.state = CHUNKED
         else:
@@ -145,7 +146,7 @@ class Connection(asyncio.Protocol):
     def on_body(self, piece: bytes) -> None:
         if self.parsing is not None and not self.parsing.content.dropped:
             self.parsing.content.feed(piece)
-            self.deadline = self.loop.time() + self.limits.idle_timeout
+            self.deadline = monotonic() + self.limits.idle_timeout
 
     def on_message_complete(self) -> None:
         if self.parsing is not None:
@@ -284,7 +285,7 @@ class Connection(asyncio.Protocol):
                     self.transport.close()
                 return
             if not self.queue and self.parsing is None:
-                self.deadline = self.loop.time() + self.limits.idle_timeout
+                self.deadline = monotonic() + self.limits.idle_timeout
             self.advance()  # what was held back while the answers were owed
         self.serving = None
         self.flush()
@@ -330,7 +331,7 @@ class Connection(asyncio.Protocol):
             # The rest is parsed and dropped, never inflated, for `linger` seconds at most
             # (as aiohttp's lingering): its client reads the answer, not a reset.
             body.discard()
-            self.deadline = self.loop.time() + self.limits.linger
+            self.deadline = monotonic() + self.limits.linger
         # A compressed body not read whole ends the connection, never inflated (http.bodies);
         # so does one its client holds back until `100 Continue` (RFC 9110 10.1.1).
         close = not keep_alive or self.eof or self.front.closing or body.awaited
