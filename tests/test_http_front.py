@@ -11,9 +11,17 @@ import gzip
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any, cast
 
 import pytest
 
+from gateway.api.http.answer import OkAnswer
+from gateway.api.http.cors import Cors
+from gateway.api.http.front import Front
+from gateway.api.http.front_connection import PIPELINE, Connection
+from gateway.api.http.front_limits import FrontLimits
+from gateway.api.http.front_request import encoded, encoded_ok
+from gateway.api.http.serve import REQUEST_ID
 from tests.conftest import Running, running_gateway
 from tests.test_faults import history
 from tests.test_metrics import scrape, value
@@ -259,6 +267,67 @@ async def test_heads_past_the_bounds_are_refused(gw: Running) -> None:
     assert value(metrics, ended, reason="414") == 1
 
 
+class Reads:
+    """A transport that records whether reading is paused, and takes what is written."""
+
+    def __init__(self) -> None:
+        self.paused = False
+        self.pauses = 0
+
+    def pause_reading(self) -> None:
+        self.paused = True
+        self.pauses += 1
+
+    def resume_reading(self) -> None:
+        self.paused = False
+
+    def write(self, data: bytes) -> None:
+        pass
+
+
+async def test_pipelined_requests_are_read_ahead_with_their_bodies_up_to_the_bound() -> None:
+    """PIPELINE requests are read ahead of their answers, the last one's body too (a client
+    with that many in flight does not stop the reads each time); one more waits."""
+
+    async def route(request: object) -> OkAnswer:
+        raise AssertionError("not answered in this test")
+
+    limits = FrontLimits(header_timeout=1.0, idle_timeout=2.0, max_connections=10)
+    front = Front(
+        cast(Any, None), {"/api/logs/publish": route}, cast(Any, None), Cors(frozenset()), limits
+    )
+    connection, transport = Connection(front), Reads()
+    connection.connection_made(cast(Any, transport))
+    one = f"{PUBLISH}Content-Length: 2\r\n\r\n{{}}".encode()
+    connection.data_received(one * PIPELINE)
+    assert not transport.pauses and len(connection.queue) == PIPELINE
+    assert all(request.content.complete for request, _, _ in connection.queue)
+    connection.data_received(one)
+    assert transport.paused and len(connection.queue) == PIPELINE
+    assert connection.serving is not None
+    connection.serving.cancel()
+
+
+@pytest.mark.parametrize("own", [(), (("Idempotent-Replayed", "true"),)])
+@pytest.mark.parametrize("close", [False, True])
+def test_an_ok_answer_is_written_as_the_web_response_it_stands_for(
+    own: tuple[tuple[str, str], ...], close: bool
+) -> None:
+    """The front writes a route's OkAnswer from its fields, byte for byte as it writes the
+    web.Response aiohttp gets for it."""
+    answer = OkAnswer(b'{"results":[]}', "application/json; charset=utf-8", own)
+    date = b"Mon, 07 Dec 2026 23:00:00 GMT"
+    response = answer.response()
+    response.headers[REQUEST_ID] = "req-1"
+    assert encoded_ok(answer, "req-1", date, close) == encoded(response, date, close)
+
+
+def test_an_ok_answer_with_a_line_break_in_a_header_is_not_written() -> None:
+    answer = OkAnswer(b"{}", "application/json", (("X-Note", "a\r\nSet-Cookie: x=1"),))
+    with pytest.raises(ValueError, match="line break"):
+        encoded_ok(answer, "req-1", b"date", False)
+
+
 async def test_requests_the_front_does_not_serve_are_served_by_aiohttp_as_before(
     gw: Running,
 ) -> None:
@@ -280,6 +349,8 @@ async def test_requests_the_front_does_not_serve_are_served_by_aiohttp_as_before
         answer = await client.answer()
         assert answer.status == status, (name, answer)
         assert status != 200 or "x-request-id" in answer.headers  # through the pass
+        if status == 200:  # the OkAnswer as a web.Response
+            assert answer.headers["content-type"] == "application/json; charset=utf-8"
 
 
 async def test_a_hand_off_after_chunked_and_gzip_bodies_starts_at_the_next_request(

@@ -30,7 +30,7 @@ from gateway.api.http.listing import ChannelsHandler
 from gateway.api.http.metrics import MetricsHandler
 from gateway.api.http.ops import OpsHandlers
 from gateway.api.http.publish import PublishHandler
-from gateway.api.http.serve import Serving
+from gateway.api.http.serve import Serving, post
 from gateway.api.http.stream import StreamHandler, StreamSettings
 from gateway.api.otlp.export import SERVICE as OTLP_SERVICE
 from gateway.api.otlp.export import OtlpExport
@@ -270,8 +270,8 @@ class Gateway:
             web.get("/api/logs/stream", stream.handle, allow_head=False),
             web.get("/api/logs/channels", ChannelsHandler(self.broker).handle),
             web.get("/api/logs/history", history.handle),
-            web.post(PUBLISH, publish.handle),
-            web.post(OTLP_PATH, otlp.handle),
+            post(PUBLISH, publish.handle),
+            post(OTLP_PATH, otlp.handle),
             web.get("/health", ops.health),
             web.get("/ready", ops.ready),
             web.get("/admin/logs/stats", ops.stats),

@@ -29,9 +29,13 @@ MAX_TOKEN_BYTES = 8192
 OWN_RULES: tuple[Rule, ...] = (LogsClaimRule(),)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class Principal:
-    """Who a verified token speaks for and what it may do."""
+    """Who a verified token speaks for and what it may do.
+
+    Compared and hashed by identity: the verifier hands out one Principal per token while it
+    remembers it, and publish verdicts are kept by (Principal, channel) (core.ingest), so a
+    publish hashes it every time; by its fields that was two Python calls a hash."""
 
     subject: str
     publish: tuple[Pattern, ...]

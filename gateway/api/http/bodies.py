@@ -21,7 +21,7 @@ from collections import Counter
 
 from aiohttp import web
 
-from gateway.api.http.facts import RequestFacts
+from gateway.api.http.facts import Body, RequestFacts
 from gateway.core.errors import Code, GatewayError
 
 # The inflation ratio is checked past this many inflated bytes: a small body of repeated
@@ -47,16 +47,22 @@ class BodyReader:
         if length is not None and length > self.max_bytes:
             raise self._refuse(SIZE)
         content = request.content
-        body = bytearray()
+        first = await content.readany()
+        self._check(len(first), content)
+        if content.at_eof():  # the whole body in one read, as most are: no copy
+            return first
+        body = bytearray(first)
         while chunk := await content.readany():
             body += chunk
-            if len(body) > self.max_bytes:
-                raise self._refuse(SIZE)
-            if len(body) > RATIO_FROM_BYTES and len(body) > self.max_ratio * max(
-                1, content.total_raw_bytes
-            ):
-                raise self._refuse(RATIO)
+            self._check(len(body), content)
         return bytes(body)
+
+    def _check(self, size: int, content: Body) -> None:
+        """Refuse a body that inflates to `size` bytes so far."""
+        if size > self.max_bytes:
+            raise self._refuse(SIZE)
+        if size > RATIO_FROM_BYTES and size > self.max_ratio * max(1, content.total_raw_bytes):
+            raise self._refuse(RATIO)
 
     def _refuse(self, limit: str) -> GatewayError:
         self.refused[limit] += 1

@@ -9,6 +9,8 @@ from typing import Protocol, TypeVar
 
 from aiohttp import web
 
+from gateway.api.http.answer import OkAnswer
+
 T = TypeVar("T")
 
 
@@ -27,7 +29,9 @@ class Body(Protocol):
         """The next slice of the body; b"" once it has all been read."""
         ...
 
-    def is_eof(self) -> bool: ...
+    def at_eof(self) -> bool:
+        """Whether the whole body has been received and read."""
+        ...
 
 
 class RequestFacts(Protocol):
@@ -63,4 +67,7 @@ class RequestFacts(Protocol):
     def __setitem__(self, key: web.RequestKey[T], value: T) -> None: ...
 
 
-FactsHandler = Callable[[RequestFacts], Awaitable[web.StreamResponse]]
+Reply = web.StreamResponse | OkAnswer
+"""What a route answers: an OkAnswer on the routes the front serves (the pass hands
+aiohttp its web.Response), else any response of aiohttp's."""
+FactsHandler = Callable[[RequestFacts], Awaitable[Reply]]

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable, Mapping
+from time import monotonic
 
 from aiohttp import web
 
@@ -121,8 +122,10 @@ class Front:
         return Counted(self.aiohttp(), self.closed)
 
     def expire(self) -> None:
-        """Close the connections past their deadline (a head sent too slowly, idle)."""
-        now = asyncio.get_running_loop().time()
+        """Close the connections past their deadline (a head sent too slowly, idle).
+        Deadlines are on `time.monotonic`, the clock of asyncio's loop, read without a
+        Python call (three a POST otherwise)."""
+        now = monotonic()
         for connection in [c for c in self.connections if c.deadline < now]:
             connection.expire()
 

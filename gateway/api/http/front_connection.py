@@ -7,15 +7,17 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
+from time import monotonic
 from typing import TYPE_CHECKING, cast
 
 import httptools
 from multidict import CIMultiDict
 
 from gateway.api.http.access import CLIENT_CLOSED, AccessLine
-from gateway.api.http.facts import FactsHandler
+from gateway.api.http.answer import OkAnswer
+from gateway.api.http.facts import FactsHandler, Reply
 from gateway.api.http.front_limits import HeadRefused, head_refusal, refusal_bytes
-from gateway.api.http.front_request import FrontBody, FrontRequest, encoded
+from gateway.api.http.front_request import FrontBody, FrontRequest, encoded, encoded_ok
 from gateway.api.http.serve import REQUEST_ID
 
 if TYPE_CHECKING:
@@ -46,7 +48,7 @@ class Connection(asyncio.Protocol):
         self.loop = asyncio.get_running_loop()
         self.parser = httptools.HttpRequestParser(self)
         self.transport: asyncio.Transport | None = None
-        self.deadline = self.loop.time() + self.limits.header_timeout
+        self.deadline = monotonic() + self.limits.header_timeout
         self.buffer = b""  # received; fed to llhttp up to `at`
         self.at = 0
         self.head = bytearray()  # the head being parsed, as received (for a hand-off)
@@ -102,7 +104,7 @@ class Connection(asyncio.Protocol):
     # -- llhttp callbacks ------------------------------------------------------------------
 
     def on_message_begin(self) -> None:
-        self.deadline = self.loop.time() + self.limits.header_timeout
+        self.deadline = monotonic() + self.limits.header_timeout
         self.url = b""
         self.fields = []
 
@@ -124,15 +126,15 @@ class Connection(asyncio.Protocol):
         if handler is None:
             self.hand_off = True
             return
-        request = FrontRequest("POST", path.decode(), query.decode("latin-1"), headers)
         encoding = headers.get("Content-Encoding", "identity").lower()
-        request.content = FrontBody(
+        body = FrontBody(
             None if encoding == "identity" else encoding,
             None if "Expect" not in headers else self.send_continue,
         )
+        request = FrontRequest("POST", path.decode(), query.decode("latin-1"), headers, body)
         self.head.clear()
         self.parsing = request
-        self.deadline = self.loop.time() + self.limits.idle_timeout
+        self.deadline = monotonic() + self.limits.idle_timeout
         if "Transfer-Encoding" in headers:
             self.state = CHUNKED
         else:
@@ -144,7 +146,7 @@ class Connection(asyncio.Protocol):
     def on_body(self, piece: bytes) -> None:
         if self.parsing is not None and not self.parsing.content.dropped:
             self.parsing.content.feed(piece)
-            self.deadline = self.loop.time() + self.limits.idle_timeout
+            self.deadline = monotonic() + self.limits.idle_timeout
 
     def on_message_complete(self) -> None:
         if self.parsing is not None:
@@ -205,7 +207,11 @@ class Connection(asyncio.Protocol):
         return piece
 
     def blocked(self) -> bool:
-        if self.hand_off or self.refusal is not None or len(self.queue) >= PIPELINE:
+        if self.hand_off or self.refusal is not None:
+            return True
+        # At most PIPELINE requests ahead; the body of the last one read is still read (a
+        # client with PIPELINE in flight would otherwise stop and start the reads each time).
+        if len(self.queue) >= PIPELINE and self.state == HEAD:
             return True
         if not self.writable:  # the client does not read its answers
             return True
@@ -279,7 +285,7 @@ class Connection(asyncio.Protocol):
                     self.transport.close()
                 return
             if not self.queue and self.parsing is None:
-                self.deadline = self.loop.time() + self.limits.idle_timeout
+                self.deadline = monotonic() + self.limits.idle_timeout
             self.advance()  # what was held back while the answers were owed
         self.serving = None
         self.flush()
@@ -291,12 +297,9 @@ class Connection(asyncio.Protocol):
         status = CLIENT_CLOSED
         try:
             response = await self.front.serving.answer(request, handler)
-            status = response.status
-            response.headers[REQUEST_ID] = line.request_id
-            if self.front.cors.enabled:
-                self.front.cors.mark(request, response.headers)
             close = self.ends_after(request.content, keep_alive)
-            self.send(encoded(response, self.front.clock.date(), close))
+            status, data = self.encode(request, response, line.request_id, close)
+            self.send(data)
             return close
         except Exception:
             status = 500
@@ -307,13 +310,28 @@ class Connection(asyncio.Protocol):
             if line.wanted:
                 line.write(status)
 
+    def encode(
+        self, request: FrontRequest, response: Reply, request_id: str, close: bool
+    ) -> tuple[int, bytes]:
+        """The status and bytes of the answer: an OkAnswer written from its own fields,
+        unless CORS headers join it; anything else from its web.Response."""
+        date, cors = self.front.clock.date(), self.front.cors
+        if isinstance(response, OkAnswer):
+            if not cors.enabled:
+                return 200, encoded_ok(response, request_id, date, close)
+            response = response.response()
+        response.headers[REQUEST_ID] = request_id
+        if cors.enabled:
+            cors.mark(request, response.headers)
+        return response.status, encoded(response, date, close)
+
     def ends_after(self, body: FrontBody, keep_alive: bool) -> bool:
         """Whether the connection ends after this answer."""
         if not body.complete:
             # The rest is parsed and dropped, never inflated, for `linger` seconds at most
             # (as aiohttp's lingering): its client reads the answer, not a reset.
             body.discard()
-            self.deadline = self.loop.time() + self.limits.linger
+            self.deadline = monotonic() + self.limits.linger
         # A compressed body not read whole ends the connection, never inflated (http.bodies);
         # so does one its client holds back until `100 Continue` (RFC 9110 10.1.1).
         close = not keep_alive or self.eof or self.front.closing or body.awaited

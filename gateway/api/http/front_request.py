@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 import zlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from email.utils import formatdate
 from http.cookies import SimpleCookie
 from typing import Any
@@ -15,6 +15,7 @@ from typing import Any
 from aiohttp import web
 from multidict import CIMultiDict
 
+from gateway.api.http.answer import OkAnswer
 from gateway.core.errors import invalid
 
 SLICE = 1 << 16  # inflated bytes handed out per read, as aiohttp's reads of a body
@@ -85,7 +86,7 @@ class FrontBody:
         self.complete = True
         self._wake()
 
-    def is_eof(self) -> bool:
+    def at_eof(self) -> bool:
         return self.complete and not self._pieces and not self._inflate_pending()
 
     async def readany(self) -> bytes:
@@ -137,12 +138,14 @@ class FrontRequest:
 
     __slots__ = ("_values", "content", "headers", "method", "path", "query")
 
-    def __init__(self, method: str, path: str, query: str, headers: CIMultiDict[str]) -> None:
+    def __init__(
+        self, method: str, path: str, query: str, headers: CIMultiDict[str], content: FrontBody
+    ) -> None:
         self.method = method
         self.path = path
         self.query = query
         self.headers = headers
-        self.content: FrontBody = FrontBody(None, None)
+        self.content = content
         # What the pass keeps with the request (its Principal): one or two keys, found by
         # identity (a RequestKey hashes in Python).
         self._values: list[tuple[web.RequestKey[Any], Any]] = []
@@ -196,10 +199,7 @@ def encoded(response: web.StreamResponse, date: bytes, close: bool) -> bytes:
     if not isinstance(response, web.Response) or not isinstance(response.body, bytes):
         raise TypeError("the front answers with a web.Response of bytes only")
     headers = response.headers
-    fields = "".join([f"{name}: {value}\r\n" for name, value in headers.items()])
-    # A header the route set must neither split nor frame the answer.
-    if fields.count("\n") != len(headers) or fields.count("\r") != len(headers):
-        raise ValueError("a header holds a line break")
+    fields = header_lines(headers.items(), len(headers))
     if any(name in headers for name in FRAMING):
         raise ValueError("the route set a header the front sets")
     body = response.body
@@ -215,3 +215,27 @@ def encoded(response: web.StreamResponse, date: bytes, close: bool) -> bytes:
 
 
 FRAMING = ("Content-Length", "Transfer-Encoding", "Connection", "Date")
+
+
+def header_lines(pairs: Iterable[tuple[str, str]], count: int) -> str:
+    """The lines of `count` headers a route set; ValueError for a name or value holding a
+    line break, which would split or frame the answer."""
+    lines = "".join([f"{name}: {value}\r\n" for name, value in pairs])
+    if lines.count("\n") != count or lines.count("\r") != count:
+        raise ValueError("a header holds a line break")
+    return lines
+
+
+def encoded_ok(answer: OkAnswer, request_id: str, date: bytes, close: bool) -> bytes:
+    """`answer` as `encoded` writes the web.Response `answer.response()` makes, with its
+    request id (well-formed: http.access), from the answer's own fields."""
+    own = header_lines(answer.headers, len(answer.headers)) if answer.headers else ""
+    ending = b"Connection: close\r\n\r\n" if close else b"\r\n"
+    fields = (answer.content_type.encode(), own.encode(), request_id.encode(), date)
+    return OK_HEAD % (*fields, len(answer.body), ending) + answer.body
+
+
+# The head of an OkAnswer: the route's content type and own headers, the request id (the
+# header of http.serve.REQUEST_ID), the date, the length and how the connection goes on.
+OK_HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: %s\r\n%sX-Request-Id: %s\r\nDate: %s\r\n"
+OK_HEAD += b"Content-Length: %d\r\n%s"

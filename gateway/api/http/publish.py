@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from aiohttp import web
 
 from gateway.api.convert import entry_from_json
+from gateway.api.http.answer import OkAnswer
 from gateway.api.http.auth import TokenPolicy, principal_of, requires_token
 from gateway.api.http.bodies import BodyReader
 from gateway.api.http.facts import RequestFacts
@@ -17,6 +17,7 @@ from gateway.core.idempotency import HEADER, request_key
 from gateway.core.ingest import BatchOutcome, Ingest
 
 JSON = "application/json"
+JSON_UTF8 = "application/json; charset=utf-8"
 REPLAYED = "Idempotent-Replayed"
 
 
@@ -26,7 +27,7 @@ class PublishHandler:
         self._bodies = bodies
 
     @requires_token(TokenPolicy())  # the header only: a cookie never publishes (no CSRF)
-    async def handle(self, request: RequestFacts) -> web.Response:
+    async def handle(self, request: RequestFacts) -> OkAnswer:
         principal = principal_of(request)
         _require_json(request)
         body = await self._bodies.read(request)
@@ -55,7 +56,7 @@ def _entries(body: bytes) -> list[Any]:
     return raw
 
 
-def _answer(batch: BatchOutcome, lone: bool) -> web.Response:
+def _answer(batch: BatchOutcome, lone: bool) -> OkAnswer:
     """200 with a result per entry; a lone entry refused answers with its own status."""
     results: list[dict[str, Any]] = []
     for o in batch.outcomes:
@@ -65,9 +66,6 @@ def _answer(batch: BatchOutcome, lone: bool) -> web.Response:
             results.append({"error": {"code": o.code.slug, "message": o.message}})
         else:
             results.append({"offset": o.offset, "cursor": encode_cursor(batch.epoch, o.seq)})
-    # orjson's bytes as they are (json_response would encode a str made from them again).
-    body = orjson.dumps({"results": results})
-    answer = web.Response(body=body, content_type=JSON, charset="utf-8")
-    if batch.duplicate:  # the first answer again: a resend under the same key
-        answer.headers[REPLAYED] = "true"
-    return answer
+    # The first answer again, for a resend under the same key, says so.
+    replayed = ((REPLAYED, "true"),) if batch.duplicate else ()
+    return OkAnswer(orjson.dumps({"results": results}), JSON_UTF8, replayed)

@@ -13,22 +13,22 @@ unknown to the pass, and the route would skip authentication.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable
-from typing import TypeVar
+from typing import TypeVar, cast
 
 from aiohttp import web
 
 from gateway.api.http.access import ACCESS_LINE, CLIENT_CLOSED, AccessLine
+from gateway.api.http.answer import OkAnswer
 from gateway.api.http.auth import Check, Handler, authorizer
 from gateway.api.http.bodies import close_inflating
 from gateway.api.http.cors import Cors
 from gateway.api.http.errors import error_answer
-from gateway.api.http.facts import RequestFacts
+from gateway.api.http.facts import Reply, RequestFacts
 from gateway.core.errors import GatewayError
 from gateway.core.tokens import Verifier
 
 REQUEST_ID = "X-Request-Id"
 R = TypeVar("R", bound=RequestFacts)
-Answer = web.StreamResponse
 
 
 class Serving:
@@ -65,6 +65,8 @@ class Serving:
             # The pass is the innermost middleware: `handler` is the route's own, or for
             # a path no route takes, aiohttp's raising its 404 or 405.
             response = await self.answer(request, handler)
+            if isinstance(response, OkAnswer):
+                response = response.response()
             status = response.status
             if not response.prepared:
                 response.headers[REQUEST_ID] = line.request_id
@@ -81,7 +83,7 @@ class Serving:
             if line.wanted and not line.deferred:
                 line.write(status)
 
-    async def answer(self, request: R, handler: Callable[[R], Awaitable[Answer]]) -> Answer:
+    async def answer(self, request: R, handler: Callable[[R], Awaitable[Reply]]) -> Reply:
         """`handler`'s answer to `request` after the route's checks (a preflight's answer,
         its token), or the JSON answer to what they raised (http.errors.error_answer);
         what that does not answer propagates. Both servers' one pass: aiohttp's requests
@@ -124,3 +126,9 @@ class Serving:
                     f"{route.method} {resource} is not served through http.serve: "
                     "it would skip authentication"
                 )
+
+
+def post(path: str, handler: Callable[[RequestFacts], Awaitable[Reply]]) -> web.RouteDef:
+    """A POST route whose handler may answer an OkAnswer: aiohttp sends the web.Response the
+    pass makes of it (the pass serves every route: `Serving._check_routes`)."""
+    return web.post(path, cast(Handler, handler))

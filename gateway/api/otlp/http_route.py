@@ -12,11 +12,11 @@ from __future__ import annotations
 import math
 
 from aiohttp import web
-from google.protobuf.message import Message
 
+from gateway.api.http.answer import OkAnswer
 from gateway.api.http.auth import TokenPolicy, principal_of, requires_token
 from gateway.api.http.bodies import BodyReader
-from gateway.api.http.facts import RequestFacts
+from gateway.api.http.facts import Reply, RequestFacts
 from gateway.api.otlp.export import OtlpExport, status_of
 from gateway.api.otlp.json_mapping import to_json
 from gateway.core.errors import GatewayError, invalid
@@ -33,7 +33,7 @@ class OtlpHttpHandler:
         self._bodies = bodies
 
     @requires_token(TokenPolicy(refusal=lambda request, e: _refused(request, e)))
-    async def handle(self, request: RequestFacts) -> web.Response:
+    async def handle(self, request: RequestFacts) -> Reply:
         as_json = request.content_type == JSON
         try:
             if not as_json and request.content_type != PROTOBUF:
@@ -47,23 +47,19 @@ class OtlpHttpHandler:
             response = await self._export(principal, body, as_json, key)
         except GatewayError as e:
             return _refused(request, e)
-        return _encoded(response, as_json, 200, None)
-
-
-def _encoded(
-    message: Message, as_json: bool, status: int, retry_after: float | None
-) -> web.Response:
-    response = web.Response(
-        body=to_json(message) if as_json else message.SerializeToString(),
-        status=status,
-        content_type=JSON if as_json else PROTOBUF,
-    )
-    if retry_after is not None:
-        response.headers["Retry-After"] = str(max(1, math.ceil(retry_after)))
-    return response
+        body = to_json(response) if as_json else response.SerializeToString()
+        return OkAnswer(body, JSON if as_json else PROTOBUF)
 
 
 def _refused(request: RequestFacts, error: GatewayError) -> web.Response:
     """A refusal as OTLP clients read it: a google.rpc.Status in the request's encoding."""
     as_json = request.content_type == JSON
-    return _encoded(status_of(error), as_json, error.code.http_status, error.retry_after)
+    status = status_of(error)
+    response = web.Response(
+        body=to_json(status) if as_json else status.SerializeToString(),
+        status=error.code.http_status,
+        content_type=JSON if as_json else PROTOBUF,
+    )
+    if error.retry_after is not None:
+        response.headers["Retry-After"] = str(max(1, math.ceil(error.retry_after)))
+    return response
