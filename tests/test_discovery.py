@@ -119,3 +119,11 @@ def test_visible_never_widens_a_tokens_rights() -> None:
     assert [p.text for p in visible(who, parse_pattern(">"))] == ["logs:*:ws1:>", "logs:faas:ws2"]
     assert [p.text for p in visible(who, parse_pattern("logs:etl:ws1:wf1"))] == ["logs:etl:ws1:wf1"]
     assert visible(who, parse_pattern("logs:etl:ws2:>")) == []
+
+
+def test_visible_leaves_out_a_part_another_covers() -> None:
+    # Each channel is visited once: logs:etl:ws1:> adds none that logs:*:ws1:> lacks.
+    grant = (parse_pattern("logs:etl:ws1:>"), parse_pattern("logs:*:ws1:>"))
+    who = Principal("alice", (), grant, False, 0.0, "t")
+    assert [p.text for p in visible(who, parse_pattern(">"))] == ["logs:*:ws1:>"]
+    assert [p.text for p in visible(who, parse_pattern("logs:etl:>"))] == ["logs:etl:ws1:>"]

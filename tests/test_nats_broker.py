@@ -192,6 +192,7 @@ async def test_lost_past_its_bound_is_a_stated_lower_bound(make: MakeNats) -> No
     await bounded_broker.open()
     [bounded] = await bounded_broker.lost(everything)
     assert (bounded.reason, bounded.lost, bounded.channels) == ("expired", 2, 2)
+    assert bounded_broker.usage().bounds_reached == {"lost_channels": 1}
 
 
 async def test_a_listing_past_its_bound_is_refused_naming_it(make: MakeNats) -> None:
@@ -202,8 +203,9 @@ async def test_a_listing_past_its_bound_is_refused_naming_it(make: MakeNats) -> 
     with pytest.raises(GatewayError) as refused:
         await broker.channels([parse_pattern("logs:>")], None, 2)
     assert refused.value.code is Code.INVALID_ARGUMENT
-    assert "at least 4 channels" in str(refused.value)
+    assert "would read at least 4 channels" in str(refused.value)
     assert "--nats-listed-channels" in str(refused.value)
+    assert broker.usage().bounds_reached == {"listed_channels": 1}  # the metric's count
     # The patterns of one listing share the bound.
     halves = [parse_pattern("logs:etl:run:0"), parse_pattern("logs:etl:run:1")]
     halves += [parse_pattern("logs:etl:run:2"), parse_pattern("logs:etl:run:3")]

@@ -167,6 +167,15 @@ class GatewayCollector:
             ("cause",),
             [((cause,), n) for cause, n in usage.evicted.items()],
         )
+        yield _labelled(
+            CounterMetricFamily,
+            "broker_bounds_reached",
+            "Reads the broker refused or answered as a lower bound at a bound of its own, by"
+            " bound (NATS: listed_channels, --nats-listed-channels; lost_channels,"
+            " --nats-lost-channels).",
+            ("bound",),
+            [((bound,), n) for bound, n in usage.bounds_reached.items()],
+        )
         yield _gauge(
             "subscribed_channels",
             "Channels and patterns with at least one live subscriber.",

@@ -22,7 +22,7 @@ so a start by time costs a walk back (`read_before`) to the first older entry.
 from __future__ import annotations
 
 import bisect
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -123,14 +123,17 @@ class Loss:
 @dataclass(frozen=True, slots=True)
 class Usage:
     """What a broker holds: channels with retained entries, those entries, their bytes
-    (None where the broker cannot tell cheaply), entries evicted so far by cause, and the
-    bytes kept to recognise resent batches (None where they are not in this process)."""
+    (None where the broker cannot tell cheaply), entries evicted so far by cause, the
+    bytes kept to recognise resent batches (None where they are not in this process), and
+    the reads refused or answered as a lower bound at a bound of the broker's own, by
+    bound."""
 
     channels: int
     entries: int | None = None
     bytes: int | None = None
     evicted: dict[str, int] = field(default_factory=dict)  # "age", "count", "memory"
     dedup_bytes: int | None = None
+    bounds_reached: Mapping[str, int] = field(default_factory=dict)
 
 
 # A page's bounds: what one read of history holds in memory and costs the loop (or Redis)

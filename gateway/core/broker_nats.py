@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncGenerator, Callable, Sequence
+from dataclasses import replace
 
 from nats.aio.client import Client
 from nats.errors import Error as NatsError
@@ -218,8 +219,8 @@ class NatsBroker:
 
     def usage(self) -> Usage:
         """Channels (subjects), entries' messages and bytes in the stream, as last read
-        (every STATE_EVERY seconds)."""
-        return self._usage
+        (every STATE_EVERY seconds), and the listings and loss counts cut at a bound."""
+        return replace(self._usage, bounds_reached=self._channels.bounds_reached)
 
     async def close(self) -> None:
         if self._closed:

@@ -19,6 +19,7 @@ import heapq
 import logging
 import math
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
@@ -61,6 +62,8 @@ class Channels:
         self._lost_checked = lost_checked  # --nats-lost-channels
         self._listed = listed  # --nats-listed-channels
         self._reader = reader
+        # Reads refused or cut short at a bound, by bound (Usage.bounds_reached).
+        self.bounds_reached: Counter[str] = Counter()
         self._js = nc.jetstream(timeout=timeout)
         self._stream = stream
         self._timeout = timeout
@@ -104,17 +107,19 @@ class Channels:
                 raise self._too_many(patterns, len(heads) + e.pending) from None
         return list(heads.values())
 
-    def _too_many(self, patterns: Sequence[Pattern], matched: int) -> GatewayError:
+    def _too_many(self, patterns: Sequence[Pattern], heads: int) -> GatewayError:
+        """The refusal of a listing that would read `heads` channels' newest messages (the
+        patterns' counts added up: a channel two of them match counts twice)."""
         texts = ",".join(p.text for p in patterns)
+        self.bounds_reached["listed_channels"] += 1
         log.warning(
             "channels(): too many channels to list; refused",
-            extra={"patterns": texts, "matched": matched, "bound": self._listed},
+            extra={"patterns": texts, "heads": heads, "bound": self._listed},
         )
         return GatewayError(
             Code.INVALID_ARGUMENT,
-            f"{texts} match{'es' if len(patterns) == 1 else ''} at least {matched} channels; "
-            f"this gateway lists at most {self._listed} at once (--nats-listed-channels): "
-            "name a narrower pattern",
+            f"listing {texts} would read at least {heads} channels; this gateway reads at "
+            f"most {self._listed} a listing (--nats-listed-channels): name a narrower pattern",
         )
 
     async def lost(self, patterns: Sequence[Pattern], exact: bool) -> list[Gap]:
@@ -128,6 +133,7 @@ class Channels:
             names = [n for n in await self._matching([pattern]) if n not in seen]
             room = self._lost_checked - len(seen)
             if len(names) > room:
+                self.bounds_reached["lost_channels"] += 1
                 log.warning(
                     "lost(): too many channels to count; reporting a lower bound",
                     extra={"pattern": pattern.text, "matched": len(names), "checked": room},

@@ -66,5 +66,8 @@ def visible(principal: Principal, wanted: Pattern) -> list[Pattern]:
     or a token whose rights cover `wanted`: all of it)."""
     if principal.admin or any(g.covers(wanted) for g in principal.subscribe):
         return [wanted]
-    parts = (intersect(wanted, g) for g in principal.subscribe)
-    return list({p.text: p for p in parts if p is not None}.values())
+    parts = {p.text: p for g in principal.subscribe if (p := intersect(wanted, g)) is not None}
+    # A part another part covers adds no channel, only a second visit of its channels.
+    return [
+        p for p in parts.values() if not any(o is not p and o.covers(p) for o in parts.values())
+    ]

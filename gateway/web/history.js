@@ -13,7 +13,11 @@ const DENSITY = { compact: 20, normal: 24, roomy: 30 };
 async function getJson(path, query) {
   const response = await fetch(`${path}?${query}`, { credentials: 'same-origin' });
   const body = await response.json().catch(() => ({}));
-  if (!response.ok) throw new Error(body.error?.message ?? `HTTP ${response.status}`);
+  if (!response.ok) {
+    throw Object.assign(new Error(body.error?.message ?? `HTTP ${response.status}`), {
+      status: response.status,
+    });
+  }
   return body;
 }
 
@@ -112,8 +116,12 @@ export async function fillPicker(select, pattern, open) {
     });
     select.append(...options);
     document.getElementById('channel-list')?.append(...answer.channels.map((c) => new Option(c.channel)));
-  } catch {
-    select.options[0].textContent = 'no channels to list (sign in)';
+  } catch (error) {
+    // Signed out: say how to go on; any other refusal (a listing past the broker's bound,
+    // say) in its own words.
+    select.options[0].textContent =
+      error.status === 401 ? 'no channels to list (sign in)' : `channels not listed: ${error.message}`;
+    select.title = error.message;
   }
 }
 

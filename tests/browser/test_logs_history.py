@@ -20,6 +20,7 @@ from tests.browser.conftest import (
     wait_for_async,
 )
 from tests.conftest import Running, entry, running_gateway
+from tests.nats_cluster import NatsCluster
 
 FAAS = f"logs:faas:{WORKSPACE}:fn1"
 BASE_NS = 1_796_000_000_000_000_000  # 2026-11-30, a minute between stamped entries
@@ -95,6 +96,23 @@ async def test_picker_channel_column_density_hint_and_connect_button(page: Page)
         await page.screenshot(path=artifact("history-picker.png"))
         await page.get_by_role("button", name="Disconnect").click()
         await expect(page.get_by_role("button", name="Connect Live Logs")).to_be_visible()
+
+
+async def test_the_picker_shows_a_refused_listing_in_its_own_words(
+    page: Page, nats_server: NatsCluster
+) -> None:
+    # More channels than this gateway lists at once (a NATS broker's bound): the picker
+    # says why it is empty, not "sign in".
+    async with running_gateway(
+        broker=nats_server.url, nats_stream="picker-refusal", nats_listed_channels=1
+    ) as gw:
+        await publish_stamped(gw, ETL, 1)
+        await publish_stamped(gw, FAAS, 1)
+        await sign_in(page, gw.http)
+        first = page.locator("#picker option").first
+        await expect(first).to_contain_text("channels not listed: listing")
+        await expect(first).to_contain_text("reads at most 1 a listing (--nats-listed-channels)")
+        await expect(page.locator("#picker option")).to_have_count(1)
 
 
 # The message of the row at the middle of the list, and where its top is.
