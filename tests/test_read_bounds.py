@@ -43,7 +43,7 @@ async def test_a_bystander_keeps_its_pace_while_200_viewers_tail_everything_and_
         gw = bench_gateway(run)
         names = [f"logs:etl:ws{i % 100}:run-{i}" for i in range(CHANNELS)]
         await read_bounds.fill(gw, names, 1, 100)
-        sizes = read_bounds.Sizes(viewers=VIEWERS, resumes=RESUMES, resume_seconds=20.0)
+        sizes = read_bounds.Sizes(viewers=VIEWERS, resumes=RESUMES, resume_seconds=10.0)
         with gw.bystander() as bystander:
             await asyncio.sleep(2)
             bystander.window()

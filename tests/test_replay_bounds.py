@@ -60,23 +60,20 @@ async def test_a_grpc_resume_of_100_000_entries_succeeds_for_a_client_that_reads
         cursor = await fill(gw, ENTRIES)
         token = gw.token(subscribe=[ETL])
 
-        def read_all() -> list[int]:
-            with grpc.insecure_channel(gw.grpc_target) as channel:
-                stream = pb_grpc.LogStreamStub(channel).Subscribe(
-                    pb.SubscribeRequest(channels=[ETL], cursor=cursor),
-                    metadata=[("authorization", f"Bearer {token}")],
-                )
-                offsets = []
-                for event in stream:
-                    if not event.HasField("entry"):
-                        continue  # the ready event
-                    offsets.append(event.entry.offset)
-                    if len(offsets) == ENTRIES:
-                        stream.cancel()
-                        break
-                return offsets
-
-        assert await asyncio.to_thread(read_all) == list(range(ENTRIES))
+        offsets = []
+        async with grpc.aio.insecure_channel(gw.grpc_target) as channel:
+            stream = pb_grpc.LogStreamStub(channel).Subscribe(
+                pb.SubscribeRequest(channels=[ETL], cursor=cursor),
+                metadata=[("authorization", f"Bearer {token}")],
+            )
+            async for event in stream:
+                if not event.HasField("entry"):
+                    continue  # the ready event
+                offsets.append(event.entry.offset)
+                if len(offsets) == ENTRIES:
+                    stream.cancel()
+                    break
+        assert offsets == list(range(ENTRIES))
 
 
 def rss_kib(pid: int) -> int:
