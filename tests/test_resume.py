@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
+import httpx
+
 from tests.conftest import Running, entry, running_gateway
 from tests.sse_client import open_stream
+
+README = Path(__file__).resolve().parent.parent / "README.md"
 
 ETL = "logs:etl:workspace123:workflow456"
 FAAS = "logs:faas:workspace123:function789"
@@ -51,6 +58,26 @@ async def test_resume_with_pattern_includes_new_channels(gw: Running) -> None:
     async with open_stream(gw.http, "logs:etl:>", sub, last_event_id=cursor) as stream:
         await stream.next()
         assert [e.data["message"] for e in await stream.take(1)] == ["n1"]
+
+
+async def test_the_readme_shows_the_ready_event_a_live_start_sends(gw: Running) -> None:
+    # The README's stream example is a live start (no tail, no Last-Event-ID): its first
+    # frame has the fields the gateway sends, in their order, an id among them.
+    example = re.search(r"### The SSE stream\n\n```\n(.*?)\n\n", README.read_text(), re.S)
+    assert example is not None
+    shown = [line.split(":", 1)[0] for line in example.group(1).splitlines()]
+    headers = {"Authorization": f"Bearer {gw.token(subscribe=['logs:>'])}"}
+    async with (
+        httpx.AsyncClient(timeout=5) as client,
+        client.stream("GET", gw.http + "/api/logs/stream?channels=logs:>", headers=headers) as got,
+    ):
+        first = b""
+        async for chunk in got.aiter_bytes():
+            first += chunk
+            if b"\n\n" in first:
+                break
+    sent = [line.split(b":", 1)[0].decode() for line in first.split(b"\n\n")[0].splitlines()]
+    assert shown == sent == ["retry", "id", "event", "data"]
 
 
 async def test_query_cursor_resumes_like_the_header(gw: Running) -> None:
