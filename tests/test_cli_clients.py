@@ -83,6 +83,30 @@ def test_help_explains_every_verb(verb: str, capsys: pytest.CaptureFixture[str])
     assert other not in text
 
 
+DEMO_CHANNELS = (
+    "logs:etl:workspace123:workflow456",
+    "logs:faas:workspace123:function789",
+    "logs:analytics:workspace123",
+)
+
+
+@pytest.mark.parametrize("verb", ["tail", "channels", "history"])
+def test_help_explains_the_pattern_syntax(
+    verb: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Where a user types a pattern, its help says what `*` and `>` match, on channels the
+    # demo really has (issue 25: the syntax was only in docs/DESIGN.md).
+    monkeypatch.setenv("COLUMNS", "100")  # a narrow terminal would break channel names
+    with pytest.raises(SystemExit):
+        main([verb, "--help"])
+    text = " ".join(capsys.readouterr().out.split())  # argparse wraps to the terminal
+    assert "'*' is any one segment" in text
+    assert "'>' (last) any one or more" in text
+    for channel in DEMO_CHANNELS:
+        assert channel in text
+    assert "'logs:*:workspace123' 'logs:*:workspace123:>'" in text
+
+
 @pytest.mark.parametrize(
     ("argv", "expected"),
     [

@@ -96,5 +96,12 @@ def test_the_printed_commands_reach_the_demo_gateway() -> None:
     finally:
         os.killpg(demo.pid, signal.SIGINT)
         demo.wait(timeout=30)
+        rest = demo.stdout.read()  # all it printed after the banner, to its end
         demo.stdout.close()
     assert not env_file.exists()  # removed with the run it describes
+    # One banner, the demo's (not also the gateway's dev one), and no token on the
+    # terminal: they are in the env file only.
+    printed = f"{banner}\n{rest}"
+    assert printed.count("== logs-gateway demo") == 1, printed
+    assert "logs-gateway (dev mode)" not in printed
+    assert "eyJ" not in printed  # every JWT starts so (base64 of '{"')

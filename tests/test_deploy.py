@@ -238,6 +238,29 @@ def test_compose_holds_no_secret_value(services: dict[str, Any]) -> None:
                 assert re.fullmatch(r"\$\{[A-Z_]+:\?[^}]+\}", value), key
 
 
+def header_comment(path: Path) -> str:
+    """The comment lines a compose file opens with, where a reader looks first."""
+    lines = path.read_text().splitlines()
+    header = []
+    for line in lines:
+        if not line.startswith("#"):
+            break
+        header.append(line.lstrip("# "))
+    return " ".join(header)
+
+
+def test_compose_files_with_a_project_name_say_they_need_compose_v2() -> None:
+    # A top-level `name:` makes the 1.x `docker-compose` refuse the file with no hint of the
+    # version it needs, so the header must say so (issue 25).
+    files = sorted(ROOT.glob("*compose*.y*ml"))
+    named = [f for f in files if "name" in (yaml.safe_load(f.read_text()) or {})]
+    assert {f.name for f in named} >= set(COMPOSE_FILES)
+    for path in named:
+        header = header_comment(path)
+        assert "Compose v2" in header, path.name
+        assert "`docker compose`" in header, path.name
+
+
 # -- deploy/nginx.conf ------------------------------------------------------------------
 
 Block = list[dict[str, Any]]

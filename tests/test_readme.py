@@ -1,4 +1,5 @@
-"""The README's configuration table names every setting, with its flag, variable and default."""
+"""The README's configuration table names every setting, with its flag, variable and default;
+its pattern section explains both wildcards on the demo's channels."""
 
 from __future__ import annotations
 
@@ -23,3 +24,20 @@ def test_configuration_table_lists_every_setting() -> None:
         assert env == s.env
         if s.default not in ("", False):  # the table shows a dash and "off"
             assert default == f"`{shown(s.default)}`", s.name
+
+
+def section(title: str) -> str:
+    """One `## title` section of the README, whitespace collapsed (lines wrap anywhere)."""
+    text = README.read_text().split(f"\n## {title}\n", 1)[1].split("\n## ", 1)[0]
+    return " ".join(text.split())
+
+
+def test_channels_and_patterns_explains_both_wildcards() -> None:
+    text = section("Channels and patterns")
+    assert "`*` is any one segment" in text
+    assert "`>`, only as the last segment, any one or more" in text
+    for channel in ("etl:workspace123:workflow456", "faas:workspace123:function789"):
+        assert f"`logs:{channel}`" in text
+    # The case that surprised a user: `>` needs at least one segment after the workspace.
+    assert "`logs:*:workspace123:>` holds the first two demo channels but not" in text
+    assert "`logs:analytics:workspace123` (nothing follows its workspace)" in text

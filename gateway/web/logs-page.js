@@ -24,7 +24,9 @@ const ERRORS = {
   not_found: 'Not found',
 };
 const HINTS = {
-  401: 'Sign in first. In dev mode: /dev/login?user=NAME&workspace=ID',
+  401:
+    "Sign in first: your app's backend sets the logs_gateway_token cookie (README, " +
+    '"Signing in in production"). In dev mode: /dev/login?user=NAME&workspace=ID',
   403: 'This sign-in has no rights to these channels.',
 };
 const THEMES = ['auto', 'dark', 'light'];

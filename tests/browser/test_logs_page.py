@@ -124,8 +124,12 @@ async def test_user_without_rights_sees_a_clear_error(page: Page) -> None:
         await record_states(page)
         await page.get_by_role("button", name="Connect Live Logs").click()
         await wait_state(page, "error")
-        assert "missing bearer token" in await page.inner_text("#problem")
-        assert "/dev/login" in await page.inner_text("#problem")
+        problem = await page.inner_text("#problem")
+        assert "missing bearer token" in problem
+        # How a real deployment signs the browser in, and the dev-mode shortcut.
+        assert "backend sets the logs_gateway_token cookie" in problem
+        assert "Signing in in production" in problem
+        assert "In dev mode: /dev/login?user=NAME&workspace=ID" in problem
 
         # Signed in for another workspace. The tab asked to be connected before, so the
         # page connects by itself after loading.
