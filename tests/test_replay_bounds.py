@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -208,3 +209,50 @@ async def test_a_subscriber_behind_a_dead_path_is_found_by_the_server_s_pings() 
         await wait_for(lambda: hub.subscriptions == 0, timeout=30)
         reader.cancel()
         call.cancel()
+
+
+async def test_sse_replays_take_the_process_read_turns_one_page_at_a_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Replays read their pages in the read turns the process shares (catch_up.CatchUp):
+    one page at a time however many streams replay, so a loop turn never runs the slices
+    of many reads (with a turn of its own per stream, 20 resumes held every loop turn
+    10-25 ms: bench/read_bounds.py)."""
+    channels = [f"logs:etl:ws1:run-{i}" for i in range(3_000)]  # one entry each: a walk
+    async with running_gateway(publish_rate=0.0) as gw:
+        assert gw.gateway is not None
+        pub = gw.token(publish=["logs:>"])
+        for start in range(0, len(channels), 1_000):
+            batch = [entry(c, "x") for c in channels[start : start + 1_000]]
+            await gw.publish(pub, [batch], producer=f"p{start}")
+        broker = gw.gateway.broker
+        read_after = broker.read_after
+        reading, most = 0, 0
+
+        async def counted(*args: object, **kwargs: object) -> AsyncIterator[object]:
+            nonlocal reading, most
+            pages = read_after(*args, **kwargs)  # type: ignore[arg-type]
+            try:
+                while True:
+                    reading += 1
+                    most = max(most, reading)
+                    try:
+                        page = await anext(pages)
+                    except StopAsyncIteration:
+                        return
+                    finally:
+                        reading -= 1
+                    yield page
+            finally:
+                await pages.aclose()
+
+        monkeypatch.setattr(broker, "read_after", counted)
+        sub = gw.token(subscribe=["logs:etl:>"])
+
+        async def resume() -> int:
+            async with open_stream(gw.http, "logs:etl:>", sub, last_event_id="zz-0") as stream:
+                await stream.next()
+                return len(await stream.take(len(channels), timeout=30))
+
+        assert await asyncio.gather(*(resume() for _ in range(5))) == [len(channels)] * 5
+        assert most == 1, f"{most} page reads of SSE replays were under way at once"

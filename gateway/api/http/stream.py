@@ -156,7 +156,9 @@ class StreamHandler:
         # so a connection holds its send buffer and one page whatever the history.
         size = PageSize(bytes=min(PAGE.bytes, self._settings.max_buffer))
         async with self._setups:
-            start = await catch_up(self._broker, sub.patterns, cursor, tail, sub.min_severity, size)
+            start = await catch_up(
+                self._broker, sub.patterns, cursor, tail, sub.min_severity, size, self._turns
+            )
             epoch = self._broker.epoch
 
             def encode(page: Page) -> tuple[bool, bytes]:
