@@ -104,8 +104,9 @@ class Config:
     nats_listed_channels: int = setting(
         10_000,
         casts.positive_int,
-        "NATS broker: channels one listing of channels may match (each read once); past "
-        "it the listing is refused, asking for a narrower pattern",
+        "NATS broker: channels one listing of channels may read (a channel two of its "
+        "patterns match counts twice); past it the listing is refused, asking for a "
+        "narrower pattern",
     )
     history_entries: int = setting(1000, casts.positive_int, "entries kept per channel")
     history_seconds: float = setting(600.0, casts.positive_float, "seconds an entry is kept")
